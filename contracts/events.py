@@ -1,0 +1,108 @@
+"""Event envelope and payload schemas. Every message on the ``crm.events`` exchange is an envelope
+(version ``ENVELOPE_VERSION``) whose ``payload`` follows the schema registered for its
+``(event_type, schema_version)``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from contracts import fields as f
+from contracts.rpc import Address
+
+ENVELOPE_VERSION = 1
+EVENTS_EXCHANGE = "crm.events"
+
+
+class Actor(Schema):
+    user_id = fields.String(required=True)
+    role = fields.String(required=True)
+    agent_id = fields.String(load_default=None, allow_none=True)
+
+
+class Envelope(Schema):
+    envelope_version = fields.Integer(required=True, validate=validate.Equal(ENVELOPE_VERSION))
+    event_id = fields.UUID(required=True)
+    event_type = fields.String(required=True, validate=validate.Regexp(r"^[a-z_]+\.[a-z_]+$"))
+    schema_version = fields.Integer(required=True, validate=validate.Range(min=1))
+    occurred_at = fields.AwareDateTime(required=True)
+    context = fields.String(required=True)
+    aggregate_type = fields.String(required=True)
+    aggregate_id = fields.UUID(required=True)
+    aggregate_version = fields.Integer(required=True, validate=validate.Range(min=1))
+    global_position = fields.Integer(required=True, validate=validate.Range(min=1))
+    correlation_id = fields.String(required=True)
+    causation_id = fields.String(load_default=None, allow_none=True)
+    actor = fields.Nested(Actor, required=True)
+    payload = fields.Dict(required=True)
+
+
+class CustomerRegisteredV1(Schema):
+    customer_id = fields.UUID(required=True)
+    full_name = fields.String(required=True)
+    national_id = f.national_id(required=True)
+    mobile_phone = fields.String(required=True)
+    email = fields.String(required=True, allow_none=True)
+    date_of_birth = fields.Date(required=True)
+    address = fields.Nested(Address, required=True)
+    owning_agent_id = f.agent_id(required=True)
+
+
+class PolicySoldV1(Schema):
+    policy_number = fields.String(required=True)
+    customer_id = fields.UUID(required=True)
+    product = f.one_of(f.PRODUCTS, required=True)
+    annual_premium = f.money(required=True)
+    start_date = fields.Date(required=True)
+    end_date = fields.Date(required=True)
+    term_years = fields.Integer(required=True, strict=True)
+    agent_id = f.agent_id(required=True)
+
+
+class ComplaintOpenedV1(Schema):
+    ticket_id = fields.UUID(required=True)
+    customer_id = fields.UUID(required=True)
+    channel = f.one_of(f.CHANNELS, required=True)
+    category = f.one_of(f.COMPLAINT_CATEGORIES, required=True)
+    priority = f.one_of(f.PRIORITIES, required=True)
+    description = fields.String(required=True)
+    sla_deadline = fields.AwareDateTime(required=True)
+
+
+class ComplaintClosedV1(Schema):
+    ticket_id = fields.UUID(required=True)
+    customer_id = fields.UUID(required=True)
+    resolution = fields.String(required=True)
+    satisfaction = fields.Integer(required=True, strict=True, validate=validate.Range(1, 5))
+    closed_within_sla = fields.Boolean(required=True)
+
+
+PAYLOAD_SCHEMAS: dict[tuple[str, int], type[Schema]] = {
+    ("customer.registered", 1): CustomerRegisteredV1,
+    ("sales.policy_sold", 1): PolicySoldV1,
+    ("service_desk.complaint_opened", 1): ComplaintOpenedV1,
+    ("service_desk.complaint_closed", 1): ComplaintClosedV1,
+}
+
+
+def validate_message(message: dict[str, Any]) -> dict[str, Any]:
+    """Validate a published message against the envelope and its payload schema. Returns the
+    errors keyed by field (``payload.<name>`` for payload fields); empty when valid."""
+    errors: dict[str, Any] = dict(Envelope().validate(message))
+    key = (message.get("event_type"), message.get("schema_version"))
+    schema = PAYLOAD_SCHEMAS.get(key)  # type: ignore[arg-type]
+    if schema is None:
+        errors["event_type"] = [f"unknown_event_type: no schema for {key[0]} v{key[1]}"]
+    elif isinstance(message.get("payload"), dict):
+        for name, problems in schema().validate(message["payload"]).items():
+            errors[f"payload.{name}"] = problems
+    return errors
+
+
+def parse_message(message: dict[str, Any]) -> dict[str, Any]:
+    """The message as given, after checking it; raises ValidationError naming the bad fields."""
+    errors = validate_message(message)
+    if errors:
+        raise ValidationError(errors)
+    return message

@@ -1,0 +1,85 @@
+"""Field types shared by event and RPC schemas."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from marshmallow import fields, validate
+
+from contracts.validators import not_blank, rule, validate_national_id
+
+AGENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+MOBILE_PHONE_PATTERN = r"^(\+86)?1[3-9]\d{9}$"
+PRODUCTS = ("life", "health", "auto", "property")
+CHANNELS = ("phone", "email", "web", "sms", "in_person")
+PRIORITIES = ("urgent", "ordinary")
+COMPLAINT_CATEGORIES = (
+    "claims",
+    "billing",
+    "policy_service",
+    "sales_practice",
+    "agent_conduct",
+    "product",
+    "other",
+)
+POLICY_STATUSES = ("active", "lapsed", "cancelled", "expired")
+
+
+def text(max_length: int, **kwargs: object) -> fields.String:
+    return fields.String(
+        validate=[
+            validate.Length(min=1, max=max_length, error="length: must be 1 to {max} characters"),
+            not_blank,
+        ],
+        **kwargs,
+    )
+
+
+def uuid_field(**kwargs: object) -> fields.UUID:
+    return fields.UUID(**kwargs)
+
+
+def agent_id(**kwargs: object) -> fields.String:
+    return fields.String(
+        validate=validate.Regexp(
+            AGENT_ID_PATTERN,
+            error="format: 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+        ),
+        **kwargs,
+    )
+
+
+def national_id(**kwargs: object) -> fields.String:
+    return fields.String(validate=validate_national_id, **kwargs)
+
+
+def mobile_phone(**kwargs: object) -> fields.String:
+    return fields.String(
+        validate=validate.Regexp(
+            MOBILE_PHONE_PATTERN, error="format: an 11-digit PRC mobile number, optionally +86"
+        ),
+        **kwargs,
+    )
+
+
+def one_of(choices: tuple[str, ...], **kwargs: object) -> fields.String:
+    return fields.String(
+        validate=validate.OneOf(choices, error="one_of: must be one of {choices}"), **kwargs
+    )
+
+
+def money(**kwargs: object) -> fields.Decimal:
+    """A positive amount in yuan with at most two decimals, carried as a string."""
+    return fields.Decimal(
+        as_string=True,
+        validate=[
+            validate.Range(min=0, min_inclusive=False, error="positive: must be greater than 0"),
+            validate.Range(max=10**12, error="range: must be at most {max}"),
+            rule(
+                "precision",
+                lambda amount: amount == amount.quantize(Decimal("0.01")),
+                "at most two decimal places",
+            ),
+        ],
+        **kwargs,
+    )

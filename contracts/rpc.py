@@ -1,0 +1,112 @@
+"""RPC request payload schemas, version 1. Unknown fields are refused so that a typo is an error,
+not a silently ignored value."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from contracts import fields as f
+from contracts.validators import national_id_birth_date, normalise_national_id, rule
+
+
+class Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class Address(Strict):
+    line1 = f.text(200, required=True)
+    line2 = f.text(200, load_default=None, allow_none=True)
+    city = f.text(100, required=True)
+    province = f.text(100, required=True)
+    postal_code = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Regexp(r"^\d{6}$", error="format: six digits"),
+    )
+    country = fields.String(
+        load_default="CN",
+        validate=validate.Regexp(r"^[A-Z]{2}$", error="format: ISO 3166 alpha-2 code"),
+    )
+
+
+def _plausible_birth_date(value: date) -> bool:
+    return date(1900, 1, 1) <= value <= date.today()
+
+
+class RegisterCustomer(Strict):
+    full_name = f.text(200, required=True)
+    national_id = f.national_id(required=True)
+    mobile_phone = f.mobile_phone(required=True)
+    email = fields.Email(load_default=None, allow_none=True)
+    date_of_birth = fields.Date(
+        required=True,
+        validate=rule("range", _plausible_birth_date, "must be between 1900-01-01 and today"),
+    )
+    address = fields.Nested(Address, required=True)
+    owning_agent_id = f.agent_id(required=True)
+
+    @validates_schema
+    def birth_date_matches_national_id(self, data: dict[str, Any], **_: Any) -> None:
+        national_id = normalise_national_id(data["national_id"])
+        if national_id_birth_date(national_id) != data["date_of_birth"]:
+            raise ValidationError(
+                "matches_national_id: must equal the birth date encoded in the national id",
+                field_name="date_of_birth",
+            )
+
+
+class GetCustomer(Strict):
+    customer_id = f.uuid_field(required=True)
+
+
+class SellPolicy(Strict):
+    customer_id = f.uuid_field(required=True)
+    product = f.one_of(f.PRODUCTS, required=True)
+    annual_premium = f.money(required=True)
+    start_date = fields.Date(required=True)
+    term_years = fields.Integer(
+        strict=True,
+        required=True,
+        validate=validate.Range(min=1, max=100, error="range: must be between {min} and {max}"),
+    )
+
+
+class GetPolicy(Strict):
+    policy_number = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^POL-[0-9A-F]{16}$", error="format: POL- and 16 hex digits"),
+    )
+
+
+class OpenComplaint(Strict):
+    customer_id = f.uuid_field(required=True)
+    channel = f.one_of(f.CHANNELS, required=True)
+    category = f.one_of(f.COMPLAINT_CATEGORIES, required=True)
+    priority = f.one_of(f.PRIORITIES, required=True)
+    description = f.text(4000, required=True)
+
+
+class CloseComplaint(Strict):
+    ticket_id = f.uuid_field(required=True)
+    resolution = f.text(4000, required=True)
+    satisfaction = fields.Integer(
+        strict=True,
+        required=True,
+        validate=validate.Range(min=1, max=5, error="range: must be between {min} and {max}"),
+    )
+
+
+class GetTicket(Strict):
+    ticket_id = f.uuid_field(required=True)
+
+
+class GetCustomer360(Strict):
+    customer_id = f.uuid_field(required=True)
+
+
+class Ping(Strict):
+    pass

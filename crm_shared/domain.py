@@ -1,0 +1,80 @@
+"""The shared kernel of the write-side domains: an aggregate base whose events carry who caused them
+and under which public name they are published. Pure: no I/O."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from eventsourcing.domain import Aggregate
+
+from crm_shared.auth import Caller
+
+_BASE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
+
+
+@dataclass(frozen=True)
+class CommandMeta:
+    """Why an event happened: the request it belongs to and who asked."""
+
+    correlation_id: str
+    causation_id: str | None
+    actor: Caller
+
+    def as_event_meta(self) -> dict[str, Any]:
+        return {
+            "correlation_id": self.correlation_id,
+            "causation_id": self.causation_id,
+            "actor": self.actor.as_actor(),
+        }
+
+    @classmethod
+    def new(cls, actor: Caller, correlation_id: str | None = None) -> CommandMeta:
+        return cls(correlation_id or str(uuid.uuid4()), None, actor)
+
+
+def json_ready(value: Any) -> Any:
+    """Event attribute values as plain JSON types (decimals as strings, dates in ISO 8601)."""
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(v) for v in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+class CrmAggregate(Aggregate):
+    class Event(Aggregate.Event):
+        # correlation_id, causation_id and actor of the command that caused the event.
+        meta: dict[str, Any]
+        # The public event type ("<context>.<event>"); None keeps an event internal.
+        EVENT_TYPE: ClassVar[str | None] = None
+        SCHEMA_VERSION: ClassVar[int] = 1
+
+        def public_payload(self) -> dict[str, Any]:
+            return {
+                f.name: json_ready(getattr(self, f.name))
+                for f in dataclasses.fields(self)
+                if f.name not in _BASE_FIELDS and f.name != "meta"
+            }
+
+        @property
+        def aggregate_type(self) -> str:
+            return _snake(type(self).__qualname__.split(".")[0])
+
+    class Created(Event, Aggregate.Created):
+        pass

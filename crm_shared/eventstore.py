@@ -1,0 +1,138 @@
+"""Event store wiring: an eventsourcing Application per bounded context, on a SQLite file by default
+or PostgreSQL when configured, and the translation of stored events into public envelopes."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any, ClassVar
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import (
+    IntegrityError,
+    JSONTranscoder,
+    Notification,
+    Transcoding,
+)
+
+from contracts.events import ENVELOPE_VERSION
+from crm_shared.config import Settings
+from crm_shared.domain import CrmAggregate
+from crm_shared.errors import ConcurrencyConflict
+
+EVENT_ID_NAMESPACE = uuid.UUID("5b0f3c2e-8f0e-4c55-9d3a-2f1e6f4b7a10")
+
+
+class DateAsISO(Transcoding):
+    type = date
+    name = "date_iso"
+
+    def encode(self, obj: date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> date:
+        return date.fromisoformat(data)
+
+
+def event_store_env(context: str, settings: Settings) -> dict[str, str]:
+    """The eventsourcing environment for one context's own store."""
+    if settings.event_store == "postgres":
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": os.environ.get("POSTGRES_DBNAME", f"crm_{context}"),
+            "POSTGRES_HOST": os.environ.get("POSTGRES_HOST", "127.0.0.1"),
+            "POSTGRES_PORT": os.environ.get("POSTGRES_PORT", "5432"),
+            "POSTGRES_USER": os.environ.get("POSTGRES_USER", "postgres"),
+            "POSTGRES_PASSWORD": os.environ.get("POSTGRES_PASSWORD", ""),
+            "POSTGRES_SCHEMA": os.environ.get("POSTGRES_SCHEMA", "public"),
+            "CREATE_TABLE": "true",
+        }
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return sqlite_env(settings.data_dir / f"{context}.sqlite")
+
+
+def sqlite_env(path: Path) -> dict[str, str]:
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "SQLITE_DBNAME": str(path),
+        "SQLITE_LOCK_TIMEOUT": "10",
+        "CREATE_TABLE": "true",
+    }
+
+
+class CrmApplication(Application):
+    """Base of the write-side applications. ``CONTEXT`` names the bounded context; it prefixes the
+    public event types and names the store."""
+
+    CONTEXT: ClassVar[str]
+    # The aggregate cache is per process; a second process (or a restarted one) must see the
+    # store's truth, so aggregates are always read from the store.
+    env: ClassVar[dict[str, str]] = {"AGGREGATE_CACHE_MAXSIZE": "0"}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CrmApplication:
+        return cls(env=event_store_env(cls.CONTEXT, settings))
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(DateAsISO())
+
+    def save_or_conflict(self, *aggregates: CrmAggregate) -> list[int]:
+        """Append the aggregates' pending events atomically; a concurrent append to the same
+        aggregate version becomes a ``ConcurrencyConflict``. Returns the notification ids."""
+        try:
+            recordings = self.save(*aggregates)
+        except IntegrityError as e:
+            raise ConcurrencyConflict(
+                "another command changed this record at the same time; reload it and retry",
+            ) from e
+        return [r.notification.id for r in recordings]
+
+    def max_position(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+    def notifications(self, after: int, batch_size: int = 500) -> Iterator[list[Notification]]:
+        """Stored events in global order after position ``after``, in batches."""
+        while True:
+            batch = self.recorder.select_notifications(
+                start=after, limit=batch_size, inclusive_of_start=False
+            )
+            if not batch:
+                return
+            yield list(batch)
+            after = batch[-1].id
+
+    def envelope(self, notification: Notification) -> dict[str, Any] | None:
+        """The public message for a stored event, or None for internal events."""
+        event = self.mapper.to_domain_event(notification)
+        return build_envelope(self.CONTEXT, notification.id, event)
+
+
+def build_envelope(context: str, position: int, event: Any) -> dict[str, Any] | None:
+    event_type = getattr(event, "EVENT_TYPE", None)
+    if event_type is None:
+        return None
+    meta = event.meta
+    aggregate_id = str(event.originator_id)
+    return {
+        "envelope_version": ENVELOPE_VERSION,
+        # Deterministic, so a republished event keeps its id and consumers can deduplicate.
+        "event_id": str(
+            uuid.uuid5(EVENT_ID_NAMESPACE, f"{context}:{aggregate_id}:{event.originator_version}")
+        ),
+        "event_type": event_type,
+        "schema_version": event.SCHEMA_VERSION,
+        "occurred_at": event.timestamp.isoformat(),
+        "context": context,
+        "aggregate_type": event.aggregate_type,
+        "aggregate_id": aggregate_id,
+        "aggregate_version": event.originator_version,
+        "global_position": position,
+        "correlation_id": meta["correlation_id"],
+        "causation_id": meta.get("causation_id"),
+        "actor": meta["actor"],
+        "payload": event.public_payload(),
+    }

@@ -1,0 +1,55 @@
+"""RabbitMQ topology shared by publishers and consumers."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from kombu import Connection, Exchange, Queue
+
+from contracts.events import EVENTS_EXCHANGE
+
+log = logging.getLogger(__name__)
+
+events_exchange = Exchange(EVENTS_EXCHANGE, type="topic", durable=True)
+dead_letter_exchange = Exchange("crm.dead-letters", type="topic", durable=True)
+
+
+def broker_connection(amqp_uri: str, *, confirm_publish: bool = False) -> Connection:
+    options: dict[str, Any] = {"confirm_publish": True} if confirm_publish else {}
+    return Connection(amqp_uri, heartbeat=30, transport_options=options, connect_timeout=5)
+
+
+def consumer_queue(name: str, binding_key: str = "#") -> Queue:
+    """A durable queue on ``crm.events`` whose rejected messages go to ``<name>.dead``."""
+    return Queue(
+        name,
+        exchange=events_exchange,
+        routing_key=binding_key,
+        durable=True,
+        queue_arguments={
+            "x-dead-letter-exchange": dead_letter_exchange.name,
+            "x-dead-letter-routing-key": name,
+        },
+    )
+
+
+def dead_letter_queue(name: str) -> Queue:
+    return Queue(f"{name}.dead", exchange=dead_letter_exchange, routing_key=name, durable=True)
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def broker_reachable(amqp_uri: str, timeout: float = 3.0) -> str | None:
+    """None when the broker accepts a connection, otherwise what went wrong."""
+    try:
+        with Connection(amqp_uri, connect_timeout=timeout) as conn:
+            conn.ensure_connection(max_retries=1)
+    except OSError as e:
+        return str(e)
+    except Exception as e:  # kombu wraps transport errors in many types
+        return f"{type(e).__name__}: {e}"
+    return None

@@ -1,0 +1,117 @@
+"""The outbox relay: publishes every stored event of one context's event store to ``crm.events`` in
+global order, with publisher confirms, and records how far it got in the same store. An event that
+is stored is published at least once; after a crash the relay resumes from its recorded position,
+so some events may be published twice (consumers deduplicate by aggregate version)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import signal
+import threading
+import time
+
+from eventsourcing.persistence import Tracking, TrackingRecorder
+from kombu import Connection, Producer
+
+from crm_shared.config import Settings
+from crm_shared.eventstore import CrmApplication
+from crm_shared.messaging import broker_connection, encode, events_exchange
+
+log = logging.getLogger("crm.relay")
+
+APPLICATIONS = {
+    "customer": "services.customer.application:CustomerApplication",
+    "sales": "services.sales.application:SalesApplication",
+    "service_desk": "services.service_desk.application:ServiceDeskApplication",
+}
+TRACKING_NAME = "crm.relay"
+
+
+def load_application(context: str, settings: Settings) -> CrmApplication:
+    module_name, _, class_name = APPLICATIONS[context].partition(":")
+    app_class = getattr(importlib.import_module(module_name), class_name)
+    return app_class.from_settings(settings)
+
+
+class Relay:
+    def __init__(self, app: CrmApplication, amqp_uri: str, batch_size: int = 500) -> None:
+        self.app = app
+        self.amqp_uri = amqp_uri
+        self.batch_size = batch_size
+        self.tracking: TrackingRecorder = app.factory.tracking_recorder()
+        self.tracking_name = f"{TRACKING_NAME}.{app.CONTEXT}"
+
+    def position(self) -> int:
+        return self.tracking.max_tracking_id(self.tracking_name) or 0
+
+    def publish_pending(self, connection: Connection) -> int:
+        """Publish everything stored after the recorded position; returns how many were sent."""
+        producer = Producer(connection.default_channel, exchange=events_exchange)
+        events_exchange.declare(channel=connection.default_channel)
+        published = 0
+        for batch in self.app.notifications(after=self.position(), batch_size=self.batch_size):
+            for notification in batch:
+                envelope = self.app.envelope(notification)
+                if envelope is None:
+                    continue
+                producer.publish(
+                    encode(envelope),
+                    routing_key=envelope["event_type"],
+                    delivery_mode=2,
+                    content_type="application/json",
+                    content_encoding="utf-8",
+                    message_id=envelope["event_id"],
+                    correlation_id=envelope["correlation_id"],
+                    type=envelope["event_type"],
+                )
+                published += 1
+            # Confirmed publishes come first; only then does the position move on.
+            self.tracking.insert_tracking(Tracking(self.tracking_name, batch[-1].id))
+        return published
+
+    def run(self, stop: threading.Event, poll_interval: float = 0.1) -> None:
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                with broker_connection(self.amqp_uri, confirm_publish=True) as connection:
+                    connection.ensure_connection(max_retries=1)
+                    log.info("relay %s connected at position %d", self.app.CONTEXT, self.position())
+                    backoff = 0.5
+                    while not stop.is_set():
+                        if self.app.max_position() <= self.position():
+                            stop.wait(poll_interval)
+                            continue
+                        sent = self.publish_pending(connection)
+                        log.debug("relay %s published %d", self.app.CONTEXT, sent)
+            except Exception:
+                log.exception("relay %s lost its broker or store; retrying", self.app.CONTEXT)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="crm-relay",
+        description=(
+            "Publish every event stored by one context's event store to the RabbitMQ exchange "
+            "crm.events, in order, with publisher confirms. Run exactly one relay per store."
+        ),
+    )
+    parser.add_argument("context", choices=sorted(APPLICATIONS), help="which event store to relay")
+    parser.add_argument("--batch-size", type=int, default=500)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = Settings.from_env()
+    relay = Relay(load_application(args.context, settings), settings.amqp_uri, args.batch_size)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    started = time.monotonic()
+    relay.run(stop)
+    log.info("relay %s stopped after %.0fs", args.context, time.monotonic() - started)
+
+
+if __name__ == "__main__":
+    main()

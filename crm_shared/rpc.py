@@ -1,0 +1,81 @@
+"""How every RPC operation runs, independent of nameko: authenticate the caller, validate the payload
+against its contract schema, run the handler, and turn every outcome into a result envelope:
+``{"ok": true, "result": ...}`` or ``{"ok": false, "error": {"code": ..., ...}}``. An unexpected
+failure is logged with its correlation id and reported as ``internal_error``; it never escapes."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from marshmallow import Schema, ValidationError
+
+from crm_shared.auth import verify_token
+from crm_shared.domain import CommandMeta
+from crm_shared.errors import CrmError, ValidationFailed
+
+log = logging.getLogger("crm.rpc")
+
+Handler = Callable[[dict[str, Any], CommandMeta], Any]
+
+
+class CustomerDirectory(Protocol):
+    """What the sales and service desk contexts need to know of a customer: that it exists and who
+    owns it. Raises NotFound for an unknown customer, PermissionDenied if the caller may not see it."""
+
+    def owning_agent_of(self, customer_id: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    auth_token: object
+    correlation_id: str
+    call_id: str | None
+    secret: bytes
+
+    @classmethod
+    def from_headers(cls, data: dict[str, Any], secret: bytes) -> RequestContext:
+        call_ids = data.get("call_id_stack") or []
+        return cls(
+            auth_token=data.get("auth_token"),
+            correlation_id=str(data.get("correlation_id") or uuid.uuid4()),
+            call_id=str(call_ids[-1]) if call_ids else None,
+            secret=secret,
+        )
+
+    def run(self, operation: str, schema: type[Schema], payload: object, handler: Handler) -> dict:
+        try:
+            caller = verify_token(self.auth_token, self.secret)
+            if not isinstance(payload, dict):
+                raise ValidationFailed.single("_payload", "type", "the payload must be an object")
+            try:
+                data = schema().load(payload)
+            except ValidationError as e:
+                raise ValidationFailed.from_marshmallow(e) from None
+            result = handler(data, CommandMeta(self.correlation_id, self.call_id, caller))
+            return {"ok": True, "result": result}
+        except CrmError as e:
+            log.info(
+                "%s refused: %s %s (correlation_id=%s)",
+                operation,
+                e.code,
+                e.message,
+                self.correlation_id,
+            )
+            return {"ok": False, "error": e.as_dict() | {"correlation_id": self.correlation_id}}
+        except Exception:
+            log.exception(
+                "%s failed unexpectedly (correlation_id=%s)", operation, self.correlation_id
+            )
+            return {
+                "ok": False,
+                "error": {
+                    "code": "internal_error",
+                    "message": "the service failed unexpectedly; quote the correlation id to "
+                    "the operators, who will find it in the service log",
+                    "correlation_id": self.correlation_id,
+                },
+            }

@@ -1,0 +1,42 @@
+"""Nameko entrypoint of the analytics context: queries over the read models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nameko.extensions import DependencyProvider
+from nameko.rpc import rpc
+
+from contracts import rpc as schemas
+from crm_shared.config import Settings
+from crm_shared.nameko_support import Request
+from crm_shared.rpc import RequestContext
+from services.analytics.application import AnalyticsQueries
+from services.analytics.store import CUSTOMER_360, Customer360Store, mongo_client
+
+
+class Queries(DependencyProvider):
+    def setup(self) -> None:
+        settings = Settings.from_env()
+        self.client = mongo_client(settings.mongo_uri)
+        database = self.client[settings.mongo_database]
+        self.queries = AnalyticsQueries(Customer360Store(database[CUSTOMER_360]))
+
+    def stop(self) -> None:
+        self.client.close()
+
+    def get_dependency(self, worker_ctx: Any) -> AnalyticsQueries:
+        return self.queries
+
+
+class AnalyticsService:
+    name = "analytics"
+
+    queries: AnalyticsQueries = Queries()
+    request: RequestContext = Request()
+
+    @rpc
+    def get_customer_360(self, payload: Any) -> dict:
+        return self.request.run(
+            "get_customer_360", schemas.GetCustomer360, payload, self.queries.get_customer_360
+        )

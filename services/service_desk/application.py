@@ -1,0 +1,106 @@
+"""Service desk command and query handlers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.utils import EnvType
+
+from crm_shared.auth import Role
+from crm_shared.domain import CommandMeta
+from crm_shared.errors import FieldError, NotFound, ValidationFailed
+from crm_shared.eventstore import CrmApplication
+from crm_shared.rpc import CustomerDirectory
+from services.service_desk.domain import Complaint
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ServiceDeskApplication(CrmApplication):
+    CONTEXT = "service_desk"
+
+    def __init__(self, env: EnvType | None = None, clock: Clock = utc_now) -> None:
+        super().__init__(env)
+        self.clock = clock
+
+    def open_complaint(
+        self, data: dict[str, Any], meta: CommandMeta, customers: CustomerDirectory
+    ) -> dict[str, str]:
+        caller = meta.actor
+        caller.require_role(Role.SERVICE_DESK, Role.AGENT, Role.OPERATOR, Role.ADMIN)
+        customer_id = str(data["customer_id"])
+        try:
+            owning_agent = customers.owning_agent_of(customer_id)
+        except NotFound:
+            raise ValidationFailed.single(
+                "customer_id", "unknown_customer", f"the customer context knows no {customer_id}"
+            ) from None
+        caller.require_customer_access(
+            owning_agent, f"customer {customer_id}", also=(Role.SERVICE_DESK,)
+        )
+        complaint = Complaint.open(
+            customer_id=customer_id,
+            channel=data["channel"],
+            category=data["category"],
+            priority=data["priority"],
+            description=data["description"],
+            opened_at=self.clock(),
+            meta=meta,
+        )
+        self.save_or_conflict(complaint)
+        return {"ticket_id": str(complaint.id), "sla_deadline": complaint.sla_deadline.isoformat()}
+
+    def close_complaint(self, data: dict[str, Any], meta: CommandMeta) -> dict[str, Any]:
+        meta.actor.require_role(Role.SERVICE_DESK, Role.OPERATOR, Role.ADMIN)
+        complaint = self._complaint(data["ticket_id"])
+        complaint.close(
+            resolution=data["resolution"],
+            satisfaction=data["satisfaction"],
+            closed_at=self.clock(),
+            meta=meta,
+        )
+        self.save_or_conflict(complaint)
+        return {
+            "ticket_id": str(complaint.id),
+            "closed_at": complaint.closed_at.isoformat() if complaint.closed_at else None,
+            "closed_within_sla": complaint.closed_at is not None
+            and complaint.closed_at <= complaint.sla_deadline,
+        }
+
+    def get_ticket(self, data: dict[str, Any], meta: CommandMeta) -> dict[str, Any]:
+        meta.actor.require_role(Role.SERVICE_DESK, Role.OPERATOR, Role.ADMIN)
+        complaint = self._complaint(data["ticket_id"])
+        return {
+            "ticket_id": str(complaint.id),
+            "customer_id": complaint.customer_id,
+            "channel": complaint.channel,
+            "category": complaint.category,
+            "priority": complaint.priority,
+            "description": complaint.description,
+            "status": complaint.status,
+            "opened_at": complaint.created_on.isoformat(),
+            "sla_deadline": complaint.sla_deadline.isoformat(),
+            "resolution": complaint.resolution,
+            "satisfaction": complaint.satisfaction,
+            "closed_at": complaint.closed_at.isoformat() if complaint.closed_at else None,
+            "version": complaint.version,
+        }
+
+    def _complaint(self, ticket_id: Any) -> Complaint:
+        try:
+            complaint = self.repository.get(ticket_id)
+        except AggregateNotFoundError:
+            complaint = None
+        if not isinstance(complaint, Complaint):
+            raise NotFound(
+                f"no ticket {ticket_id}",
+                fields=[FieldError("ticket_id", "unknown_ticket", "no such record exists")],
+            )
+        return complaint
