@@ -54,7 +54,7 @@ class Policy(CrmAggregate):
     end_date: date
     term_years: int
     agent_id: str
-    status: str
+    status: str = "active"
 
     @staticmethod
     def id_for(policy_number: str) -> uuid.UUID:

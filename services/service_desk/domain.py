@@ -59,10 +59,11 @@ class Complaint(CrmAggregate):
     priority: str
     description: str
     sla_deadline: datetime
-    status: str
-    resolution: str | None
-    satisfaction: int | None
-    closed_at: datetime | None
+    # Aggregate annotations become __init__ parameters: state not carried by Opened needs defaults.
+    status: str = "open"
+    resolution: str | None = None
+    satisfaction: int | None = None
+    closed_at: datetime | None = None
 
     @classmethod
     def open(

@@ -1,0 +1,175 @@
+"""``crm``: the command-line client of the CRM services.
+
+It signs a caller token with the local secret (``.run/auth_secret``, made by ``make run``), so it is
+a tool for the machine that runs the system; remote users get their tokens from the identity
+service."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from crm_cli.client import CrmClient
+from crm_cli.system import REPO
+from crm_shared.auth import Caller, Role
+from crm_shared.config import DEFAULT_AMQP_URI
+
+
+def _caller(args: argparse.Namespace) -> Caller:
+    role = Role(args.as_role)
+    agent_id = args.agent_id if role == Role.AGENT else None
+    if role == Role.AGENT and not agent_id:
+        raise SystemExit("--as agent needs --agent-id: which agent are you?")
+    return Caller(user_id=args.user, role=role, agent_id=agent_id)
+
+
+def _secret(args: argparse.Namespace) -> bytes:
+    path = Path(args.secret_file)
+    if not path.exists():
+        raise SystemExit(
+            f"no signing secret at {path}: start the system with 'make run' first, "
+            "or pass --secret-file"
+        )
+    return path.read_text().strip().encode()
+
+
+def _print(reply: dict[str, Any]) -> int:
+    print(json.dumps(reply.get("result") if reply.get("ok") else reply, indent=2, ensure_ascii=False))
+    if not reply.get("ok"):
+        error = reply.get("error", {})
+        for problem in error.get("fields", []):
+            print(f"  {problem['field']}: {problem['rule']} - {problem['message']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="crm",
+        description="Talk to the CRM services over RPC. Every reply is printed as JSON; errors name "
+        "the field and the rule that failed.",
+    )
+    parser.add_argument("--amqp-uri", default=os.environ.get("AMQP_URI", DEFAULT_AMQP_URI))
+    parser.add_argument("--secret-file", default=str(REPO / ".run" / "auth_secret"))
+    parser.add_argument("--as", dest="as_role", default="operator",
+                        choices=[r.value for r in Role], help="the role to act as")
+    parser.add_argument("--user", default=os.environ.get("USER", "local-operator"))
+    parser.add_argument("--agent-id", help="your agent id, with --as agent")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    register = commands.add_parser("register", help="register a customer; prints its id")
+    register.add_argument("--name", required=True)
+    register.add_argument("--national-id", required=True, help="18-character PRC resident id")
+    register.add_argument("--phone", required=True, help="11-digit mobile number")
+    register.add_argument("--email")
+    register.add_argument("--birth-date", required=True, help="YYYY-MM-DD, as in the national id")
+    register.add_argument("--street", required=True)
+    register.add_argument("--city", required=True)
+    register.add_argument("--province", required=True)
+    register.add_argument("--postal-code")
+    register.add_argument("--agent", required=True, help="the owning agent's id")
+
+    customer = commands.add_parser("customer", help="show a customer as the customer context has it")
+    customer.add_argument("customer_id")
+
+    sell = commands.add_parser("sell", help="sell a policy to a customer; prints the policy number")
+    sell.add_argument("customer_id")
+    sell.add_argument("--product", required=True, choices=["life", "health", "auto", "property"])
+    sell.add_argument("--premium", required=True, help="annual premium in yuan, e.g. 12000.00")
+    sell.add_argument("--start", required=True, help="start date, YYYY-MM-DD")
+    sell.add_argument("--term", required=True, type=int, help="term in years")
+
+    policy = commands.add_parser("policy", help="show a policy")
+    policy.add_argument("policy_number")
+
+    complain = commands.add_parser("complain", help="open a complaint; prints ticket and deadline")
+    complain.add_argument("customer_id")
+    complain.add_argument("--channel", required=True,
+                          choices=["phone", "email", "web", "sms", "in_person"])
+    complain.add_argument("--category", required=True)
+    complain.add_argument("--priority", required=True, choices=["urgent", "ordinary"])
+    complain.add_argument("--description", required=True)
+
+    close = commands.add_parser("close", help="close a complaint with its resolution")
+    close.add_argument("ticket_id")
+    close.add_argument("--resolution", required=True)
+    close.add_argument("--satisfaction", required=True, type=int, help="1 (worst) to 5 (best)")
+
+    ticket = commands.add_parser("ticket", help="show a ticket")
+    ticket.add_argument("ticket_id")
+
+    view = commands.add_parser("360", help="print a customer's 360 view from analytics")
+    view.add_argument("customer_id")
+
+    token = commands.add_parser("token", help="print a signed caller token for --as/--user")
+    token.add_argument("--ttl", type=int, default=8 * 3600, help="seconds the token is valid")
+    return parser
+
+
+def request_for(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]:
+    match args.command:
+        case "register":
+            address = {"line1": args.street, "city": args.city, "province": args.province}
+            if args.postal_code:
+                address["postal_code"] = args.postal_code
+            payload: dict[str, Any] = {
+                "full_name": args.name, "national_id": args.national_id,
+                "mobile_phone": args.phone, "date_of_birth": args.birth_date,
+                "address": address, "owning_agent_id": args.agent,
+            }
+            if args.email:
+                payload["email"] = args.email
+            return "customer", "register_customer", payload
+        case "customer":
+            return "customer", "get_customer", {"customer_id": args.customer_id}
+        case "sell":
+            return "sales", "sell_policy", {
+                "customer_id": args.customer_id, "product": args.product,
+                "annual_premium": args.premium, "start_date": args.start, "term_years": args.term,
+            }
+        case "policy":
+            return "sales", "get_policy", {"policy_number": args.policy_number}
+        case "complain":
+            return "service_desk", "open_complaint", {
+                "customer_id": args.customer_id, "channel": args.channel,
+                "category": args.category, "priority": args.priority,
+                "description": args.description,
+            }
+        case "close":
+            return "service_desk", "close_complaint", {
+                "ticket_id": args.ticket_id, "resolution": args.resolution,
+                "satisfaction": args.satisfaction,
+            }
+        case "ticket":
+            return "service_desk", "get_ticket", {"ticket_id": args.ticket_id}
+        case "360":
+            return "analytics", "get_customer_360", {"customer_id": args.customer_id}
+    raise SystemExit(f"unknown command {args.command}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    caller = _caller(args)
+    if args.command == "token":
+        from crm_shared.auth import issue_token
+
+        print(issue_token(caller, _secret(args), args.ttl))
+        return
+    service, method, payload = request_for(args)
+    try:
+        with CrmClient.for_caller(args.amqp_uri, caller, _secret(args), timeout=30) as client:
+            reply = client.call(service, method, payload)
+    except Exception as e:
+        raise SystemExit(
+            f"could not reach the {service} service ({type(e).__name__}: {e}); "
+            "is the system running ('make run')?"
+        ) from None
+    sys.exit(_print(reply))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""Starts the whole CRM on one machine: a SecantusDB server for the read models, the four nameko
+services, one relay per event store and the analytics projector, against the machine's RabbitMQ.
+``make run`` runs this; the end-to-end tests use the same ``System`` to start real processes."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from crm_shared.config import DEFAULT_AMQP_URI
+from crm_shared.messaging import broker_reachable
+
+REPO = Path(__file__).resolve().parent.parent
+NAMEKO_CONFIG = REPO / "deploy" / "local" / "nameko.yaml"
+SERVICES = {
+    "customer": "services.customer.service",
+    "sales": "services.sales.service",
+    "service_desk": "services.service_desk.service",
+    "analytics": "services.analytics.service",
+}
+RELAYS = ("customer", "sales", "service_desk")
+
+
+def bin_path(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def ensure_secret(path: Path) -> Path:
+    """A random token-signing secret for this machine, made once and kept private."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path
+
+
+@dataclass
+class ManagedProcess:
+    name: str
+    argv: list[str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    _log: IO[bytes] | None = None
+
+    def start(self, env: Mapping[str, str]) -> None:
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            self.argv, env=dict(env), stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO,
+            start_new_session=True,
+        )
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
+@dataclass
+class System:
+    """The processes of one CRM installation and the environment they share."""
+
+    run_dir: Path
+    amqp_uri: str = DEFAULT_AMQP_URI
+    mongo_port: int = 27117
+    event_store: str = "sqlite"
+    extra_env: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, ManagedProcess] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "logs").mkdir(exist_ok=True)
+        self.secret_file = ensure_secret(self.run_dir / "auth_secret")
+        for name, argv in self._commands().items():
+            self.processes[name] = ManagedProcess(name, argv, self.run_dir / "logs" / f"{name}.log")
+
+    @property
+    def mongo_uri(self) -> str:
+        return f"mongodb://127.0.0.1:{self.mongo_port}/?retryWrites=false"
+
+    @property
+    def secret(self) -> bytes:
+        return self.secret_file.read_text().strip().encode()
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "AMQP_URI": self.amqp_uri,
+            "MONGO_URI": self.mongo_uri,
+            "CRM_DATA_DIR": str(self.run_dir / "data"),
+            "CRM_AUTH_SECRET_FILE": str(self.secret_file),
+            "CRM_EVENT_STORE": self.event_store,
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONWARNINGS": "ignore::DeprecationWarning",
+            **self.extra_env,
+        }
+
+    def _commands(self) -> dict[str, list[str]]:
+        commands = {
+            "mongo": [
+                bin_path("secantusd-py"), "--host", "127.0.0.1", "--port", str(self.mongo_port),
+                "--storage-path", str(self.run_dir / "mongo"), "--log-level", "WARNING",
+            ]
+        }
+        for name, module in SERVICES.items():
+            commands[name] = [bin_path("nameko"), "run", "--config", str(NAMEKO_CONFIG), module]
+        for context in RELAYS:
+            commands[f"relay-{context}"] = [bin_path("crm-relay"), context]
+        commands["projector"] = [bin_path("crm-projector")]
+        return commands
+
+    def start(self, names: list[str] | None = None) -> None:
+        problem = broker_reachable(self.amqp_uri)
+        if problem:
+            raise SystemExit(
+                f"RabbitMQ is not reachable at {self.amqp_uri} ({problem}).\n"
+                "Start it with:  rabbitmq-server -detached   (then wait a few seconds)\n"
+                "or point AMQP_URI at a running broker."
+            )
+        for name in names or list(self.processes):
+            self.processes[name].start(self.env)
+            if name == "mongo":
+                wait_for_port(self.mongo_port, 30)
+
+    def stop(self, names: list[str] | None = None) -> None:
+        for name in reversed(names or list(self.processes)):
+            self.processes[name].stop()
+
+    def dead(self) -> list[str]:
+        return [name for name, p in self.processes.items() if not p.alive()]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m crm_cli.system",
+        description="Run the whole CRM on this machine until Ctrl-C; restarts crashed processes.",
+    )
+    parser.add_argument("--run-dir", type=Path, default=REPO / ".run", help="data, logs, secret")
+    parser.add_argument("--amqp-uri", default=os.environ.get("AMQP_URI", DEFAULT_AMQP_URI))
+    parser.add_argument("--mongo-port", type=int, default=27117)
+    parser.add_argument("--event-store", choices=("sqlite", "postgres"), default="sqlite")
+    args = parser.parse_args(argv)
+    system = System(args.run_dir, args.amqp_uri, args.mongo_port, args.event_store)
+    system.start()
+    print(
+        f"""
+CRM is running (logs in {args.run_dir}/logs, data in {args.run_dir}/data and {args.run_dir}/mongo).
+
+Try it from another terminal (the commands act as a local operator unless you say --as):
+  .venv/bin/crm register --name "Li Wei" --national-id 11010519491231002X \\
+      --phone 13800138000 --birth-date 1949-12-31 --city Beijing --province Beijing \\
+      --street "1 Chang'an Avenue" --agent A-1001
+  .venv/bin/crm sell CUSTOMER_ID --product life --premium 12000.00 --start 2026-12-01 --term 20
+  .venv/bin/crm complain CUSTOMER_ID --channel phone --category claims --priority urgent \\
+      --description "Claim not paid"
+  .venv/bin/crm close TICKET_ID --resolution "Paid" --satisfaction 4
+  .venv/bin/crm 360 CUSTOMER_ID
+  .venv/bin/crm --help
+
+Ctrl-C stops everything.""",
+        flush=True,
+    )
+    stopping = False
+
+    def request_stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        while not stopping:
+            for name in system.dead():
+                process = system.processes[name]
+                process.restarts += 1
+                print(f"{name} exited; restarting (restart #{process.restarts}, "
+                      f"see {process.log_path})", flush=True)
+                process.stop()
+                process.start(system.env)
+            time.sleep(1)
+    finally:
+        print("stopping...", flush=True)
+        system.stop()
+
+
+if __name__ == "__main__":
+    main()

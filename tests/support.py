@@ -1,0 +1,99 @@
+"""Helpers shared by the tests: real infrastructure started from the test setup, and polling with a
+deadline (never a fixed sleep)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any, TypeVar
+
+from contracts.validators import national_id_check_character
+
+T = TypeVar("T")
+
+
+def wait_until(probe: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.05,
+               what: str = "condition") -> T:
+    """Poll ``probe`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last saw {last!r}")
+
+
+def make_national_id(birth: date = date(1985, 6, 15), serial: int | None = None) -> str:
+    """A valid PRC resident id with the given birth date and a random (or given) serial."""
+    serial = uuid.uuid4().int % 1000 if serial is None else serial
+    first17 = f"110105{birth:%Y%m%d}{serial:03d}"
+    return first17 + national_id_check_character(first17)
+
+
+def customer_payload(agent_id: str = "A-1001", **overrides: Any) -> dict[str, Any]:
+    birth = date(1985, 6, 15)
+    payload = {
+        "full_name": "Wang Fang",
+        "national_id": make_national_id(birth),
+        "mobile_phone": "13912345678",
+        "email": "wang.fang@example.com",
+        "date_of_birth": birth.isoformat(),
+        "address": {"line1": "88 Nanjing Road", "city": "Shanghai", "province": "Shanghai",
+                    "postal_code": "200001"},
+        "owning_agent_id": agent_id,
+    }
+    payload.update(overrides)
+    return payload
+
+
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+@contextmanager
+def fresh_vhost(base_uri: str = "amqp://guest:guest@127.0.0.1:5672/") -> Iterator[str]:
+    """A RabbitMQ virtual host of its own, so tests never see another run's queues."""
+    if shutil.which("rabbitmqctl") is None:
+        raise RuntimeError("rabbitmqctl not found: these tests need the machine's RabbitMQ")
+    vhost = f"crm-test-{uuid.uuid4().hex[:10]}"
+    rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    try:
+        yield base_uri.rstrip("/") + "/" + vhost
+    finally:
+        rabbitmqctl("delete_vhost", vhost)
+
+
+@contextmanager
+def secantus_server(storage: Path | str = ":memory:") -> Iterator[str]:
+    """A SecantusDB (MongoDB wire protocol) server process on a free local port."""
+    from crm_cli.system import bin_path, free_port, wait_for_port
+
+    port = free_port()
+    process = subprocess.Popen(
+        [bin_path("secantusd-py"), "--host", "127.0.0.1", "--port", str(port),
+         "--storage-path", str(storage), "--log-level", "WARNING"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, 30)
+        yield f"mongodb://127.0.0.1:{port}/?retryWrites=false"
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def python() -> str:
+    return sys.executable
