@@ -3,6 +3,7 @@ deadline (never a fixed sleep)."""
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -39,11 +40,21 @@ def make_national_id(birth: date = date(1985, 6, 15), serial: int | None = None)
     return first17 + national_id_check_character(first17)
 
 
+_people = itertools.count(uuid.uuid4().int % 10_000_000)
+
+
+def unique_person() -> tuple[date, str]:
+    """A birth date and a national id no other call in this process returns."""
+    n = next(_people)
+    birth = date(1940, 1, 1) + timedelta(days=(n // 1000) % 25_000)
+    return birth, make_national_id(birth, n % 1000)
+
+
 def customer_payload(agent_id: str = "A-1001", **overrides: Any) -> dict[str, Any]:
-    birth = date(1985, 6, 15)
+    birth, national_id = unique_person()
     payload = {
         "full_name": "Wang Fang",
-        "national_id": make_national_id(birth),
+        "national_id": national_id,
         "mobile_phone": "13912345678",
         "email": "wang.fang@example.com",
         "date_of_birth": birth.isoformat(),
