@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import pytest
+from kombu import Connection, Queue
+
+from crm_cli.client import CrmClient
+from crm_cli.system import System, free_port
+from crm_shared.auth import Caller, Role
+from crm_shared.eventstore import CrmApplication, sqlite_env
+from crm_shared.messaging import events_exchange
+from crm_shared.relay import APPLICATIONS
+from services.customer.application import CustomerApplication
+from services.sales.application import SalesApplication
+from services.service_desk.application import ServiceDeskApplication
+from tests.support import wait_until
+
+OPERATOR = Caller("op-e2e", Role.OPERATOR)
+CONTRACT_TAP = "e2e.contract-tap"
+
+
+def _answers(client: CrmClient, service: str, method: str) -> bool:
+    try:
+        reply = client.call(service, method, {})
+    except Exception:
+        return False
+    return isinstance(reply, dict) and "ok" in reply
+
+
+def _projector_consuming(amqp_uri: str) -> bool:
+    with Connection(amqp_uri) as conn:
+        try:
+            _, _, consumers = conn.default_channel.queue_declare(
+                "analytics.customer_360", passive=True
+            )
+        except Exception:
+            return False
+    return consumers > 0
+
+
+@pytest.fixture(scope="session")
+def system(amqp_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    """The whole CRM as real processes on a private RabbitMQ vhost and SecantusDB."""
+    run_dir = tmp_path_factory.mktemp("crm-system")
+    with Connection(amqp_uri) as conn:
+        events_exchange.declare(channel=conn.default_channel)
+        Queue(CONTRACT_TAP, exchange=events_exchange, routing_key="#", durable=True).bind(
+            conn.default_channel
+        ).declare()
+    crm = System(run_dir, amqp_uri, mongo_port=free_port())
+    crm.start()
+    try:
+        with CrmClient.for_caller(amqp_uri, OPERATOR, crm.secret, timeout=10) as client:
+            for service, method in [("customer", "ping"), ("sales", "get_policy"),
+                                    ("service_desk", "get_ticket"),
+                                    ("analytics", "get_customer_360")]:
+                wait_until(lambda s=service, m=method: _answers(client, s, m), timeout=60,
+                           interval=0.5, what=f"the {service} service to answer")
+        wait_until(lambda: _projector_consuming(amqp_uri), timeout=60, interval=0.2,
+                   what="the projector to consume")
+        yield crm
+    finally:
+        crm.stop()
+        dead = [name for name, p in crm.processes.items() if p.restarts]
+        if dead:
+            print("restarted during the run:", dead)
+
+
+@pytest.fixture(scope="session")
+def rpc(system: System) -> Callable[[Caller], AbstractContextManager[CrmClient]]:
+    def client_for(caller: Caller = OPERATOR) -> AbstractContextManager[CrmClient]:
+        return CrmClient.for_caller(system.amqp_uri, caller, system.secret, timeout=30)
+
+    return client_for
+
+
+@pytest.fixture(scope="session")
+def operator_rpc(rpc: Callable[[Caller], AbstractContextManager[CrmClient]]) -> Iterator[CrmClient]:
+    with rpc(OPERATOR) as client:
+        yield client
+
+
+class Stores:
+    """Read-only views of the three event stores the services write to."""
+
+    def __init__(self, data_dir: Path) -> None:
+        classes: dict[str, type[CrmApplication]] = {
+            "customer": CustomerApplication, "sales": SalesApplication,
+            "service_desk": ServiceDeskApplication,
+        }
+        assert set(classes) == set(APPLICATIONS)
+        self.apps = {name: cls(env=sqlite_env(data_dir / f"{name}.sqlite"))
+                     for name, cls in classes.items()}
+
+    def positions(self) -> dict[str, int]:
+        return {name: app.max_position() for name, app in self.apps.items()}
+
+    def events(self, context: str, event_type: str) -> list[dict]:
+        app = self.apps[context]
+        return [m for batch in app.notifications(0) for n in batch
+                if (m := app.envelope(n)) and m["event_type"] == event_type]
+
+
+@pytest.fixture(scope="session")
+def stores(system: System) -> Stores:
+    return Stores(system.run_dir / "data")
+
+
+def ok(reply: dict) -> dict:
+    assert reply.get("ok") is True, json.dumps(reply, indent=2)
+    return reply["result"]
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
