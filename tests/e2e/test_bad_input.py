@@ -1,0 +1,137 @@
+"""Bad input, for every RPC: a structured error naming the field and the rule, and no event
+appended to any event store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from crm_cli.client import CrmClient
+from tests.e2e.conftest import Stores, new_id, ok
+from tests.support import customer_payload
+
+SALE = {"product": "life", "annual_premium": "1000.00", "start_date": "2027-01-01",
+        "term_years": 5}
+COMPLAINT = {"channel": "email", "category": "billing", "priority": "ordinary",
+             "description": "wrong premium"}
+CLOSE = {"resolution": "explained", "satisfaction": 3}
+
+
+def without(payload: dict[str, Any], field: str) -> dict[str, Any]:
+    return {k: v for k, v in payload.items() if k != field}
+
+
+@pytest.fixture(scope="module")
+def known(operator_rpc: CrmClient) -> dict[str, str]:
+    """A customer, a policy and a ticket that exist, for the cases that need them."""
+    customer_id = ok(operator_rpc.call("customer", "register_customer",
+                                       customer_payload()))["customer_id"]
+    policy = ok(operator_rpc.call("sales", "sell_policy", {"customer_id": customer_id, **SALE}))
+    ticket = ok(operator_rpc.call("service_desk", "open_complaint",
+                                  {"customer_id": customer_id, **COMPLAINT}))
+    return {"customer_id": customer_id, "policy_number": policy["policy_number"],
+            "ticket_id": ticket["ticket_id"]}
+
+
+# (service, method, payload builder, expected code, field, rule)
+CASES: list[tuple[str, str, Any, str, str, str]] = [
+    ("customer", "register_customer", lambda k: without(customer_payload(), "full_name"),
+     "validation_failed", "full_name", "required"),
+    ("customer", "register_customer", lambda k: customer_payload(full_name=["Li"]),
+     "validation_failed", "full_name", "type"),
+    ("customer", "register_customer", lambda k: customer_payload(national_id="110105194912310021"),
+     "validation_failed", "national_id", "checksum"),
+    ("customer", "register_customer", lambda k: customer_payload(mobile_phone="12345"),
+     "validation_failed", "mobile_phone", "format"),
+    ("customer", "register_customer", lambda k: customer_payload(owning_agent_id=""),
+     "validation_failed", "owning_agent_id", "format"),
+    ("customer", "register_customer", lambda k: "not an object",
+     "validation_failed", "_payload", "type"),
+    ("customer", "get_customer", lambda k: {}, "validation_failed", "customer_id", "required"),
+    ("customer", "get_customer", lambda k: {"customer_id": 42},
+     "validation_failed", "customer_id", "type"),
+    ("customer", "get_customer", lambda k: {"customer_id": new_id()},
+     "not_found", "customer_id", "unknown_customer"),
+    ("sales", "sell_policy", lambda k: without({"customer_id": k["customer_id"], **SALE},
+                                               "product"),
+     "validation_failed", "product", "required"),
+    ("sales", "sell_policy", lambda k: {"customer_id": k["customer_id"], **SALE,
+                                        "term_years": "five"},
+     "validation_failed", "term_years", "type"),
+    ("sales", "sell_policy", lambda k: {"customer_id": k["customer_id"], **SALE,
+                                        "annual_premium": "-1200.00"},
+     "validation_failed", "annual_premium", "positive"),
+    ("sales", "sell_policy", lambda k: {"customer_id": k["customer_id"], **SALE,
+                                        "product": "pet"},
+     "validation_failed", "product", "one_of"),
+    ("sales", "sell_policy", lambda k: {"customer_id": new_id(), **SALE},
+     "validation_failed", "customer_id", "unknown_customer"),
+    ("sales", "get_policy", lambda k: {"policy_number": "POL-0000000000000000"},
+     "not_found", "policy_number", "unknown_policy"),
+    ("sales", "get_policy", lambda k: {"policy_number": 7},
+     "validation_failed", "policy_number", "type"),
+    ("service_desk", "open_complaint",
+     lambda k: without({"customer_id": k["customer_id"], **COMPLAINT}, "priority"),
+     "validation_failed", "priority", "required"),
+    ("service_desk", "open_complaint",
+     lambda k: {"customer_id": k["customer_id"], **COMPLAINT, "channel": 3},
+     "validation_failed", "channel", "type"),
+    ("service_desk", "open_complaint",
+     lambda k: {"customer_id": k["customer_id"], **COMPLAINT, "channel": "fax"},
+     "validation_failed", "channel", "one_of"),
+    ("service_desk", "open_complaint", lambda k: {"customer_id": new_id(), **COMPLAINT},
+     "validation_failed", "customer_id", "unknown_customer"),
+    ("service_desk", "close_complaint",
+     lambda k: without({"ticket_id": k["ticket_id"], **CLOSE}, "resolution"),
+     "validation_failed", "resolution", "required"),
+    ("service_desk", "close_complaint",
+     lambda k: {"ticket_id": k["ticket_id"], **CLOSE, "satisfaction": "good"},
+     "validation_failed", "satisfaction", "type"),
+    ("service_desk", "close_complaint",
+     lambda k: {"ticket_id": k["ticket_id"], **CLOSE, "satisfaction": 9},
+     "validation_failed", "satisfaction", "range"),
+    ("service_desk", "close_complaint", lambda k: {"ticket_id": new_id(), **CLOSE},
+     "not_found", "ticket_id", "unknown_ticket"),
+    ("service_desk", "get_ticket", lambda k: {"ticket_id": new_id()},
+     "not_found", "ticket_id", "unknown_ticket"),
+    ("analytics", "get_customer_360", lambda k: {},
+     "validation_failed", "customer_id", "required"),
+    ("analytics", "get_customer_360", lambda k: {"customer_id": new_id()},
+     "not_found", "customer_id", "unknown_customer"),
+]
+
+
+@pytest.mark.parametrize(
+    ("service", "method", "build", "code", "field", "rule"), CASES,
+    ids=[f"{c[1]}-{c[4]}-{c[5]}" for c in CASES],
+)
+def test_bad_input_is_refused_with_field_and_rule_and_appends_nothing(
+    operator_rpc: CrmClient, stores: Stores, known: dict[str, str],
+    service: str, method: str, build: Any, code: str, field: str, rule: str,
+) -> None:
+    payload = build(known)
+    before = stores.positions()
+    reply = operator_rpc.call(service, method, payload)
+    assert reply["ok"] is False, reply
+    error = reply["error"]
+    assert error["code"] == code, error
+    assert {"field": field, "rule": rule} in [
+        {"field": f["field"], "rule": f["rule"]} for f in error["fields"]
+    ], error
+    assert error["correlation_id"]
+    assert stores.positions() == before
+
+
+def test_every_rpc_has_bad_input_cases() -> None:
+    from services.analytics.service import AnalyticsService
+    from services.customer.service import CustomerService
+    from services.sales.service import SalesService
+    from services.service_desk.service import ServiceDeskService
+
+    covered = {(c[0], c[1]) for c in CASES}
+    for service in (CustomerService, SalesService, ServiceDeskService, AnalyticsService):
+        for name in vars(service):
+            method = getattr(service, name)
+            if callable(method) and getattr(method, "nameko_entrypoints", None) and name != "ping":
+                assert (service.name, name) in covered, f"{service.name}.{name} has no bad-input case"
