@@ -63,9 +63,7 @@ def mobile_phone(**kwargs: object) -> fields.String:
 
 
 def one_of(choices: tuple[str, ...], **kwargs: object) -> fields.String:
-    return fields.String(
-        validate=validate.OneOf(choices, error="one_of: must be one of {choices}"), **kwargs
-    )
+    return fields.String(validate=validate.OneOf(choices, error="one_of: must be one of {choices}"), **kwargs)
 
 
 def money(**kwargs: object) -> fields.Decimal:

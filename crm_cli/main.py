@@ -31,8 +31,7 @@ def _secret(args: argparse.Namespace) -> bytes:
     path = Path(args.secret_file)
     if not path.exists():
         raise SystemExit(
-            f"no signing secret at {path}: start the system with 'make run' first, "
-            "or pass --secret-file"
+            f"no signing secret at {path}: start the system with 'make run' first, or pass --secret-file"
         )
     return path.read_text().strip().encode()
 
@@ -55,8 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--amqp-uri", default=os.environ.get("AMQP_URI", DEFAULT_AMQP_URI))
     parser.add_argument("--secret-file", default=str(REPO / ".run" / "auth_secret"))
-    parser.add_argument("--as", dest="as_role", default="operator",
-                        choices=[r.value for r in Role], help="the role to act as")
+    parser.add_argument(
+        "--as",
+        dest="as_role",
+        default="operator",
+        choices=[r.value for r in Role],
+        help="the role to act as",
+    )
     parser.add_argument("--user", default=os.environ.get("USER", "local-operator"))
     parser.add_argument("--agent-id", help="your agent id, with --as agent")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -88,8 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     complain = commands.add_parser("complain", help="open a complaint; prints ticket and deadline")
     complain.add_argument("customer_id")
-    complain.add_argument("--channel", required=True,
-                          choices=["phone", "email", "web", "sms", "in_person"])
+    complain.add_argument("--channel", required=True, choices=["phone", "email", "web", "sms", "in_person"])
     complain.add_argument("--category", required=True)
     complain.add_argument("--priority", required=True, choices=["urgent", "ordinary"])
     complain.add_argument("--description", required=True)
@@ -117,9 +120,12 @@ def request_for(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]:
             if args.postal_code:
                 address["postal_code"] = args.postal_code
             payload: dict[str, Any] = {
-                "full_name": args.name, "national_id": args.national_id,
-                "mobile_phone": args.phone, "date_of_birth": args.birth_date,
-                "address": address, "owning_agent_id": args.agent,
+                "full_name": args.name,
+                "national_id": args.national_id,
+                "mobile_phone": args.phone,
+                "date_of_birth": args.birth_date,
+                "address": address,
+                "owning_agent_id": args.agent,
             }
             if args.email:
                 payload["email"] = args.email
@@ -127,23 +133,41 @@ def request_for(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]:
         case "customer":
             return "customer", "get_customer", {"customer_id": args.customer_id}
         case "sell":
-            return "sales", "sell_policy", {
-                "customer_id": args.customer_id, "product": args.product,
-                "annual_premium": args.premium, "start_date": args.start, "term_years": args.term,
-            }
+            return (
+                "sales",
+                "sell_policy",
+                {
+                    "customer_id": args.customer_id,
+                    "product": args.product,
+                    "annual_premium": args.premium,
+                    "start_date": args.start,
+                    "term_years": args.term,
+                },
+            )
         case "policy":
             return "sales", "get_policy", {"policy_number": args.policy_number}
         case "complain":
-            return "service_desk", "open_complaint", {
-                "customer_id": args.customer_id, "channel": args.channel,
-                "category": args.category, "priority": args.priority,
-                "description": args.description,
-            }
+            return (
+                "service_desk",
+                "open_complaint",
+                {
+                    "customer_id": args.customer_id,
+                    "channel": args.channel,
+                    "category": args.category,
+                    "priority": args.priority,
+                    "description": args.description,
+                },
+            )
         case "close":
-            return "service_desk", "close_complaint", {
-                "ticket_id": args.ticket_id, "resolution": args.resolution,
-                "satisfaction": args.satisfaction,
-            }
+            return (
+                "service_desk",
+                "close_complaint",
+                {
+                    "ticket_id": args.ticket_id,
+                    "resolution": args.resolution,
+                    "satisfaction": args.satisfaction,
+                },
+            )
         case "ticket":
             return "service_desk", "get_ticket", {"ticket_id": args.ticket_id}
         case "360":

@@ -61,6 +61,49 @@ def ensure_secret(path: Path) -> Path:
     return path
 
 
+def ensure_postgres_database(env: Mapping[str, str]) -> None:
+    import psycopg
+
+    name = env.get("POSTGRES_DBNAME", "crm")
+    dsn = (
+        f"host={env.get('POSTGRES_HOST', '127.0.0.1')} port={env.get('POSTGRES_PORT', '5432')} "
+        f"user={env.get('POSTGRES_USER', 'postgres')} dbname=postgres"
+    )
+    with psycopg.connect(dsn, autocommit=True, password=env.get("POSTGRES_PASSWORD") or None) as c:
+        if not c.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            c.execute(f'CREATE DATABASE "{name}"')
+
+
+def rpc_consumers(amqp_uri: str) -> int:
+    from kombu import Connection
+
+    with Connection(amqp_uri, connect_timeout=5) as conn:
+        try:
+            _, _, consumers = conn.default_channel.queue_declare("rpc-customer", passive=True)
+        except Exception:  # no such queue: nothing ever served here
+            return 0
+    return int(consumers)
+
+
+def prepare_event_stores(env: Mapping[str, str]) -> None:
+    """Create each store's tables once, before the services and relays start: concurrent DDL on
+    PostgreSQL fails with 'tuple concurrently updated'."""
+    from crm_shared.config import Settings
+    from crm_shared.relay import APPLICATIONS, load_application
+
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        settings = Settings.from_env()
+        for context in APPLICATIONS:
+            app = load_application(context, settings)
+            app.factory.tracking_recorder()
+            app.close()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 @dataclass
 class ManagedProcess:
     name: str
@@ -73,7 +116,11 @@ class ManagedProcess:
     def start(self, env: Mapping[str, str]) -> None:
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            self.argv, env=dict(env), stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO,
+            self.argv,
+            env=dict(env),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
             start_new_session=True,
         )
 
@@ -139,8 +186,15 @@ class System:
     def _commands(self) -> dict[str, list[str]]:
         commands = {
             "mongo": [
-                bin_path("secantusd-py"), "--host", "127.0.0.1", "--port", str(self.mongo_port),
-                "--storage-path", str(self.run_dir / "mongo"), "--log-level", "WARNING",
+                bin_path("secantusd-py"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.mongo_port),
+                "--storage-path",
+                str(self.run_dir / "mongo"),
+                "--log-level",
+                "WARNING",
             ]
         }
         for name, module in SERVICES.items():
@@ -158,6 +212,14 @@ class System:
                 "Start it with:  rabbitmq-server -detached   (then wait a few seconds)\n"
                 "or point AMQP_URI at a running broker."
             )
+        if names is None and (running := rpc_consumers(self.amqp_uri)):
+            raise SystemExit(
+                f"another CRM is already serving on {self.amqp_uri} ({running} consumers on "
+                "rpc-customer): stop it first, or use another RabbitMQ vhost in AMQP_URI"
+            )
+        if self.event_store == "postgres":
+            ensure_postgres_database(self.env)
+            prepare_event_stores(self.env)
         for name in names or list(self.processes):
             self.processes[name].start(self.env)
             if name == "mongo":
@@ -214,8 +276,10 @@ Ctrl-C stops everything.""",
             for name in system.dead():
                 process = system.processes[name]
                 process.restarts += 1
-                print(f"{name} exited; restarting (restart #{process.restarts}, "
-                      f"see {process.log_path})", flush=True)
+                print(
+                    f"{name} exited; restarting (restart #{process.restarts}, see {process.log_path})",
+                    flush=True,
+                )
                 process.stop()
                 process.start(system.env)
             time.sleep(1)

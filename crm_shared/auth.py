@@ -76,9 +76,7 @@ def issue_token(caller: Caller, secret: bytes, ttl_seconds: int = DEFAULT_TOKEN_
 
 def verify_token(token: object, secret: bytes, now: float | None = None) -> Caller:
     if not isinstance(token, str) or not token:
-        raise Unauthenticated(
-            "no caller token: send a signed token in the 'auth_token' context header"
-        )
+        raise Unauthenticated("no caller token: send a signed token in the 'auth_token' context header")
     body, _, signature = token.partition(".")
     if not signature or not hmac.compare_digest(signature, _signature(secret, body)):
         raise Unauthenticated("caller token signature is invalid")

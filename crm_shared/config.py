@@ -38,9 +38,7 @@ class Settings:
             )
         event_store = os.environ.get("CRM_EVENT_STORE", "sqlite")
         if event_store not in ("sqlite", "postgres"):
-            raise ConfigError(
-                f"CRM_EVENT_STORE must be 'sqlite' or 'postgres', not {event_store!r}"
-            )
+            raise ConfigError(f"CRM_EVENT_STORE must be 'sqlite' or 'postgres', not {event_store!r}")
         return cls(
             amqp_uri=os.environ.get("AMQP_URI", DEFAULT_AMQP_URI),
             mongo_uri=os.environ.get("MONGO_URI", DEFAULT_MONGO_URI),

@@ -38,11 +38,12 @@ class DateAsISO(Transcoding):
 
 
 def event_store_env(context: str, settings: Settings) -> dict[str, str]:
-    """The eventsourcing environment for one context's own store."""
+    """The eventsourcing environment for one context's own store. On PostgreSQL the contexts may
+    share a database: each application's tables carry its name (``customerapplication_events``)."""
     if settings.event_store == "postgres":
         return {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
-            "POSTGRES_DBNAME": os.environ.get("POSTGRES_DBNAME", f"crm_{context}"),
+            "POSTGRES_DBNAME": os.environ.get("POSTGRES_DBNAME", "crm"),
             "POSTGRES_HOST": os.environ.get("POSTGRES_HOST", "127.0.0.1"),
             "POSTGRES_PORT": os.environ.get("POSTGRES_PORT", "5432"),
             "POSTGRES_USER": os.environ.get("POSTGRES_USER", "postgres"),

@@ -11,6 +11,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from kombu import Connection, Consumer, Message, Producer
@@ -64,11 +65,11 @@ class ProjectorRunner:
                     self.declare(connection)
                     channel = connection.channel()
                     channel.basic_qos(0, self.prefetch, False)
-                    producer = Producer(connection.channel())
+                    dead_letter_producer = Producer(connection.channel())
                     with Consumer(
                         channel,
                         queues=[self.queue],
-                        callbacks=[lambda _body, m: self._on_message(m, producer)],
+                        callbacks=[partial(self._on_delivery, dead_letter_producer)],
                         accept=None,
                         no_ack=False,
                     ):
@@ -77,9 +78,7 @@ class ProjectorRunner:
                         while not self.stop_event.is_set():
                             try:
                                 connection.drain_events(timeout=1)
-                            except TimeoutError:
-                                connection.heartbeat_check()
-                            except TimeoutError:
+                            except TimeoutError:  # socket.timeout: nothing arrived
                                 connection.heartbeat_check()
             except Exception:
                 if self.stop_event.is_set():
@@ -90,6 +89,9 @@ class ProjectorRunner:
 
     def stop(self) -> None:
         self.stop_event.set()
+
+    def _on_delivery(self, producer: Producer, _body: object, message: Message) -> None:
+        self._on_message(message, producer)
 
     def _on_message(self, message: Message, producer: Producer) -> None:
         try:

@@ -15,7 +15,7 @@ from marshmallow import Schema, ValidationError
 
 from crm_shared.auth import verify_token
 from crm_shared.domain import CommandMeta
-from crm_shared.errors import CrmError, ValidationFailed
+from crm_shared.errors import CrmError, NotFound, ValidationFailed
 
 log = logging.getLogger("crm.rpc")
 
@@ -27,6 +27,16 @@ class CustomerDirectory(Protocol):
     owns it. Raises NotFound for an unknown customer, PermissionDenied if the caller may not see it."""
 
     def owning_agent_of(self, customer_id: str) -> str: ...
+
+
+def owning_agent_of_known_customer(customers: CustomerDirectory, customer_id: str) -> str:
+    """The customer's owning agent; an unknown customer is the command's fault, not a lookup's."""
+    try:
+        return customers.owning_agent_of(customer_id)
+    except NotFound:
+        raise ValidationFailed.single(
+            "customer_id", "unknown_customer", f"the customer context knows no {customer_id}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -67,9 +77,7 @@ class RequestContext:
             )
             return {"ok": False, "error": e.as_dict() | {"correlation_id": self.correlation_id}}
         except Exception:
-            log.exception(
-                "%s failed unexpectedly (correlation_id=%s)", operation, self.correlation_id
-            )
+            log.exception("%s failed unexpectedly (correlation_id=%s)", operation, self.correlation_id)
             return {
                 "ok": False,
                 "error": {

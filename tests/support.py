@@ -20,8 +20,12 @@ from contracts.validators import national_id_check_character
 T = TypeVar("T")
 
 
-def wait_until(probe: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.05,
-               what: str = "condition") -> T:
+def wait_until(
+    probe: Callable[[], T | None],
+    timeout: float = 30.0,
+    interval: float = 0.05,
+    what: str = "condition",
+) -> T:
     """Poll ``probe`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     last: T | None = None
@@ -58,8 +62,12 @@ def customer_payload(agent_id: str = "A-1001", **overrides: Any) -> dict[str, An
         "mobile_phone": "13912345678",
         "email": "wang.fang@example.com",
         "date_of_birth": birth.isoformat(),
-        "address": {"line1": "88 Nanjing Road", "city": "Shanghai", "province": "Shanghai",
-                    "postal_code": "200001"},
+        "address": {
+            "line1": "88 Nanjing Road",
+            "city": "Shanghai",
+            "province": "Shanghai",
+            "postal_code": "200001",
+        },
         "owning_agent_id": agent_id,
     }
     payload.update(overrides)
@@ -91,9 +99,19 @@ def secantus_server(storage: Path | str = ":memory:") -> Iterator[str]:
 
     port = free_port()
     process = subprocess.Popen(
-        [bin_path("secantusd-py"), "--host", "127.0.0.1", "--port", str(port),
-         "--storage-path", str(storage), "--log-level", "WARNING"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            bin_path("secantusd-py"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--storage-path",
+            str(storage),
+            "--log-level",
+            "WARNING",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_for_port(port, 30)

@@ -126,9 +126,7 @@ def project(doc: Document | None, message: Message) -> Document | None:
 def _recompute_totals(doc: Document) -> None:
     active = [p for p in doc["policies"] if p["status"] == "active"]
     doc["policy_count"] = len(doc["policies"])
-    doc["total_annual_premium"] = str(
-        sum((Decimal(p["annual_premium"]) for p in active), Decimal("0.00"))
-    )
+    doc["total_annual_premium"] = str(sum((Decimal(p["annual_premium"]) for p in active), Decimal("0.00")))
     doc["open_complaint_count"] = sum(1 for c in doc["complaints"] if c["status"] == "open")
 
 

@@ -46,9 +46,7 @@ class Customer360Store:
             except DuplicateKeyError:
                 return False
             return True
-        result = self.collection.replace_one(
-            {"_id": new["_id"], "revision": current["revision"]}, new
-        )
+        result = self.collection.replace_one({"_id": new["_id"], "revision": current["revision"]}, new)
         return result.matched_count == 1
 
 

@@ -13,6 +13,8 @@ NATIONAL_ID_NAMESPACE = uuid.UUID("0c7f8a52-3b1e-4f5e-a7f4-1d2c9e6b8a31")
 
 
 class Customer(CrmAggregate):
+    # eventsourcing builds __init__ from the annotations below; a Created event's attributes of the
+    # same names initialise the aggregate, so creation events need no apply().
     class Registered(CrmAggregate.Created):
         EVENT_TYPE = "customer.registered"
         customer_id: str
@@ -23,15 +25,6 @@ class Customer(CrmAggregate):
         date_of_birth: date
         address: dict[str, Any]
         owning_agent_id: str
-
-        def apply(self, customer: Customer) -> None:
-            customer.full_name = self.full_name
-            customer.national_id = self.national_id
-            customer.mobile_phone = self.mobile_phone
-            customer.email = self.email
-            customer.date_of_birth = self.date_of_birth
-            customer.address = dict(self.address)
-            customer.owning_agent_id = self.owning_agent_id
 
     full_name: str
     national_id: str
@@ -77,9 +70,6 @@ class NationalIdClaim(CrmAggregate):
 
     class Claimed(CrmAggregate.Created):
         customer_id: str
-
-        def apply(self, claim: NationalIdClaim) -> None:
-            claim.customer_id = self.customer_id
 
     customer_id: str
 

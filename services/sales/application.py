@@ -8,9 +8,9 @@ from eventsourcing.application import AggregateNotFoundError
 
 from crm_shared.auth import Role
 from crm_shared.domain import CommandMeta
-from crm_shared.errors import ConcurrencyConflict, FieldError, NotFound, ValidationFailed
+from crm_shared.errors import ConcurrencyConflict, FieldError, NotFound
 from crm_shared.eventstore import CrmApplication
-from crm_shared.rpc import CustomerDirectory
+from crm_shared.rpc import CustomerDirectory, owning_agent_of_known_customer
 from services.sales.domain import Policy, new_policy_number
 
 
@@ -23,12 +23,7 @@ class SalesApplication(CrmApplication):
         caller = meta.actor
         caller.require_role(Role.AGENT, Role.OPERATOR, Role.ADMIN)
         customer_id = str(data["customer_id"])
-        try:
-            owning_agent = customers.owning_agent_of(customer_id)
-        except NotFound:
-            raise ValidationFailed.single(
-                "customer_id", "unknown_customer", f"the customer context knows no {customer_id}"
-            ) from None
+        owning_agent = owning_agent_of_known_customer(customers, customer_id)
         caller.require_customer_access(owning_agent, f"customer {customer_id}")
         for _attempt in range(3):  # a policy number collision is astronomically rare; retry it
             policy = Policy.sell(
@@ -57,9 +52,7 @@ class SalesApplication(CrmApplication):
                 f"no policy {number}",
                 fields=[FieldError("policy_number", "unknown_policy", "no such record exists")],
             ) from None
-        meta.actor.require_customer_access(
-            policy.agent_id, f"policy {number}", also=(Role.SERVICE_DESK,)
-        )
+        meta.actor.require_customer_access(policy.agent_id, f"policy {number}", also=(Role.SERVICE_DESK,))
         return {
             "policy_number": policy.policy_number,
             "customer_id": policy.customer_id,

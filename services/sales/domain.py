@@ -35,17 +35,6 @@ class Policy(CrmAggregate):
         term_years: int
         agent_id: str
 
-        def apply(self, policy: Policy) -> None:
-            policy.policy_number = self.policy_number
-            policy.customer_id = self.customer_id
-            policy.product = self.product
-            policy.annual_premium = self.annual_premium
-            policy.start_date = self.start_date
-            policy.end_date = self.end_date
-            policy.term_years = self.term_years
-            policy.agent_id = self.agent_id
-            policy.status = "active"
-
     policy_number: str
     customer_id: str
     product: str

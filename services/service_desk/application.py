@@ -11,9 +11,9 @@ from eventsourcing.utils import EnvType
 
 from crm_shared.auth import Role
 from crm_shared.domain import CommandMeta
-from crm_shared.errors import FieldError, NotFound, ValidationFailed
+from crm_shared.errors import FieldError, NotFound
 from crm_shared.eventstore import CrmApplication
-from crm_shared.rpc import CustomerDirectory
+from crm_shared.rpc import CustomerDirectory, owning_agent_of_known_customer
 from services.service_desk.domain import Complaint
 
 Clock = Callable[[], datetime]
@@ -36,15 +36,8 @@ class ServiceDeskApplication(CrmApplication):
         caller = meta.actor
         caller.require_role(Role.SERVICE_DESK, Role.AGENT, Role.OPERATOR, Role.ADMIN)
         customer_id = str(data["customer_id"])
-        try:
-            owning_agent = customers.owning_agent_of(customer_id)
-        except NotFound:
-            raise ValidationFailed.single(
-                "customer_id", "unknown_customer", f"the customer context knows no {customer_id}"
-            ) from None
-        caller.require_customer_access(
-            owning_agent, f"customer {customer_id}", also=(Role.SERVICE_DESK,)
-        )
+        owning_agent = owning_agent_of_known_customer(customers, customer_id)
+        caller.require_customer_access(owning_agent, f"customer {customer_id}", also=(Role.SERVICE_DESK,))
         complaint = Complaint.open(
             customer_id=customer_id,
             channel=data["channel"],

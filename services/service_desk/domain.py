@@ -27,18 +27,6 @@ class Complaint(CrmAggregate):
         description: str
         sla_deadline: datetime
 
-        def apply(self, complaint: Complaint) -> None:
-            complaint.customer_id = self.customer_id
-            complaint.channel = self.channel
-            complaint.category = self.category
-            complaint.priority = self.priority
-            complaint.description = self.description
-            complaint.sla_deadline = self.sla_deadline
-            complaint.status = "open"
-            complaint.resolution = None
-            complaint.satisfaction = None
-            complaint.closed_at = None
-
     class Closed(CrmAggregate.Event):
         EVENT_TYPE = "service_desk.complaint_closed"
         ticket_id: str
@@ -92,9 +80,7 @@ class Complaint(CrmAggregate):
             sla_deadline=sla_deadline(priority, opened_at),
         )
 
-    def close(
-        self, *, resolution: str, satisfaction: int, closed_at: datetime, meta: CommandMeta
-    ) -> None:
+    def close(self, *, resolution: str, satisfaction: int, closed_at: datetime, meta: CommandMeta) -> None:
         if self.status == "closed":
             raise InvalidState(f"complaint {self.id} is already closed")
         self.trigger_event(

@@ -31,9 +31,7 @@ class ServiceDeskService:
 
     @rpc
     def close_complaint(self, payload: Any) -> dict:
-        return self.request.run(
-            "close_complaint", schemas.CloseComplaint, payload, self.app.close_complaint
-        )
+        return self.request.run("close_complaint", schemas.CloseComplaint, payload, self.app.close_complaint)
 
     @rpc
     def get_ticket(self, payload: Any) -> dict:

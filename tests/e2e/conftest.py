@@ -35,9 +35,7 @@ def _answers(client: CrmClient, service: str, method: str) -> bool:
 def _projector_consuming(amqp_uri: str) -> bool:
     with Connection(amqp_uri) as conn:
         try:
-            _, _, consumers = conn.default_channel.queue_declare(
-                "analytics.customer_360", passive=True
-            )
+            _, _, consumers = conn.default_channel.queue_declare("analytics.customer_360", passive=True)
         except Exception:
             return False
     return consumers > 0
@@ -56,13 +54,24 @@ def system(amqp_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     crm.start()
     try:
         with CrmClient.for_caller(amqp_uri, OPERATOR, crm.secret, timeout=10) as client:
-            for service, method in [("customer", "ping"), ("sales", "get_policy"),
-                                    ("service_desk", "get_ticket"),
-                                    ("analytics", "get_customer_360")]:
-                wait_until(lambda s=service, m=method: _answers(client, s, m), timeout=60,
-                           interval=0.5, what=f"the {service} service to answer")
-        wait_until(lambda: _projector_consuming(amqp_uri), timeout=60, interval=0.2,
-                   what="the projector to consume")
+            for service, method in [
+                ("customer", "ping"),
+                ("sales", "get_policy"),
+                ("service_desk", "get_ticket"),
+                ("analytics", "get_customer_360"),
+            ]:
+                wait_until(
+                    lambda s=service, m=method: _answers(client, s, m),
+                    timeout=60,
+                    interval=0.5,
+                    what=f"the {service} service to answer",
+                )
+        wait_until(
+            lambda: _projector_consuming(amqp_uri),
+            timeout=60,
+            interval=0.2,
+            what="the projector to consume",
+        )
         yield crm
     finally:
         crm.stop()
@@ -90,20 +99,24 @@ class Stores:
 
     def __init__(self, data_dir: Path) -> None:
         classes: dict[str, type[CrmApplication]] = {
-            "customer": CustomerApplication, "sales": SalesApplication,
+            "customer": CustomerApplication,
+            "sales": SalesApplication,
             "service_desk": ServiceDeskApplication,
         }
         assert set(classes) == set(APPLICATIONS)
-        self.apps = {name: cls(env=sqlite_env(data_dir / f"{name}.sqlite"))
-                     for name, cls in classes.items()}
+        self.apps = {name: cls(env=sqlite_env(data_dir / f"{name}.sqlite")) for name, cls in classes.items()}
 
     def positions(self) -> dict[str, int]:
         return {name: app.max_position() for name, app in self.apps.items()}
 
     def events(self, context: str, event_type: str) -> list[dict]:
         app = self.apps[context]
-        return [m for batch in app.notifications(0) for n in batch
-                if (m := app.envelope(n)) and m["event_type"] == event_type]
+        return [
+            m
+            for batch in app.notifications(0)
+            for n in batch
+            if (m := app.envelope(n)) and m["event_type"] == event_type
+        ]
 
 
 @pytest.fixture(scope="session")

@@ -31,29 +31,63 @@ def test_register_sell_complain_close_and_see_it_all_in_the_360_view(
     operator_rpc: CrmClient,
 ) -> None:
     client = operator_rpc
-    customer_id = ok(client.call("customer", "register_customer",
-                                 customer_payload(full_name="Chen Jing")))["customer_id"]
+    customer_id = ok(client.call("customer", "register_customer", customer_payload(full_name="Chen Jing")))[
+        "customer_id"
+    ]
     policies = [
-        ok(client.call("sales", "sell_policy", {
-            "customer_id": customer_id, "product": product, "annual_premium": premium,
-            "start_date": "2026-12-01", "term_years": 10}))["policy_number"]
+        ok(
+            client.call(
+                "sales",
+                "sell_policy",
+                {
+                    "customer_id": customer_id,
+                    "product": product,
+                    "annual_premium": premium,
+                    "start_date": "2026-12-01",
+                    "term_years": 10,
+                },
+            )
+        )["policy_number"]
         for product, premium in [("life", "12000.00"), ("auto", "3150.50")]
     ]
-    opened = ok(client.call("service_desk", "open_complaint", {
-        "customer_id": customer_id, "channel": "phone", "category": "claims",
-        "priority": "urgent", "description": "The claim of last month is unpaid."}))
+    opened = ok(
+        client.call(
+            "service_desk",
+            "open_complaint",
+            {
+                "customer_id": customer_id,
+                "channel": "phone",
+                "category": "claims",
+                "priority": "urgent",
+                "description": "The claim of last month is unpaid.",
+            },
+        )
+    )
     deadline = datetime.fromisoformat(opened["sla_deadline"])
     ticket = ok(client.call("service_desk", "get_ticket", {"ticket_id": opened["ticket_id"]}))
     assert deadline - datetime.fromisoformat(ticket["opened_at"]) == timedelta(days=2)
-    closed = ok(client.call("service_desk", "close_complaint", {
-        "ticket_id": opened["ticket_id"], "resolution": "Paid with apologies",
-        "satisfaction": 4}))
+    closed = ok(
+        client.call(
+            "service_desk",
+            "close_complaint",
+            {
+                "ticket_id": opened["ticket_id"],
+                "resolution": "Paid with apologies",
+                "satisfaction": 4,
+            },
+        )
+    )
     assert closed["closed_within_sla"] is True
 
     def complete() -> dict | None:
         view = view_360(client, customer_id)
-        if view and view["policy_count"] == 2 and view["complaints"] and \
-                view["complaints"][0]["status"] == "closed" and view["profile"]:
+        if (
+            view
+            and view["policy_count"] == 2
+            and view["complaints"]
+            and view["complaints"][0]["status"] == "closed"
+            and view["profile"]
+        ):
             return view
         return None
 
@@ -79,8 +113,7 @@ def test_registering_a_known_national_id_names_the_existing_customer(
     payload = customer_payload()
     first = ok(operator_rpc.call("customer", "register_customer", payload))["customer_id"]
     before = stores.positions()
-    again = operator_rpc.call("customer", "register_customer",
-                              {**payload, "full_name": "Another Name"})
+    again = operator_rpc.call("customer", "register_customer", {**payload, "full_name": "Another Name"})
     assert again["ok"] is False
     assert again["error"]["code"] == "duplicate_customer"
     assert again["error"]["existing_customer_id"] == first
@@ -91,17 +124,26 @@ def test_agents_see_only_their_own_customers(rpc: ClientFor, operator_rpc: CrmCl
     owner = Caller("u-a7", Role.AGENT, "A-7")
     other = Caller("u-a8", Role.AGENT, "A-8")
     with rpc(owner) as mine:
-        customer_id = ok(mine.call("customer", "register_customer",
-                                   customer_payload(agent_id="A-7")))["customer_id"]
+        customer_id = ok(mine.call("customer", "register_customer", customer_payload(agent_id="A-7")))[
+            "customer_id"
+        ]
         refused = mine.call("customer", "register_customer", customer_payload(agent_id="A-8"))
         assert refused["error"]["code"] == "permission_denied"
         wait_until(lambda: view_360(mine, customer_id), what="the agent's own 360 view")
     with rpc(other) as theirs:
         denied = theirs.call("analytics", "get_customer_360", {"customer_id": customer_id})
         assert denied["error"]["code"] == "permission_denied"
-        sale = theirs.call("sales", "sell_policy", {
-            "customer_id": customer_id, "product": "life", "annual_premium": "100.00",
-            "start_date": "2027-01-01", "term_years": 1})
+        sale = theirs.call(
+            "sales",
+            "sell_policy",
+            {
+                "customer_id": customer_id,
+                "product": "life",
+                "annual_premium": "100.00",
+                "start_date": "2027-01-01",
+                "term_years": 1,
+            },
+        )
         assert sale["error"]["code"] == "permission_denied"
     assert view_360(operator_rpc, customer_id)["owning_agent_id"] == "A-7"
 
@@ -109,8 +151,10 @@ def test_agents_see_only_their_own_customers(rpc: ClientFor, operator_rpc: CrmCl
 def test_a_call_without_a_valid_caller_is_refused(system: System) -> None:
     for token in ("", "forged.token"):
         with CrmClient(system.amqp_uri, token, timeout=10) as client:
-            for service, method in [("customer", "register_customer"),
-                                    ("analytics", "get_customer_360")]:
+            for service, method in [
+                ("customer", "register_customer"),
+                ("analytics", "get_customer_360"),
+            ]:
                 reply = client.call(service, method, customer_payload())
                 assert reply["ok"] is False
                 assert reply["error"]["code"] == "unauthenticated"
@@ -119,20 +163,37 @@ def test_a_call_without_a_valid_caller_is_refused(system: System) -> None:
 def test_two_concurrent_closes_of_one_complaint_apply_exactly_once(
     rpc: ClientFor, operator_rpc: CrmClient, stores: Stores
 ) -> None:
-    customer_id = ok(operator_rpc.call("customer", "register_customer",
-                                       customer_payload()))["customer_id"]
-    ticket_id = ok(operator_rpc.call("service_desk", "open_complaint", {
-        "customer_id": customer_id, "channel": "web", "category": "billing",
-        "priority": "ordinary", "description": "charged twice"}))["ticket_id"]
+    customer_id = ok(operator_rpc.call("customer", "register_customer", customer_payload()))["customer_id"]
+    ticket_id = ok(
+        operator_rpc.call(
+            "service_desk",
+            "open_complaint",
+            {
+                "customer_id": customer_id,
+                "channel": "web",
+                "category": "billing",
+                "priority": "ordinary",
+                "description": "charged twice",
+            },
+        )
+    )["ticket_id"]
     replies: list[dict] = []
     barrier = threading.Barrier(2)
 
     def close(satisfaction: int) -> None:
         with rpc(Caller(f"desk-{satisfaction}", Role.SERVICE_DESK)) as client:
             barrier.wait()
-            replies.append(client.call("service_desk", "close_complaint", {
-                "ticket_id": ticket_id, "resolution": "refunded",
-                "satisfaction": satisfaction}))
+            replies.append(
+                client.call(
+                    "service_desk",
+                    "close_complaint",
+                    {
+                        "ticket_id": ticket_id,
+                        "resolution": "refunded",
+                        "satisfaction": satisfaction,
+                    },
+                )
+            )
 
     threads = [threading.Thread(target=close, args=(s,)) for s in (2, 5)]
     for t in threads:
@@ -144,23 +205,35 @@ def test_two_concurrent_closes_of_one_complaint_apply_exactly_once(
     # Whichever loses either conflicted on the version or, if it loaded after the winner's append,
     # found the complaint already closed. It is never retried behind the caller's back.
     assert refused["error"]["code"] in {"concurrency_conflict", "invalid_state"}
-    closed = [e for e in stores.events("service_desk", "service_desk.complaint_closed")
-              if e["aggregate_id"] == ticket_id]
+    closed = [
+        e
+        for e in stores.events("service_desk", "service_desk.complaint_closed")
+        if e["aggregate_id"] == ticket_id
+    ]
     assert len(closed) == 1
 
 
 def test_events_stored_while_the_relay_is_down_reach_the_360_view_once(
     system: System, operator_rpc: CrmClient, stores: Stores
 ) -> None:
-    customer_id = ok(operator_rpc.call("customer", "register_customer",
-                                       customer_payload()))["customer_id"]
+    customer_id = ok(operator_rpc.call("customer", "register_customer", customer_payload()))["customer_id"]
     wait_until(lambda: view_360(operator_rpc, customer_id), what="the registration")
     system.stop(["relay-sales"])
     try:
         for premium in ("500.00", "700.00"):
-            ok(operator_rpc.call("sales", "sell_policy", {
-                "customer_id": customer_id, "product": "health", "annual_premium": premium,
-                "start_date": "2027-01-01", "term_years": 1}))
+            ok(
+                operator_rpc.call(
+                    "sales",
+                    "sell_policy",
+                    {
+                        "customer_id": customer_id,
+                        "product": "health",
+                        "annual_premium": premium,
+                        "start_date": "2027-01-01",
+                        "term_years": 1,
+                    },
+                )
+            )
         relay = Relay(stores.apps["sales"], system.amqp_uri)
         assert relay.position() < stores.apps["sales"].max_position()  # stored, not published
         assert view_360(operator_rpc, customer_id)["policy_count"] == 0
@@ -181,7 +254,11 @@ def test_every_published_message_follows_its_contract(system: System) -> None:
         while (message := queue.get(no_ack=True)) is not None:
             messages.append(json.loads(message.body))
     types = {m["event_type"] for m in messages}
-    assert {"customer.registered", "sales.policy_sold", "service_desk.complaint_opened",
-            "service_desk.complaint_closed"} <= types
+    assert {
+        "customer.registered",
+        "sales.policy_sold",
+        "service_desk.complaint_opened",
+        "service_desk.complaint_closed",
+    } <= types
     for message in messages:
         assert validate_message(message) == {}, message

@@ -90,7 +90,9 @@ def test_racing_registrations_of_one_national_id_register_one_customer(
         t.join()
     assert sum(isinstance(o, str) for o in outcomes) == 1
     registered = [
-        n for batch in apps[0].notifications(0) for n in batch
+        n
+        for batch in apps[0].notifications(0)
+        for n in batch
         if (e := apps[0].envelope(n)) and e["event_type"] == "customer.registered"
     ]
     assert len(registered) == 1
@@ -104,26 +106,31 @@ def test_agent_may_register_only_for_themselves(store_env: dict[str, str], agent
     assert app.max_position() == 2  # the customer and its national id claim
 
 
-def test_two_commands_on_one_version_apply_exactly_once(
-    store_env: dict[str, str], operator: Caller
-) -> None:
+def test_two_commands_on_one_version_apply_exactly_once(store_env: dict[str, str], operator: Caller) -> None:
     """Optimistic concurrency: both load version 1, the second append conflicts. The conflict is
     reported to the caller (``concurrency_conflict``), never retried blindly."""
     desk_a = ServiceDeskApplication(env=store_env)
     desk_b = ServiceDeskApplication(env=store_env)
     customer_id = str(uuid.uuid4())
     opened = desk_a.open_complaint(
-        rpc.OpenComplaint().load({"customer_id": customer_id, "channel": "phone",
-                                  "category": "claims", "priority": "urgent",
-                                  "description": "unpaid claim"}),
-        meta(operator), KnownCustomers({customer_id: "A-1"}))
+        rpc.OpenComplaint().load(
+            {
+                "customer_id": customer_id,
+                "channel": "phone",
+                "category": "claims",
+                "priority": "urgent",
+                "description": "unpaid claim",
+            }
+        ),
+        meta(operator),
+        KnownCustomers({customer_id: "A-1"}),
+    )
     ticket_id = uuid.UUID(opened["ticket_id"])
     first = desk_a.repository.get(ticket_id)
     second = desk_b.repository.get(ticket_id)
     assert first.version == second.version == 1
     first.close(resolution="paid", satisfaction=5, closed_at=desk_a.clock(), meta=meta(operator))
-    second.close(resolution="paid twice", satisfaction=1, closed_at=desk_b.clock(),
-                 meta=meta(operator))
+    second.close(resolution="paid twice", satisfaction=1, closed_at=desk_b.clock(), meta=meta(operator))
     desk_a.save_or_conflict(first)
     with pytest.raises(ConcurrencyConflict):
         desk_b.save_or_conflict(second)
@@ -132,22 +139,29 @@ def test_two_commands_on_one_version_apply_exactly_once(
     assert final.version == 2 and final.resolution == "paid"
 
 
-def test_unknown_customer_and_ticket_append_nothing(
-    store_env: dict[str, str], operator: Caller
-) -> None:
+def test_unknown_customer_and_ticket_append_nothing(store_env: dict[str, str], operator: Caller) -> None:
     sales = SalesApplication(env=store_env)
     desk = ServiceDeskApplication(env=store_env)
     nobody = KnownCustomers({})
     with pytest.raises(ValidationFailed) as refused:
         sales.sell_policy(
-            rpc.SellPolicy().load({"customer_id": str(uuid.uuid4()), "product": "life",
-                                   "annual_premium": "100.00", "start_date": "2027-01-01",
-                                   "term_years": 1}),
-            meta(operator), nobody)
+            rpc.SellPolicy().load(
+                {
+                    "customer_id": str(uuid.uuid4()),
+                    "product": "life",
+                    "annual_premium": "100.00",
+                    "start_date": "2027-01-01",
+                    "term_years": 1,
+                }
+            ),
+            meta(operator),
+            nobody,
+        )
     assert refused.value.fields[0].rule == "unknown_customer"
     with pytest.raises(NotFound) as missing:
-        desk.close_complaint({"ticket_id": uuid.uuid4(), "resolution": "x", "satisfaction": 3},
-                             meta(operator))
+        desk.close_complaint(
+            {"ticket_id": uuid.uuid4(), "resolution": "x", "satisfaction": 3}, meta(operator)
+        )
     assert missing.value.fields[0].field == "ticket_id"
     assert sales.max_position() == 0 and desk.max_position() == 0
 
@@ -157,8 +171,7 @@ def test_stored_events_read_back_in_order_as_valid_contract_messages(
 ) -> None:
     app = CustomerApplication(env=store_env)
     ids = [register(app, operator) for _ in range(5)]
-    messages = [m for batch in app.notifications(0, batch_size=3) for n in batch
-                if (m := app.envelope(n))]
+    messages = [m for batch in app.notifications(0, batch_size=3) for n in batch if (m := app.envelope(n))]
     assert [m["aggregate_id"] for m in messages] == ids
     positions = [m["global_position"] for m in messages]
     assert positions == sorted(positions)

@@ -34,8 +34,13 @@ def customers(tmp_path: Path) -> CustomerApplication:
 @pytest.fixture
 def tap(amqp_uri: str) -> Iterator[Queue]:
     """A private queue bound to every event, to see exactly what was published."""
-    queue = Queue(f"tap-{uuid.uuid4().hex[:8]}", exchange=events_exchange, routing_key="#",
-                  auto_delete=False, durable=False)
+    queue = Queue(
+        f"tap-{uuid.uuid4().hex[:8]}",
+        exchange=events_exchange,
+        routing_key="#",
+        auto_delete=False,
+        durable=False,
+    )
     with Connection(amqp_uri) as conn:
         events_exchange.declare(channel=conn.default_channel)
         queue.bind(conn.default_channel).declare()
@@ -63,8 +68,12 @@ def store(mongo_uri: str) -> Iterator[Customer360Store]:
 
 @pytest.fixture
 def projector(amqp_uri: str, store: Customer360Store) -> Iterator[ProjectorRunner]:
-    runner = ProjectorRunner(amqp_uri, f"test.customer_360.{uuid.uuid4().hex[:8]}", store.apply,
-                             is_transient=is_store_outage)
+    runner = ProjectorRunner(
+        amqp_uri,
+        f"test.customer_360.{uuid.uuid4().hex[:8]}",
+        store.apply,
+        is_transient=is_store_outage,
+    )
     with Connection(amqp_uri) as conn:
         runner.declare(conn)
     thread = threading.Thread(target=runner.run, daemon=True)
@@ -134,14 +143,22 @@ def test_a_crash_between_publishing_and_recording_republishes_and_projects_once(
 
 
 def test_redelivered_and_older_events_leave_the_document_unchanged(
-    amqp_uri: str, store: Customer360Store, projector: ProjectorRunner, operator: Caller,
+    amqp_uri: str,
+    store: Customer360Store,
+    projector: ProjectorRunner,
+    operator: Caller,
     customers: CustomerApplication,
 ) -> None:
     (customer_id,) = register_many(customers, operator, 1)
-    registered = next(m for batch in customers.notifications(0) for n in batch
-                      if (m := customers.envelope(n)))
-    newer = {**registered, "aggregate_version": 2, "event_id": str(uuid.uuid4()),
-             "payload": {**registered["payload"], "full_name": "Renamed"}}
+    registered = next(
+        m for batch in customers.notifications(0) for n in batch if (m := customers.envelope(n))
+    )
+    newer = {
+        **registered,
+        "aggregate_version": 2,
+        "event_id": str(uuid.uuid4()),
+        "payload": {**registered["payload"], "full_name": "Renamed"},
+    }
     with Connection(amqp_uri) as conn:
         producer = conn.Producer(exchange=events_exchange)
         for message in (registered, newer):
@@ -156,17 +173,18 @@ def test_redelivered_and_older_events_leave_the_document_unchanged(
 
 
 def test_a_malformed_message_is_dead_lettered_with_its_reason_and_the_rest_flow(
-    amqp_uri: str, store: Customer360Store, projector: ProjectorRunner, operator: Caller,
+    amqp_uri: str,
+    store: Customer360Store,
+    projector: ProjectorRunner,
+    operator: Caller,
     customers: CustomerApplication,
 ) -> None:
     (customer_id,) = register_many(customers, operator, 1)
-    good = next(m for batch in customers.notifications(0) for n in batch
-                if (m := customers.envelope(n)))
+    good = next(m for batch in customers.notifications(0) for n in batch if (m := customers.envelope(n)))
     with Connection(amqp_uri) as conn:
         producer = conn.Producer(exchange=events_exchange)
         producer.publish(b"{not json", routing_key="customer.registered")
-        producer.publish(encode({**good, "aggregate_version": "one"}),
-                         routing_key="customer.registered")
+        producer.publish(encode({**good, "aggregate_version": "one"}), routing_key="customer.registered")
         producer.publish(encode(good), routing_key=good["event_type"])
     wait_until(lambda: store.get(customer_id), what="the good event to be projected")
     dead = projector.dead_letters
@@ -187,5 +205,6 @@ def test_a_malformed_message_is_dead_lettered_with_its_reason_and_the_rest_flow(
 
 def test_events_exchange_is_durable_topic(amqp_uri: str) -> None:
     with Connection(amqp_uri) as conn:
-        Exchange("crm.events", type="topic", durable=True).declare(channel=conn.default_channel,
-                                                                   passive=False)
+        Exchange("crm.events", type="topic", durable=True).declare(
+            channel=conn.default_channel, passive=False
+        )

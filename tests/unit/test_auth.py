@@ -42,6 +42,4 @@ def test_agents_reach_only_their_own_customers() -> None:
     Caller("op", Role.OPERATOR).require_customer_access("A-2", "customer c")
     with pytest.raises(PermissionDenied):
         Caller("sd", Role.SERVICE_DESK).require_customer_access("A-2", "customer c")
-    Caller("sd", Role.SERVICE_DESK).require_customer_access(
-        "A-2", "customer c", also=(Role.SERVICE_DESK,)
-    )
+    Caller("sd", Role.SERVICE_DESK).require_customer_access("A-2", "customer c", also=(Role.SERVICE_DESK,))

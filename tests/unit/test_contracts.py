@@ -65,19 +65,35 @@ def test_nested_address_errors_carry_a_dotted_path() -> None:
 
 @pytest.mark.parametrize(
     ("premium", "rule"),
-    [("-100.00", "positive"), ("0", "positive"), ("12.345", "precision"), ("NaN", "finite"),
-     ([1], "type")],
+    [
+        ("-100.00", "positive"),
+        ("0", "positive"),
+        ("12.345", "precision"),
+        ("NaN", "finite"),
+        ([1], "type"),
+    ],
 )
 def test_premium_rules(premium: object, rule: str) -> None:
-    payload = {"customer_id": "7d3e0c2a-6a4e-4f0e-9a43-2b0d7f1e9c11", "product": "life",
-               "annual_premium": premium, "start_date": "2026-12-01", "term_years": 10}
+    payload = {
+        "customer_id": "7d3e0c2a-6a4e-4f0e-9a43-2b0d7f1e9c11",
+        "product": "life",
+        "annual_premium": premium,
+        "start_date": "2026-12-01",
+        "term_years": 10,
+    }
     assert ("annual_premium", rule) in field_rules(rpc.SellPolicy, payload)
 
 
 def test_premium_keeps_exact_decimal() -> None:
-    data = rpc.SellPolicy().load({"customer_id": "7d3e0c2a-6a4e-4f0e-9a43-2b0d7f1e9c11",
-                                  "product": "auto", "annual_premium": "1234.50",
-                                  "start_date": "2026-12-01", "term_years": 1})
+    data = rpc.SellPolicy().load(
+        {
+            "customer_id": "7d3e0c2a-6a4e-4f0e-9a43-2b0d7f1e9c11",
+            "product": "auto",
+            "annual_premium": "1234.50",
+            "start_date": "2026-12-01",
+            "term_years": 1,
+        }
+    )
     assert data["annual_premium"] == Decimal("1234.50")
 
 

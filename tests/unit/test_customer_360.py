@@ -18,22 +18,44 @@ META = CommandMeta("corr", None, Caller("op", Role.OPERATOR))
 
 def history() -> tuple[str, list[dict]]:
     customer = Customer.register(
-        full_name="Li Wei", national_id="11010519491231002X", mobile_phone="13800138000",
-        email=None, date_of_birth=date(1949, 12, 31),
+        full_name="Li Wei",
+        national_id="11010519491231002X",
+        mobile_phone="13800138000",
+        email=None,
+        date_of_birth=date(1949, 12, 31),
         address={"line1": "1 Road", "city": "Beijing", "province": "Beijing"},
-        owning_agent_id="A-1", meta=META)
+        owning_agent_id="A-1",
+        meta=META,
+    )
     cid = str(customer.id)
     policies = [
-        Policy.sell(policy_number=f"POL-000000000000000{i}", customer_id=cid, product="life",
-                    annual_premium=Decimal(premium), start_date=date(2026, 1, 1), term_years=5,
-                    agent_id="A-1", meta=META)
+        Policy.sell(
+            policy_number=f"POL-000000000000000{i}",
+            customer_id=cid,
+            product="life",
+            annual_premium=Decimal(premium),
+            start_date=date(2026, 1, 1),
+            term_years=5,
+            agent_id="A-1",
+            meta=META,
+        )
         for i, premium in enumerate(["1000.10", "250.90"])
     ]
-    complaint = Complaint.open(customer_id=cid, channel="web", category="billing",
-                               priority="ordinary", description="double charge",
-                               opened_at=datetime(2026, 11, 1, tzinfo=UTC), meta=META)
-    complaint.close(resolution="refunded", satisfaction=4,
-                    closed_at=datetime(2026, 11, 2, tzinfo=UTC), meta=META)
+    complaint = Complaint.open(
+        customer_id=cid,
+        channel="web",
+        category="billing",
+        priority="ordinary",
+        description="double charge",
+        opened_at=datetime(2026, 11, 1, tzinfo=UTC),
+        meta=META,
+    )
+    complaint.close(
+        resolution="refunded",
+        satisfaction=4,
+        closed_at=datetime(2026, 11, 2, tzinfo=UTC),
+        meta=META,
+    )
     events = [*customer.collect_events()]
     for p in policies:
         events += p.collect_events()

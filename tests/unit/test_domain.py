@@ -19,17 +19,27 @@ OPENED = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
 def open_complaint(priority: str) -> Complaint:
-    return Complaint.open(customer_id="c-1", channel="phone", category="claims",
-                          priority=priority, description="claim unpaid", opened_at=OPENED,
-                          meta=META)
+    return Complaint.open(
+        customer_id="c-1",
+        channel="phone",
+        category="claims",
+        priority=priority,
+        description="claim unpaid",
+        opened_at=OPENED,
+        meta=META,
+    )
 
 
 def test_registering_a_customer_records_who_and_why() -> None:
     customer = Customer.register(
-        full_name=" Li Wei ", national_id="11010519491231002X", mobile_phone="+8613800138000",
-        email="LI@Example.com", date_of_birth=date(1949, 12, 31),
+        full_name=" Li Wei ",
+        national_id="11010519491231002X",
+        mobile_phone="+8613800138000",
+        email="LI@Example.com",
+        date_of_birth=date(1949, 12, 31),
         address={"line1": "1 Road", "city": "Beijing", "province": "Beijing"},
-        owning_agent_id="A-1", meta=META,
+        owning_agent_id="A-1",
+        meta=META,
     )
     (event,) = customer.collect_events()
     assert event.EVENT_TYPE == "customer.registered"
@@ -57,8 +67,7 @@ def test_sla_deadline_depends_on_priority(priority: str, days: int) -> None:
 
 def test_closing_within_and_after_the_sla() -> None:
     on_time = open_complaint("urgent")
-    on_time.close(resolution="paid", satisfaction=5, closed_at=OPENED + timedelta(days=1),
-                  meta=META)
+    on_time.close(resolution="paid", satisfaction=5, closed_at=OPENED + timedelta(days=1), meta=META)
     late = open_complaint("urgent")
     late.close(resolution="paid", satisfaction=2, closed_at=OPENED + timedelta(days=3), meta=META)
     assert on_time.collect_events()[-1].closed_within_sla is True
@@ -74,9 +83,16 @@ def test_a_closed_complaint_cannot_be_closed_again() -> None:
 
 
 def test_a_sold_policy_runs_for_its_term() -> None:
-    policy = Policy.sell(policy_number="POL-0123456789ABCDEF", customer_id="c-1", product="life",
-                         annual_premium=Decimal("12000.00"), start_date=date(2024, 2, 29),
-                         term_years=1, agent_id="A-1", meta=META)
+    policy = Policy.sell(
+        policy_number="POL-0123456789ABCDEF",
+        customer_id="c-1",
+        product="life",
+        annual_premium=Decimal("12000.00"),
+        start_date=date(2024, 2, 29),
+        term_years=1,
+        agent_id="A-1",
+        meta=META,
+    )
     assert policy.status == "active"
     assert policy.end_date == date(2025, 2, 28)
     assert policy.id == Policy.id_for("POL-0123456789ABCDEF")
