@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from crm_cli.client import CrmClient
-from crm_cli.system import REPO
+from crm_cli.system import REPO, rpc_consumers
 from crm_shared.auth import Caller, Role
 from crm_shared.config import DEFAULT_AMQP_URI
+from crm_shared.messaging import broker_reachable
 
 
 def _caller(args: argparse.Namespace) -> Caller:
@@ -184,6 +185,13 @@ def main(argv: list[str] | None = None) -> None:
         print(issue_token(caller, _secret(args), args.ttl))
         return
     service, method, payload = request_for(args)
+    problem = broker_reachable(args.amqp_uri)
+    if problem:
+        raise SystemExit(
+            f"RabbitMQ is not reachable at {args.amqp_uri} ({problem}); start the system with 'make run'"
+        )
+    if not rpc_consumers(args.amqp_uri, service):
+        raise SystemExit(f"the {service} service is not running; start the system with 'make run'")
     try:
         with CrmClient.for_caller(args.amqp_uri, caller, _secret(args), timeout=30) as client:
             reply = client.call(service, method, payload)

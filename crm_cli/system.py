@@ -74,12 +74,13 @@ def ensure_postgres_database(env: Mapping[str, str]) -> None:
             c.execute(f'CREATE DATABASE "{name}"')
 
 
-def rpc_consumers(amqp_uri: str) -> int:
+def rpc_consumers(amqp_uri: str, service: str = "customer") -> int:
+    """How many processes serve ``service``'s RPC queue."""
     from kombu import Connection
 
     with Connection(amqp_uri, connect_timeout=5) as conn:
         try:
-            _, _, consumers = conn.default_channel.queue_declare("rpc-customer", passive=True)
+            _, _, consumers = conn.default_channel.queue_declare(f"rpc-{service}", passive=True)
         except Exception:  # no such queue: nothing ever served here
             return 0
     return int(consumers)
