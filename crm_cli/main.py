@@ -16,7 +16,7 @@ from typing import Any
 from crm_cli.client import CrmClient
 from crm_cli.system import REPO, rpc_consumers
 from crm_shared.auth import Caller, Role
-from crm_shared.config import DEFAULT_AMQP_URI
+from crm_shared.config import DEFAULT_AMQP_URI, DEFAULT_MONGO_URI
 from crm_shared.messaging import broker_reachable
 
 
@@ -109,6 +109,42 @@ def build_parser() -> argparse.ArgumentParser:
     view = commands.add_parser("360", help="print a customer's 360 view from analytics")
     view.add_argument("customer_id")
 
+    rebuild = commands.add_parser(
+        "rebuild",
+        help="rebuild read models from the event stores, then switch reads to them",
+        description="Replay every event of the three event stores, in order, into fresh read-model "
+        "collections, then switch reads to them. Live events keep flowing and are neither lost nor "
+        "applied twice. Reads the event stores and MongoDB directly (CRM_DATA_DIR or PostgreSQL "
+        "settings, MONGO_URI): run it where the services run.",
+    )
+    rebuild.add_argument("context", choices=["analytics"], help="whose read models to rebuild")
+    rebuild.add_argument("--batch-size", type=int, default=1000, help="events per read and write")
+    rebuild.add_argument(
+        "--force",
+        action="store_true",
+        help="take over from a rebuild that died (drops its half-built collection)",
+    )
+    rebuild.add_argument("--json", action="store_true", help="print the summary as JSON")
+    rebuild.add_argument("--data-dir", default=os.environ.get("CRM_DATA_DIR", str(REPO / ".run" / "data")))
+    rebuild.add_argument("--mongo-uri", default=os.environ.get("MONGO_URI", DEFAULT_MONGO_URI))
+
+    dead = commands.add_parser(
+        "dead-letters",
+        help="list or requeue messages a projector could not apply",
+        description="Messages a projector could not apply are kept in <queue>.dead with the reason "
+        "in their headers. 'list' shows them without removing them; 'requeue' sends them back to "
+        "their queue (after the cause is fixed).",
+    )
+    dead.add_argument("action", choices=["list", "requeue"])
+    dead.add_argument("--queue", default="analytics.customer_360", help="the consumer's queue")
+    dead.add_argument(
+        "--message-id",
+        action="append",
+        dest="message_ids",
+        help="requeue only this message (repeatable); default: all",
+    )
+    dead.add_argument("--json", action="store_true")
+
     token = commands.add_parser("token", help="print a signed caller token for --as/--user")
     token.add_argument("--ttl", type=int, default=8 * 3600, help="seconds the token is valid")
     return parser
@@ -176,8 +212,62 @@ def request_for(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]:
     raise SystemExit(f"unknown command {args.command}")
 
 
+def rebuild_command(args: argparse.Namespace) -> None:
+    from crm_cli.progress import ProgressBar
+    from crm_shared.config import Settings
+    from crm_shared.relay import APPLICATIONS, load_application
+    from services.analytics.rebuild import Rebuilder
+    from services.analytics.store import mongo_client
+
+    os.environ.setdefault("CRM_DATA_DIR", args.data_dir)
+    settings = Settings.from_env(require_secret=False)
+    sources = [load_application(context, settings) for context in APPLICATIONS]
+    client = mongo_client(args.mongo_uri)
+    rebuilder = Rebuilder(client[settings.mongo_database], sources, batch_size=args.batch_size)
+    bar = ProgressBar(rebuilder.total_events(), "rebuilding customer_360")
+    try:
+        summary = rebuilder.rebuild_customer_360(bar.advance, force=args.force)
+    except RuntimeError as e:
+        raise SystemExit(str(e)) from None
+    bar.finish()
+    if args.json:
+        print(json.dumps(summary.as_dict()))
+    else:
+        print(
+            f"rebuilt {summary.model}: {summary.events_read:,} events read, "
+            f"{summary.events_projected:,} projected into {summary.documents:,} documents in "
+            f"{summary.seconds:.1f}s ({summary.events_per_second:,.0f} events/s, peak memory "
+            f"{summary.peak_rss_mb:.0f} MB); reads now use {summary.collection}, "
+            f"{summary.replaced} was dropped"
+        )
+
+
+def dead_letters_command(args: argparse.Namespace) -> None:
+    from crm_shared.dead_letters import list_dead_letters, requeue_dead_letters
+
+    if args.action == "list":
+        letters = list_dead_letters(args.amqp_uri, args.queue)
+        if args.json:
+            print(json.dumps([d.as_dict() for d in letters], indent=2))
+            return
+        if not letters:
+            print(f"no dead letters in {args.queue}.dead")
+        for d in letters:
+            print(f"{d.message_id or '-'}  {d.event_type or d.routing_key or '?'}  {d.reason}")
+        return
+    ids = set(args.message_ids) if args.message_ids else None
+    moved = requeue_dead_letters(args.amqp_uri, args.queue, ids)
+    print(f"requeued {moved} message(s) to {args.queue}")
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if args.command == "rebuild":
+        rebuild_command(args)
+        return
+    if args.command == "dead-letters":
+        dead_letters_command(args)
+        return
     caller = _caller(args)
     if args.command == "token":
         from crm_shared.auth import issue_token

@@ -25,12 +25,13 @@ class Settings:
     auth_secret: bytes
 
     @classmethod
-    def from_env(cls) -> Settings:
+    def from_env(cls, *, require_secret: bool = True) -> Settings:
+        """``require_secret=False`` serves tools that authenticate no caller (rebuilds)."""
         secret = os.environ.get("CRM_AUTH_SECRET", "")
         secret_file = os.environ.get("CRM_AUTH_SECRET_FILE")
         if not secret and secret_file:
             secret = Path(secret_file).read_text().strip()
-        if len(secret) < 32:
+        if require_secret and len(secret) < 32:
             raise ConfigError(
                 "CRM_AUTH_SECRET (or CRM_AUTH_SECRET_FILE) must hold a secret of at least 32 "
                 "characters; generate one with: python -c 'import secrets; "

@@ -104,14 +104,21 @@ def customer_of(message: Message) -> str | None:
     return str(message["payload"]["customer_id"])
 
 
-def project(doc: Document | None, message: Message) -> Document | None:
+def project(doc: Document | None, message: Message, *, strict: bool = False) -> Document | None:
+    """``strict`` applies an event only if it is the next version of its aggregate: a rebuild uses
+    it so that a live event overtaking the replay is left for the replay, never lets the replay's
+    older events be skipped. (Every version of a published aggregate is public; internal events
+    live on aggregates of their own.)"""
     applier = APPLIERS.get(message["event_type"])
     if applier is None:
         return None
     customer_id = str(message["payload"]["customer_id"])
     current = doc if doc is not None else empty_document(customer_id)
     aggregate_id = str(message["aggregate_id"])
-    if current["applied_versions"].get(aggregate_id, 0) >= message["aggregate_version"]:
+    last_applied = current["applied_versions"].get(aggregate_id, 0)
+    if message["aggregate_version"] <= last_applied:
+        return None
+    if strict and message["aggregate_version"] != last_applied + 1:
         return None
     new = copy.deepcopy(current)
     applier(new, message["payload"], message)

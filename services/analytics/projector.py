@@ -11,7 +11,7 @@ from pymongo.errors import AutoReconnect, ConnectionFailure, ServerSelectionTime
 
 from crm_shared.config import Settings
 from crm_shared.projector import ProjectorRunner
-from services.analytics.store import CUSTOMER_360, Customer360Store, ensure_indexes, mongo_client
+from services.analytics.store import Customer360Store, ensure_indexes, mongo_client
 
 QUEUE = "analytics.customer_360"
 
@@ -21,9 +21,8 @@ def is_store_outage(error: BaseException) -> bool:
 
 
 def build_runner(settings: Settings) -> ProjectorRunner:
-    collection = mongo_client(settings.mongo_uri)[settings.mongo_database][CUSTOMER_360]
-    ensure_indexes(collection)
-    store = Customer360Store(collection)
+    store = Customer360Store(mongo_client(settings.mongo_uri)[settings.mongo_database])
+    ensure_indexes(store.collection())
     return ProjectorRunner(settings.amqp_uri, QUEUE, store.apply, is_transient=is_store_outage)
 
 

@@ -12,7 +12,7 @@ from crm_shared.config import Settings
 from crm_shared.nameko_support import Request
 from crm_shared.rpc import RequestContext
 from services.analytics.application import AnalyticsQueries
-from services.analytics.store import CUSTOMER_360, Customer360Store, mongo_client
+from services.analytics.store import Customer360Store, mongo_client
 
 
 class Queries(DependencyProvider):
@@ -20,7 +20,7 @@ class Queries(DependencyProvider):
         settings = Settings.from_env()
         self.client = mongo_client(settings.mongo_uri)
         database = self.client[settings.mongo_database]
-        self.queries = AnalyticsQueries(Customer360Store(database[CUSTOMER_360]))
+        self.queries = AnalyticsQueries(Customer360Store(database))
 
     def stop(self) -> None:
         self.client.close()

@@ -1,53 +1,174 @@
-"""MongoDB adapter of the customer 360 read model. Writes are compare-and-set on the document's
-revision, so two projector instances can never interleave a read-modify-write on one customer."""
+"""MongoDB adapter of the customer 360 read model.
+
+Writes are compare-and-set on the document's revision, so two writers (the live projector and a
+rebuild) never interleave a read-modify-write on one customer. Which collection is live is recorded
+in the ``read_models`` catalog: a rebuild fills a fresh collection, the projector writes to both
+while it runs, then reads switch over."""
 
 from __future__ import annotations
 
+import time
+from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
-from pymongo import MongoClient
+from pymongo import InsertOne, MongoClient, ReplaceOne
 from pymongo.collection import Collection
-from pymongo.errors import DuplicateKeyError
+from pymongo.database import Database
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.analytics.customer_360 import Document, Message, customer_of, project
 
 CUSTOMER_360 = "customer_360"
+CATALOG = "read_models"
 
 
 def mongo_client(uri: str) -> MongoClient:
     return MongoClient(uri, serverSelectionTimeoutMS=5000, tz_aware=True)
 
 
+@dataclass(frozen=True)
+class Targets:
+    active: str
+    building: str | None
+
+
+class ReadModelCatalog:
+    """Which collection serves a read model, and which one a rebuild is filling. Lookups are cached
+    for ``ttl`` seconds; a rebuild waits longer than that before it replays (see Rebuilder)."""
+
+    def __init__(self, database: Database, ttl: float = 1.0) -> None:
+        self.collection = database[CATALOG]
+        self.ttl = ttl
+        self._cache: dict[str, tuple[float, Targets]] = {}
+
+    def targets(self, model: str) -> Targets:
+        cached = self._cache.get(model)
+        if cached and time.monotonic() - cached[0] < self.ttl:
+            return cached[1]
+        entry = self.collection.find_one({"_id": model}) or {}
+        targets = Targets(entry.get("active", model), entry.get("building"))
+        self._cache[model] = (time.monotonic(), targets)
+        return targets
+
+    def begin_rebuild(self, model: str, fresh: str) -> None:
+        current = self.targets_uncached(model)
+        if current.building:
+            raise RuntimeError(
+                f"a rebuild of {model} into {current.building} is already under way; if it died, "
+                f"run the rebuild again with --force"
+            )
+        self._set(model, current.active, fresh)
+
+    def force_rebuild(self, model: str, fresh: str) -> str | None:
+        current = self.targets_uncached(model)
+        self._set(model, current.active, fresh)
+        return current.building
+
+    def abort_rebuild(self, model: str) -> None:
+        self._set(model, self.targets_uncached(model).active, None)
+
+    def switch(self, model: str, fresh: str) -> str:
+        previous = self.targets_uncached(model).active
+        self._set(model, fresh, None)
+        return previous
+
+    def targets_uncached(self, model: str) -> Targets:
+        self._cache.pop(model, None)
+        return self.targets(model)
+
+    def _set(self, model: str, active: str, building: str | None) -> None:
+        self.collection.replace_one(
+            {"_id": model}, {"_id": model, "active": active, "building": building}, upsert=True
+        )
+        self._cache.pop(model, None)
+
+
+def apply_message(
+    collection: Collection, message: Message, *, strict: bool = False, max_attempts: int = 10
+) -> bool:
+    """Apply one event message to one collection; True if a document changed."""
+    customer_id = customer_of(message)
+    if customer_id is None:
+        return False
+    for _ in range(max_attempts):
+        current = collection.find_one({"_id": customer_id})
+        new = project(current, message, strict=strict)
+        if new is None:
+            return False
+        if _compare_and_set(collection, current, new):
+            return True
+    raise RuntimeError(f"{collection.name} {customer_id} kept changing under the projector")
+
+
+def _compare_and_set(collection: Collection, current: Document | None, new: Document) -> bool:
+    if current is None:
+        try:
+            collection.insert_one(new)
+        except DuplicateKeyError:
+            return False
+        return True
+    result = collection.replace_one({"_id": new["_id"], "revision": current["revision"]}, new)
+    return result.matched_count == 1
+
+
+def apply_batch(collection: Collection, messages: list[Message], *, strict: bool) -> int:
+    """Apply many messages with one read and one bulk write; falls back to one message at a time
+    for the documents another writer changed meanwhile. Returns how many documents changed."""
+    by_customer: dict[str, list[Message]] = defaultdict(list)
+    for message in messages:
+        if (customer_id := customer_of(message)) is not None:
+            by_customer[customer_id].append(message)
+    if not by_customer:
+        return 0
+    existing = {d["_id"]: d for d in collection.find({"_id": {"$in": list(by_customer)}})}
+    writes: list[Any] = []
+    for customer_id, customer_messages in by_customer.items():
+        current = existing.get(customer_id)
+        doc = current
+        for message in customer_messages:
+            doc = project(doc, message, strict=strict) or doc
+        if doc is current or doc is None:
+            continue
+        if current is None:
+            writes.append(InsertOne(doc))
+        else:
+            writes.append(ReplaceOne({"_id": customer_id, "revision": current["revision"]}, doc))
+    if not writes:
+        return 0
+    try:
+        result = collection.bulk_write(writes, ordered=False)
+        done = result.inserted_count + result.matched_count
+    except BulkWriteError as e:
+        details = e.details
+        done = details.get("nInserted", 0) + details.get("nMatched", 0)
+    if done < len(writes):
+        # Someone else wrote some of these documents; every apply is idempotent, so redo the batch
+        # one message at a time.
+        for message in messages:
+            apply_message(collection, message, strict=strict)
+    return len(writes)
+
+
 class Customer360Store:
-    def __init__(self, collection: Collection) -> None:
-        self.collection = collection
+    def __init__(self, database: Database, catalog: ReadModelCatalog | None = None) -> None:
+        self.database = database
+        self.catalog = catalog or ReadModelCatalog(database)
+
+    def collection(self) -> Collection:
+        return self.database[self.catalog.targets(CUSTOMER_360).active]
 
     def get(self, customer_id: str) -> Document | None:
-        return self.collection.find_one({"_id": customer_id})
+        return self.collection().find_one({"_id": customer_id})
 
-    def apply(self, message: Message, max_attempts: int = 5) -> bool:
-        """Apply one event message; True if the document changed."""
-        customer_id = customer_of(message)
-        if customer_id is None:
-            return False
-        for _ in range(max_attempts):
-            current = self.get(customer_id)
-            new = project(current, message)
-            if new is None:
-                return False
-            if self._write(current, new):
-                return True
-        raise RuntimeError(f"customer_360 {customer_id} kept changing under the projector")
-
-    def _write(self, current: Document | None, new: Document) -> bool:
-        if current is None:
-            try:
-                self.collection.insert_one(new)
-            except DuplicateKeyError:
-                return False
-            return True
-        result = self.collection.replace_one({"_id": new["_id"], "revision": current["revision"]}, new)
-        return result.matched_count == 1
+    def apply(self, message: Message) -> bool:
+        """Apply one live event: to the serving collection and, during a rebuild, in strict order
+        to the one being built."""
+        targets = self.catalog.targets(CUSTOMER_360)
+        changed = apply_message(self.database[targets.active], message)
+        if targets.building:
+            apply_message(self.database[targets.building], message, strict=True)
+        return changed
 
 
 def ensure_indexes(collection: Collection[Any]) -> None:

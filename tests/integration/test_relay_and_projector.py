@@ -21,7 +21,7 @@ from crm_shared.messaging import encode, events_exchange
 from crm_shared.projector import ProjectorRunner
 from crm_shared.relay import Relay
 from services.analytics.projector import is_store_outage
-from services.analytics.store import CUSTOMER_360, Customer360Store, mongo_client
+from services.analytics.store import Customer360Store, mongo_client
 from services.customer.application import CustomerApplication
 from tests.support import customer_payload, wait_until
 
@@ -61,8 +61,7 @@ def drain(amqp_uri: str, queue: Queue) -> list[dict[str, Any]]:
 @pytest.fixture
 def store(mongo_uri: str) -> Iterator[Customer360Store]:
     client = mongo_client(mongo_uri)
-    collection = client[f"crm_test_{uuid.uuid4().hex[:8]}"][CUSTOMER_360]
-    yield Customer360Store(collection)
+    yield Customer360Store(client[f"crm_test_{uuid.uuid4().hex[:8]}"])
     client.close()
 
 
