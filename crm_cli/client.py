@@ -39,8 +39,11 @@ class CrmClient:
             self._proxy.stop()
         self._proxy = None
 
-    def call(self, service: str, method: str, payload: Any = None, **extra: Any) -> dict:
-        """Call ``service.method(payload)`` and return its result envelope."""
+    def call(self, service: str, method: str, payload: Any = None, *, command_id: str | None = None) -> dict:
+        """Call ``service.method(payload)`` and return its result envelope. Pass the same
+        ``command_id`` to retry a command safely: it takes effect at most once."""
         assert self._cluster is not None, "use CrmClient as a context manager"
-        self._proxy._worker_ctx.data["correlation_id"] = str(uuid.uuid4())  # type: ignore[union-attr]
-        return getattr(getattr(self._cluster, service), method)(payload, **extra)
+        context = self._proxy._worker_ctx.data  # type: ignore[union-attr]
+        context["correlation_id"] = str(uuid.uuid4())
+        context["command_id"] = command_id or str(uuid.uuid4())
+        return getattr(getattr(self._cluster, service), method)(payload)

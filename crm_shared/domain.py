@@ -20,11 +20,17 @@ _BASE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "o
 
 @dataclass(frozen=True)
 class CommandMeta:
-    """Why an event happened: the request it belongs to and who asked."""
+    """Why an event happened: the request it belongs to, the command that caused it (also the
+    command's idempotency key) and who asked."""
 
     correlation_id: str
-    causation_id: str | None
+    causation_id: str
     actor: Caller
+
+    def derived_id(self, namespace: uuid.UUID) -> uuid.UUID:
+        """An id that the same command always gets, so that running it twice collides on the
+        aggregate's first version instead of creating a second aggregate."""
+        return uuid.uuid5(namespace, self.causation_id)
 
     def as_event_meta(self) -> dict[str, Any]:
         return {
@@ -35,7 +41,7 @@ class CommandMeta:
 
     @classmethod
     def new(cls, actor: Caller, correlation_id: str | None = None) -> CommandMeta:
-        return cls(correlation_id or str(uuid.uuid4()), None, actor)
+        return cls(correlation_id or str(uuid.uuid4()), str(uuid.uuid4()), actor)
 
 
 def json_ready(value: Any) -> Any:

@@ -43,16 +43,18 @@ def owning_agent_of_known_customer(customers: CustomerDirectory, customer_id: st
 class RequestContext:
     auth_token: object
     correlation_id: str
-    call_id: str | None
+    command_id: str
     secret: bytes
 
     @classmethod
     def from_headers(cls, data: dict[str, Any], secret: bytes) -> RequestContext:
-        call_ids = data.get("call_id_stack") or []
+        """``command_id`` is the caller's idempotency key: a command sent again with the same id
+        (a client retry, or the broker redelivering a request whose reply was lost) has its effect
+        once. Callers that send none get a fresh one per call."""
         return cls(
             auth_token=data.get("auth_token"),
             correlation_id=str(data.get("correlation_id") or uuid.uuid4()),
-            call_id=str(call_ids[-1]) if call_ids else None,
+            command_id=str(data.get("command_id") or uuid.uuid4()),
             secret=secret,
         )
 
@@ -65,7 +67,7 @@ class RequestContext:
                 data = schema().load(payload)
             except ValidationError as e:
                 raise ValidationFailed.from_marshmallow(e) from None
-            result = handler(data, CommandMeta(self.correlation_id, self.call_id, caller))
+            result = handler(data, CommandMeta(self.correlation_id, self.command_id, caller))
             return {"ok": True, "result": result}
         except CrmError as e:
             log.info(

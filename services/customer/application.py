@@ -17,7 +17,7 @@ from crm_shared.errors import (
     PermissionDenied,
 )
 from crm_shared.eventstore import CrmApplication
-from services.customer.domain import Customer, NationalIdClaim
+from services.customer.domain import CUSTOMER_NAMESPACE, Customer, NationalIdClaim
 
 
 class CustomerApplication(CrmApplication):
@@ -32,7 +32,9 @@ class CustomerApplication(CrmApplication):
                 f"not for '{data['owning_agent_id']}'"
             )
         national_id = normalise_national_id(data["national_id"])
-        self._refuse_if_claimed(national_id)
+        repeat = self._refuse_if_claimed(national_id, meta)
+        if repeat:
+            return {"customer_id": repeat}
         customer = Customer.register(
             full_name=data["full_name"],
             national_id=national_id,
@@ -47,16 +49,23 @@ class CustomerApplication(CrmApplication):
         try:
             self.save_or_conflict(customer, claim)
         except ConcurrencyConflict:
-            # Someone registered the same national id between our check and our append.
-            self._refuse_if_claimed(national_id)
+            # Someone registered the same national id between our check and our append, or this
+            # very command ran twice at once.
+            repeat = self._refuse_if_claimed(national_id, meta)
+            if repeat:
+                return {"customer_id": repeat}
             raise
         return {"customer_id": str(customer.id)}
 
-    def _refuse_if_claimed(self, national_id: str) -> None:
+    def _refuse_if_claimed(self, national_id: str, meta: CommandMeta) -> str | None:
+        """None if the national id is free; the customer id if this same command registered it
+        already (a repeat); otherwise refuses the registration as a duplicate."""
         try:
             claim: NationalIdClaim = self.repository.get(NationalIdClaim.id_for(national_id))
         except AggregateNotFoundError:
-            return
+            return None
+        if claim.customer_id == str(meta.derived_id(CUSTOMER_NAMESPACE)):
+            return claim.customer_id
         raise DuplicateCustomer(
             f"a customer with this national id already exists: {claim.customer_id}",
             details={"existing_customer_id": claim.customer_id},

@@ -10,6 +10,7 @@ from typing import Any
 from crm_shared.domain import CommandMeta, CrmAggregate
 
 NATIONAL_ID_NAMESPACE = uuid.UUID("0c7f8a52-3b1e-4f5e-a7f4-1d2c9e6b8a31")
+CUSTOMER_NAMESPACE = uuid.UUID("3e9b1f0a-7c44-4d8e-9b52-6a1d0c2f8e77")
 
 
 class Customer(CrmAggregate):
@@ -47,7 +48,7 @@ class Customer(CrmAggregate):
         owning_agent_id: str,
         meta: CommandMeta,
     ) -> Customer:
-        customer_id = uuid.uuid4()
+        customer_id = meta.derived_id(CUSTOMER_NAMESPACE)
         return cls._create(
             cls.Registered,
             id=customer_id,

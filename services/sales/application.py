@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
@@ -11,7 +12,7 @@ from crm_shared.domain import CommandMeta
 from crm_shared.errors import ConcurrencyConflict, FieldError, NotFound
 from crm_shared.eventstore import CrmApplication
 from crm_shared.rpc import CustomerDirectory, owning_agent_of_known_customer
-from services.sales.domain import Policy, new_policy_number
+from services.sales.domain import Policy, policy_number_for
 
 
 class SalesApplication(CrmApplication):
@@ -25,23 +26,21 @@ class SalesApplication(CrmApplication):
         customer_id = str(data["customer_id"])
         owning_agent = owning_agent_of_known_customer(customers, customer_id)
         caller.require_customer_access(owning_agent, f"customer {customer_id}")
-        for _attempt in range(3):  # a policy number collision is astronomically rare; retry it
-            policy = Policy.sell(
-                policy_number=new_policy_number(),
-                customer_id=customer_id,
-                product=data["product"],
-                annual_premium=data["annual_premium"],
-                start_date=data["start_date"],
-                term_years=data["term_years"],
-                agent_id=owning_agent,
-                meta=meta,
-            )
-            try:
-                self.save_or_conflict(policy)
-            except ConcurrencyConflict:
-                continue
-            return {"policy_number": policy.policy_number}
-        raise ConcurrencyConflict("could not allocate a policy number; try again")
+        policy = Policy.sell(
+            policy_number=policy_number_for(meta.causation_id),
+            customer_id=customer_id,
+            product=data["product"],
+            annual_premium=data["annual_premium"],
+            start_date=data["start_date"],
+            term_years=data["term_years"],
+            agent_id=owning_agent,
+            meta=meta,
+        )
+        # The policy number is derived from the command id: a conflict means this very command
+        # was applied before (a retry or a redelivery). Answer as the first time did.
+        with suppress(ConcurrencyConflict):
+            self.save_or_conflict(policy)
+        return {"policy_number": policy.policy_number}
 
     def get_policy(self, data: dict[str, Any], meta: CommandMeta) -> dict[str, Any]:
         number = data["policy_number"]

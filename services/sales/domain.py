@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import hashlib
 import uuid
 from datetime import date
 from decimal import Decimal
@@ -12,8 +12,9 @@ from crm_shared.domain import CommandMeta, CrmAggregate
 POLICY_NAMESPACE = uuid.UUID("9d1e4b7c-2a65-4f0b-8c3e-7a9f1b2d6e54")
 
 
-def new_policy_number() -> str:
-    return "POL-" + secrets.token_hex(8).upper()
+def policy_number_for(command_id: str) -> str:
+    """The policy number a sale command gets; the same command always gets the same number."""
+    return "POL-" + hashlib.sha256(f"policy:{command_id}".encode()).hexdigest()[:16].upper()
 
 
 def add_years(start: date, years: int) -> date:

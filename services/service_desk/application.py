@@ -11,7 +11,7 @@ from eventsourcing.utils import EnvType
 
 from crm_shared.auth import Role
 from crm_shared.domain import CommandMeta
-from crm_shared.errors import FieldError, NotFound
+from crm_shared.errors import ConcurrencyConflict, FieldError, NotFound
 from crm_shared.eventstore import CrmApplication
 from crm_shared.rpc import CustomerDirectory, owning_agent_of_known_customer
 from services.service_desk.domain import Complaint
@@ -47,7 +47,10 @@ class ServiceDeskApplication(CrmApplication):
             opened_at=self.clock(),
             meta=meta,
         )
-        self.save_or_conflict(complaint)
+        try:
+            self.save_or_conflict(complaint)
+        except ConcurrencyConflict:
+            complaint = self._complaint(complaint.id)  # this command was applied before: a repeat
         return {"ticket_id": str(complaint.id), "sla_deadline": complaint.sla_deadline.isoformat()}
 
     def close_complaint(self, data: dict[str, Any], meta: CommandMeta) -> dict[str, Any]:

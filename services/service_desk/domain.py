@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from crm_shared.domain import CommandMeta, CrmAggregate
 from crm_shared.errors import InvalidState
 
+TICKET_NAMESPACE = uuid.UUID("b2c47e0d-5f1a-4e63-8d9c-0a7e3f6b1c25")
 SLA_BY_PRIORITY = {"urgent": timedelta(days=2), "ordinary": timedelta(days=5)}
 
 
@@ -65,7 +66,7 @@ class Complaint(CrmAggregate):
         opened_at: datetime,
         meta: CommandMeta,
     ) -> Complaint:
-        ticket_id = uuid.uuid4()
+        ticket_id = meta.derived_id(TICKET_NAMESPACE)
         return cls._create(
             cls.Opened,
             id=ticket_id,

@@ -187,3 +187,35 @@ def test_caller_roles_are_enforced_on_reads(store_env: dict[str, str], operator:
         app.get_customer({"customer_id": customer_id}, meta(stranger))
     desk = Caller("sd1", Role.SERVICE_DESK)
     assert app.get_customer({"customer_id": customer_id}, meta(desk))["owning_agent_id"] == "A-7"
+
+
+def test_a_repeated_command_takes_effect_once(store_env: dict[str, str], operator: Caller) -> None:
+    """A command sent again with the same command id (a client retry, or the broker redelivering a
+    request whose reply was lost) answers as the first time and appends nothing."""
+    customers = CustomerApplication(env=store_env)
+    sales = SalesApplication(env=store_env)
+    desk = ServiceDeskApplication(env=store_env)
+    register_cmd = meta(operator)
+    data = rpc.RegisterCustomer().load(customer_payload())
+    first = customers.register_customer(data, register_cmd)
+    position = customers.max_position()
+    assert customers.register_customer(data, register_cmd) == first
+    assert customers.max_position() == position
+
+    owners = KnownCustomers({first["customer_id"]: "A-1001"})
+    sale = rpc.SellPolicy().load({"customer_id": first["customer_id"], "product": "life",
+                                  "annual_premium": "99.00", "start_date": "2027-01-01",
+                                  "term_years": 3})
+    sell_cmd = meta(operator)
+    sold = sales.sell_policy(sale, sell_cmd, owners)
+    assert sales.sell_policy(sale, sell_cmd, owners) == sold
+    assert sales.sell_policy(sale, meta(operator), owners) != sold  # a new command, a new policy
+    assert sales.max_position() == 2
+
+    complaint = rpc.OpenComplaint().load({"customer_id": first["customer_id"], "channel": "web",
+                                          "category": "other", "priority": "urgent",
+                                          "description": "call me"})
+    open_cmd = meta(operator)
+    opened = desk.open_complaint(complaint, open_cmd, owners)
+    assert desk.open_complaint(complaint, open_cmd, owners) == opened
+    assert desk.max_position() == 1

@@ -42,9 +42,11 @@ class Writer:
         self.stop = threading.Event()
 
     def one(self) -> None:
-        meta = CommandMeta.new(self.caller)
+        def meta() -> CommandMeta:  # every command has an id of its own
+            return CommandMeta.new(self.caller)
+
         data = rpc.RegisterCustomer().load(customer_payload())
-        customer_id = self.customers.register_customer(data, meta)["customer_id"]
+        customer_id = self.customers.register_customer(data, meta())["customer_id"]
         self.owners[customer_id] = data["owning_agent_id"]
         sale = rpc.SellPolicy().load(
             {
@@ -55,7 +57,7 @@ class Writer:
                 "term_years": 1,
             }
         )
-        self.sales.sell_policy(sale, meta, KnownCustomers(self.owners))
+        self.sales.sell_policy(sale, meta(), KnownCustomers(self.owners))
         # A complaint opened and closed: an aggregate with two versions, so a live event can
         # overtake its aggregate's earlier version in the replay.
         complaint = rpc.OpenComplaint().load(
@@ -67,9 +69,9 @@ class Writer:
                 "description": "late notice",
             }
         )
-        ticket = self.desk.open_complaint(complaint, meta, KnownCustomers(self.owners))
+        ticket = self.desk.open_complaint(complaint, meta(), KnownCustomers(self.owners))
         self.desk.close_complaint(
-            {"ticket_id": uuid.UUID(ticket["ticket_id"]), "resolution": "explained", "satisfaction": 4}, meta
+            {"ticket_id": uuid.UUID(ticket["ticket_id"]), "resolution": "explained", "satisfaction": 4}, meta()
         )
 
     def run(self) -> None:

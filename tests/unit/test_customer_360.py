@@ -13,7 +13,7 @@ from services.customer.domain import Customer
 from services.sales.domain import Policy
 from services.service_desk.domain import Complaint
 
-META = CommandMeta("corr", None, Caller("op", Role.OPERATOR))
+META = CommandMeta("corr", "cmd-1", Caller("op", Role.OPERATOR))
 
 
 def history() -> tuple[str, list[dict]]:

@@ -1,0 +1,148 @@
+"""Fault injection on real processes: kill -9, a broker outage, poison messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+
+from kombu import Connection
+
+from crm_cli.system import REPO, System
+from crm_shared.messaging import dead_letter_exchange, encode, events_exchange
+from tests.e2e.conftest import Stores
+from tests.faults.conftest import (
+    Load,
+    assert_converged,
+    broker_up,
+    rabbitmq_app,
+    read_model,
+    wait_ready,
+)
+from tests.support import wait_until
+
+
+def kill_9(system: System, name: str) -> None:
+    process = system.processes[name].process
+    assert process is not None and process.poll() is None, f"{name} is not running"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(10)
+    system.processes[name].stop()
+
+
+def test_kill_9_the_projector_mid_stream(crm: System, stores: Stores) -> None:
+    load = Load(crm, total=1500)
+    threads = load.start()
+    load.wait_for(300)
+    kill_9(crm, "projector")
+    load.wait_for(600)
+    crm.start(["projector"])
+    for t in threads:
+        t.join(300)
+    assert_converged(crm, stores, load)
+
+
+def test_kill_9_a_write_service_and_its_relay_between_storing_and_publishing(
+    crm: System, stores: Stores
+) -> None:
+    load = Load(crm, total=1500)
+    threads = load.start()
+    load.wait_for(300)
+    kill_9(crm, "relay-customer")  # stored events now wait unpublished
+    load.wait_for(500)
+    kill_9(crm, "customer")  # in-flight commands die with it; their callers time out
+    kill_9(crm, "relay-sales")
+    crm.start(["customer", "relay-customer", "relay-sales"])
+    for t in threads:
+        t.join(300)
+    assert_converged(crm, stores, load)
+    assert load.failures < load.total  # most commands still got through
+
+
+def test_a_broker_outage_during_load_heals_by_itself(crm: System, stores: Stores) -> None:
+    load = Load(crm, total=1500)
+    threads = load.start()
+    try:
+        load.wait_for(300)
+        rabbitmq_app("stop_app")
+        wait_until(lambda: not broker_up(crm.amqp_uri), timeout=60, what="the broker to stop")
+        threading_event_wait(3)
+    finally:
+        rabbitmq_app("start_app")  # restore the broker whatever happened
+        wait_until(lambda: broker_up(crm.amqp_uri), timeout=120, interval=0.5, what="the broker to come back")
+    for t in threads:
+        t.join(300)
+    assert not crm.dead(), f"processes died instead of reconnecting: {crm.dead()}"
+    wait_ready(crm)  # every service answers again, with no restart
+    assert_converged(crm, stores, load)
+
+
+def threading_event_wait(seconds: float) -> None:
+    import threading
+
+    threading.Event().wait(seconds)
+
+
+def crm_cli(system: System, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "crm_cli.main", "--amqp-uri", system.amqp_uri, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        check=True,
+    )
+    return result.stdout
+
+
+def test_a_malformed_message_is_dead_lettered_and_the_rest_flow_on(crm: System, stores: Stores) -> None:
+    marker = str(uuid.uuid4())
+    with Connection(crm.amqp_uri) as conn:
+        producer = conn.Producer(exchange=events_exchange)
+        producer.publish(
+            b'{"event_type": "customer.registered", "oops": true}',
+            routing_key="customer.registered",
+            message_id=marker,
+        )
+    load = Load(crm, total=50, clients=2)
+    for t in load.start():
+        t.join(120)
+    assert_converged(crm, stores, load)  # the events after the poison message were applied
+
+    letters = json.loads(crm_cli(crm, "dead-letters", "list", "--json"))
+    (letter,) = [d for d in letters if d["message_id"] == marker]
+    assert "invalid message" in letter["reason"] and "envelope_version" in letter["reason"]
+    assert "requeued 1 message(s)" in crm_cli(crm, "dead-letters", "requeue", "--message-id", marker)
+    # Still malformed, so it comes straight back with its reason: requeue moved it through the
+    # projector's queue again.
+    wait_until(
+        lambda: any(
+            d["message_id"] == marker for d in json.loads(crm_cli(crm, "dead-letters", "list", "--json"))
+        ),
+        what="the poison message to return",
+    )
+
+
+def test_requeued_dead_letters_are_applied_once_their_cause_is_gone(crm: System, stores: Stores) -> None:
+    """An event that failed for a reason since fixed (simulated by placing a valid event in the
+    dead-letter queue) is applied after 'crm dead-letters requeue'."""
+    (registered, *_) = stores.events("customer", "customer.registered")
+    collection = read_model(crm)
+    collection.delete_one({"_id": registered["aggregate_id"]})
+    with Connection(crm.amqp_uri) as conn:
+        conn.Producer(exchange=dead_letter_exchange).publish(
+            encode(registered),
+            routing_key="analytics.customer_360",
+            message_id=registered["event_id"],
+            headers={"x-crm-dead-letter-reason": "MongoDB write failed"},
+        )
+    listed = crm_cli(crm, "dead-letters", "list")
+    assert "MongoDB write failed" in listed
+    crm_cli(crm, "dead-letters", "requeue", "--message-id", registered["event_id"])
+    wait_until(
+        lambda: collection.find_one({"_id": registered["aggregate_id"]}),
+        what="the requeued event to be applied",
+    )
