@@ -71,7 +71,8 @@ class Writer:
         )
         ticket = self.desk.open_complaint(complaint, meta(), KnownCustomers(self.owners))
         self.desk.close_complaint(
-            {"ticket_id": uuid.UUID(ticket["ticket_id"]), "resolution": "explained", "satisfaction": 4}, meta()
+            {"ticket_id": uuid.UUID(ticket["ticket_id"]), "resolution": "explained", "satisfaction": 4},
+            meta(),
         )
 
     def run(self) -> None:

@@ -84,9 +84,9 @@ def projector(amqp_uri: str, store: Customer360Store) -> Iterator[ProjectorRunne
 
 def register_many(app: CustomerApplication, caller: Caller, count: int) -> list[str]:
     return [
-        app.register_customer(
-            rpc.RegisterCustomer().load(customer_payload()), CommandMeta.new(caller)
-        )["customer_id"]
+        app.register_customer(rpc.RegisterCustomer().load(customer_payload()), CommandMeta.new(caller))[
+            "customer_id"
+        ]
         for _ in range(count)
     ]
 
