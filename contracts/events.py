@@ -89,6 +89,8 @@ PAYLOAD_SCHEMAS: dict[tuple[str, int], type[Schema]] = {
 def validate_message(message: dict[str, Any]) -> dict[str, Any]:
     """Validate a published message against the envelope and its payload schema. Returns the
     errors keyed by field (``payload.<name>`` for payload fields); empty when valid."""
+    if not isinstance(message, dict):
+        return {"_schema": [f"type: a message must be a JSON object, not {type(message).__name__}"]}
     errors: dict[str, Any] = dict(Envelope().validate(message))
     key = (message.get("event_type"), message.get("schema_version"))
     schema = PAYLOAD_SCHEMAS.get(key)  # type: ignore[arg-type]

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from marshmallow import fields, validate
 
 from contracts.validators import not_blank, rule, validate_national_id
 
 AGENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-MOBILE_PHONE_PATTERN = r"^(\+86)?1[3-9]\d{9}$"
+MOBILE_PHONE_PATTERN = r"^(\+86)?1[3-9][0-9]{9}$"
 PRODUCTS = ("life", "health", "auto", "property")
 CHANNELS = ("phone", "email", "web", "sms", "in_person")
 PRIORITIES = ("urgent", "ordinary")
@@ -66,6 +66,13 @@ def one_of(choices: tuple[str, ...], **kwargs: object) -> fields.String:
     return fields.String(validate=validate.OneOf(choices, error="one_of: must be one of {choices}"), **kwargs)
 
 
+def _cents(amount: Decimal) -> bool:
+    try:
+        return amount == amount.quantize(Decimal("0.01"))
+    except InvalidOperation:  # too large to have cents: the range rule reports it
+        return False
+
+
 def money(**kwargs: object) -> fields.Decimal:
     """A positive amount in yuan with at most two decimals, carried as a string."""
     return fields.Decimal(
@@ -73,11 +80,7 @@ def money(**kwargs: object) -> fields.Decimal:
         validate=[
             validate.Range(min=0, min_inclusive=False, error="positive: must be greater than 0"),
             validate.Range(max=10**12, error="range: must be at most {max}"),
-            rule(
-                "precision",
-                lambda amount: amount == amount.quantize(Decimal("0.01")),
-                "at most two decimal places",
-            ),
+            rule("precision", _cents, "at most two decimal places"),
         ],
         **kwargs,
     )

@@ -25,7 +25,7 @@ class Address(Strict):
     postal_code = fields.String(
         load_default=None,
         allow_none=True,
-        validate=validate.Regexp(r"^\d{6}$", error="format: six digits"),
+        validate=validate.Regexp(r"^[0-9]{6}$", error="format: six digits"),
     )
     country = fields.String(
         load_default="CN",
@@ -67,7 +67,14 @@ class SellPolicy(Strict):
     customer_id = f.uuid_field(required=True)
     product = f.one_of(f.PRODUCTS, required=True)
     annual_premium = f.money(required=True)
-    start_date = fields.Date(required=True)
+    start_date = fields.Date(
+        required=True,
+        validate=rule(
+            "range",
+            lambda d: date(1900, 1, 1) <= d <= date(2200, 12, 31),
+            "must be between 1900-01-01 and 2200-12-31",
+        ),
+    )
     term_years = fields.Integer(
         strict=True,
         required=True,

@@ -13,7 +13,7 @@ from marshmallow import ValidationError
 # ISO 7064 MOD 11-2 weights and check characters of the PRC resident identity card (GB 11643-1999).
 _NATIONAL_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _NATIONAL_ID_CHECK = "10X98765432"
-_NATIONAL_ID_SHAPE = re.compile(r"^\d{17}[\dX]$")
+_NATIONAL_ID_SHAPE = re.compile(r"^[0-9]{17}[0-9X]$")
 
 
 def national_id_check_character(first_17_digits: str) -> str:

@@ -14,6 +14,7 @@ from enum import StrEnum
 from crm_shared.errors import PermissionDenied, Unauthenticated
 
 DEFAULT_TOKEN_TTL_SECONDS = 8 * 3600
+MAX_TOKEN_TTL_SECONDS = 24 * 3600
 
 
 class Role(StrEnum):
@@ -78,6 +79,8 @@ def verify_token(token: object, secret: bytes, now: float | None = None) -> Call
     if not isinstance(token, str) or not token:
         raise Unauthenticated("no caller token: send a signed token in the 'auth_token' context header")
     body, _, signature = token.partition(".")
+    if not body.isascii() or not signature.isascii():
+        raise Unauthenticated("caller token is malformed: not ASCII")
     if not signature or not hmac.compare_digest(signature, _signature(secret, body)):
         raise Unauthenticated("caller token signature is invalid")
     try:
@@ -88,8 +91,10 @@ def verify_token(token: object, secret: bytes, now: float | None = None) -> Call
             agent_id=claims.get("agent_id"),
         )
         expires = float(claims["exp"])
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, UnicodeError) as e:
         raise Unauthenticated(f"caller token is malformed: {e}") from None
+    if expires - (time.time() if now is None else now) > MAX_TOKEN_TTL_SECONDS:
+        raise Unauthenticated("caller token lives longer than the 24 hours allowed")
     if expires < (time.time() if now is None else now):
         raise Unauthenticated("caller token has expired: ask for a new one")
     if caller.role == Role.AGENT and not caller.agent_id:

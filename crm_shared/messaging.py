@@ -39,6 +39,21 @@ def dead_letter_queue(name: str) -> Queue:
     return Queue(f"{name}.dead", exchange=dead_letter_exchange, routing_key=name, durable=True)
 
 
+# The CRM's own durable consumers of crm.events. Publishers declare them too, so that an event
+# published before its consumer first started waits in the queue instead of being dropped as
+# unroutable. (Downstream systems declare their own queues.)
+CONSUMER_QUEUES = ("analytics.customer_360",)
+
+
+def declare_topology(connection: Connection) -> None:
+    channel = connection.default_channel
+    events_exchange.declare(channel=channel)
+    dead_letter_exchange.declare(channel=channel)
+    for name in CONSUMER_QUEUES:
+        consumer_queue(name).bind(channel).declare()
+        dead_letter_queue(name).bind(channel).declare()
+
+
 def encode(message: dict[str, Any]) -> bytes:
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 

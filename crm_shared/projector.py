@@ -60,7 +60,9 @@ class ProjectorRunner:
         backoff = 0.5
         while not self.stop_event.is_set():
             try:
-                with broker_connection(self.amqp_uri) as connection:
+                # Confirms cover the dead-letter publishes: a dead letter is stored before the
+                # message it replaces is acknowledged.
+                with broker_connection(self.amqp_uri, confirm_publish=True) as connection:
                     connection.ensure_connection(max_retries=1)
                     self.declare(connection)
                     channel = connection.channel()
@@ -96,7 +98,7 @@ class ProjectorRunner:
     def _on_message(self, message: Message, producer: Producer) -> None:
         try:
             envelope = parse_message(json.loads(message.body))
-        except (ValueError, TypeError, ValidationError) as e:
+        except (ValueError, TypeError, ValidationError, UnicodeDecodeError) as e:
             self._dead_letter(message, producer, f"invalid message: {e}")
             return
         attempts = 0
@@ -105,12 +107,14 @@ class ProjectorRunner:
                 self.handle(envelope)
                 break
             except Exception as e:
-                if self.is_transient(e) and not self.stop_event.is_set():
+                if self.is_transient(e):
+                    if self.stop_event.is_set():
+                        return  # unacknowledged: the broker delivers it again after the restart
                     log.warning("read model store unavailable (%s); retrying", e)
                     self.stop_event.wait(1.0)
                     continue
                 attempts += 1
-                if attempts >= self.max_attempts or self.stop_event.is_set():
+                if attempts >= self.max_attempts:
                     log.exception(
                         "event %s failed %d times; dead-lettering it (correlation_id=%s)",
                         envelope.get("event_id"),

@@ -17,7 +17,7 @@ from kombu import Connection, Producer
 
 from crm_shared.config import Settings
 from crm_shared.eventstore import CrmApplication
-from crm_shared.messaging import broker_connection, encode, events_exchange
+from crm_shared.messaging import broker_connection, declare_topology, encode, events_exchange
 
 log = logging.getLogger("crm.relay")
 
@@ -49,7 +49,6 @@ class Relay:
     def publish_pending(self, connection: Connection) -> int:
         """Publish everything stored after the recorded position; returns how many were sent."""
         producer = Producer(connection.default_channel, exchange=events_exchange)
-        events_exchange.declare(channel=connection.default_channel)
         published = 0
         for batch in self.app.notifications(after=self.position(), batch_size=self.batch_size):
             for notification in batch:
@@ -77,6 +76,7 @@ class Relay:
             try:
                 with broker_connection(self.amqp_uri, confirm_publish=True) as connection:
                     connection.ensure_connection(max_retries=1)
+                    declare_topology(connection)
                     log.info("relay %s connected at position %d", self.app.CONTEXT, self.position())
                     backoff = 0.5
                     while not stop.is_set():

@@ -84,7 +84,7 @@ class Rebuilder:
             for source in self.sources:
                 for batch in source.notifications(after=0, batch_size=self.batch_size):
                     messages = [m for n in batch if (m := source.envelope(n)) is not None]
-                    apply_batch(collection, messages, strict=True)
+                    apply_batch(collection, messages)
                     read += len(batch)
                     projected += len(messages)
                     progress(len(batch))

@@ -17,7 +17,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from services.analytics.customer_360 import Document, Message, customer_of, project
+from services.analytics.customer_360 import Document, Message, VersionGap, customer_of, project
 
 CUSTOMER_360 = "customer_360"
 CATALOG = "read_models"
@@ -85,15 +85,27 @@ class ReadModelCatalog:
 
 
 def apply_message(
-    collection: Collection, message: Message, *, strict: bool = False, max_attempts: int = 10
+    collection: Collection,
+    message: Message,
+    *,
+    gaps_wait_for_replay: bool = False,
+    max_attempts: int = 10,
 ) -> bool:
-    """Apply one event message to one collection; True if a document changed."""
+    """Apply one event message to one collection; True if a document changed. A version gap raises
+    ``VersionGap`` (the projector retries the message, then dead-letters it: requeue its
+    predecessor first), except in a collection being rebuilt, where the replay brings the missing
+    versions and this one after them."""
     customer_id = customer_of(message)
     if customer_id is None:
         return False
     for _ in range(max_attempts):
         current = collection.find_one({"_id": customer_id})
-        new = project(current, message, strict=strict)
+        try:
+            new = project(current, message)
+        except VersionGap:
+            if gaps_wait_for_replay:
+                return False
+            raise
         if new is None:
             return False
         if _compare_and_set(collection, current, new):
@@ -112,7 +124,7 @@ def _compare_and_set(collection: Collection, current: Document | None, new: Docu
     return result.matched_count == 1
 
 
-def apply_batch(collection: Collection, messages: list[Message], *, strict: bool) -> int:
+def apply_batch(collection: Collection, messages: list[Message]) -> int:
     """Apply many messages with one read and one bulk write; falls back to one message at a time
     for the documents another writer changed meanwhile. Returns how many documents changed."""
     by_customer: dict[str, list[Message]] = defaultdict(list)
@@ -127,7 +139,11 @@ def apply_batch(collection: Collection, messages: list[Message], *, strict: bool
         current = existing.get(customer_id)
         doc = current
         for message in customer_messages:
-            doc = project(doc, message, strict=strict) or doc
+            try:
+                doc = project(doc, message) or doc
+            except VersionGap:
+                continue  # a live write got ahead here: redone one by one below
+
         if doc is current or doc is None:
             continue
         if current is None:
@@ -146,7 +162,7 @@ def apply_batch(collection: Collection, messages: list[Message], *, strict: bool
         # Someone else wrote some of these documents; every apply is idempotent, so redo the batch
         # one message at a time.
         for message in messages:
-            apply_message(collection, message, strict=strict)
+            apply_message(collection, message)
     return len(writes)
 
 
@@ -162,12 +178,12 @@ class Customer360Store:
         return self.collection().find_one({"_id": customer_id})
 
     def apply(self, message: Message) -> bool:
-        """Apply one live event: to the serving collection and, during a rebuild, in strict order
+        """Apply one live event: to the serving collection and, during a rebuild, in version order
         to the one being built."""
         targets = self.catalog.targets(CUSTOMER_360)
         changed = apply_message(self.database[targets.active], message)
         if targets.building:
-            apply_message(self.database[targets.building], message, strict=True)
+            apply_message(self.database[targets.building], message, gaps_wait_for_replay=True)
         return changed
 
 

@@ -21,6 +21,11 @@ COMPLAINT = {
 CLOSE = {"resolution": "explained", "satisfaction": 3}
 
 
+# The digits of a valid id in their fullwidth forms: \d would take them, and the claim keyed by
+# this spelling would let the same person register twice.
+FULLWIDTH_DIGITS_ID = "".join(chr(ord(c) + 0xFEE0) for c in "11010519491231002") + "X"
+
+
 def without(payload: dict[str, Any], field: str) -> dict[str, Any]:
     return {k: v for k, v in payload.items() if k != field}
 
@@ -243,6 +248,49 @@ CASES: list[tuple[str, str, Any, str, str, str]] = [
         "not_found",
         "customer_id",
         "unknown_customer",
+    ),
+    (
+        "customer",
+        "register_customer",
+        lambda k: customer_payload(date_of_birth="1990-01-01"),
+        "validation_failed",
+        "date_of_birth",
+        "matches_national_id",
+    ),
+    (
+        "customer",
+        "register_customer",
+        lambda k: customer_payload(national_id=FULLWIDTH_DIGITS_ID),
+        "validation_failed",
+        "national_id",
+        "format",
+    ),
+    (
+        "sales",
+        "sell_policy",
+        lambda k: {"customer_id": k["customer_id"], **SALE, "annual_premium": "1e1000000"},
+        "validation_failed",
+        "annual_premium",
+        "range",
+    ),
+    (
+        "sales",
+        "sell_policy",
+        lambda k: {"customer_id": k["customer_id"], **SALE, "start_date": "9999-06-01"},
+        "validation_failed",
+        "start_date",
+        "range",
+    ),
+    ("sales", "get_policy", lambda k: {}, "validation_failed", "policy_number", "required"),
+    ("service_desk", "get_ticket", lambda k: {}, "validation_failed", "ticket_id", "required"),
+    ("service_desk", "get_ticket", lambda k: {"ticket_id": ["x"]}, "validation_failed", "ticket_id", "type"),
+    (
+        "analytics",
+        "get_customer_360",
+        lambda k: {"customer_id": True},
+        "validation_failed",
+        "customer_id",
+        "type",
     ),
 ]
 

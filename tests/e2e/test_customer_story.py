@@ -14,7 +14,7 @@ from kombu import Connection, Queue
 from contracts.events import validate_message
 from crm_cli.client import CrmClient
 from crm_cli.system import System
-from crm_shared.auth import Caller, Role
+from crm_shared.auth import Caller, Role, issue_token
 from crm_shared.relay import Relay
 from tests.e2e.conftest import CONTRACT_TAP, Stores, ok
 from tests.support import customer_payload, wait_until
@@ -149,15 +149,20 @@ def test_agents_see_only_their_own_customers(rpc: ClientFor, operator_rpc: CrmCl
 
 
 def test_a_call_without_a_valid_caller_is_refused(system: System) -> None:
-    for token in ("", "forged.token"):
-        with CrmClient(system.amqp_uri, token, timeout=10) as client:
-            for service, method in [
-                ("customer", "register_customer"),
-                ("analytics", "get_customer_360"),
-            ]:
+    other_key = issue_token(Caller("intruder", Role.ADMIN), b"not the services' secret" * 2)
+    expired = issue_token(Caller("op", Role.OPERATOR), system.secret, ttl_seconds=-1)
+    too_long = issue_token(Caller("op", Role.OPERATOR), system.secret, ttl_seconds=30 * 86400)
+    for token in (None, "", "forged.token", other_key, expired, too_long, "tök.én"):
+        with CrmClient(system.amqp_uri, "", timeout=10) as client:
+            context = client._proxy._worker_ctx.data  # type: ignore[union-attr]
+            if token is None:
+                context.pop("auth_token", None)  # no header at all
+            else:
+                context["auth_token"] = token
+            for service, method in [("customer", "register_customer"), ("analytics", "get_customer_360")]:
                 reply = client.call(service, method, customer_payload())
-                assert reply["ok"] is False
-                assert reply["error"]["code"] == "unauthenticated"
+                assert reply["ok"] is False, token
+                assert reply["error"]["code"] == "unauthenticated", (token, reply)
 
 
 def test_two_concurrent_closes_of_one_complaint_apply_exactly_once(

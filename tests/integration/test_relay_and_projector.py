@@ -10,20 +10,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kombu import Connection, Exchange, Queue
+from kombu import Connection, Queue
 
 from contracts import rpc
 from contracts.events import validate_message
 from crm_shared.auth import Caller
+from crm_shared.dead_letters import list_dead_letters, requeue_dead_letters
 from crm_shared.domain import CommandMeta
 from crm_shared.eventstore import sqlite_env
-from crm_shared.messaging import encode, events_exchange
+from crm_shared.messaging import CONSUMER_QUEUES, encode, events_exchange
 from crm_shared.projector import ProjectorRunner
 from crm_shared.relay import Relay
 from services.analytics.projector import is_store_outage
 from services.analytics.store import Customer360Store, mongo_client
 from services.customer.application import CustomerApplication
-from tests.support import customer_payload, wait_until
+from tests.support import customer_payload, fresh_vhost, wait_until
 
 
 @pytest.fixture
@@ -203,8 +204,64 @@ def test_a_malformed_message_is_dead_lettered_with_its_reason_and_the_rest_flow(
     assert any("Expecting property name" in r for r in reasons)
 
 
-def test_events_exchange_is_durable_topic(amqp_uri: str) -> None:
+def test_non_object_bodies_are_dead_lettered_too(amqp_uri: str, projector: ProjectorRunner) -> None:
     with Connection(amqp_uri) as conn:
-        Exchange("crm.events", type="topic", durable=True).declare(
-            channel=conn.default_channel, passive=False
+        producer = conn.Producer(exchange=events_exchange)
+        for body in (b"1", b"[]", b"null", b"\xff\xfe"):
+            producer.publish(body, routing_key="customer.registered")
+    wait_until(lambda: len(list_dead_letters(amqp_uri, projector.queue.name)) == 4, what="four dead letters")
+
+
+def test_a_gap_is_dead_lettered_and_applies_once_its_predecessor_has(
+    amqp_uri: str,
+    store: Customer360Store,
+    projector: ProjectorRunner,
+    operator: Caller,
+    customers: CustomerApplication,
+) -> None:
+    (customer_id,) = register_many(customers, operator, 1)
+    registered = next(
+        m for batch in customers.notifications(0) for n in batch if (m := customers.envelope(n))
+    )
+    renamed = {
+        **registered,
+        "aggregate_version": 2,
+        "event_id": str(uuid.uuid4()),
+        "payload": {**registered["payload"], "full_name": "Renamed"},
+    }
+    with Connection(amqp_uri) as conn:
+        conn.Producer(exchange=events_exchange).publish(encode(renamed), routing_key=renamed["event_type"])
+    (letter,) = wait_until(
+        lambda: list_dead_letters(amqp_uri, projector.queue.name),
+        what="the early version 2 to be dead-lettered",
+    )
+    assert "arrived before version 1" in letter.reason
+    assert store.get(customer_id) is None  # nothing recorded that would hide version 1 later
+    with Connection(amqp_uri) as conn:
+        conn.Producer(exchange=events_exchange).publish(
+            encode(registered), routing_key=registered["event_type"]
         )
+    wait_until(lambda: store.get(customer_id), what="version 1")
+    assert requeue_dead_letters(amqp_uri, projector.queue.name) == 1
+    wait_until(
+        lambda: store.get(customer_id)["profile"]["full_name"] == "Renamed", what="the requeued version 2"
+    )
+
+
+def test_events_published_before_the_projector_ever_ran_wait_for_it(
+    amqp_uri: str, customers: CustomerApplication, operator: Caller
+) -> None:
+    """The relay declares the CRM's consumer queues before publishing: nothing is dropped as
+    unroutable when the relay starts first."""
+    with fresh_vhost() as private_uri:
+        register_many(customers, operator, 3)
+        stop = threading.Event()
+        relay = Relay(customers, private_uri)
+        thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
+        thread.start()
+        wait_until(lambda: relay.position() == customers.max_position(), what="the relay")
+        stop.set()
+        thread.join(10)
+        with Connection(private_uri) as conn:
+            _, waiting, _ = conn.default_channel.queue_declare(CONSUMER_QUEUES[0], passive=True)
+        assert waiting == 3

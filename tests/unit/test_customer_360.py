@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+import pytest
+
 from crm_shared.auth import Caller, Role
 from crm_shared.domain import CommandMeta
 from crm_shared.eventstore import build_envelope
-from services.analytics.customer_360 import project
+from services.analytics.customer_360 import VersionGap, project
 from services.customer.domain import Customer
 from services.sales.domain import Policy
 from services.service_desk.domain import Complaint
@@ -75,7 +77,7 @@ def test_the_360_view_summarises_the_history() -> None:
     cid, messages = history()
     doc = fold(messages)
     assert doc is not None and doc["customer_id"] == cid
-    assert doc["profile"]["national_id_masked"] == "110105********002X"
+    assert doc["profile"]["national_id_masked"] == "**************002X"
     assert doc["owning_agent_id"] == "A-1"
     assert doc["policy_count"] == 2
     assert doc["total_annual_premium"] == "1251.00"
@@ -98,3 +100,11 @@ def test_events_of_other_contexts_arriving_first_are_kept() -> None:
     reordered = messages[1:] + messages[:1]  # policies and complaint before the registration
     assert fold(reordered)["policy_count"] == 2
     assert fold(reordered)["profile"]["full_name"] == "Li Wei"
+
+
+def test_a_version_arriving_before_its_predecessor_is_refused_not_recorded() -> None:
+    _, messages = history()
+    closed = messages[-1]  # complaint version 2
+    assert closed["event_type"] == "service_desk.complaint_closed"
+    with pytest.raises(VersionGap, match="before version 1"):
+        project(None, closed)
