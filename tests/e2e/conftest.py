@@ -18,7 +18,7 @@ from crm_shared.relay import APPLICATIONS
 from services.customer.application import CustomerApplication
 from services.sales.application import SalesApplication
 from services.service_desk.application import ServiceDeskApplication
-from tests.support import wait_until
+from tests.support import customer_payload, wait_until
 
 OPERATOR = Caller("op-e2e", Role.OPERATOR)
 CONTRACT_TAP = "e2e.contract-tap"
@@ -131,3 +131,28 @@ def ok(reply: dict) -> dict:
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+SALE = {"product": "life", "annual_premium": "1000.00", "start_date": "2027-01-01", "term_years": 5}
+COMPLAINT = {
+    "channel": "email",
+    "category": "billing",
+    "priority": "ordinary",
+    "description": "wrong premium",
+}
+CLOSE = {"resolution": "explained", "satisfaction": 3}
+
+
+@pytest.fixture(scope="session")
+def known(operator_rpc: CrmClient) -> dict[str, str]:
+    """A customer, a policy and a ticket that exist, for the cases that need them."""
+    customer_id = ok(operator_rpc.call("customer", "register_customer", customer_payload()))["customer_id"]
+    policy = ok(operator_rpc.call("sales", "sell_policy", {"customer_id": customer_id, **SALE}))
+    ticket = ok(
+        operator_rpc.call("service_desk", "open_complaint", {"customer_id": customer_id, **COMPLAINT})
+    )
+    return {
+        "customer_id": customer_id,
+        "policy_number": policy["policy_number"],
+        "ticket_id": ticket["ticket_id"],
+    }

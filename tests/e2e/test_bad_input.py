@@ -8,18 +8,8 @@ from typing import Any
 import pytest
 
 from crm_cli.client import CrmClient
-from tests.e2e.conftest import Stores, new_id, ok
+from tests.e2e.conftest import CLOSE, COMPLAINT, SALE, Stores, new_id
 from tests.support import customer_payload
-
-SALE = {"product": "life", "annual_premium": "1000.00", "start_date": "2027-01-01", "term_years": 5}
-COMPLAINT = {
-    "channel": "email",
-    "category": "billing",
-    "priority": "ordinary",
-    "description": "wrong premium",
-}
-CLOSE = {"resolution": "explained", "satisfaction": 3}
-
 
 # The digits of a valid id in their fullwidth forms: \d would take them, and the claim keyed by
 # this spelling would let the same person register twice.
@@ -28,21 +18,6 @@ FULLWIDTH_DIGITS_ID = "".join(chr(ord(c) + 0xFEE0) for c in "11010519491231002")
 
 def without(payload: dict[str, Any], field: str) -> dict[str, Any]:
     return {k: v for k, v in payload.items() if k != field}
-
-
-@pytest.fixture(scope="module")
-def known(operator_rpc: CrmClient) -> dict[str, str]:
-    """A customer, a policy and a ticket that exist, for the cases that need them."""
-    customer_id = ok(operator_rpc.call("customer", "register_customer", customer_payload()))["customer_id"]
-    policy = ok(operator_rpc.call("sales", "sell_policy", {"customer_id": customer_id, **SALE}))
-    ticket = ok(
-        operator_rpc.call("service_desk", "open_complaint", {"customer_id": customer_id, **COMPLAINT})
-    )
-    return {
-        "customer_id": customer_id,
-        "policy_number": policy["policy_number"],
-        "ticket_id": ticket["ticket_id"],
-    }
 
 
 # (service, method, payload builder, expected code, field, rule)
