@@ -5,11 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit integration e2e lint format bench clean help
+.PHONY: run test unit integration e2e lint format bench bench-quick clean help
 
 help:
 	@echo "make run     start the whole CRM on this machine (Ctrl-C stops it)"
 	@echo "make test    run every test: unit, integration and end-to-end"
+	@echo "make bench   benchmarks with same-run ceilings (bench-quick: small sizes)"
 	@echo "make lint    ruff"
 	@echo "make clean   remove the virtual environment and local data (.run/)"
 
@@ -35,6 +36,14 @@ integration: $(STAMP)
 
 e2e: $(STAMP)
 	$(BIN)/python -m pytest -q tests/e2e
+
+bench: $(STAMP)
+	@bash deploy/local/ensure-services.sh
+	$(BIN)/python -m bench.run
+
+bench-quick: $(STAMP)
+	@bash deploy/local/ensure-services.sh
+	$(BIN)/python -m bench.run --quick
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -7,12 +7,15 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -50,6 +53,24 @@ def wait_for_port(port: int, timeout: float) -> None:
         except OSError:
             time.sleep(0.1)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+@contextmanager
+def fresh_vhost(base_uri: str = "amqp://guest:guest@127.0.0.1:5672/") -> Iterator[str]:
+    """A RabbitMQ virtual host of its own, so a test or benchmark never sees another run's queues."""
+    if shutil.which("rabbitmqctl") is None:
+        raise RuntimeError("rabbitmqctl not found: these tests need the machine's RabbitMQ")
+    vhost = f"crm-test-{uuid.uuid4().hex[:10]}"
+    rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    try:
+        yield base_uri.rstrip("/") + "/" + vhost
+    finally:
+        rabbitmqctl("delete_vhost", vhost)
 
 
 def ensure_secret(path: Path) -> Path:

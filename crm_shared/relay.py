@@ -36,12 +36,18 @@ def load_application(context: str, settings: Settings) -> CrmApplication:
 
 
 class Relay:
-    def __init__(self, app: CrmApplication, amqp_uri: str, batch_size: int = 500) -> None:
+    def __init__(
+        self,
+        app: CrmApplication,
+        amqp_uri: str,
+        batch_size: int = 500,
+        tracking_name: str | None = None,
+    ) -> None:
         self.app = app
         self.amqp_uri = amqp_uri
         self.batch_size = batch_size
         self.tracking: TrackingRecorder = app.factory.tracking_recorder()
-        self.tracking_name = f"{TRACKING_NAME}.{app.CONTEXT}"
+        self.tracking_name = tracking_name or f"{TRACKING_NAME}.{app.CONTEXT}"
 
     def position(self) -> int:
         return self.tracking.max_tracking_id(self.tracking_name) or 0

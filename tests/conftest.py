@@ -8,8 +8,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from crm_cli.system import fresh_vhost
 from crm_shared.auth import Caller, Role
-from tests.support import fresh_vhost, secantus_server
+from tests.support import secantus_server
 
 PG_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 

@@ -4,7 +4,6 @@ deadline (never a fixed sleep)."""
 from __future__ import annotations
 
 import itertools
-import shutil
 import subprocess
 import sys
 import time
@@ -72,24 +71,6 @@ def customer_payload(agent_id: str = "A-1001", **overrides: Any) -> dict[str, An
     }
     payload.update(overrides)
     return payload
-
-
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
-
-
-@contextmanager
-def fresh_vhost(base_uri: str = "amqp://guest:guest@127.0.0.1:5672/") -> Iterator[str]:
-    """A RabbitMQ virtual host of its own, so tests never see another run's queues."""
-    if shutil.which("rabbitmqctl") is None:
-        raise RuntimeError("rabbitmqctl not found: these tests need the machine's RabbitMQ")
-    vhost = f"crm-test-{uuid.uuid4().hex[:10]}"
-    rabbitmqctl("add_vhost", vhost)
-    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    try:
-        yield base_uri.rstrip("/") + "/" + vhost
-    finally:
-        rabbitmqctl("delete_vhost", vhost)
 
 
 @contextmanager

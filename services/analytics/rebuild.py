@@ -38,6 +38,8 @@ class RebuildSummary:
     documents: int
     seconds: float
     events_per_second: float
+    replay_seconds: float
+    replay_events_per_second: float
     peak_rss_mb: float
 
     def as_dict(self) -> dict[str, Any]:
@@ -81,6 +83,7 @@ class Rebuilder:
         try:
             time.sleep(self.catalog.ttl * 2 + 0.5)  # every projector now writes to both
             read = projected = 0
+            replay_started = time.monotonic()
             for source in self.sources:
                 for batch in source.notifications(after=0, batch_size=self.batch_size):
                     messages = [m for n in batch if (m := source.envelope(n)) is not None]
@@ -92,6 +95,7 @@ class Rebuilder:
             self.catalog.abort_rebuild(CUSTOMER_360)
             self.database.drop_collection(fresh)
             raise
+        replay_seconds = time.monotonic() - replay_started
         replaced = self.catalog.switch(CUSTOMER_360, fresh)
         time.sleep(self.catalog.ttl * 2 + 0.5)  # let readers and writers move off the old one
         self.database.drop_collection(replaced)
@@ -105,5 +109,7 @@ class Rebuilder:
             documents=collection.estimated_document_count(),
             seconds=round(seconds, 2),
             events_per_second=round(read / seconds, 1) if seconds else 0.0,
+            replay_seconds=round(replay_seconds, 2),
+            replay_events_per_second=round(read / replay_seconds, 1) if replay_seconds else 0.0,
             peak_rss_mb=round(peak_rss_mb(), 1),
         )

@@ -13,11 +13,11 @@ import pytest
 from kombu import Connection
 
 from crm_cli.client import CrmClient
-from crm_cli.system import System, free_port
+from crm_cli.system import System, free_port, fresh_vhost
 from crm_shared.auth import Caller, Role
 from services.analytics.store import CUSTOMER_360, ReadModelCatalog, mongo_client
 from tests.e2e.conftest import Stores, _answers, _projector_consuming
-from tests.support import customer_payload, fresh_vhost, wait_until
+from tests.support import customer_payload, wait_until
 
 OPERATOR = Caller("op-faults", Role.OPERATOR)
 

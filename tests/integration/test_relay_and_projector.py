@@ -14,6 +14,7 @@ from kombu import Connection, Queue
 
 from contracts import rpc
 from contracts.events import validate_message
+from crm_cli.system import fresh_vhost
 from crm_shared.auth import Caller
 from crm_shared.dead_letters import list_dead_letters, requeue_dead_letters
 from crm_shared.domain import CommandMeta
@@ -24,7 +25,7 @@ from crm_shared.relay import Relay
 from services.analytics.projector import is_store_outage
 from services.analytics.store import Customer360Store, mongo_client
 from services.customer.application import CustomerApplication
-from tests.support import customer_payload, fresh_vhost, wait_until
+from tests.support import customer_payload, wait_until
 
 
 @pytest.fixture

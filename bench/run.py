@@ -1,0 +1,421 @@
+"""CRM benchmarks. Each figure is compared with a ceiling measured in the same run on the same
+machine, because these machines are shared and noisy: only the ratios mean anything across runs.
+Benchmarks never fail on a number.
+
+    python -m bench.run            # full sizes (several minutes)
+    python -m bench.run --quick    # small sizes, a smoke run for CI
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from kombu import Connection, Queue
+from pymongo import ReplaceOne
+
+from crm_cli.client import CrmClient
+from crm_cli.system import REPO, System, free_port, fresh_vhost
+from crm_shared.auth import Caller, Role
+from crm_shared.domain import CommandMeta
+from crm_shared.eventstore import sqlite_env
+from crm_shared.messaging import encode, events_exchange
+from crm_shared.relay import Relay
+from services.analytics.store import CUSTOMER_360, ReadModelCatalog, mongo_client
+from services.customer.application import CustomerApplication
+from services.customer.domain import Customer, NationalIdClaim
+from services.sales.application import SalesApplication
+from services.sales.domain import Policy, policy_number_for
+
+OPERATOR = Caller("bench", Role.OPERATOR)
+
+
+@dataclass
+class Sizes:
+    command_seconds: float
+    freshness_commands: int
+    rebuild_events: tuple[int, ...]
+    raw_upserts: int
+    relay_events: int
+
+    @classmethod
+    def of(cls, quick: bool) -> Sizes:
+        if quick:
+            return cls(3.0, 150, (10_000, 30_000), 5_000, 3_000)
+        return cls(10.0, 1_000, (100_000, 500_000), 50_000, 30_000)
+
+
+@dataclass
+class Report:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(
+        self, name: str, figure: float, ceiling: float | None, unit: str, ceiling_name: str, **extra: Any
+    ) -> None:
+        ratio = round(figure / ceiling, 3) if ceiling else None
+        self.rows.append(
+            {
+                "benchmark": name,
+                "figure": round(figure, 1),
+                "unit": unit,
+                "ceiling": round(ceiling, 1) if ceiling else None,
+                "ceiling_is": ceiling_name,
+                "ratio": ratio,
+                **extra,
+            }
+        )
+        print(
+            f"  {name}: {figure:,.1f} {unit} (ceiling {ceiling or 0:,.1f}; ratio {ratio})",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def table(self) -> str:
+        head = f"{'benchmark':<34}{'figure':>12}  {'unit':<10}{'ceiling':>12}  {'ratio':>6}  ceiling is"
+        lines = [head, "-" * len(head)]
+        for r in self.rows:
+            ceiling = f"{r['ceiling']:,.1f}" if r["ceiling"] is not None else "-"
+            ratio = f"{r['ratio']:.3f}" if r["ratio"] is not None else "-"
+            lines.append(
+                f"{r['benchmark']:<34}{r['figure']:>12,.1f}  {r['unit']:<10}"
+                f"{ceiling:>12}  {ratio:>6}  {r['ceiling_is']}"
+            )
+        return "\n".join(lines)
+
+
+# 1. Command path -------------------------------------------------------------------------------
+
+
+def closed_loop(system: System, clients: int, seconds: float, call: Callable[[CrmClient], None]) -> float:
+    """Operations per second from ``clients`` threads calling as fast as answers come back."""
+    counts = [0] * clients
+    start = threading.Barrier(clients + 1)
+    stop = threading.Event()
+
+    def work(i: int) -> None:
+        with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=30) as client:
+            call(client)  # warm the connection
+            start.wait()
+            while not stop.is_set():
+                call(client)
+                counts[i] += 1
+
+    threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(clients)]
+    for t in threads:
+        t.start()
+    start.wait()
+    began = time.monotonic()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join()
+    return sum(counts) / (time.monotonic() - began)
+
+
+def ping(client: CrmClient) -> None:
+    assert client.call("customer", "ping", {})["ok"]
+
+
+def register(client: CrmClient) -> str:
+    reply = client.call("customer", "register_customer", payload())
+    assert reply["ok"], reply
+    return reply["result"]["customer_id"]
+
+
+_people = iter(range(10**9))
+
+
+def payload() -> dict[str, Any]:
+    from tests.support import customer_payload
+
+    return customer_payload()
+
+
+# 2. Freshness ----------------------------------------------------------------------------------
+
+
+def freshness(system: System, rate: float, commands: int, clients: int = 10) -> list[float]:
+    """Open loop at ``rate`` commands/s: seconds from an RPC returning to its customer appearing in
+    customer_360 (watched directly in MongoDB every few milliseconds)."""
+    returned: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    lock = threading.Lock()
+    database = mongo_client(system.mongo_uri)["crm"]
+    catalog = ReadModelCatalog(database)
+    interval = clients / rate
+    done = threading.Event()
+
+    def work() -> None:
+        with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=30) as client:
+            next_at = time.monotonic()
+            for _ in range(commands // clients):
+                next_at += interval
+                customer_id = register(client)
+                with lock:
+                    returned[customer_id] = time.monotonic()
+                time.sleep(max(0.0, next_at - time.monotonic()))
+
+    def watch() -> None:
+        collection = database[catalog.targets(CUSTOMER_360).active]
+        while not done.is_set() or len(seen) < len(returned):
+            with lock:
+                pending = [c for c in returned if c not in seen]
+            if pending:
+                now = time.monotonic()
+                for doc in collection.find({"_id": {"$in": pending}}, {"_id": 1}):
+                    seen[doc["_id"]] = now
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    workers = [threading.Thread(target=work, daemon=True) for _ in range(clients)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    done.set()
+    watcher.join(120)
+    return [seen[c] - returned[c] for c in returned if c in seen]
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+# 3. Rebuild ------------------------------------------------------------------------------------
+
+
+def grow_history(data_dir: Path, events: int) -> None:
+    """Append customers, their national id claims and two policies each straight to the stores,
+    in large transactions, until they hold ``events`` stored events."""
+    customers = CustomerApplication(env=sqlite_env(data_dir / "customer.sqlite"))
+    sales = SalesApplication(env=sqlite_env(data_dir / "sales.sqlite"))
+    from tests.support import unique_person
+
+    def total() -> int:
+        return customers.max_position() + sales.max_position()
+
+    while total() < events:
+        batch_customers: list[Any] = []
+        batch_policies: list[Any] = []
+        for _ in range(min(250, max(1, (events - total()) // 4))):
+            birth, national_id = unique_person()
+            meta = CommandMeta.new(OPERATOR)
+            customer = Customer.register(
+                full_name="Bench Person",
+                national_id=national_id,
+                mobile_phone="13900000000",
+                email=None,
+                date_of_birth=birth,
+                address={"line1": "1 Bench Road", "city": "Hangzhou", "province": "Zhejiang"},
+                owning_agent_id=f"A-{uuid.uuid4().int % 250_000}",
+                meta=meta,
+            )
+            batch_customers += [customer, NationalIdClaim.claim(national_id, str(customer.id), meta)]
+            for premium in ("1200.00", "860.50"):
+                sale = CommandMeta.new(OPERATOR)
+                batch_policies.append(
+                    Policy.sell(
+                        policy_number=policy_number_for(sale.causation_id),
+                        customer_id=str(customer.id),
+                        product="life",
+                        annual_premium=Decimal(premium),
+                        start_date=date(2026, 1, 1) + timedelta(days=len(batch_policies)),
+                        term_years=10,
+                        agent_id=customer.owning_agent_id,
+                        meta=sale,
+                    )
+                )
+        customers.save(*batch_customers)
+        sales.save(*batch_policies)
+    customers.close()
+    sales.close()
+
+
+def raw_bulk_upserts(mongo_uri: str, count: int, batch: int = 1000) -> float:
+    """Documents per second upserted with pymongo bulk_write into the same server."""
+    client = mongo_client(mongo_uri)
+    database_name = f"bench_raw_{uuid.uuid4().hex[:6]}"
+    collection = client[database_name]["docs"]
+    document = {
+        "profile": {"full_name": "Bench Person", "address": {"city": "Hangzhou"}},
+        "policies": [{"policy_number": "POL-0", "annual_premium": "1200.00"}] * 2,
+        "applied_versions": {},
+        "revision": 1,
+    }
+    began = time.monotonic()
+    for start in range(0, count, batch):
+        collection.bulk_write(
+            [
+                ReplaceOne({"_id": f"c{i}"}, {**document, "_id": f"c{i}"}, upsert=True)
+                for i in range(start, min(count, start + batch))
+            ],
+            ordered=False,
+        )
+    rate = count / (time.monotonic() - began)
+    client.drop_database(database_name)
+    client.close()
+    return rate
+
+
+def rebuild(system: System) -> dict[str, Any]:
+    env = {**system.env, "CRM_DATA_DIR": str(system.run_dir / "data")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "crm_cli.main",
+            "rebuild",
+            "analytics",
+            "--json",
+            "--mongo-uri",
+            system.mongo_uri,
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+# 4. Relay --------------------------------------------------------------------------------------
+
+
+def relay_rate(data_dir: Path, amqp_uri: str, events: int) -> tuple[float, float]:
+    """Events per second published by the relay, and raw confirmed kombu publishes of the same
+    messages, to the same broker, each into a bound durable queue."""
+    customers = CustomerApplication(env=sqlite_env(data_dir / "customer.sqlite"))
+    messages = [
+        m for batch in customers.notifications(0, 1000) for n in batch if (m := customers.envelope(n))
+    ][:events]
+    queue = Queue(
+        f"bench.relay.{uuid.uuid4().hex[:6]}", exchange=events_exchange, routing_key="#", durable=True
+    )
+    with Connection(amqp_uri, transport_options={"confirm_publish": True}) as conn:
+        events_exchange.declare(channel=conn.default_channel)
+        queue.bind(conn.default_channel).declare()
+        producer = conn.Producer(exchange=events_exchange)
+        began = time.monotonic()
+        for m in messages:
+            producer.publish(
+                encode(m),
+                routing_key=m["event_type"],
+                delivery_mode=2,
+                content_type="application/json",
+                message_id=m["event_id"],
+            )
+        raw = len(messages) / (time.monotonic() - began)
+        queue.bind(conn.default_channel).purge()
+
+        stop_at = messages[-1]["global_position"]
+        relay = Relay(customers, amqp_uri, tracking_name=f"bench.{uuid.uuid4().hex[:6]}")
+        original = customers.notifications
+
+        def bounded(after: int, batch_size: int = 500):  # publish exactly the same events
+            for batch in original(after, batch_size):
+                kept = [n for n in batch if n.id <= stop_at]
+                if kept:
+                    yield kept
+                if len(kept) < len(batch):
+                    return
+
+        customers.notifications = bounded  # type: ignore[method-assign]
+        began = time.monotonic()
+        published = relay.publish_pending(conn)
+        relayed = published / (time.monotonic() - began)
+        queue.bind(conn.default_channel).delete()
+    customers.close()
+    return relayed, raw
+
+
+# -----------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    parser.add_argument("--json-out", type=Path, default=REPO / ".run" / "bench.json")
+    args = parser.parse_args(argv)
+    sizes = Sizes.of(args.quick)
+    report = Report()
+    with fresh_vhost() as amqp_uri, tempfile.TemporaryDirectory(prefix="crm-bench-") as tmp:
+        system = System(Path(tmp), amqp_uri, mongo_port=free_port())
+        system.start()
+        try:
+            from tests.faults.conftest import wait_ready
+
+            wait_ready(system)
+            print("1. command path (10 clients)", file=sys.stderr, flush=True)
+            ping_rate = closed_loop(system, 10, sizes.command_seconds, ping)
+            register_rate = closed_loop(system, 10, sizes.command_seconds, lambda c: register(c) and None)
+            report.add("rpc register_customer", register_rate, ping_rate, "calls/s", "rpc ping, same clients")
+
+            print("2. freshness at half the command maximum", file=sys.stderr, flush=True)
+            lags = freshness(system, register_rate / 2, sizes.freshness_commands)
+            for p in (50, 95, 99):
+                report.add(
+                    f"freshness p{p}",
+                    percentile(lags, p) * 1000,
+                    None,
+                    "ms",
+                    f"at {register_rate / 2:,.0f} commands/s",
+                    samples=len(lags),
+                )
+
+            system.stop([n for n in system.processes if n != "mongo"])
+            print("3. rebuild", file=sys.stderr, flush=True)
+            upserts = raw_bulk_upserts(system.mongo_uri, sizes.raw_upserts)
+            for size in sizes.rebuild_events:
+                grow_history(system.run_dir / "data", size)
+                summary = rebuild(system)
+                report.add(
+                    f"rebuild replay at {summary['events_read']:,} ev",
+                    summary["replay_events_per_second"],
+                    upserts,
+                    "events/s",
+                    "pymongo bulk upserts/s, same server",
+                    whole_rebuild_events_per_second=summary["events_per_second"],
+                )
+                report.add(
+                    f"rebuild peak RSS at {summary['events_read']:,}", summary["peak_rss_mb"], None, "MB", "-"
+                )
+                if size == sizes.rebuild_events[0]:
+                    print("4. relay", file=sys.stderr, flush=True)
+                    relayed, raw = relay_rate(system.run_dir / "data", amqp_uri, sizes.relay_events)
+                    report.add(
+                        "relay publish", relayed, raw, "events/s", "kombu confirmed publish, same broker"
+                    )
+        finally:
+            system.stop()
+    print(report.table())
+    document = {
+        "quick": args.quick,
+        "machine_cpus": os.cpu_count(),
+        "results": report.rows,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    print(json.dumps(document))
+    args.json_out.parent.mkdir(parents=True, exist_ok=True)
+    args.json_out.write_text(json.dumps(document, indent=2))
+
+
+if __name__ == "__main__":
+    main()
