@@ -135,9 +135,6 @@ def register(client: CrmClient) -> str:
     return reply["result"]["customer_id"]
 
 
-_people = iter(range(10**9))
-
-
 def payload() -> dict[str, Any]:
     from tests.support import customer_payload
 
@@ -360,9 +357,7 @@ def main(argv: list[str] | None = None) -> None:
         system = System(Path(tmp), amqp_uri, mongo_port=free_port())
         system.start()
         try:
-            from tests.faults.conftest import wait_ready
-
-            wait_ready(system)
+            system.wait_ready()
             print("1. command path (10 clients)", file=sys.stderr, flush=True)
             ping_rate = closed_loop(system, 10, sizes.command_seconds, ping)
             register_rate = closed_loop(system, 10, sizes.command_seconds, lambda c: register(c) and None)

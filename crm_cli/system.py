@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from crm_shared.config import DEFAULT_AMQP_URI
 from crm_shared.messaging import broker_reachable
@@ -96,13 +96,21 @@ def ensure_postgres_database(env: Mapping[str, str]) -> None:
             c.execute(f'CREATE DATABASE "{name}"')
 
 
-def rpc_consumers(amqp_uri: str, service: str = "customer") -> int:
-    """How many processes serve ``service``'s RPC queue."""
+def _answers(client: Any, service: str, method: str) -> bool:
+    try:
+        reply = client.call(service, method, {})
+    except Exception:
+        return False
+    return isinstance(reply, dict) and "ok" in reply
+
+
+def rpc_consumers(amqp_uri: str, service: str = "customer", queue: str | None = None) -> int:
+    """How many processes consume ``service``'s RPC queue (or the named queue)."""
     from kombu import Connection
 
     with Connection(amqp_uri, connect_timeout=5) as conn:
         try:
-            _, _, consumers = conn.default_channel.queue_declare(f"rpc-{service}", passive=True)
+            _, _, consumers = conn.default_channel.queue_declare(queue or f"rpc-{service}", passive=True)
         except Exception:  # no such queue: nothing ever served here
             return 0
     return int(consumers)
@@ -252,6 +260,29 @@ class System:
         for name in reversed(names or list(self.processes)):
             self.processes[name].stop()
 
+    def wait_ready(self, timeout: float = 90) -> None:
+        """Until every service answers an RPC and the projector consumes its queue."""
+        from crm_cli.client import CrmClient
+        from crm_shared.auth import Caller, Role
+
+        deadline = time.monotonic() + timeout
+        probe = Caller("system-check", Role.OPERATOR)
+        with CrmClient.for_caller(self.amqp_uri, probe, self.secret, timeout=5) as client:
+            for service, method in (
+                ("customer", "ping"),
+                ("sales", "get_policy"),
+                ("service_desk", "get_ticket"),
+                ("analytics", "get_customer_360"),
+            ):
+                while not _answers(client, service, method):
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"the {service} service did not answer in {timeout}s")
+                    time.sleep(0.5)
+        while rpc_consumers(self.amqp_uri, queue="analytics.customer_360") == 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the projector did not start consuming in {timeout}s")
+            time.sleep(0.2)
+
     def dead(self) -> list[str]:
         return [name for name, p in self.processes.items() if not p.alive()]
 
@@ -268,6 +299,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     system = System(args.run_dir, args.amqp_uri, args.mongo_port, args.event_store)
     system.start()
+    print("starting the services...", flush=True)
+    try:
+        system.wait_ready()
+    except TimeoutError as e:
+        system.stop()
+        raise SystemExit(f"{e}; see the logs in {args.run_dir}/logs") from None
     print(
         f"""
 CRM is running (logs in {args.run_dir}/logs, data in {args.run_dir}/data and {args.run_dir}/mongo).

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import eventlet
 from amqp.exceptions import ConnectionError as AmqpConnectionError
 from amqp.exceptions import RecoverableConnectionError
 from kombu.exceptions import OperationalError
@@ -21,6 +22,7 @@ from crm_shared.errors import CrmError, DependencyUnavailable, NotFound, Permiss
 from crm_shared.rpc import RequestContext
 
 log = logging.getLogger("crm.nameko")
+LOOKUP_TIMEOUT_SECONDS = 10
 
 
 def _tolerate_lost_connection(method: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
@@ -97,8 +99,11 @@ class RpcCustomerDirectory:
 
     def owning_agent_of(self, customer_id: str) -> str:
         try:
-            reply = self.customer_rpc.get_customer({"customer_id": customer_id})
-        except Exception as e:
+            # Bounded: with the customer service down, a request would otherwise wait in its queue
+            # while the caller gives up and retries.
+            with eventlet.Timeout(LOOKUP_TIMEOUT_SECONDS):
+                reply = self.customer_rpc.get_customer({"customer_id": customer_id})
+        except (Exception, eventlet.Timeout) as e:
             raise DependencyUnavailable(
                 f"the customer service did not answer ({type(e).__name__}); try again shortly"
             ) from e

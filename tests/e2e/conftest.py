@@ -18,27 +18,10 @@ from crm_shared.relay import APPLICATIONS
 from services.customer.application import CustomerApplication
 from services.sales.application import SalesApplication
 from services.service_desk.application import ServiceDeskApplication
-from tests.support import customer_payload, wait_until
+from tests.support import customer_payload
 
 OPERATOR = Caller("op-e2e", Role.OPERATOR)
 CONTRACT_TAP = "e2e.contract-tap"
-
-
-def _answers(client: CrmClient, service: str, method: str) -> bool:
-    try:
-        reply = client.call(service, method, {})
-    except Exception:
-        return False
-    return isinstance(reply, dict) and "ok" in reply
-
-
-def _projector_consuming(amqp_uri: str) -> bool:
-    with Connection(amqp_uri) as conn:
-        try:
-            _, _, consumers = conn.default_channel.queue_declare("analytics.customer_360", passive=True)
-        except Exception:
-            return False
-    return consumers > 0
 
 
 @pytest.fixture(scope="session")
@@ -53,25 +36,7 @@ def system(amqp_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     crm = System(run_dir, amqp_uri, mongo_port=free_port())
     crm.start()
     try:
-        with CrmClient.for_caller(amqp_uri, OPERATOR, crm.secret, timeout=10) as client:
-            for service, method in [
-                ("customer", "ping"),
-                ("sales", "get_policy"),
-                ("service_desk", "get_ticket"),
-                ("analytics", "get_customer_360"),
-            ]:
-                wait_until(
-                    lambda s=service, m=method: _answers(client, s, m),
-                    timeout=60,
-                    interval=0.5,
-                    what=f"the {service} service to answer",
-                )
-        wait_until(
-            lambda: _projector_consuming(amqp_uri),
-            timeout=60,
-            interval=0.2,
-            what="the projector to consume",
-        )
+        crm.wait_ready()
         yield crm
     finally:
         crm.stop()

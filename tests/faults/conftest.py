@@ -16,7 +16,7 @@ from crm_cli.client import CrmClient
 from crm_cli.system import System, free_port, fresh_vhost
 from crm_shared.auth import Caller, Role
 from services.analytics.store import CUSTOMER_360, ReadModelCatalog, mongo_client
-from tests.e2e.conftest import Stores, _answers, _projector_consuming
+from tests.e2e.conftest import Stores
 from tests.support import customer_payload, wait_until
 
 OPERATOR = Caller("op-faults", Role.OPERATOR)
@@ -35,25 +35,7 @@ def crm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
 
 
 def wait_ready(system: System) -> None:
-    with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=5) as client:
-        for service, method in [
-            ("customer", "ping"),
-            ("sales", "get_policy"),
-            ("service_desk", "get_ticket"),
-            ("analytics", "get_customer_360"),
-        ]:
-            wait_until(
-                lambda s=service, m=method: _answers(client, s, m),
-                timeout=90,
-                interval=0.5,
-                what=f"the {service} service to answer",
-            )
-    wait_until(
-        lambda: _projector_consuming(system.amqp_uri),
-        timeout=90,
-        interval=0.2,
-        what="the projector to consume",
-    )
+    system.wait_ready()
 
 
 @pytest.fixture(scope="module")
