@@ -124,6 +124,7 @@ def prepare_event_stores(env: Mapping[str, str]) -> None:
 
     saved = dict(os.environ)
     os.environ.update(env)
+    os.environ["CRM_CREATE_TABLES"] = "true"
     try:
         settings = Settings.from_env()
         for context in APPLICATIONS:
@@ -251,6 +252,7 @@ class System:
         if self.event_store == "postgres":
             ensure_postgres_database(self.env)
             prepare_event_stores(self.env)
+            self.extra_env["CRM_CREATE_TABLES"] = "false"
         for name in names or list(self.processes):
             self.processes[name].start(self.env)
             if name == "mongo":

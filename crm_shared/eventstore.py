@@ -49,7 +49,10 @@ def event_store_env(context: str, settings: Settings) -> dict[str, str]:
             "POSTGRES_USER": os.environ.get("POSTGRES_USER", "postgres"),
             "POSTGRES_PASSWORD": os.environ.get("POSTGRES_PASSWORD", ""),
             "POSTGRES_SCHEMA": os.environ.get("POSTGRES_SCHEMA", "public"),
-            "CREATE_TABLE": "true",
+            # DDL run by several processes at once fails ('tuple concurrently updated'): a
+            # deployment creates the tables once (crm_cli.system.prepare_event_stores) and starts
+            # the processes with CRM_CREATE_TABLES=false.
+            "CREATE_TABLE": os.environ.get("CRM_CREATE_TABLES", "true"),
         }
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return sqlite_env(settings.data_dir / f"{context}.sqlite")
