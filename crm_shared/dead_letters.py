@@ -69,7 +69,12 @@ def requeue_dead_letters(amqp_uri: str, queue_name: str, message_ids: set[str] |
         queue.declare()
         producer = conn.Producer(channel=conn.channel())
         skipped = []
-        while (message := queue.get(no_ack=False)) is not None:
+        # At most what is there now: a message that is still bad comes straight back, and must
+        # not be moved round again and again.
+        _, waiting, _ = channel.queue_declare(queue.name, passive=True)
+        for _ in range(waiting):
+            if (message := queue.get(no_ack=False)) is None:
+                break
             if message_ids is not None and message.properties.get("message_id") not in message_ids:
                 skipped.append(message)
                 continue

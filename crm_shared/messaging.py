@@ -16,9 +16,11 @@ events_exchange = Exchange(EVENTS_EXCHANGE, type="topic", durable=True)
 dead_letter_exchange = Exchange("crm.dead-letters", type="topic", durable=True)
 
 
-def broker_connection(amqp_uri: str, *, confirm_publish: bool = False) -> Connection:
+def broker_connection(amqp_uri: str, *, confirm_publish: bool = False, heartbeat: int = 30) -> Connection:
+    """``heartbeat=0`` for a connection nobody drains between publishes (heartbeats are only
+    answered while draining)."""
     options: dict[str, Any] = {"confirm_publish": True} if confirm_publish else {}
-    return Connection(amqp_uri, heartbeat=30, transport_options=options, connect_timeout=5)
+    return Connection(amqp_uri, heartbeat=heartbeat, transport_options=options, connect_timeout=5)
 
 
 def consumer_queue(name: str, binding_key: str = "#") -> Queue:

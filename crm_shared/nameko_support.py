@@ -56,6 +56,7 @@ def _reply_or_leave_for_redelivery(self: Any, message: Any, result: Any, exc_inf
         # unacknowledged, so the broker delivers it again; commands carry an idempotency key
         # (command_id), so running it again answers without a second effect.
         log.warning("could not reply on a lost broker connection (%s); the request is redelivered", e)
+        self.requeue_message(message)  # in case only the reply connection died
         return result, exc_info
 
 

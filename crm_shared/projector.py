@@ -60,19 +60,28 @@ class ProjectorRunner:
         backoff = 0.5
         while not self.stop_event.is_set():
             try:
-                # Confirms cover the dead-letter publishes: a dead letter is stored before the
-                # message it replaces is acknowledged.
-                with broker_connection(self.amqp_uri, confirm_publish=True) as connection:
+                # Dead letters go out on a connection of their own, with confirms, so a dead
+                # letter is stored before the message it replaces is acknowledged. (Waiting for a
+                # confirm on the consuming connection would dispatch further deliveries
+                # re-entrantly from inside the callback.)
+                with (
+                    broker_connection(self.amqp_uri) as connection,
+                    broker_connection(
+                        self.amqp_uri, confirm_publish=True, heartbeat=0
+                    ) as dead_letter_connection,
+                ):
                     connection.ensure_connection(max_retries=1)
                     self.declare(connection)
                     channel = connection.channel()
                     channel.basic_qos(0, self.prefetch, False)
-                    dead_letter_producer = Producer(connection.channel())
+                    dead_letter_producer = Producer(dead_letter_connection.default_channel)
                     with Consumer(
                         channel,
                         queues=[self.queue],
-                        callbacks=[partial(self._on_delivery, dead_letter_producer)],
-                        accept=None,
+                        # on_message hands over the raw message: kombu decodes nothing (a body
+                        # that lies about its content type cannot wedge the consumer, and
+                        # nothing is ever unpickled).
+                        on_message=partial(self._on_message_raw, dead_letter_producer),
                         no_ack=False,
                     ):
                         log.info("projector consuming %s", self.queue.name)
@@ -92,7 +101,7 @@ class ProjectorRunner:
     def stop(self) -> None:
         self.stop_event.set()
 
-    def _on_delivery(self, producer: Producer, _body: object, message: Message) -> None:
+    def _on_message_raw(self, producer: Producer, message: Message) -> None:
         self._on_message(message, producer)
 
     def _on_message(self, message: Message, producer: Producer) -> None:

@@ -87,6 +87,7 @@ class Relay:
                     backoff = 0.5
                     while not stop.is_set():
                         if self.app.max_position() <= self.position():
+                            connection.heartbeat_check()
                             stop.wait(poll_interval)
                             continue
                         sent = self.publish_pending(connection)

@@ -43,31 +43,48 @@ def owning_agent_of_known_customer(customers: CustomerDirectory, customer_id: st
 class RequestContext:
     auth_token: object
     correlation_id: str
-    command_id: str
+    command_id: str | None
     secret: bytes
 
     @classmethod
     def from_headers(cls, data: dict[str, Any], secret: bytes) -> RequestContext:
         """``command_id`` is the caller's idempotency key: a command sent again with the same id
         (a client retry, or the broker redelivering a request whose reply was lost) has its effect
-        once. Callers that send none get a fresh one per call."""
+        once. Commands refuse to run without one; queries need none."""
+        command_id = data.get("command_id")
         return cls(
             auth_token=data.get("auth_token"),
             correlation_id=str(data.get("correlation_id") or uuid.uuid4()),
-            command_id=str(data.get("command_id") or uuid.uuid4()),
+            command_id=str(command_id) if command_id else None,
             secret=secret,
         )
 
-    def run(self, operation: str, schema: type[Schema], payload: object, handler: Handler) -> dict:
+    def run(
+        self,
+        operation: str,
+        schema: type[Schema],
+        payload: object,
+        handler: Handler,
+        *,
+        command: bool = False,
+    ) -> dict:
         try:
             caller = verify_token(self.auth_token, self.secret)
+            if command and not self.command_id:
+                raise ValidationFailed.single(
+                    "command_id",
+                    "required",
+                    "send a unique command_id context header with every command (reuse it only "
+                    "to retry the same command)",
+                )
             if not isinstance(payload, dict):
                 raise ValidationFailed.single("_payload", "type", "the payload must be an object")
             try:
                 data = schema().load(payload)
             except ValidationError as e:
                 raise ValidationFailed.from_marshmallow(e) from None
-            result = handler(data, CommandMeta(self.correlation_id, self.command_id, caller))
+            causation = self.command_id or str(uuid.uuid4())
+            result = handler(data, CommandMeta(self.correlation_id, causation, caller))
             return {"ok": True, "result": result}
         except CrmError as e:
             log.info(

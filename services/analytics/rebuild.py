@@ -64,6 +64,11 @@ class Rebuilder:
         self.batch_size = batch_size
         self.catalog = catalog or ReadModelCatalog(database)
 
+    @property
+    def settle_seconds(self) -> float:
+        """Longer than any process may act on a cached catalog entry."""
+        return self.catalog.ttl * 2 + 0.5
+
     def total_events(self) -> int:
         return sum(source.max_position() for source in self.sources)
 
@@ -73,15 +78,16 @@ class Rebuilder:
         started = time.monotonic()
         fresh = f"{CUSTOMER_360}_{time.strftime('%Y%m%d%H%M%S')}_{time.monotonic_ns() % 10**6:06d}"
         collection = self.database[fresh]
-        ensure_indexes(collection)
         if force:
             abandoned = self.catalog.force_rebuild(CUSTOMER_360, fresh)
-            if abandoned:
-                self.database.drop_collection(abandoned)
         else:
             self.catalog.begin_rebuild(CUSTOMER_360, fresh)
+            abandoned = None
+        ensure_indexes(collection)
         try:
-            time.sleep(self.catalog.ttl * 2 + 0.5)  # every projector now writes to both
+            time.sleep(self.settle_seconds)  # every projector now writes to both
+            if abandoned:
+                self.database.drop_collection(abandoned)
             read = projected = 0
             replay_started = time.monotonic()
             for source in self.sources:
@@ -92,12 +98,17 @@ class Rebuilder:
                     projected += len(messages)
                     progress(len(batch))
         except BaseException:
-            self.catalog.abort_rebuild(CUSTOMER_360)
+            self.catalog.abort_rebuild(CUSTOMER_360, fresh)
+            time.sleep(self.settle_seconds)  # projectors stop writing to it before it goes
             self.database.drop_collection(fresh)
             raise
         replay_seconds = time.monotonic() - replay_started
-        replaced = self.catalog.switch(CUSTOMER_360, fresh)
-        time.sleep(self.catalog.ttl * 2 + 0.5)  # let readers and writers move off the old one
+        try:
+            replaced = self.catalog.switch(CUSTOMER_360, fresh)
+        except RuntimeError:
+            self.database.drop_collection(fresh)
+            raise
+        time.sleep(self.settle_seconds)  # let readers and writers move off the old one
         self.database.drop_collection(replaced)
         seconds = time.monotonic() - started
         return RebuildSummary(

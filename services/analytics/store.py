@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from pymongo import InsertOne, MongoClient, ReplaceOne
+from pymongo import InsertOne, MongoClient, ReplaceOne, ReturnDocument
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -51,37 +51,53 @@ class ReadModelCatalog:
         self._cache[model] = (time.monotonic(), targets)
         return targets
 
+    # Every change below is one conditional update, so two rebuilds (or a --force while the
+    # first is still alive) cannot both believe they own the collection being built.
+
+    def _ensure_entry(self, model: str) -> None:
+        self.collection.update_one(
+            {"_id": model}, {"$setOnInsert": {"active": model, "building": None}}, upsert=True
+        )
+
     def begin_rebuild(self, model: str, fresh: str) -> None:
-        current = self.targets_uncached(model)
-        if current.building:
+        self._ensure_entry(model)
+        claimed = self.collection.update_one({"_id": model, "building": None}, {"$set": {"building": fresh}})
+        self._cache.pop(model, None)
+        if claimed.modified_count != 1:
             raise RuntimeError(
-                f"a rebuild of {model} into {current.building} is already under way; if it died, "
-                f"run the rebuild again with --force"
+                f"a rebuild of {model} into {self.targets_uncached(model).building} is already "
+                "under way; if it died, run the rebuild again with --force"
             )
-        self._set(model, current.active, fresh)
 
     def force_rebuild(self, model: str, fresh: str) -> str | None:
-        current = self.targets_uncached(model)
-        self._set(model, current.active, fresh)
-        return current.building
+        """Take the rebuild over; returns the abandoned collection, if any."""
+        self._ensure_entry(model)
+        before = self.collection.find_one_and_update(
+            {"_id": model}, {"$set": {"building": fresh}}, return_document=ReturnDocument.BEFORE
+        )
+        self._cache.pop(model, None)
+        return (before or {}).get("building")
 
-    def abort_rebuild(self, model: str) -> None:
-        self._set(model, self.targets_uncached(model).active, None)
+    def abort_rebuild(self, model: str, fresh: str) -> None:
+        self.collection.update_one({"_id": model, "building": fresh}, {"$set": {"building": None}})
+        self._cache.pop(model, None)
 
     def switch(self, model: str, fresh: str) -> str:
-        previous = self.targets_uncached(model).active
-        self._set(model, fresh, None)
-        return previous
+        """Serve reads from ``fresh``; returns the collection it replaces. Refused if another
+        rebuild took over meanwhile."""
+        before = self.collection.find_one_and_update(
+            {"_id": model, "building": fresh},
+            {"$set": {"active": fresh, "building": None}},
+            return_document=ReturnDocument.BEFORE,
+        )
+        self._cache.pop(model, None)
+        if before is None:
+            raise RuntimeError(f"another rebuild of {model} took over; {fresh} was not switched to")
+        return str(before["active"])
 
     def targets_uncached(self, model: str) -> Targets:
         self._cache.pop(model, None)
         return self.targets(model)
-
-    def _set(self, model: str, active: str, building: str | None) -> None:
-        self.collection.replace_one(
-            {"_id": model}, {"_id": model, "active": active, "building": building}, upsert=True
-        )
-        self._cache.pop(model, None)
 
 
 def apply_message(
@@ -135,6 +151,7 @@ def apply_batch(collection: Collection, messages: list[Message]) -> int:
         return 0
     existing = {d["_id"]: d for d in collection.find({"_id": {"$in": list(by_customer)}})}
     writes: list[Any] = []
+    gaps = False
     for customer_id, customer_messages in by_customer.items():
         current = existing.get(customer_id)
         doc = current
@@ -142,7 +159,7 @@ def apply_batch(collection: Collection, messages: list[Message]) -> int:
             try:
                 doc = project(doc, message) or doc
             except VersionGap:
-                continue  # a live write got ahead here: redone one by one below
+                gaps = True  # cannot happen in a replay read in store order; redo to be sure
 
         if doc is current or doc is None:
             continue
@@ -150,15 +167,17 @@ def apply_batch(collection: Collection, messages: list[Message]) -> int:
             writes.append(InsertOne(doc))
         else:
             writes.append(ReplaceOne({"_id": customer_id, "revision": current["revision"]}, doc))
-    if not writes:
+    if not writes and not gaps:
         return 0
+    done = 0
     try:
-        result = collection.bulk_write(writes, ordered=False)
-        done = result.inserted_count + result.matched_count
+        if writes:
+            result = collection.bulk_write(writes, ordered=False)
+            done = result.inserted_count + result.matched_count
     except BulkWriteError as e:
         details = e.details
         done = details.get("nInserted", 0) + details.get("nMatched", 0)
-    if done < len(writes):
+    if done < len(writes) or gaps:
         # Someone else wrote some of these documents; every apply is idempotent, so redo the batch
         # one message at a time.
         for message in messages:

@@ -26,7 +26,7 @@ class CustomerService:
     @rpc
     def register_customer(self, payload: Any) -> dict:
         return self.request.run(
-            "register_customer", schemas.RegisterCustomer, payload, self.app.register_customer
+            "register_customer", schemas.RegisterCustomer, payload, self.app.register_customer, command=True
         )
 
     @rpc

@@ -32,6 +32,7 @@ class SalesService:
             schemas.SellPolicy,
             payload,
             lambda data, meta: self.app.sell_policy(data, meta, directory),
+            command=True,
         )
 
     @rpc

@@ -27,11 +27,14 @@ class ServiceDeskService:
             schemas.OpenComplaint,
             payload,
             lambda data, meta: self.app.open_complaint(data, meta, directory),
+            command=True,
         )
 
     @rpc
     def close_complaint(self, payload: Any) -> dict:
-        return self.request.run("close_complaint", schemas.CloseComplaint, payload, self.app.close_complaint)
+        return self.request.run(
+            "close_complaint", schemas.CloseComplaint, payload, self.app.close_complaint, command=True
+        )
 
     @rpc
     def get_ticket(self, payload: Any) -> dict:

@@ -251,6 +251,33 @@ def test_events_stored_while_the_relay_is_down_reach_the_360_view_once(
     assert Decimal(view["total_annual_premium"]) == Decimal("1200.00")
 
 
+def test_a_command_without_a_command_id_is_refused(system: System, stores: Stores) -> None:
+    before = stores.positions()
+    with CrmClient.for_caller(system.amqp_uri, Caller("op", Role.OPERATOR), system.secret) as client:
+        client._proxy._worker_ctx.data.pop("command_id", None)  # type: ignore[union-attr]
+        reply = client._cluster.customer.register_customer(customer_payload())  # type: ignore[union-attr]
+    assert reply["error"]["code"] == "validation_failed"
+    assert reply["error"]["fields"][0]["field"] == "command_id"
+    assert stores.positions() == before
+
+
+def test_retrying_a_command_with_its_command_id_answers_as_the_first_time(
+    operator_rpc: CrmClient, stores: Stores
+) -> None:
+    customer_id = ok(operator_rpc.call("customer", "register_customer", customer_payload()))["customer_id"]
+    sale = {
+        "customer_id": customer_id,
+        "product": "life",
+        "annual_premium": "10.00",
+        "start_date": "2027-01-01",
+        "term_years": 1,
+    }
+    first = ok(operator_rpc.call("sales", "sell_policy", sale, command_id="retry-me-1"))
+    before = stores.positions()
+    assert ok(operator_rpc.call("sales", "sell_policy", sale, command_id="retry-me-1")) == first
+    assert stores.positions() == before
+
+
 def test_every_published_message_follows_its_contract(system: System) -> None:
     """Runs last in this module: every message the relays published so far must validate."""
     messages = []

@@ -112,3 +112,4 @@ def test_fuzzed_payloads_get_structured_answers(
 def test_the_services_survived_the_fuzzing(system: System, operator_rpc: CrmClient) -> None:
     assert not system.dead(), f"crashed: {system.dead()}"
     assert operator_rpc.call("customer", "ping", {}) == {"ok": True, "result": "pong"}
+    system.wait_ready(timeout=30)  # every service still answers, not just its process alive
