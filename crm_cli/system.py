@@ -258,9 +258,18 @@ class System:
             if name == "mongo":
                 wait_for_port(self.mongo_port, 30)
 
-    def stop(self, names: list[str] | None = None) -> None:
-        for name in reversed(names or list(self.processes)):
-            self.processes[name].stop()
+    def stop(self, names: list[str] | None = None, grace: float = 10.0) -> None:
+        """SIGTERM to all at once, then SIGKILL to whatever still runs after ``grace`` seconds
+        (a nameko process can hang while stopping)."""
+        chosen = [self.processes[name] for name in reversed(names or list(self.processes))]
+        for managed in chosen:
+            if managed.alive():
+                managed.process.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+        deadline = time.monotonic() + grace
+        for managed in chosen:
+            while managed.alive() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            managed.stop(signal.SIGKILL, timeout=5)
 
     def wait_ready(self, timeout: float = 90) -> None:
         """Until every service answers an RPC and the projector consumes its queue."""
