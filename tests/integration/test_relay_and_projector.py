@@ -93,6 +93,23 @@ def register_many(app: CustomerApplication, caller: Caller, count: int) -> list[
     ]
 
 
+def registered_and_renamed(
+    customers: CustomerApplication, operator: Caller
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """A stored registration's message, and a made-up version 2 of it that renames the customer."""
+    (customer_id,) = register_many(customers, operator, 1)
+    registered = next(
+        m for batch in customers.notifications(0) for n in batch if (m := customers.envelope(n))
+    )
+    renamed = {
+        **registered,
+        "aggregate_version": 2,
+        "event_id": str(uuid.uuid4()),
+        "payload": {**registered["payload"], "full_name": "Renamed"},
+    }
+    return customer_id, registered, renamed
+
+
 def test_relay_publishes_every_public_event_in_order_with_valid_contracts(
     amqp_uri: str, customers: CustomerApplication, operator: Caller, tap: Queue
 ) -> None:
@@ -151,16 +168,7 @@ def test_redelivered_and_older_events_leave_the_document_unchanged(
     operator: Caller,
     customers: CustomerApplication,
 ) -> None:
-    (customer_id,) = register_many(customers, operator, 1)
-    registered = next(
-        m for batch in customers.notifications(0) for n in batch if (m := customers.envelope(n))
-    )
-    newer = {
-        **registered,
-        "aggregate_version": 2,
-        "event_id": str(uuid.uuid4()),
-        "payload": {**registered["payload"], "full_name": "Renamed"},
-    }
+    customer_id, registered, newer = registered_and_renamed(customers, operator)
     with Connection(amqp_uri) as conn:
         producer = conn.Producer(exchange=events_exchange)
         for message in (registered, newer):
@@ -234,16 +242,7 @@ def test_a_gap_is_dead_lettered_and_applies_once_its_predecessor_has(
     operator: Caller,
     customers: CustomerApplication,
 ) -> None:
-    (customer_id,) = register_many(customers, operator, 1)
-    registered = next(
-        m for batch in customers.notifications(0) for n in batch if (m := customers.envelope(n))
-    )
-    renamed = {
-        **registered,
-        "aggregate_version": 2,
-        "event_id": str(uuid.uuid4()),
-        "payload": {**registered["payload"], "full_name": "Renamed"},
-    }
+    customer_id, registered, renamed = registered_and_renamed(customers, operator)
     with Connection(amqp_uri) as conn:
         conn.Producer(exchange=events_exchange).publish(encode(renamed), routing_key=renamed["event_type"])
     (letter,) = wait_until(
