@@ -171,9 +171,6 @@ class ManagedProcess:
             self._log.close()
             self._log = None
 
-    def kill(self) -> None:
-        self.stop(signal.SIGKILL)
-
 
 @dataclass
 class System:

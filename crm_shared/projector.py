@@ -81,7 +81,7 @@ class ProjectorRunner:
                         # on_message hands over the raw message: kombu decodes nothing (a body
                         # that lies about its content type cannot wedge the consumer, and
                         # nothing is ever unpickled).
-                        on_message=partial(self._on_message_raw, dead_letter_producer),
+                        on_message=partial(self._on_message, dead_letter_producer),
                         no_ack=False,
                     ):
                         log.info("projector consuming %s", self.queue.name)
@@ -101,10 +101,7 @@ class ProjectorRunner:
     def stop(self) -> None:
         self.stop_event.set()
 
-    def _on_message_raw(self, producer: Producer, message: Message) -> None:
-        self._on_message(message, producer)
-
-    def _on_message(self, message: Message, producer: Producer) -> None:
+    def _on_message(self, producer: Producer, message: Message) -> None:
         try:
             envelope = parse_message(json.loads(message.body))
         except (ValueError, TypeError, ValidationError, UnicodeDecodeError) as e:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -103,7 +102,3 @@ def secantus_server(storage: Path | str = ":memory:") -> Iterator[str]:
             process.wait(10)
         except subprocess.TimeoutExpired:
             process.kill()
-
-
-def python() -> str:
-    return sys.executable

@@ -40,9 +40,6 @@ def system(amqp_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         yield crm
     finally:
         crm.stop()
-        dead = [name for name, p in crm.processes.items() if p.restarts]
-        if dead:
-            print("restarted during the run:", dead)
 
 
 @pytest.fixture(scope="session")

@@ -28,14 +28,10 @@ def crm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         system = System(tmp_path_factory.mktemp("crm-faults"), amqp_uri, mongo_port=free_port())
         system.start()
         try:
-            wait_ready(system)
+            system.wait_ready()
             yield system
         finally:
             system.stop()
-
-
-def wait_ready(system: System) -> None:
-    system.wait_ready()
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,6 @@ from tests.faults.conftest import (
     broker_up,
     rabbitmq_app,
     read_model,
-    wait_ready,
 )
 from tests.support import wait_until
 
@@ -76,7 +75,7 @@ def test_a_broker_outage_during_load_heals_by_itself(crm: System, stores: Stores
     for t in threads:
         t.join(300)
     assert not crm.dead(), f"processes died instead of reconnecting: {crm.dead()}"
-    wait_ready(crm)  # every service answers again, with no restart
+    crm.wait_ready()  # every service answers again, with no restart
     assert_converged(crm, stores, load)
 
 
