@@ -22,6 +22,8 @@ from crm_shared.errors import CrmError, DependencyUnavailable, NotFound, Permiss
 from crm_shared.rpc import RequestContext
 
 log = logging.getLogger("crm.nameko")
+# What acking, requeueing or replying raises when the broker connection has just gone away.
+LOST_CONNECTION = (OSError, OperationalError, AmqpConnectionError, RecoverableConnectionError)
 LOOKUP_TIMEOUT_SECONDS = 10
 
 
@@ -30,7 +32,7 @@ def _tolerate_lost_connection(method: Callable[[Any, Any], None]) -> Callable[[A
     def settle(self: Any, message: Any) -> None:
         try:
             method(self, message)
-        except (OSError, AmqpConnectionError, RecoverableConnectionError) as e:
+        except LOST_CONNECTION as e:
             # The broker reclaims an unacknowledged message when its connection drops and delivers
             # it again; failing here would only kill the whole container.
             log.warning("could not settle a message on a lost broker connection (%s)", e)
@@ -51,7 +53,7 @@ _send_reply_and_ack = RpcConsumer.handle_result
 def _reply_or_leave_for_redelivery(self: Any, message: Any, result: Any, exc_info: Any) -> Any:
     try:
         return _send_reply_and_ack(self, message, result, exc_info)
-    except (OSError, OperationalError, AmqpConnectionError, RecoverableConnectionError) as e:
+    except LOST_CONNECTION as e:
         # The reply cannot reach the caller while the broker is away. The request stays
         # unacknowledged, so the broker delivers it again; commands carry an idempotency key
         # (command_id), so running it again answers without a second effect.
