@@ -353,59 +353,53 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     sizes = Sizes.of(args.quick)
     report = Report()
-    with fresh_vhost() as amqp_uri, tempfile.TemporaryDirectory(prefix="crm-bench-") as tmp:
-        system = System(Path(tmp), amqp_uri, mongo_port=free_port())
-        system.start()
-        try:
-            system.wait_ready()
-            print("1. command path (10 clients)", file=sys.stderr, flush=True)
-            ping_rate = closed_loop(system, 10, sizes.command_seconds, ping)
-            register_rate = closed_loop(system, 10, sizes.command_seconds, lambda c: register(c) and None)
-            report.add("rpc register_customer", register_rate, ping_rate, "calls/s", "rpc ping, same clients")
+    with (
+        fresh_vhost() as amqp_uri,
+        tempfile.TemporaryDirectory(prefix="crm-bench-") as tmp,
+        System(Path(tmp), amqp_uri, mongo_port=free_port()).running() as system,
+    ):
+        print("1. command path (10 clients)", file=sys.stderr, flush=True)
+        ping_rate = closed_loop(system, 10, sizes.command_seconds, ping)
+        register_rate = closed_loop(system, 10, sizes.command_seconds, lambda c: register(c) and None)
+        report.add("rpc register_customer", register_rate, ping_rate, "calls/s", "rpc ping, same clients")
 
-            print("2. freshness at half the command maximum", file=sys.stderr, flush=True)
-            lags = freshness(system, register_rate / 2, sizes.freshness_commands)
-            for p in (50, 95, 99):
-                report.add(
-                    f"freshness p{p}",
-                    percentile(lags, p) * 1000,
-                    None,
-                    "ms",
-                    f"at {register_rate / 2:,.0f} commands/s",
-                    samples=len(lags),
-                )
+        print("2. freshness at half the command maximum", file=sys.stderr, flush=True)
+        lags = freshness(system, register_rate / 2, sizes.freshness_commands)
+        for p in (50, 95, 99):
+            report.add(
+                f"freshness p{p}",
+                percentile(lags, p) * 1000,
+                None,
+                "ms",
+                f"at {register_rate / 2:,.0f} commands/s",
+                samples=len(lags),
+            )
 
-            system.stop([n for n in system.processes if n != "mongo"])
-            print("3. rebuild", file=sys.stderr, flush=True)
-            for size in sizes.rebuild_events:
-                grow_history(system.run_dir / "data", size)
-                # The ceiling right before each rebuild, into a collection of the size the
-                # rebuild writes (a quarter of the events are customers).
-                upserts = raw_bulk_upserts(system.mongo_uri, min(size // 4, sizes.raw_upserts))
-                summary = rebuild(system)
-                report.add(
-                    f"rebuild replay at {summary['events_read']:,} ev",
-                    summary["replay_events_per_second"],
-                    upserts,
-                    "events/s",
-                    "pymongo bulk upserts/s, same server",
-                    whole_rebuild_events_per_second=summary["events_per_second"],
-                    projected_events_per_second=round(
-                        summary["events_projected"] / summary["replay_seconds"], 1
-                    ),
-                    note="events read include internal national-id claims (1 in 4)",
-                )
-                report.add(
-                    f"rebuild peak RSS at {summary['events_read']:,}", summary["peak_rss_mb"], None, "MB", "-"
-                )
-                if size == sizes.rebuild_events[0]:
-                    print("4. relay", file=sys.stderr, flush=True)
-                    relayed, raw = relay_rate(system.run_dir / "data", amqp_uri, sizes.relay_events)
-                    report.add(
-                        "relay publish", relayed, raw, "events/s", "kombu confirmed publish, same broker"
-                    )
-        finally:
-            system.stop()
+        system.stop([n for n in system.processes if n != "mongo"])
+        print("3. rebuild", file=sys.stderr, flush=True)
+        for size in sizes.rebuild_events:
+            grow_history(system.run_dir / "data", size)
+            # The ceiling right before each rebuild, into a collection of the size the
+            # rebuild writes (a quarter of the events are customers).
+            upserts = raw_bulk_upserts(system.mongo_uri, min(size // 4, sizes.raw_upserts))
+            summary = rebuild(system)
+            report.add(
+                f"rebuild replay at {summary['events_read']:,} ev",
+                summary["replay_events_per_second"],
+                upserts,
+                "events/s",
+                "pymongo bulk upserts/s, same server",
+                whole_rebuild_events_per_second=summary["events_per_second"],
+                projected_events_per_second=round(summary["events_projected"] / summary["replay_seconds"], 1),
+                note="events read include internal national-id claims (1 in 4)",
+            )
+            report.add(
+                f"rebuild peak RSS at {summary['events_read']:,}", summary["peak_rss_mb"], None, "MB", "-"
+            )
+            if size == sizes.rebuild_events[0]:
+                print("4. relay", file=sys.stderr, flush=True)
+                relayed, raw = relay_rate(system.run_dir / "data", amqp_uri, sizes.relay_events)
+                report.add("relay publish", relayed, raw, "events/s", "kombu confirmed publish, same broker")
     print(report.table())
     document = {
         "quick": args.quick,

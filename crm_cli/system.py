@@ -268,6 +268,16 @@ class System:
                 time.sleep(0.05)
             managed.stop(signal.SIGKILL, timeout=5)
 
+    @contextmanager
+    def running(self) -> Iterator[System]:
+        """Started and answering for the ``with`` block; stopped after it, whatever happened."""
+        self.start()
+        try:
+            self.wait_ready()
+            yield self
+        finally:
+            self.stop()
+
     def wait_ready(self, timeout: float = 90) -> None:
         """Until every service answers an RPC and the projector consumes its queue."""
         from crm_cli.client import CrmClient

@@ -29,10 +29,13 @@ APPLICATIONS = {
 TRACKING_NAME = "crm.relay"
 
 
-def load_application(context: str, settings: Settings) -> CrmApplication:
+def application_class(context: str) -> type[CrmApplication]:
     module_name, _, class_name = APPLICATIONS[context].partition(":")
-    app_class = getattr(importlib.import_module(module_name), class_name)
-    return app_class.from_settings(settings)
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def load_application(context: str, settings: Settings) -> CrmApplication:
+    return application_class(context).from_settings(settings)
 
 
 class Relay:

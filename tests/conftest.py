@@ -55,6 +55,10 @@ def postgres_database() -> Iterator[str]:
             "--skip-systemctl-redirect $(ls /etc/postgresql) main start"
         )
     yield name
+    drop_postgres_database(name)
+
+
+def drop_postgres_database(name: str) -> None:
     with psycopg.connect(PG_DSN, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

@@ -14,10 +14,7 @@ from crm_cli.system import System, free_port
 from crm_shared.auth import Caller, Role
 from crm_shared.eventstore import CrmApplication, sqlite_env
 from crm_shared.messaging import events_exchange
-from crm_shared.relay import APPLICATIONS
-from services.customer.application import CustomerApplication
-from services.sales.application import SalesApplication
-from services.service_desk.application import ServiceDeskApplication
+from crm_shared.relay import APPLICATIONS, application_class
 from tests.support import customer_payload
 
 OPERATOR = Caller("op-e2e", Role.OPERATOR)
@@ -33,13 +30,8 @@ def system(amqp_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         Queue(CONTRACT_TAP, exchange=events_exchange, routing_key="#", durable=True).bind(
             conn.default_channel
         ).declare()
-    crm = System(run_dir, amqp_uri, mongo_port=free_port())
-    crm.start()
-    try:
-        crm.wait_ready()
+    with System(run_dir, amqp_uri, mongo_port=free_port()).running() as crm:
         yield crm
-    finally:
-        crm.stop()
 
 
 @pytest.fixture(scope="session")
@@ -60,13 +52,10 @@ class Stores:
     """Read-only views of the three event stores the services write to."""
 
     def __init__(self, data_dir: Path) -> None:
-        classes: dict[str, type[CrmApplication]] = {
-            "customer": CustomerApplication,
-            "sales": SalesApplication,
-            "service_desk": ServiceDeskApplication,
+        self.apps: dict[str, CrmApplication] = {
+            context: application_class(context)(env=sqlite_env(data_dir / f"{context}.sqlite"))
+            for context in APPLICATIONS
         }
-        assert set(classes) == set(APPLICATIONS)
-        self.apps = {name: cls(env=sqlite_env(data_dir / f"{name}.sqlite")) for name, cls in classes.items()}
 
     def positions(self) -> dict[str, int]:
         return {name: app.max_position() for name, app in self.apps.items()}

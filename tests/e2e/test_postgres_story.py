@@ -7,12 +7,11 @@ import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 
-import psycopg
 import pytest
 
 from crm_cli.client import CrmClient
 from crm_cli.system import System, free_port
-from tests.conftest import PG_DSN
+from tests.conftest import drop_postgres_database
 from tests.e2e.conftest import COMPLAINT, OPERATOR, SALE, ok
 from tests.support import customer_payload, wait_until
 
@@ -30,14 +29,11 @@ def pg_system(amqp_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             event_store="postgres",
             extra_env={"POSTGRES_DBNAME": database},
         )
-        crm.start()
         try:
-            crm.wait_ready()
-            yield crm
+            with crm.running():
+                yield crm
         finally:
-            crm.stop()
-            with psycopg.connect(PG_DSN, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            drop_postgres_database(database)
 
 
 def test_the_story_on_postgresql_event_stores(pg_system: System) -> None:

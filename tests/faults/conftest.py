@@ -25,13 +25,9 @@ OPERATOR = Caller("op-faults", Role.OPERATOR)
 @pytest.fixture(scope="module")
 def crm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     with fresh_vhost() as amqp_uri:
-        system = System(tmp_path_factory.mktemp("crm-faults"), amqp_uri, mongo_port=free_port())
-        system.start()
-        try:
-            system.wait_ready()
+        run_dir = tmp_path_factory.mktemp("crm-faults")
+        with System(run_dir, amqp_uri, mongo_port=free_port()).running() as system:
             yield system
-        finally:
-            system.stop()
 
 
 @pytest.fixture(scope="module")
