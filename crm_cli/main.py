@@ -219,8 +219,7 @@ def rebuild_command(args: argparse.Namespace) -> None:
     from services.analytics.rebuild import Rebuilder
     from services.analytics.store import mongo_client
 
-    os.environ.setdefault("CRM_DATA_DIR", args.data_dir)
-    settings = Settings.from_env(require_secret=False)
+    settings = Settings.from_env({"CRM_DATA_DIR": args.data_dir, **os.environ}, require_secret=False)
     sources = [load_application(context, settings) for context in APPLICATIONS]
     client = mongo_client(args.mongo_uri)
     rebuilder = Rebuilder(client[settings.mongo_database], sources, batch_size=args.batch_size)

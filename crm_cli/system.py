@@ -122,18 +122,11 @@ def prepare_event_stores(env: Mapping[str, str]) -> None:
     from crm_shared.config import Settings
     from crm_shared.relay import APPLICATIONS, load_application
 
-    saved = dict(os.environ)
-    os.environ.update(env)
-    os.environ["CRM_CREATE_TABLES"] = "true"
-    try:
-        settings = Settings.from_env()
-        for context in APPLICATIONS:
-            app = load_application(context, settings)
-            app.factory.tracking_recorder()
-            app.close()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    settings = Settings.from_env({**env, "CRM_CREATE_TABLES": "true"})
+    for context in APPLICATIONS:
+        app = load_application(context, settings)
+        app.factory.tracking_recorder()
+        app.close()
 
 
 @dataclass

@@ -4,6 +4,7 @@ has a default."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,12 +24,16 @@ class Settings:
     data_dir: Path
     event_store: str
     auth_secret: bytes
+    # POSTGRES_* connection settings and CRM_CREATE_TABLES, for a PostgreSQL event store.
+    postgres: Mapping[str, str]
 
     @classmethod
-    def from_env(cls, *, require_secret: bool = True) -> Settings:
-        """``require_secret=False`` serves tools that authenticate no caller (rebuilds)."""
-        secret = os.environ.get("CRM_AUTH_SECRET", "")
-        secret_file = os.environ.get("CRM_AUTH_SECRET_FILE")
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, require_secret: bool = True) -> Settings:
+        """From ``environ`` (the process environment by default). ``require_secret=False`` serves
+        tools that authenticate no caller (rebuilds)."""
+        env = os.environ if environ is None else environ
+        secret = env.get("CRM_AUTH_SECRET", "")
+        secret_file = env.get("CRM_AUTH_SECRET_FILE")
         if not secret and secret_file:
             secret = Path(secret_file).read_text().strip()
         if require_secret and len(secret) < 32:
@@ -37,14 +42,15 @@ class Settings:
                 "characters; generate one with: python -c 'import secrets; "
                 "print(secrets.token_urlsafe(48))'"
             )
-        event_store = os.environ.get("CRM_EVENT_STORE", "sqlite")
+        event_store = env.get("CRM_EVENT_STORE", "sqlite")
         if event_store not in ("sqlite", "postgres"):
             raise ConfigError(f"CRM_EVENT_STORE must be 'sqlite' or 'postgres', not {event_store!r}")
         return cls(
-            amqp_uri=os.environ.get("AMQP_URI", DEFAULT_AMQP_URI),
-            mongo_uri=os.environ.get("MONGO_URI", DEFAULT_MONGO_URI),
-            mongo_database=os.environ.get("MONGO_DATABASE", "crm"),
-            data_dir=Path(os.environ.get("CRM_DATA_DIR", ".run/data")),
+            amqp_uri=env.get("AMQP_URI", DEFAULT_AMQP_URI),
+            mongo_uri=env.get("MONGO_URI", DEFAULT_MONGO_URI),
+            mongo_database=env.get("MONGO_DATABASE", "crm"),
+            data_dir=Path(env.get("CRM_DATA_DIR", ".run/data")),
             event_store=event_store,
             auth_secret=secret.encode(),
+            postgres={k: v for k, v in env.items() if k.startswith("POSTGRES_") or k == "CRM_CREATE_TABLES"},
         )

@@ -3,7 +3,6 @@ or PostgreSQL when configured, and the translation of stored events into public 
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from datetime import date
@@ -43,16 +42,16 @@ def event_store_env(context: str, settings: Settings) -> dict[str, str]:
     if settings.event_store == "postgres":
         return {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
-            "POSTGRES_DBNAME": os.environ.get("POSTGRES_DBNAME", "crm"),
-            "POSTGRES_HOST": os.environ.get("POSTGRES_HOST", "127.0.0.1"),
-            "POSTGRES_PORT": os.environ.get("POSTGRES_PORT", "5432"),
-            "POSTGRES_USER": os.environ.get("POSTGRES_USER", "postgres"),
-            "POSTGRES_PASSWORD": os.environ.get("POSTGRES_PASSWORD", ""),
-            "POSTGRES_SCHEMA": os.environ.get("POSTGRES_SCHEMA", "public"),
+            "POSTGRES_DBNAME": settings.postgres.get("POSTGRES_DBNAME", "crm"),
+            "POSTGRES_HOST": settings.postgres.get("POSTGRES_HOST", "127.0.0.1"),
+            "POSTGRES_PORT": settings.postgres.get("POSTGRES_PORT", "5432"),
+            "POSTGRES_USER": settings.postgres.get("POSTGRES_USER", "postgres"),
+            "POSTGRES_PASSWORD": settings.postgres.get("POSTGRES_PASSWORD", ""),
+            "POSTGRES_SCHEMA": settings.postgres.get("POSTGRES_SCHEMA", "public"),
             # DDL run by several processes at once fails ('tuple concurrently updated'): a
             # deployment creates the tables once (crm_cli.system.prepare_event_stores) and starts
             # the processes with CRM_CREATE_TABLES=false.
-            "CREATE_TABLE": os.environ.get("CRM_CREATE_TABLES", "true"),
+            "CREATE_TABLE": settings.postgres.get("CRM_CREATE_TABLES", "true"),
         }
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return sqlite_env(settings.data_dir / f"{context}.sqlite")
