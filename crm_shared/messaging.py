@@ -52,8 +52,13 @@ def declare_topology(connection: Connection) -> None:
     events_exchange.declare(channel=channel)
     dead_letter_exchange.declare(channel=channel)
     for name in CONSUMER_QUEUES:
-        consumer_queue(name).bind(channel).declare()
-        dead_letter_queue(name).bind(channel).declare()
+        declare_consumer(channel, name)
+
+
+def declare_consumer(channel: Any, name: str) -> None:
+    """A consumer's durable queue on ``crm.events`` and its dead-letter queue."""
+    consumer_queue(name).bind(channel).declare()
+    dead_letter_queue(name).bind(channel).declare()
 
 
 def encode(message: dict[str, Any]) -> bytes:

@@ -23,6 +23,7 @@ from crm_shared.messaging import (
     consumer_queue,
     dead_letter_exchange,
     dead_letter_queue,
+    declare_consumer,
 )
 
 log = logging.getLogger("crm.projector")
@@ -52,9 +53,7 @@ class ProjectorRunner:
         self.processed = 0
 
     def declare(self, connection: Connection) -> None:
-        channel = connection.default_channel
-        self.queue.bind(channel).declare()
-        self.dead_letters.bind(channel).declare()
+        declare_consumer(connection.default_channel, self.queue.name)
 
     def run(self) -> None:
         backoff = 0.5
