@@ -26,10 +26,10 @@ from crm_shared.messaging import broker_reachable
 REPO = Path(__file__).resolve().parent.parent
 NAMEKO_CONFIG = REPO / "deploy" / "local" / "nameko.yaml"
 SERVICES = {
-    "customer": "services.customer.service",
-    "sales": "services.sales.service",
-    "service_desk": "services.service_desk.service",
-    "analytics": "services.analytics.service",
+    "customer": "services.customer.service:CustomerService",
+    "sales": "services.sales.service:SalesService",
+    "service_desk": "services.service_desk.service:ServiceDeskService",
+    "analytics": "services.analytics.service:AnalyticsService",
 }
 RELAYS = ("customer", "sales", "service_desk")
 
@@ -127,6 +127,37 @@ def prepare_event_stores(env: Mapping[str, str]) -> None:
         app = load_application(context, settings)
         app.factory.tracking_recorder()
         app.close()
+
+
+def prepare_rpc_queues(amqp_uri: str, services: list[str]) -> None:
+    """Each service's RPC queue as a quorum queue with a delivery limit. A classic queue of that name
+    left by an older version is replaced when it is empty (RabbitMQ cannot change a queue's type)."""
+    from amqp.exceptions import PreconditionFailed
+    from kombu import Connection, Queue
+
+    from crm_shared.messaging import rpc_queue_arguments
+
+    with Connection(amqp_uri, connect_timeout=5) as conn:
+        for service in services:
+            name = f"rpc-{service}"
+            try:
+                conn.channel().queue_declare(
+                    name, durable=True, auto_delete=False, arguments=rpc_queue_arguments(name)
+                )
+                continue
+            except PreconditionFailed:
+                pass
+            _, waiting, _ = conn.channel().queue_declare(name, passive=True)
+            if waiting:
+                raise SystemExit(
+                    f"{name} is a queue of an older version and still holds {waiting} request(s); "
+                    "start the older version until it is empty, or purge it with "
+                    f"'rabbitmqctl purge_queue {name}'"
+                )
+            Queue(name).bind(conn.channel()).delete()
+            conn.channel().queue_declare(
+                name, durable=True, auto_delete=False, arguments=rpc_queue_arguments(name)
+            )
 
 
 @dataclass
@@ -239,6 +270,8 @@ class System:
                 f"another CRM is already serving on {self.amqp_uri} ({running} consumers on "
                 "rpc-customer): stop it first, or use another RabbitMQ vhost in AMQP_URI"
             )
+        starting = names or list(self.processes)
+        prepare_rpc_queues(self.amqp_uri, [name for name in SERVICES if name in starting])
         if self.event_store == "postgres":
             ensure_postgres_database(self.env)
             prepare_event_stores(self.env)

@@ -37,7 +37,9 @@ def _describe(message: Any) -> DeadLetter:
     return DeadLetter(
         message_id=message.properties.get("message_id"),
         routing_key=headers.get("x-crm-original-routing-key", ""),
-        reason=headers.get("x-crm-dead-letter-reason", "rejected by the consumer"),
+        # Ours when a consumer set it aside; the broker's (e.g. delivery_limit) otherwise.
+        reason=headers.get("x-crm-dead-letter-reason")
+        or str(headers.get("x-first-death-reason") or "rejected by the consumer"),
         event_type=event_type,
         body_preview=body[:200].decode("utf-8", "replace"),
     )

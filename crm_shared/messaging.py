@@ -37,6 +37,23 @@ def consumer_queue(name: str, binding_key: str = "#") -> Queue:
     )
 
 
+# How often the broker hands one request to a consumer before it dead-letters it: a request that
+# kills its process every time must not take every replica down in turn, for ever.
+RPC_DELIVERY_LIMIT = 5
+
+
+def rpc_queue_arguments(name: str) -> dict[str, Any]:
+    """A service's RPC request queue: a quorum queue, whose broker counts every delivery (also
+    those to a consumer that died) and dead-letters a request past ``RPC_DELIVERY_LIMIT`` to
+    ``<name>.dead``."""
+    return {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": RPC_DELIVERY_LIMIT,
+        "x-dead-letter-exchange": dead_letter_exchange.name,
+        "x-dead-letter-routing-key": name,
+    }
+
+
 def dead_letter_queue(name: str) -> Queue:
     return Queue(f"{name}.dead", exchange=dead_letter_exchange, routing_key=name, durable=True)
 

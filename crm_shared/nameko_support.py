@@ -1,68 +1,25 @@
-"""Nameko dependency providers shared by the thin service entrypoints. Only entrypoint modules and
-this one import nameko."""
+"""Nameko dependency providers shared by the thin service entrypoints. Only entrypoint modules,
+this one and ``nameko_hardening`` import nameko."""
 
 from __future__ import annotations
 
-import functools
 import logging
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import eventlet
-from amqp.exceptions import ConnectionError as AmqpConnectionError
-from amqp.exceptions import RecoverableConnectionError
-from kombu.exceptions import OperationalError
 from nameko.extensions import DependencyProvider
-from nameko.messaging import QueueConsumer
-from nameko.rpc import RpcConsumer
+from nameko.rpc import rpc
 
+import crm_shared.nameko_hardening  # noqa: F401  (patches nameko's RPC consumer on import)
+from contracts.rpc import Ping
 from crm_shared.config import Settings
 from crm_shared.errors import CrmError, DependencyUnavailable, NotFound, PermissionDenied
 from crm_shared.rpc import RequestContext
 
 log = logging.getLogger("crm.nameko")
-# What acking, requeueing or replying raises when the broker connection has just gone away.
-LOST_CONNECTION = (OSError, OperationalError, AmqpConnectionError, RecoverableConnectionError)
 LOOKUP_TIMEOUT_SECONDS = 10
-
-
-def _tolerate_lost_connection(method: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
-    @functools.wraps(method)
-    def settle(self: Any, message: Any) -> None:
-        try:
-            method(self, message)
-        except LOST_CONNECTION as e:
-            # The broker reclaims an unacknowledged message when its connection drops and delivers
-            # it again; failing here would only kill the whole container.
-            log.warning("could not settle a message on a lost broker connection (%s)", e)
-
-    return settle
-
-
-# nameko 2.14 ignores only amqp's ConnectionError when acking on a connection that has just died;
-# a socket error (connection reset while the broker restarts) escapes, kills the service container
-# and leaves the process hanging. Every service imports this module, so the fix applies to all.
-QueueConsumer.ack_message = _tolerate_lost_connection(QueueConsumer.ack_message)  # type: ignore[method-assign]
-QueueConsumer.requeue_message = _tolerate_lost_connection(QueueConsumer.requeue_message)  # type: ignore[method-assign]
-
-_send_reply_and_ack = RpcConsumer.handle_result
-
-
-@functools.wraps(_send_reply_and_ack)
-def _reply_or_leave_for_redelivery(self: Any, message: Any, result: Any, exc_info: Any) -> Any:
-    try:
-        return _send_reply_and_ack(self, message, result, exc_info)
-    except LOST_CONNECTION as e:
-        # The reply cannot reach the caller while the broker is away. The request stays
-        # unacknowledged, so the broker delivers it again; commands carry an idempotency key
-        # (command_id), so running it again answers without a second effect.
-        log.warning("could not reply on a lost broker connection (%s); the request is redelivered", e)
-        self.requeue_message(message)  # in case only the reply connection died
-        return result, exc_info
-
-
-RpcConsumer.handle_result = _reply_or_leave_for_redelivery  # type: ignore[method-assign]
 
 
 class Request(DependencyProvider):
@@ -118,3 +75,14 @@ class RpcCustomerDirectory:
         if error.get("code") == "permission_denied":
             raise PermissionDenied(error.get("message", "not allowed"))
         raise CrmError(error.get("message", "customer lookup failed"))
+
+
+class CrmService:
+    """What every CRM service answers besides its own operations: ``ping``, a signed no-op that
+    health checks and load balancers use (it needs a valid caller token like everything else)."""
+
+    request: RequestContext = Request()
+
+    @rpc
+    def ping(self, payload: Any = None) -> dict:
+        return self.request.run("ping", Ping, {} if payload is None else payload, lambda _d, _m: "pong")

@@ -22,6 +22,23 @@ log = logging.getLogger("crm.rpc")
 Handler = Callable[[dict[str, Any], CommandMeta], Any]
 
 
+def error_envelope(error: CrmError, correlation_id: str) -> dict[str, Any]:
+    return {"ok": False, "error": error.as_dict() | {"correlation_id": correlation_id}}
+
+
+def internal_error_envelope(correlation_id: str) -> dict[str, Any]:
+    """What a caller hears of an unexpected failure: no exception class, no traceback."""
+    return {
+        "ok": False,
+        "error": {
+            "code": "internal_error",
+            "message": "the service failed unexpectedly; quote the correlation id to the operators, "
+            "who will find it in the service log",
+            "correlation_id": correlation_id,
+        },
+    }
+
+
 class CustomerDirectory(Protocol):
     """What the sales and service desk contexts need to know of a customer: that it exists and who
     owns it. Raises NotFound for an unknown customer, PermissionDenied if the caller may not see it."""
@@ -94,15 +111,7 @@ class RequestContext:
                 e.message,
                 self.correlation_id,
             )
-            return {"ok": False, "error": e.as_dict() | {"correlation_id": self.correlation_id}}
+            return error_envelope(e, self.correlation_id)
         except Exception:
             log.exception("%s failed unexpectedly (correlation_id=%s)", operation, self.correlation_id)
-            return {
-                "ok": False,
-                "error": {
-                    "code": "internal_error",
-                    "message": "the service failed unexpectedly; quote the correlation id to "
-                    "the operators, who will find it in the service log",
-                    "correlation_id": self.correlation_id,
-                },
-            }
+            return internal_error_envelope(self.correlation_id)

@@ -9,8 +9,7 @@ from nameko.rpc import rpc
 
 from contracts import rpc as schemas
 from crm_shared.config import Settings
-from crm_shared.nameko_support import Request
-from crm_shared.rpc import RequestContext
+from crm_shared.nameko_support import CrmService
 from services.analytics.application import AnalyticsQueries
 from services.analytics.store import Customer360Store, mongo_client
 
@@ -29,11 +28,10 @@ class Queries(DependencyProvider):
         return self.queries
 
 
-class AnalyticsService:
+class AnalyticsService(CrmService):
     name = "analytics"
 
     queries: AnalyticsQueries = Queries()
-    request: RequestContext = Request()
 
     @rpc
     def get_customer_360(self, payload: Any) -> dict:

@@ -8,20 +8,14 @@ from typing import Any
 from nameko.rpc import rpc
 
 from contracts import rpc as schemas
-from crm_shared.nameko_support import Application, Request
-from crm_shared.rpc import RequestContext
+from crm_shared.nameko_support import Application, CrmService
 from services.customer.application import CustomerApplication
 
 
-class CustomerService:
+class CustomerService(CrmService):
     name = "customer"
 
     app: CustomerApplication = Application(CustomerApplication.from_settings)
-    request: RequestContext = Request()
-
-    @rpc
-    def ping(self, payload: Any = None) -> dict:
-        return self.request.run("ping", schemas.Ping, payload or {}, lambda _d, _m: "pong")
 
     @rpc
     def register_customer(self, payload: Any) -> dict:

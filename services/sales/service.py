@@ -12,16 +12,14 @@ from typing import Any
 from nameko.rpc import RpcProxy, rpc
 
 from contracts import rpc as schemas
-from crm_shared.nameko_support import Application, Request, RpcCustomerDirectory
-from crm_shared.rpc import RequestContext
+from crm_shared.nameko_support import Application, CrmService, RpcCustomerDirectory
 from services.sales.application import SalesApplication
 
 
-class SalesService:
+class SalesService(CrmService):
     name = "sales"
 
     app: SalesApplication = Application(SalesApplication.from_settings)
-    request: RequestContext = Request()
     customer_rpc = RpcProxy("customer")
 
     @rpc

@@ -7,16 +7,14 @@ from typing import Any
 from nameko.rpc import RpcProxy, rpc
 
 from contracts import rpc as schemas
-from crm_shared.nameko_support import Application, Request, RpcCustomerDirectory
-from crm_shared.rpc import RequestContext
+from crm_shared.nameko_support import Application, CrmService, RpcCustomerDirectory
 from services.service_desk.application import ServiceDeskApplication
 
 
-class ServiceDeskService:
+class ServiceDeskService(CrmService):
     name = "service_desk"
 
     app: ServiceDeskApplication = Application(ServiceDeskApplication.from_settings)
-    request: RequestContext = Request()
     customer_rpc = RpcProxy("customer")
 
     @rpc
