@@ -8,22 +8,23 @@ from eventsourcing.application import AggregateNotFoundError
 
 from contracts.validators import normalise_national_id
 from crm_shared.auth import Role
+from crm_shared.commands import Decision, command
 from crm_shared.domain import CommandMeta
 from crm_shared.errors import (
-    ConcurrencyConflict,
     DuplicateCustomer,
     FieldError,
     NotFound,
     PermissionDenied,
 )
 from crm_shared.eventstore import CrmApplication
-from services.customer.domain import CUSTOMER_NAMESPACE, Customer, NationalIdClaim
+from services.customer.domain import Customer, NationalIdClaim
 
 
 class CustomerApplication(CrmApplication):
     CONTEXT = "customer"
 
-    def register_customer(self, data: dict[str, Any], meta: CommandMeta) -> dict[str, str]:
+    @command
+    def register_customer(self, data: dict[str, Any], meta: CommandMeta) -> Decision:
         caller = meta.actor
         caller.require_role(Role.AGENT, Role.OPERATOR, Role.ADMIN)
         if caller.role == Role.AGENT and data["owning_agent_id"] != caller.agent_id:
@@ -32,9 +33,7 @@ class CustomerApplication(CrmApplication):
                 f"not for '{data['owning_agent_id']}'"
             )
         national_id = normalise_national_id(data["national_id"])
-        repeat = self._refuse_if_claimed(national_id, meta)
-        if repeat:
-            return {"customer_id": repeat}
+        self._refuse_if_claimed(national_id)
         customer = Customer.register(
             full_name=data["full_name"],
             national_id=national_id,
@@ -45,27 +44,16 @@ class CustomerApplication(CrmApplication):
             owning_agent_id=data["owning_agent_id"],
             meta=meta,
         )
+        # The claim's id is derived from the national id: a registration of the same person racing
+        # this one collides with it in the same atomic append.
         claim = NationalIdClaim.claim(national_id, str(customer.id), meta)
-        try:
-            self.save_or_conflict(customer, claim)
-        except ConcurrencyConflict:
-            # Someone registered the same national id between our check and our append, or this
-            # very command ran twice at once.
-            repeat = self._refuse_if_claimed(national_id, meta)
-            if repeat:
-                return {"customer_id": repeat}
-            raise
-        return {"customer_id": str(customer.id)}
+        return Decision({"customer_id": str(customer.id)}, (customer, claim))
 
-    def _refuse_if_claimed(self, national_id: str, meta: CommandMeta) -> str | None:
-        """None if the national id is free; the customer id if this same command registered it
-        already (a repeat); otherwise refuses the registration as a duplicate."""
+    def _refuse_if_claimed(self, national_id: str) -> None:
         try:
             claim: NationalIdClaim = self.repository.get(NationalIdClaim.id_for(national_id))
         except AggregateNotFoundError:
-            return None
-        if claim.customer_id == str(meta.derived_id(CUSTOMER_NAMESPACE)):
-            return claim.customer_id
+            return
         raise DuplicateCustomer(
             f"a customer with this national id already exists: {claim.customer_id}",
             details={"existing_customer_id": claim.customer_id},

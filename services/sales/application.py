@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from contextlib import suppress
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
 
 from crm_shared.auth import Role
+from crm_shared.commands import Decision, command
 from crm_shared.domain import CommandMeta
-from crm_shared.errors import ConcurrencyConflict, FieldError, NotFound
+from crm_shared.errors import FieldError, NotFound
 from crm_shared.eventstore import CrmApplication
 from crm_shared.rpc import CustomerDirectory, owning_agent_of_known_customer
 from services.sales.domain import Policy, policy_number_for
@@ -18,9 +18,8 @@ from services.sales.domain import Policy, policy_number_for
 class SalesApplication(CrmApplication):
     CONTEXT = "sales"
 
-    def sell_policy(
-        self, data: dict[str, Any], meta: CommandMeta, customers: CustomerDirectory
-    ) -> dict[str, str]:
+    @command
+    def sell_policy(self, data: dict[str, Any], meta: CommandMeta, customers: CustomerDirectory) -> Decision:
         caller = meta.actor
         caller.require_role(Role.AGENT, Role.OPERATOR, Role.ADMIN)
         customer_id = str(data["customer_id"])
@@ -36,11 +35,7 @@ class SalesApplication(CrmApplication):
             agent_id=owning_agent,
             meta=meta,
         )
-        # The policy number is derived from the command id: a conflict means this very command
-        # was applied before (a retry or a redelivery). Answer as the first time did.
-        with suppress(ConcurrencyConflict):
-            self.save_or_conflict(policy)
-        return {"policy_number": policy.policy_number}
+        return Decision({"policy_number": policy.policy_number}, (policy,))
 
     def get_policy(self, data: dict[str, Any], meta: CommandMeta) -> dict[str, Any]:
         number = data["policy_number"]

@@ -10,8 +10,9 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.utils import EnvType
 
 from crm_shared.auth import Role
+from crm_shared.commands import Decision, command
 from crm_shared.domain import CommandMeta
-from crm_shared.errors import ConcurrencyConflict, FieldError, NotFound
+from crm_shared.errors import FieldError, NotFound
 from crm_shared.eventstore import CrmApplication
 from crm_shared.rpc import CustomerDirectory, owning_agent_of_known_customer
 from services.service_desk.domain import Complaint
@@ -30,9 +31,10 @@ class ServiceDeskApplication(CrmApplication):
         super().__init__(env)
         self.clock = clock
 
+    @command
     def open_complaint(
         self, data: dict[str, Any], meta: CommandMeta, customers: CustomerDirectory
-    ) -> dict[str, str]:
+    ) -> Decision:
         caller = meta.actor
         caller.require_role(Role.SERVICE_DESK, Role.AGENT, Role.OPERATOR, Role.ADMIN)
         customer_id = str(data["customer_id"])
@@ -47,13 +49,11 @@ class ServiceDeskApplication(CrmApplication):
             opened_at=self.clock(),
             meta=meta,
         )
-        try:
-            self.save_or_conflict(complaint)
-        except ConcurrencyConflict:
-            complaint = self._complaint(complaint.id)  # this command was applied before: a repeat
-        return {"ticket_id": str(complaint.id), "sla_deadline": complaint.sla_deadline.isoformat()}
+        answer = {"ticket_id": str(complaint.id), "sla_deadline": complaint.sla_deadline.isoformat()}
+        return Decision(answer, (complaint,))
 
-    def close_complaint(self, data: dict[str, Any], meta: CommandMeta) -> dict[str, Any]:
+    @command
+    def close_complaint(self, data: dict[str, Any], meta: CommandMeta) -> Decision:
         meta.actor.require_role(Role.SERVICE_DESK, Role.OPERATOR, Role.ADMIN)
         complaint = self._complaint(data["ticket_id"])
         complaint.close(
@@ -62,13 +62,13 @@ class ServiceDeskApplication(CrmApplication):
             closed_at=self.clock(),
             meta=meta,
         )
-        self.save_or_conflict(complaint)
-        return {
+        answer = {
             "ticket_id": str(complaint.id),
             "closed_at": complaint.closed_at.isoformat() if complaint.closed_at else None,
             "closed_within_sla": complaint.closed_at is not None
             and complaint.closed_at <= complaint.sla_deadline,
         }
+        return Decision(answer, (complaint,))
 
     def get_ticket(self, data: dict[str, Any], meta: CommandMeta) -> dict[str, Any]:
         meta.actor.require_role(Role.SERVICE_DESK, Role.OPERATOR, Role.ADMIN)

@@ -16,7 +16,7 @@ from crm_cli.client import CrmClient
 from crm_cli.system import System
 from crm_shared.auth import Caller, Role, issue_token
 from crm_shared.relay import Relay
-from tests.e2e.conftest import CONTRACT_TAP, Stores, ok
+from tests.e2e.conftest import CLOSE, COMPLAINT, CONTRACT_TAP, SALE, Stores, new_id, ok
 from tests.support import customer_payload, wait_until
 
 ClientFor = Callable[[Caller], AbstractContextManager[CrmClient]]
@@ -261,20 +261,42 @@ def test_a_command_without_a_command_id_is_refused(system: System, stores: Store
     assert stores.positions() == before
 
 
-def test_retrying_a_command_with_its_command_id_answers_as_the_first_time(
+def test_every_command_sent_twice_with_one_command_id_answers_the_same_and_takes_effect_once(
     operator_rpc: CrmClient, stores: Stores
 ) -> None:
-    customer_id = ok(operator_rpc.call("customer", "register_customer", customer_payload()))["customer_id"]
-    sale = {
-        "customer_id": customer_id,
-        "product": "life",
-        "annual_premium": "10.00",
-        "start_date": "2027-01-01",
-        "term_years": 1,
-    }
-    first = ok(operator_rpc.call("sales", "sell_policy", sale, command_id="retry-me-1"))
+    """A client retry, or the broker redelivering a request whose reply was lost: the second
+    delivery of each command gets the first answer, and appends nothing."""
+    command_id = new_id()
+
+    def twice(service: str, method: str, payload: dict, suffix: str) -> dict:
+        first = ok(operator_rpc.call(service, method, payload, command_id=f"{command_id}-{suffix}"))
+        before = stores.positions()
+        again = operator_rpc.call(service, method, payload, command_id=f"{command_id}-{suffix}")
+        assert ok(again) == first, (method, again)
+        assert stores.positions() == before, f"the repeated {method} appended events"
+        return first
+
+    customer_id = twice("customer", "register_customer", customer_payload(), "register")["customer_id"]
+    sold = twice("sales", "sell_policy", {"customer_id": customer_id, **SALE}, "sell")
+    opened = twice("service_desk", "open_complaint", {"customer_id": customer_id, **COMPLAINT}, "open")
+    closed = twice("service_desk", "close_complaint", {"ticket_id": opened["ticket_id"], **CLOSE}, "close")
+    assert closed["ticket_id"] == opened["ticket_id"]
+    assert sold["policy_number"].startswith("POL-")
+    assert [e["aggregate_id"] for e in stores.events("customer", "customer.registered")].count(
+        customer_id
+    ) == 1
+    closes = [e for e in stores.events("service_desk", "service_desk.complaint_closed")]
+    assert [e["payload"]["ticket_id"] for e in closes].count(opened["ticket_id"]) == 1
+
+
+def test_a_command_id_reused_for_another_command_is_refused(operator_rpc: CrmClient, stores: Stores) -> None:
+    command_id = new_id()
+    ok(operator_rpc.call("customer", "register_customer", customer_payload(), command_id=command_id))
     before = stores.positions()
-    assert ok(operator_rpc.call("sales", "sell_policy", sale, command_id="retry-me-1")) == first
+    reply = operator_rpc.call("customer", "register_customer", customer_payload(), command_id=command_id)
+    assert reply["ok"] is False
+    assert reply["error"]["fields"][0]["field"] == "command_id"
+    assert reply["error"]["fields"][0]["rule"] == "reused"
     assert stores.positions() == before
 
 

@@ -104,7 +104,7 @@ def test_agent_may_register_only_for_themselves(store_env: dict[str, str], agent
     register(app, agent, owning_agent_id="A-1001")
     with pytest.raises(PermissionDenied):
         register(app, agent, owning_agent_id="A-2002")
-    assert app.max_position() == 2  # the customer and its national id claim
+    assert app.max_position() == 3  # the customer, its national id claim and the command record
 
 
 def test_two_commands_on_one_version_apply_exactly_once(store_env: dict[str, str], operator: Caller) -> None:
