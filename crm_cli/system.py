@@ -129,35 +129,38 @@ def prepare_event_stores(env: Mapping[str, str]) -> None:
         app.close()
 
 
-def prepare_rpc_queues(amqp_uri: str, services: list[str]) -> None:
-    """Each service's RPC queue as a quorum queue with a delivery limit. A classic queue of that name
-    left by an older version is replaced when it is empty (RabbitMQ cannot change a queue's type)."""
+def prepare_queues(amqp_uri: str, queues: Mapping[str, dict[str, Any]]) -> None:
+    """Declare the durable queues the processes consume (name: arguments). A queue of the same name
+    left by an older version with other arguments (a classic queue where a quorum queue is wanted:
+    RabbitMQ cannot change a queue's type) is replaced when it is empty; a non-empty one is left
+    for the operator to drain, with instructions."""
     from amqp.exceptions import PreconditionFailed
     from kombu import Connection, Queue
 
-    from crm_shared.messaging import rpc_queue_arguments
-
     with Connection(amqp_uri, connect_timeout=5) as conn:
-        for service in services:
-            name = f"rpc-{service}"
+        for name, arguments in queues.items():
             try:
-                conn.channel().queue_declare(
-                    name, durable=True, auto_delete=False, arguments=rpc_queue_arguments(name)
-                )
+                conn.channel().queue_declare(name, durable=True, auto_delete=False, arguments=arguments)
                 continue
             except PreconditionFailed:
                 pass
             _, waiting, _ = conn.channel().queue_declare(name, passive=True)
             if waiting:
                 raise SystemExit(
-                    f"{name} is a queue of an older version and still holds {waiting} request(s); "
-                    "start the older version until it is empty, or purge it with "
-                    f"'rabbitmqctl purge_queue {name}'"
+                    f"{name} is a queue of an older version of the CRM and still holds {waiting} "
+                    "message(s); run the older version until it is empty (or, if they are not "
+                    f"needed, 'rabbitmqctl purge_queue {name}'), then start again"
                 )
             Queue(name).bind(conn.channel()).delete()
-            conn.channel().queue_declare(
-                name, durable=True, auto_delete=False, arguments=rpc_queue_arguments(name)
-            )
+            conn.channel().queue_declare(name, durable=True, auto_delete=False, arguments=arguments)
+
+
+def system_queues(services: list[str]) -> dict[str, dict[str, Any]]:
+    """The RPC queues of the given services and the CRM's own consumer queues on crm.events."""
+    from crm_shared.messaging import CONSUMER_QUEUES, consumer_queue_arguments, rpc_queue_arguments
+
+    queues = {f"rpc-{service}": rpc_queue_arguments(f"rpc-{service}") for service in services}
+    return queues | {name: consumer_queue_arguments(name) for name in CONSUMER_QUEUES}
 
 
 @dataclass
@@ -271,7 +274,7 @@ class System:
                 "rpc-customer): stop it first, or use another RabbitMQ vhost in AMQP_URI"
             )
         starting = names or list(self.processes)
-        prepare_rpc_queues(self.amqp_uri, [name for name in SERVICES if name in starting])
+        prepare_queues(self.amqp_uri, system_queues([name for name in SERVICES if name in starting]))
         if self.event_store == "postgres":
             ensure_postgres_database(self.env)
             prepare_event_stores(self.env)

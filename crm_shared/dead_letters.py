@@ -32,7 +32,7 @@ def _describe(message: Any) -> DeadLetter:
     body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
     try:
         event_type = json.loads(body).get("event_type")
-    except (ValueError, AttributeError):
+    except Exception:  # whatever made it a dead letter: not JSON, not an object, nested too deep
         event_type = None
     return DeadLetter(
         message_id=message.properties.get("message_id"),

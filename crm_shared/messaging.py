@@ -23,17 +23,29 @@ def broker_connection(amqp_uri: str, *, confirm_publish: bool = False, heartbeat
     return Connection(amqp_uri, heartbeat=heartbeat, transport_options=options, connect_timeout=5)
 
 
+# A consumer of crm.events sets a bad message aside itself, with the reason; the broker's limit is
+# the backstop for a message that kills the consumer's process before it can (out of memory, say).
+# Higher than the RPC limit: every kill -9 or lost connection returns the whole prefetch once.
+EVENT_DELIVERY_LIMIT = 20
+
+
+def consumer_queue_arguments(name: str) -> dict[str, Any]:
+    return {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": EVENT_DELIVERY_LIMIT,
+        "x-dead-letter-exchange": dead_letter_exchange.name,
+        "x-dead-letter-routing-key": name,
+    }
+
+
 def consumer_queue(name: str, binding_key: str = "#") -> Queue:
-    """A durable queue on ``crm.events`` whose rejected messages go to ``<name>.dead``."""
+    """A durable quorum queue on ``crm.events`` whose dead letters go to ``<name>.dead``."""
     return Queue(
         name,
         exchange=events_exchange,
         routing_key=binding_key,
         durable=True,
-        queue_arguments={
-            "x-dead-letter-exchange": dead_letter_exchange.name,
-            "x-dead-letter-routing-key": name,
-        },
+        queue_arguments=consumer_queue_arguments(name),
     )
 
 

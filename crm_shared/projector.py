@@ -103,8 +103,11 @@ class ProjectorRunner:
     def _on_message(self, producer: Producer, message: Message) -> None:
         try:
             envelope = parse_message(json.loads(message.body))
-        except (ValueError, TypeError, ValidationError, UnicodeDecodeError) as e:
+        except ValidationError as e:
             self._dead_letter(message, producer, f"invalid message: {e}")
+            return
+        except Exception as e:  # not JSON, not UTF-8, nested too deep to decode: never a retry
+            self._dead_letter(message, producer, f"invalid message: {type(e).__name__}: {str(e)[:200]}")
             return
         attempts = 0
         while True:

@@ -56,15 +56,29 @@ def test_a_request_whose_consumer_dies_every_time_is_dead_lettered_after_the_lim
         dead_letter_queue(name).bind(cleanup.default_channel).delete()
 
 
-def test_an_empty_classic_rpc_queue_of_an_older_version_is_replaced_by_a_quorum_queue() -> None:
-    from crm_cli.system import fresh_vhost, prepare_rpc_queues
+def test_an_empty_classic_queue_of_an_older_version_is_replaced_by_a_quorum_queue() -> None:
+    from crm_cli.system import fresh_vhost, prepare_queues, system_queues
 
+    queues = system_queues(["customer", "sales"])
     with fresh_vhost() as uri, Connection(uri) as conn:
         conn.channel().queue_declare("rpc-customer", durable=True, auto_delete=False)
-        prepare_rpc_queues(uri, ["customer", "sales"])
-        prepare_rpc_queues(uri, ["customer", "sales"])  # idempotent
-        for name in ("rpc-customer", "rpc-sales"):
+        conn.channel().queue_declare("analytics.customer_360", durable=True, auto_delete=False)
+        prepare_queues(uri, queues)
+        prepare_queues(uri, queues)  # idempotent
+        for name, arguments in queues.items():
             declared = conn.channel().queue_declare(
-                name, durable=True, auto_delete=False, arguments=rpc_queue_arguments(name)
+                name, durable=True, auto_delete=False, arguments=arguments
             )
             assert declared.queue == name  # same arguments: accepted as it is
+
+
+def test_a_classic_queue_of_an_older_version_that_holds_messages_is_left_with_instructions() -> None:
+    import pytest
+
+    from crm_cli.system import fresh_vhost, prepare_queues, system_queues
+
+    with fresh_vhost() as uri, Connection(uri) as conn:
+        conn.channel().queue_declare("analytics.customer_360", durable=True, auto_delete=False)
+        conn.Producer().publish(b"{}", routing_key="analytics.customer_360")
+        with pytest.raises(SystemExit, match="still holds 1 message"):
+            prepare_queues(uri, system_queues([]))
