@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from kombu import Connection, Queue
-from pymongo import ReplaceOne
+from pymongo import MongoClient, ReplaceOne
 
 from crm_cli.client import CrmClient
 from crm_cli.system import REPO, System, free_port, fresh_vhost
@@ -243,9 +243,10 @@ def grow_history(data_dir: Path, events: int) -> None:
     sales.close()
 
 
-def raw_bulk_upserts(mongo_uri: str, count: int, batch: int = 1000) -> float:
-    """Documents per second upserted with pymongo bulk_write into the same server."""
-    client = mongo_client(mongo_uri)
+def raw_bulk_upserts(mongo_uri: str, count: int, batch: int = 1000, *, journaled: bool = True) -> float:
+    """Documents per second upserted with pymongo bulk_write into the same server: journaled like
+    every read-model write, or (to show what journaling costs) acknowledged before the journal."""
+    client = mongo_client(mongo_uri) if journaled else MongoClient(mongo_uri, tz_aware=True)
     database_name = f"bench_raw_{uuid.uuid4().hex[:6]}"
     collection = client[database_name]["docs"]
     document = {
@@ -382,6 +383,17 @@ def main(argv: list[str] | None = None) -> None:
             # The ceiling right before each rebuild, into a collection of the size the
             # rebuild writes (a quarter of the events are customers).
             upserts = raw_bulk_upserts(system.mongo_uri, min(size // 4, sizes.raw_upserts))
+            if size == sizes.rebuild_events[0]:
+                unjournaled = raw_bulk_upserts(
+                    system.mongo_uri, min(size // 4, sizes.raw_upserts), journaled=False
+                )
+                report.add(
+                    "journaled bulk upserts",
+                    upserts,
+                    unjournaled,
+                    "docs/s",
+                    "same upserts acknowledged before the journal",
+                )
             summary = rebuild(system)
             report.add(
                 f"rebuild replay at {summary['events_read']:,} ev",

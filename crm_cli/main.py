@@ -128,15 +128,59 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild.add_argument("--data-dir", default=os.environ.get("CRM_DATA_DIR", str(REPO / ".run" / "data")))
     rebuild.add_argument("--mongo-uri", default=os.environ.get("MONGO_URI", DEFAULT_MONGO_URI))
 
+    verify = commands.add_parser(
+        "verify",
+        help="check read models against the event stores; --repair rewrites what differs",
+        description="Check, customer by customer, that the customer_360 read model (the collection "
+        "serving reads) has applied exactly the event versions the three event stores hold. Every "
+        "stored event of a customer must be applied to that customer's document (else: missing "
+        "document, missing versions); a document must hold no aggregate the stores lack, no "
+        "version beyond the stored one, no aggregate of another customer, and a revision equal to "
+        "the number of events applied (else: extra data, e.g. a forged document). The versions "
+        "are compared, not the content beside them (a rebuild recomputes that). Safe while live "
+        "traffic flows: without --repair it only reads, and a customer the projector has not "
+        "caught up with yet is checked again for up to --settle-seconds before it counts as "
+        "differing. Streams the stores and the collection, so memory stays flat. Refuses to run "
+        "while a rebuild is under way. Reads the event stores and MongoDB directly (CRM_DATA_DIR "
+        "or PostgreSQL settings, MONGO_URI, MONGO_DATABASE): run it where the services run. Exit "
+        "status: 0 when nothing differs (or everything was repaired), 1 when differences remain.",
+    )
+    verify.add_argument("context", choices=["analytics"], help="whose read models to verify")
+    verify.add_argument(
+        "--repair",
+        action="store_true",
+        help="recompute the differing customers' documents from the event stores and write them "
+        "(compare-and-set, so concurrent projector writes are kept); delete documents of customers "
+        "the stores do not know. Documents that do not differ are not touched. If very many "
+        "customers differ, 'crm rebuild analytics' is faster",
+    )
+    verify.add_argument("--batch-size", type=int, default=1000, help="events or documents per read")
+    verify.add_argument(
+        "--settle-seconds",
+        type=float,
+        default=5.0,
+        help="how long a customer the live projector lags behind on may take to catch up before "
+        "it counts as differing",
+    )
+    verify.add_argument("--json", action="store_true", help="print the summary as JSON")
+    verify.add_argument("--data-dir", default=os.environ.get("CRM_DATA_DIR", str(REPO / ".run" / "data")))
+    verify.add_argument("--mongo-uri", default=os.environ.get("MONGO_URI", DEFAULT_MONGO_URI))
+
     dead = commands.add_parser(
         "dead-letters",
-        help="list or requeue messages a projector could not apply",
+        help="list or requeue messages a projector could not apply, or RPC requests set aside",
         description="Messages a projector could not apply are kept in <queue>.dead with the reason "
-        "in their headers. 'list' shows them without removing them; 'requeue' sends them back to "
-        "their queue (after the cause is fixed).",
+        "in their headers; RPC requests that killed their service again and again are set aside by "
+        "the broker in rpc-<service>.dead (reason delivery_limit; use --queue rpc-customer). 'list' "
+        "shows them without removing them; 'requeue' sends them back to their queue (after the "
+        "cause is fixed).",
     )
     dead.add_argument("action", choices=["list", "requeue"])
-    dead.add_argument("--queue", default="analytics.customer_360", help="the consumer's queue")
+    dead.add_argument(
+        "--queue",
+        default="analytics.customer_360",
+        help="the consumer's queue: analytics.customer_360 (default) or rpc-<service>",
+    )
     dead.add_argument(
         "--message-id",
         action="append",
@@ -219,7 +263,8 @@ def rebuild_command(args: argparse.Namespace) -> None:
     from services.analytics.rebuild import Rebuilder
     from services.analytics.store import mongo_client
 
-    settings = Settings.from_env({"CRM_DATA_DIR": args.data_dir, **os.environ}, require_secret=False)
+    # --data-dir wins over CRM_DATA_DIR (its default).
+    settings = Settings.from_env({**os.environ, "CRM_DATA_DIR": args.data_dir}, require_secret=False)
     sources = [load_application(context, settings) for context in APPLICATIONS]
     client = mongo_client(args.mongo_uri)
     rebuilder = Rebuilder(client[settings.mongo_database], sources, batch_size=args.batch_size)
@@ -239,6 +284,66 @@ def rebuild_command(args: argparse.Namespace) -> None:
             f"{summary.peak_rss_mb:.0f} MB); reads now use {summary.collection}, "
             f"{summary.replaced} was dropped"
         )
+
+
+def verify_command(args: argparse.Namespace) -> int:
+    from crm_cli.progress import ProgressBar
+    from crm_shared.config import Settings
+    from crm_shared.relay import APPLICATIONS, load_application
+    from services.analytics.store import mongo_client
+    from services.analytics.verify import Phase, Verifier
+
+    bars: dict[str, ProgressBar] = {}
+
+    def progress(phase: Phase, n: int) -> None:
+        if phase.label not in bars:  # a new phase: the previous one is over
+            for bar in bars.values():
+                bar.finish()
+            bars.clear()
+            bars[phase.label] = ProgressBar(phase.total, phase.label, phase.unit)
+        bars[phase.label].advance(n)
+
+    # --data-dir wins over CRM_DATA_DIR (its default).
+    settings = Settings.from_env({**os.environ, "CRM_DATA_DIR": args.data_dir}, require_secret=False)
+    sources = [load_application(context, settings) for context in APPLICATIONS]
+    client = mongo_client(args.mongo_uri)
+    verifier = Verifier(
+        client[settings.mongo_database],
+        sources,
+        batch_size=args.batch_size,
+        progress=progress,
+        settle_seconds=args.settle_seconds,
+    )
+    try:
+        summary = verifier.verify_customer_360(repair=args.repair)
+    except RuntimeError as e:
+        raise SystemExit(str(e)) from None
+    for bar in bars.values():
+        bar.finish()
+    if args.json:
+        print(json.dumps(summary.as_dict()))
+    else:
+        kinds = ", ".join(
+            f"{count:,} {kind}"
+            for kind, count in (
+                ("missing a document", summary.missing_document),
+                ("missing versions", summary.missing_versions),
+                ("with extra data", summary.extra_data),
+            )
+            if count
+        )
+        print(
+            f"verified {summary.model} ({summary.collection}): {summary.events_checked:,} events "
+            f"and {summary.documents_checked:,} documents checked in {summary.seconds:.1f}s; "
+            + (f"{summary.customers_differing:,} customers differ ({kinds})" if kinds else "nothing differs")
+            + (f"; {summary.repaired:,} documents repaired" if args.repair and kinds else "")
+        )
+        for example in summary.examples:
+            kinds, reasons = "/".join(example["kinds"]), "; ".join(example["reasons"])
+            print(f"  {example['customer_id']}  {kinds}  {reasons}")
+        if summary.remaining:
+            print("run again with --repair to rewrite them from the event stores")
+    return 1 if summary.remaining else 0
 
 
 def dead_letters_command(args: argparse.Namespace) -> None:
@@ -264,6 +369,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "rebuild":
         rebuild_command(args)
         return
+    if args.command == "verify":
+        sys.exit(verify_command(args))
     if args.command == "dead-letters":
         dead_letters_command(args)
         return

@@ -147,5 +147,6 @@ def _recompute_totals(doc: Document) -> None:
 
 
 def public_view(doc: Document) -> dict[str, Any]:
-    """The document as RPC callers see it: without bookkeeping fields."""
-    return {k: v for k, v in doc.items() if k not in ("_id", "applied_versions", "revision")}
+    """The document as RPC callers see it: without bookkeeping fields (``write_id`` is the store's
+    compare-and-set token)."""
+    return {k: v for k, v in doc.items() if k not in ("_id", "applied_versions", "revision", "write_id")}

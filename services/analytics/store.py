@@ -1,13 +1,17 @@
 """MongoDB adapter of the customer 360 read model.
 
-Writes are compare-and-set on the document's revision, so two writers (the live projector and a
-rebuild) never interleave a read-modify-write on one customer. Which collection is live is recorded
-in the ``read_models`` catalog: a rebuild fills a fresh collection, the projector writes to both
-while it runs, then reads switch over."""
+Writes are compare-and-set on the document's write token (``write_id``, fresh on every write), so
+two writers (the live projector, a rebuild, a repair by ``crm verify``) never interleave a
+read-modify-write on one customer. The token, not ``revision``, is compared: a repair may write a
+document whose revision equals the one a concurrent projector read (ABA). Every write is journaled
+before it is acknowledged. Which collection is live is recorded in the ``read_models`` catalog: a
+rebuild fills a fresh collection, the projector writes to both while it runs, then reads switch
+over."""
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -23,8 +27,15 @@ CUSTOMER_360 = "customer_360"
 CATALOG = "read_models"
 
 
+# The compare-and-set token of a document: set only by ``_stamped``, compared only by ``_as_read``.
+WRITE_ID = "write_id"
+
+
 def mongo_client(uri: str) -> MongoClient:
-    return MongoClient(uri, serverSelectionTimeoutMS=5000, tz_aware=True)
+    """A client whose writes are acknowledged only once they are in the database's journal, so a
+    write the projector (and so the broker) saw acknowledged survives a kill -9 of the database.
+    Any ``w`` given in ``uri`` (e.g. ``majority``) is kept."""
+    return MongoClient(uri, serverSelectionTimeoutMS=5000, tz_aware=True, journal=True)
 
 
 @dataclass(frozen=True)
@@ -124,20 +135,39 @@ def apply_message(
             raise
         if new is None:
             return False
-        if _compare_and_set(collection, current, new):
+        if compare_and_set(collection, current, new):
             return True
     raise RuntimeError(f"{collection.name} {customer_id} kept changing under the projector")
 
 
-def _compare_and_set(collection: Collection, current: Document | None, new: Document) -> bool:
+def _stamped(doc: Document) -> Document:
+    """``doc`` with a fresh write token: every write to a customer 360 collection goes through here."""
+    doc[WRITE_ID] = uuid.uuid4().hex
+    return doc
+
+
+def _as_read(current: Document) -> dict[str, Any]:
+    """The filter matching ``current`` only as it was read: nobody wrote it since. A document
+    written before the token existed has none, and ``None`` matches a missing field."""
+    return {"_id": current["_id"], WRITE_ID: current.get(WRITE_ID)}
+
+
+def compare_and_set(collection: Collection, current: Document | None, new: Document) -> bool:
+    """Write ``new`` if the document is still ``current`` as read (insert it if ``current`` is
+    None); False if another writer got there first: read again and retry."""
     if current is None:
         try:
-            collection.insert_one(new)
+            collection.insert_one(_stamped(new))
         except DuplicateKeyError:
             return False
         return True
-    result = collection.replace_one({"_id": new["_id"], "revision": current["revision"]}, new)
+    result = collection.replace_one(_as_read(current), _stamped(new))
     return result.matched_count == 1
+
+
+def compare_and_delete(collection: Collection, current: Document) -> bool:
+    """Delete the document if it is still ``current`` as read."""
+    return collection.delete_one(_as_read(current)).deleted_count == 1
 
 
 def apply_batch(collection: Collection, messages: list[Message]) -> int:
@@ -164,9 +194,9 @@ def apply_batch(collection: Collection, messages: list[Message]) -> int:
         if doc is current or doc is None:
             continue
         if current is None:
-            writes.append(InsertOne(doc))
+            writes.append(InsertOne(_stamped(doc)))
         else:
-            writes.append(ReplaceOne({"_id": customer_id, "revision": current["revision"]}, doc))
+            writes.append(ReplaceOne(_as_read(current), _stamped(doc)))
     if not writes and not gaps:
         return 0
     done = 0
