@@ -11,7 +11,7 @@ help:
 	@echo "make run     start the whole CRM on this machine (Ctrl-C stops it)"
 	@echo "make test    run every test: unit, integration and end-to-end"
 	@echo "make bench   benchmarks with same-run ceilings (bench-quick: small sizes)"
-	@echo "make lint    ruff"
+	@echo "make lint    ruff (lint and format) and mypy"
 	@echo "make clean   remove the virtual environment and local data (.run/)"
 
 $(STAMP): pyproject.toml
@@ -48,6 +48,7 @@ bench-quick: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from marshmallow import fields, validate
 
@@ -25,7 +26,7 @@ COMPLAINT_CATEGORIES = (
 POLICY_STATUSES = ("active", "lapsed", "cancelled", "expired")
 
 
-def text(max_length: int, **kwargs: object) -> fields.String:
+def text(max_length: int, **kwargs: Any) -> fields.String:
     return fields.String(
         validate=[
             validate.Length(min=1, max=max_length, error="length: must be 1 to {max} characters"),
@@ -35,11 +36,11 @@ def text(max_length: int, **kwargs: object) -> fields.String:
     )
 
 
-def uuid_field(**kwargs: object) -> fields.UUID:
+def uuid_field(**kwargs: Any) -> fields.UUID:
     return fields.UUID(**kwargs)
 
 
-def agent_id(**kwargs: object) -> fields.String:
+def agent_id(**kwargs: Any) -> fields.String:
     return fields.String(
         validate=validate.Regexp(
             AGENT_ID_PATTERN,
@@ -49,11 +50,11 @@ def agent_id(**kwargs: object) -> fields.String:
     )
 
 
-def national_id(**kwargs: object) -> fields.String:
+def national_id(**kwargs: Any) -> fields.String:
     return fields.String(validate=validate_national_id, **kwargs)
 
 
-def mobile_phone(**kwargs: object) -> fields.String:
+def mobile_phone(**kwargs: Any) -> fields.String:
     return fields.String(
         validate=validate.Regexp(
             MOBILE_PHONE_PATTERN, error="format: an 11-digit PRC mobile number, optionally +86"
@@ -62,7 +63,7 @@ def mobile_phone(**kwargs: object) -> fields.String:
     )
 
 
-def one_of(choices: tuple[str, ...], **kwargs: object) -> fields.String:
+def one_of(choices: tuple[str, ...], **kwargs: Any) -> fields.String:
     return fields.String(validate=validate.OneOf(choices, error="one_of: must be one of {choices}"), **kwargs)
 
 
@@ -73,7 +74,7 @@ def _cents(amount: Decimal) -> bool:
         return False
 
 
-def money(**kwargs: object) -> fields.Decimal:
+def money(**kwargs: Any) -> fields.Decimal:
     """A positive amount in yuan with at most two decimals, carried as a string."""
     return fields.Decimal(
         as_string=True,

@@ -102,3 +102,37 @@ def secantus_server(storage: Path | str = ":memory:") -> Iterator[str]:
             process.wait(10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def crm_verify_json(
+    data_dir: Path, mongo_uri: str, *flags: str, env: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any]]:
+    """``crm verify analytics --json`` as an operator runs it: its exit status and its summary."""
+    import json
+    import os
+    import sys
+
+    from crm_cli.system import REPO
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "crm_cli.main",
+            "verify",
+            "analytics",
+            "--json",
+            "--data-dir",
+            str(data_dir),
+            "--mongo-uri",
+            mongo_uri,
+            *flags,
+        ],
+        env=env or dict(os.environ),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.stdout, result.stderr
+    return result.returncode, json.loads(result.stdout.strip().splitlines()[-1])

@@ -166,9 +166,9 @@ class Verifier:
         name = self._active()
         collection = self.database[name]
         total_events = self.total_events()
-        unmet, events_read, events_checked = self._forward(collection, total_events)
+        forward_unmet, events_read, events_checked = self._forward(collection, total_events)
         extra, documents_checked = self._reverse(collection)
-        unmet = self._settle(collection, unmet)
+        unmet = self._settle(collection, forward_unmet)
 
         differing: dict[Any, _Difference] = {}
         for customer_id, (needs, versions) in unmet.items():

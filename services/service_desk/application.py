@@ -90,6 +90,7 @@ class ServiceDeskApplication(CrmApplication):
         }
 
     def _complaint(self, ticket_id: Any) -> Complaint:
+        complaint: object
         try:
             complaint = self.repository.get(ticket_id)
         except AggregateNotFoundError:

@@ -23,7 +23,7 @@ from tests.faults.conftest import (
     rabbitmq_app,
     read_model,
 )
-from tests.support import wait_until
+from tests.support import crm_verify_json, wait_until
 
 
 def kill_9(system: System, name: str) -> None:
@@ -216,34 +216,13 @@ def test_verify_repair_restores_documents_deleted_behind_the_projectors_back(
     collection.delete_many({"_id": {"$in": damaged[:4]}})
     collection.update_one({"_id": damaged[4]}, {"$set": {"policies": [], "applied_versions": {}}})
 
-    def verify(*flags: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "crm_cli.main",
-                "verify",
-                "analytics",
-                "--json",
-                "--data-dir",
-                str(crm.run_dir / "data"),
-                "--mongo-uri",
-                crm.mongo_uri,
-                *flags,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=REPO,
-            env=crm.env,
-        )
+    def verify(*flags: str) -> tuple[int, dict]:
+        return crm_verify_json(crm.run_dir / "data", crm.mongo_uri, *flags, env=crm.env)
 
-    found = verify("--settle-seconds", "1")
-    assert found.returncode == 1, found.stderr
-    assert json.loads(found.stdout.splitlines()[-1])["customers_differing"] == 5
-    repaired = verify("--repair")
-    assert repaired.returncode == 0, repaired.stdout
-    assert json.loads(repaired.stdout.splitlines()[-1])["repaired"] == 5
+    code, found = verify("--settle-seconds", "1")
+    assert code == 1 and found["customers_differing"] == 5, found
+    code, repaired = verify("--repair")
+    assert code == 0 and repaired["repaired"] == 5, repaired
     after = {d["_id"]: d for d in collection.find({})}
     assert after.keys() == before.keys()
     for customer_id, doc in before.items():
@@ -252,4 +231,4 @@ def test_verify_repair_restores_documents_deleted_behind_the_projectors_back(
             assert restored == {k: v for k, v in doc.items() if k != "write_id"}, customer_id
         else:
             assert after[customer_id] == doc, f"{customer_id} was changed"
-    assert verify().returncode == 0  # clean now
+    assert verify()[0] == 0  # clean now

@@ -4,11 +4,9 @@ on a real SecantusDB, with damage done behind the projector's back, and repaired
 from __future__ import annotations
 
 import copy
-import json
 import os
 import signal
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +18,7 @@ from typing import Any
 import pytest
 
 from contracts import rpc
-from crm_cli.system import REPO, bin_path, free_port, wait_for_port
+from crm_cli.system import bin_path, free_port, wait_for_port
 from crm_shared.auth import Caller, Role
 from crm_shared.domain import CommandMeta
 from crm_shared.eventstore import CrmApplication, sqlite_env
@@ -39,6 +37,7 @@ from services.sales.application import SalesApplication
 from services.service_desk.application import ServiceDeskApplication
 from tests.integration.test_event_store import KnownCustomers
 from tests.integration.test_rebuild import Writer, fold_all
+from tests.support import crm_verify_json
 
 CUSTOMERS = 200
 OPERATOR = Caller("op-1", Role.OPERATOR)
@@ -389,30 +388,7 @@ def test_verify_refuses_while_a_rebuild_is_under_way(world: World, database: Any
 
 def run_cli(world: World, database: Any, mongo_uri: str, *flags: str) -> tuple[int, dict]:
     env = {**os.environ, "MONGO_DATABASE": database.name}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "crm_cli.main",
-            "verify",
-            "analytics",
-            "--json",
-            "--data-dir",
-            str(world.data_dir),
-            "--mongo-uri",
-            mongo_uri,
-            "--settle-seconds",
-            "0.2",
-            *flags,
-        ],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.stdout, result.stderr
-    return result.returncode, json.loads(result.stdout.strip().splitlines()[-1])
+    return crm_verify_json(world.data_dir, mongo_uri, "--settle-seconds", "0.2", *flags, env=env)
 
 
 def test_the_cli_reports_differences_and_repairs_them(world: World, database: Any, mongo_uri: str) -> None:
