@@ -86,18 +86,23 @@ PAYLOAD_SCHEMAS: dict[tuple[str, int], type[Schema]] = {
 }
 
 
+# Built once: a marshmallow schema costs more to build than to validate with.
+_ENVELOPE = Envelope()
+_PAYLOADS: dict[tuple[str, int], Schema] = {key: schema() for key, schema in PAYLOAD_SCHEMAS.items()}
+
+
 def validate_message(message: dict[str, Any]) -> dict[str, Any]:
     """Validate a published message against the envelope and its payload schema. Returns the
     errors keyed by field (``payload.<name>`` for payload fields); empty when valid."""
     if not isinstance(message, dict):
         return {"_schema": [f"type: a message must be a JSON object, not {type(message).__name__}"]}
-    errors: dict[str, Any] = dict(Envelope().validate(message))
+    errors: dict[str, Any] = dict(_ENVELOPE.validate(message))
     key = (message.get("event_type"), message.get("schema_version"))
-    schema = PAYLOAD_SCHEMAS.get(key)  # type: ignore[arg-type]
+    schema = _PAYLOADS.get(key)  # type: ignore[arg-type]
     if schema is None:
         errors["event_type"] = [f"unknown_event_type: no schema for {key[0]} v{key[1]}"]
     elif isinstance(message.get("payload"), dict):
-        for name, problems in schema().validate(message["payload"]).items():
+        for name, problems in schema.validate(message["payload"]).items():
             errors[f"payload.{name}"] = problems
     return errors
 

@@ -1,17 +1,18 @@
-"""Runs a projector: consumes one durable queue on ``crm.events`` with manual acks, one message at
-a time in queue order. A message is acknowledged only after its effect is stored. A message that is
-not a valid contract message, or whose handling keeps failing, goes to the queue's dead-letter queue
-with the reason in its headers; the messages after it keep flowing. A failure of the read-model
-store itself (unreachable) is not the message's fault: the message is retried until the store is
-back, so nothing is skipped."""
+"""Runs a projector: consumes one durable queue on ``crm.events`` with manual acks and applies the
+messages in batches: what the broker has prefetched is applied together (one read and one bulk write
+in the read model), and each message is acknowledged only after its effect is durably stored. A
+message that is not a valid contract message, or whose handling keeps failing (a version gap, say),
+goes to the queue's dead-letter queue with the reason in its headers; the messages after it keep
+flowing. A failure of the read-model store itself (unreachable) is not the messages' fault: the batch
+is retried until the store is back, so nothing is skipped."""
 
 from __future__ import annotations
 
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 from kombu import Connection, Consumer, Message, Producer
@@ -28,7 +29,10 @@ from crm_shared.messaging import (
 
 log = logging.getLogger("crm.projector")
 
-Handler = Callable[[dict[str, Any]], Any]
+# Applies envelopes together; one outcome per envelope, in order: None when its effect is stored
+# (or it had none), the exception when it could not be applied. Raises when the store failed as a
+# whole.
+BatchHandler = Callable[[list[dict[str, Any]]], list[BaseException | None]]
 
 
 class ProjectorRunner:
@@ -36,11 +40,13 @@ class ProjectorRunner:
         self,
         amqp_uri: str,
         queue_name: str,
-        handle: Handler,
+        handle: BatchHandler,
         *,
         is_transient: Callable[[BaseException], bool] = lambda _e: False,
         max_attempts: int = 3,
-        prefetch: int = 50,
+        prefetch: int = 200,
+        linger_seconds: float = 0.005,
+        max_batch_age_seconds: float = 0.05,
     ) -> None:
         self.amqp_uri = amqp_uri
         self.queue = consumer_queue(queue_name)
@@ -49,6 +55,10 @@ class ProjectorRunner:
         self.is_transient = is_transient
         self.max_attempts = max_attempts
         self.prefetch = prefetch
+        # A batch is applied when the broker has sent nothing for ``linger_seconds``, when it holds
+        # the whole prefetch, or when its first message has waited ``max_batch_age_seconds``.
+        self.linger_seconds = linger_seconds
+        self.max_batch_age_seconds = max_batch_age_seconds
         self.stop_event = threading.Event()
         self.processed = 0
 
@@ -74,22 +84,37 @@ class ProjectorRunner:
                     channel = connection.channel()
                     channel.basic_qos(0, self.prefetch, False)
                     dead_letter_producer = Producer(dead_letter_connection.default_channel)
+                    batch: list[Message] = []
                     with Consumer(
                         channel,
                         queues=[self.queue],
                         # on_message hands over the raw message: kombu decodes nothing (a body
                         # that lies about its content type cannot wedge the consumer, and
                         # nothing is ever unpickled).
-                        on_message=partial(self._on_message, dead_letter_producer),
+                        on_message=batch.append,
                         no_ack=False,
                     ):
                         log.info("projector consuming %s", self.queue.name)
                         backoff = 0.5
+                        first_at = 0.0
                         while not self.stop_event.is_set():
                             try:
-                                connection.drain_events(timeout=1)
+                                connection.drain_events(timeout=self.linger_seconds if batch else 1)
                             except TimeoutError:  # socket.timeout: nothing arrived
-                                connection.heartbeat_check()
+                                if not batch:
+                                    connection.heartbeat_check()
+                                    continue
+                            else:
+                                if not batch:  # a frame that completed no message
+                                    continue
+                                first_at = first_at or time.monotonic()
+                                young = time.monotonic() - first_at < self.max_batch_age_seconds
+                                if len(batch) < self.prefetch and young:
+                                    continue
+                            taken = batch[:]
+                            batch.clear()
+                            first_at = 0.0
+                            self._apply_batch(taken, dead_letter_producer)
             except Exception:
                 if self.stop_event.is_set():
                     return
@@ -100,39 +125,70 @@ class ProjectorRunner:
     def stop(self) -> None:
         self.stop_event.set()
 
-    def _on_message(self, producer: Producer, message: Message) -> None:
-        try:
-            envelope = parse_message(json.loads(message.body))
-        except ValidationError as e:
-            self._dead_letter(message, producer, f"invalid message: {e}")
+    def _apply_batch(self, messages: list[Message], producer: Producer) -> None:
+        valid: list[tuple[Message, dict[str, Any]]] = []
+        for message in messages:
+            try:
+                valid.append((message, parse_message(json.loads(message.body))))
+            except ValidationError as e:
+                self._dead_letter(message, producer, f"invalid message: {e}")
+            except Exception as e:  # not JSON, not UTF-8, nested too deep to decode: never a retry
+                self._dead_letter(message, producer, f"invalid message: {type(e).__name__}: {str(e)[:200]}")
+        if not valid:
             return
-        except Exception as e:  # not JSON, not UTF-8, nested too deep to decode: never a retry
-            self._dead_letter(message, producer, f"invalid message: {type(e).__name__}: {str(e)[:200]}")
-            return
-        attempts = 0
+        outcomes = self._handle([envelope for _, envelope in valid])
+        if outcomes is None:
+            return  # stopping: unacknowledged, the broker delivers them again after the restart
+        for (message, envelope), outcome in zip(valid, outcomes, strict=True):
+            if outcome is None:
+                message.ack()
+                self.processed += 1
+            else:
+                self._retry_alone(message, envelope, producer, outcome)
+
+    def _handle(self, envelopes: list[dict[str, Any]]) -> list[BaseException | None] | None:
+        """The handler's outcomes; waits out an unreachable store (None if stopped meanwhile). Any
+        other failure of the whole batch becomes every message's outcome, to be retried alone."""
         while True:
             try:
-                self.handle(envelope)
-                break
+                return self.handle(envelopes)
             except Exception as e:
-                if self.is_transient(e):
-                    if self.stop_event.is_set():
-                        return  # unacknowledged: the broker delivers it again after the restart
-                    log.warning("read model store unavailable (%s); retrying", e)
-                    self.stop_event.wait(1.0)
-                    continue
-                attempts += 1
-                if attempts >= self.max_attempts:
-                    log.exception(
-                        "event %s failed %d times; dead-lettering it (correlation_id=%s)",
-                        envelope.get("event_id"),
-                        attempts,
-                        envelope.get("correlation_id"),
-                    )
-                    self._dead_letter(message, producer, f"{type(e).__name__}: {e}")
+                if not self.is_transient(e):
+                    return [e] * len(envelopes)
+                if self.stop_event.is_set():
+                    return None
+                log.warning("read model store unavailable (%s); retrying", e)
+                self.stop_event.wait(1.0)
+
+    def _retry_alone(
+        self, message: Message, envelope: dict[str, Any], producer: Producer, failure: BaseException
+    ) -> None:
+        attempts = 1
+        while True:
+            if self.is_transient(failure):
+                attempts -= 1  # the store's fault, not the message's
+                if self.stop_event.is_set():
                     return
-        message.ack()
-        self.processed += 1
+                self.stop_event.wait(1.0)
+            if attempts >= self.max_attempts:
+                log.error(
+                    "event %s failed %d times; dead-lettering it (correlation_id=%s)",
+                    envelope.get("event_id"),
+                    attempts,
+                    envelope.get("correlation_id"),
+                    exc_info=failure,
+                )
+                self._dead_letter(message, producer, f"{type(failure).__name__}: {failure}")
+                return
+            outcomes = self._handle([envelope])
+            if outcomes is None:
+                return
+            if (outcome := outcomes[0]) is None:
+                message.ack()
+                self.processed += 1
+                return
+            failure = outcome
+            attempts += 1
 
     def _dead_letter(self, message: Message, producer: Producer, reason: str) -> None:
         headers = dict(message.headers or {})

@@ -170,49 +170,68 @@ def compare_and_delete(collection: Collection, current: Document) -> bool:
     return collection.delete_one(_as_read(current)).deleted_count == 1
 
 
-def apply_batch(collection: Collection, messages: list[Message]) -> int:
-    """Apply many messages with one read and one bulk write; falls back to one message at a time
-    for the documents another writer changed meanwhile. Returns how many documents changed."""
-    by_customer: dict[str, list[Message]] = defaultdict(list)
-    for message in messages:
+# Ids per ``$in`` read: SecantusDB's cost per id grows with the list's length.
+LOOKUP_CHUNK = 100
+Outcome = BaseException | None
+
+
+def apply_together(
+    collection: Collection, messages: list[Message], *, gaps_wait_for_replay: bool = False
+) -> list[Outcome]:
+    """Apply many messages with one read per ``LOOKUP_CHUNK`` customers and one bulk write: one
+    outcome per message, in order, None when it is applied (or changes nothing), the exception when
+    it is not (a ``VersionGap``: the caller retries it, then sets it aside). A document another
+    writer changed meanwhile makes the batch fall back to one message at a time (every apply is
+    idempotent)."""
+    outcomes: list[Outcome] = [None] * len(messages)
+    by_customer: dict[str, list[int]] = defaultdict(list)
+    for index, message in enumerate(messages):
         if (customer_id := customer_of(message)) is not None:
-            by_customer[customer_id].append(message)
+            by_customer[customer_id].append(index)
     if not by_customer:
-        return 0
-    existing = {d["_id"]: d for d in collection.find({"_id": {"$in": list(by_customer)}})}
+        return outcomes
+    customers = list(by_customer)
+    existing: dict[str, Document] = {}
+    for start in range(0, len(customers), LOOKUP_CHUNK):
+        chunk = customers[start : start + LOOKUP_CHUNK]
+        existing.update((d["_id"], d) for d in collection.find({"_id": {"$in": chunk}}))
     writes: list[Any] = []
-    gaps = False
-    for customer_id, customer_messages in by_customer.items():
+    for customer_id, indexes in by_customer.items():
         current = existing.get(customer_id)
         doc = current
-        for message in customer_messages:
+        for index in indexes:
             try:
-                doc = project(doc, message) or doc
-            except VersionGap:
-                gaps = True  # cannot happen in a replay read in store order; redo to be sure
-
+                doc = project(doc, messages[index]) or doc
+            except VersionGap as gap:  # the versions after it in this batch gap too
+                outcomes[index] = None if gaps_wait_for_replay else gap
         if doc is current or doc is None:
             continue
-        if current is None:
-            writes.append(InsertOne(_stamped(doc)))
-        else:
-            writes.append(ReplaceOne(_as_read(current), _stamped(doc)))
-    if not writes and not gaps:
-        return 0
-    done = 0
+        writes.append(
+            InsertOne(_stamped(doc)) if current is None else ReplaceOne(_as_read(current), _stamped(doc))
+        )
+    if not writes:
+        return outcomes
     try:
-        if writes:
-            result = collection.bulk_write(writes, ordered=False)
-            done = result.inserted_count + result.matched_count
+        result = collection.bulk_write(writes, ordered=False)
+        done = result.inserted_count + result.matched_count
     except BulkWriteError as e:
-        details = e.details
-        done = details.get("nInserted", 0) + details.get("nMatched", 0)
-    if done < len(writes) or gaps:
-        # Someone else wrote some of these documents; every apply is idempotent, so redo the batch
-        # one message at a time.
-        for message in messages:
-            apply_message(collection, message)
-    return len(writes)
+        done = e.details.get("nInserted", 0) + e.details.get("nMatched", 0)
+    if done < len(writes):
+        for index, message in enumerate(messages):
+            try:
+                apply_message(collection, message, gaps_wait_for_replay=gaps_wait_for_replay)
+                outcomes[index] = None
+            except Exception as e:
+                outcomes[index] = e
+    return outcomes
+
+
+def apply_batch(collection: Collection, messages: list[Message]) -> None:
+    """Apply a replay batch read in store order (no gaps can occur); raises what any message
+    raised."""
+    for outcome in apply_together(collection, messages):
+        if outcome is not None:
+            raise outcome
 
 
 class Customer360Store:
@@ -226,14 +245,19 @@ class Customer360Store:
     def get(self, customer_id: str) -> Document | None:
         return self.collection().find_one({"_id": customer_id})
 
-    def apply(self, message: Message) -> bool:
-        """Apply one live event: to the serving collection and, during a rebuild, in version order
-        to the one being built."""
+    def apply(self, messages: list[Message]) -> list[Outcome]:
+        """Apply live events together: to the serving collection and, during a rebuild, in version
+        order to the one being built. One outcome per message (see ``apply_together``); a failure
+        of the database itself raises."""
         targets = self.catalog.targets(CUSTOMER_360)
-        changed = apply_message(self.database[targets.active], message)
+        outcomes = apply_together(self.database[targets.active], messages)
         if targets.building:
-            apply_message(self.database[targets.building], message, gaps_wait_for_replay=True)
-        return changed
+            for outcome in apply_together(
+                self.database[targets.building], messages, gaps_wait_for_replay=True
+            ):
+                if outcome is not None:
+                    raise outcome
+        return outcomes
 
 
 def ensure_indexes(collection: Collection[Any]) -> None:
