@@ -5,12 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit integration e2e lint format bench bench-quick clean help
+.PHONY: run test unit integration e2e lint format bench bench-quick profile clean help
 
 help:
 	@echo "make run     start the whole CRM on this machine (Ctrl-C stops it)"
 	@echo "make test    run every test: unit, integration and end-to-end"
 	@echo "make bench   benchmarks with same-run ceilings (bench-quick: small sizes)"
+	@echo "make profile flame graphs of a service under the command load (PROFILE_ARGS='--process projector')"
 	@echo "make lint    ruff (lint and format) and mypy"
 	@echo "make clean   remove the virtual environment and local data (.run/)"
 
@@ -44,6 +45,10 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	@bash deploy/local/ensure-services.sh
 	$(BIN)/python -m bench.run --quick
+
+profile: $(STAMP)
+	@bash deploy/local/ensure-services.sh
+	$(BIN)/python -m bench.profile $(PROFILE_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

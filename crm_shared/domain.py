@@ -4,6 +4,7 @@ and under which public name they are published. Pure: no I/O."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import uuid
 from dataclasses import dataclass
@@ -59,6 +60,14 @@ def json_ready(value: Any) -> Any:
     return value
 
 
+@functools.cache
+def _payload_fields(event_class: type) -> tuple[str, ...]:
+    """The fields an event publishes: all but the stored bookkeeping and the command's meta."""
+    return tuple(
+        f.name for f in dataclasses.fields(event_class) if f.name not in _BASE_FIELDS and f.name != "meta"
+    )
+
+
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
@@ -72,11 +81,7 @@ class CrmAggregate(Aggregate):
         SCHEMA_VERSION: ClassVar[int] = 1
 
         def public_payload(self) -> dict[str, Any]:
-            return {
-                f.name: json_ready(getattr(self, f.name))
-                for f in dataclasses.fields(self)
-                if f.name not in _BASE_FIELDS and f.name != "meta"
-            }
+            return {name: json_ready(getattr(self, name)) for name in _payload_fields(type(self))}
 
         @property
         def aggregate_type(self) -> str:

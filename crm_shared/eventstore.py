@@ -3,6 +3,7 @@ or PostgreSQL when configured, and the translation of stored events into public 
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterator
 from datetime import date
@@ -16,6 +17,7 @@ from eventsourcing.persistence import (
     Notification,
     Transcoding,
 )
+from eventsourcing.utils import resolve_topic
 
 from contracts.events import ENVELOPE_VERSION
 from crm_shared.config import Settings
@@ -109,9 +111,17 @@ class CrmApplication(Application):
             after = batch[-1].id
 
     def envelope(self, notification: Notification) -> dict[str, Any] | None:
-        """The public message for a stored event, or None for internal events."""
+        """The public message for a stored event, or None for internal events (told by the stored
+        topic, so an internal event is never decoded)."""
+        if not is_public_topic(notification.topic):
+            return None
         event = self.mapper.to_domain_event(notification)
         return build_envelope(self.CONTEXT, notification.id, event)
+
+
+@functools.cache
+def is_public_topic(topic: str) -> bool:
+    return getattr(resolve_topic(topic), "EVENT_TYPE", None) is not None
 
 
 def build_envelope(context: str, position: int, event: Any) -> dict[str, Any] | None:

@@ -6,6 +6,7 @@ so some events may be published twice (consumers deduplicate by aggregate versio
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import signal
@@ -13,11 +14,17 @@ import threading
 import time
 
 from eventsourcing.persistence import Tracking, TrackingRecorder
-from kombu import Connection, Producer
+from kombu import Connection
 
 from crm_shared.config import Settings
 from crm_shared.eventstore import CrmApplication
-from crm_shared.messaging import broker_connection, declare_topology, encode, events_exchange
+from crm_shared.messaging import (
+    PipelinedPublisher,
+    broker_connection,
+    declare_topology,
+    encode,
+    events_exchange,
+)
 
 log = logging.getLogger("crm.relay")
 
@@ -45,60 +52,75 @@ class Relay:
         amqp_uri: str,
         batch_size: int = 500,
         tracking_name: str | None = None,
+        heartbeat: int = 30,
     ) -> None:
         self.app = app
         self.amqp_uri = amqp_uri
         self.batch_size = batch_size
+        self.heartbeat = heartbeat
         self.tracking: TrackingRecorder = app.factory.tracking_recorder()
         self.tracking_name = tracking_name or f"{TRACKING_NAME}.{app.CONTEXT}"
 
     def position(self) -> int:
         return self.tracking.max_tracking_id(self.tracking_name) or 0
 
-    def publish_pending(self, connection: Connection) -> int:
-        """Publish everything stored after the recorded position; returns how many were sent."""
-        producer = Producer(connection.default_channel, exchange=events_exchange)
+    def publish_pending(self, connection: Connection, publisher: PipelinedPublisher | None = None) -> int:
+        """Publish everything stored after the recorded position; returns how many were sent. A
+        batch is published with all its messages in flight at once; the position moves on only
+        once the broker has confirmed every one of them."""
+        own = publisher is None
+        publisher = publisher or PipelinedPublisher(connection, events_exchange)
         published = 0
-        for batch in self.app.notifications(after=self.position(), batch_size=self.batch_size):
-            for notification in batch:
-                envelope = self.app.envelope(notification)
-                if envelope is None:
-                    continue
-                producer.publish(
-                    encode(envelope),
-                    routing_key=envelope["event_type"],
-                    delivery_mode=2,
-                    content_type="application/json",
-                    content_encoding="utf-8",
-                    message_id=envelope["event_id"],
-                    correlation_id=envelope["correlation_id"],
-                    type=envelope["event_type"],
-                )
-                published += 1
-            # Confirmed publishes come first; only then does the position move on.
-            self.tracking.insert_tracking(Tracking(self.tracking_name, batch[-1].id))
+        try:
+            for batch in self.app.notifications(after=self.position(), batch_size=self.batch_size):
+                for notification in batch:
+                    envelope = self.app.envelope(notification)
+                    if envelope is None:
+                        continue
+                    publisher.publish(
+                        encode(envelope),
+                        routing_key=envelope["event_type"],
+                        message_id=envelope["event_id"],
+                        correlation_id=envelope["correlation_id"],
+                        type=envelope["event_type"],
+                    )
+                    published += 1
+                publisher.wait_for_confirms()
+                self.tracking.insert_tracking(Tracking(self.tracking_name, batch[-1].id))
+        finally:
+            if own:
+                publisher.close()
         return published
 
     def run(self, stop: threading.Event, poll_interval: float = 0.1) -> None:
         backoff = 0.5
         while not stop.is_set():
             try:
-                with broker_connection(self.amqp_uri, confirm_publish=True) as connection:
+                with broker_connection(self.amqp_uri, heartbeat=self.heartbeat) as connection:
                     connection.ensure_connection(max_retries=1)
                     declare_topology(connection)
+                    publisher = PipelinedPublisher(connection, events_exchange)
                     log.info("relay %s connected at position %d", self.app.CONTEXT, self.position())
                     backoff = 0.5
                     while not stop.is_set():
                         if self.app.max_position() <= self.position():
-                            connection.heartbeat_check()
-                            stop.wait(poll_interval)
+                            idle_until(connection, poll_interval)
                             continue
-                        sent = self.publish_pending(connection)
+                        sent = self.publish_pending(connection, publisher)
                         log.debug("relay %s published %d", self.app.CONTEXT, sent)
             except Exception:
                 log.exception("relay %s lost its broker or store; retrying", self.app.CONTEXT)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
+
+
+def idle_until(connection: Connection, seconds: float) -> None:
+    """Wait while reading the socket: the broker's heartbeats must be read, or after two missed
+    ones the connection is declared dead ("Too many heartbeats missed") although both ends are
+    fine."""
+    with contextlib.suppress(TimeoutError):
+        connection.drain_events(timeout=seconds)
+    connection.heartbeat_check()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -47,6 +47,16 @@ class RebuildSummary:
 
 
 def peak_rss_mb() -> float:
+    """This process's own peak resident memory. ``ru_maxrss`` would not do: Linux carries it across
+    exec, so a process started by a larger one reports its parent's high-water mark. ``VmHWM``
+    belongs to the process image and starts afresh at exec."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

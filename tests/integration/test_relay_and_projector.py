@@ -281,3 +281,32 @@ def test_events_published_before_the_projector_ever_ran_wait_for_it(
         with Connection(private_uri) as conn:
             _, waiting, _ = conn.default_channel.queue_declare(CONSUMER_QUEUES[0], passive=True)
         assert waiting == 3
+
+
+def test_an_idle_relay_keeps_its_connection_and_publishes_what_comes_later(
+    amqp_uri: str,
+    customers: CustomerApplication,
+    operator: Caller,
+    tap: Queue,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Heartbeats are served while idle: with a 1 s heartbeat, 4 s without a single event would
+    have cost the connection twice over if the relay did not read the broker's heartbeats."""
+    import logging
+
+    relay = Relay(customers, amqp_uri, heartbeat=1)
+    stop = threading.Event()
+    thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
+    with caplog.at_level(logging.INFO, logger="crm.relay"):
+        thread.start()
+        try:
+            wait_until(lambda: "connected" in caplog.text, what="the relay to connect")
+            stop.wait(4)  # real time on purpose: heartbeats are the broker's clock
+            ids = register_many(customers, operator, 1)
+            messages = wait_until(lambda: drain(amqp_uri, tap), what="the event published")
+        finally:
+            stop.set()
+            thread.join(10)
+    assert [m["aggregate_id"] for m in messages] == ids
+    assert caplog.text.count("connected at position") == 1, caplog.text
+    assert "lost its broker" not in caplog.text
