@@ -141,6 +141,30 @@ def payload() -> dict[str, Any]:
     return customer_payload()
 
 
+def postgres_command_path(seconds: float) -> tuple[float, float]:
+    """Ping and register_customer with every event store on the machine's PostgreSQL (a database
+    of its own, dropped afterwards), the whole system running as for SQLite."""
+    import psycopg
+
+    database = f"crm_bench_{uuid.uuid4().hex[:8]}"
+    try:
+        with (
+            fresh_vhost() as amqp_uri,
+            tempfile.TemporaryDirectory(prefix="crm-bench-pg-") as tmp,
+            System(
+                Path(tmp),
+                amqp_uri,
+                mongo_port=free_port(),
+                event_store="postgres",
+                extra_env={"POSTGRES_DBNAME": database},
+            ).running() as system,
+        ):
+            return closed_loop(system, 10, seconds, ping), closed_loop(system, 10, seconds, register)
+    finally:
+        with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
 # 2. Freshness ----------------------------------------------------------------------------------
 
 
@@ -362,6 +386,11 @@ def main(argv: list[str] | None = None) -> None:
         ping_rate = closed_loop(system, 10, sizes.command_seconds, ping)
         register_rate = closed_loop(system, 10, sizes.command_seconds, register)
         report.add("rpc register_customer", register_rate, ping_rate, "calls/s", "rpc ping, same clients")
+        # A second system beside this one, idle meanwhile.
+        pg_ping, pg_register = postgres_command_path(sizes.command_seconds)
+        report.add(
+            "rpc register_customer, PostgreSQL", pg_register, pg_ping, "calls/s", "rpc ping, same system"
+        )
 
         print("2. freshness at half the command maximum", file=sys.stderr, flush=True)
         lags = freshness(system, register_rate / 2, sizes.freshness_commands)
