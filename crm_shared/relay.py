@@ -66,31 +66,38 @@ class Relay:
 
     def publish_pending(self, connection: Connection, publisher: PipelinedPublisher | None = None) -> int:
         """Publish everything stored after the recorded position; returns how many were sent. A
-        batch is published with all its messages in flight at once; the position moves on only
-        once the broker has confirmed every one of them."""
+        batch is published with all its messages in flight at once, and the next batch is read
+        and encoded while the broker confirms it; the position moves on only once the broker has
+        confirmed every message of a batch, and batches go out in store order."""
         own = publisher is None
         publisher = publisher or PipelinedPublisher(connection, events_exchange)
         published = 0
+        in_flight: int | None = None  # the last position of the batch awaiting its confirms
         try:
             for batch in self.app.notifications(after=self.position(), batch_size=self.batch_size):
-                for notification in batch:
-                    envelope = self.app.envelope(notification)
-                    if envelope is None:
-                        continue
+                ready = [(encode(e), e) for n in batch if (e := self.app.envelope(n)) is not None]
+                if in_flight is not None:
+                    self._confirmed(publisher, in_flight)
+                for body, envelope in ready:
                     publisher.publish(
-                        encode(envelope),
+                        body,
                         routing_key=envelope["event_type"],
                         message_id=envelope["event_id"],
                         correlation_id=envelope["correlation_id"],
                         type=envelope["event_type"],
                     )
-                    published += 1
-                publisher.wait_for_confirms()
-                self.tracking.insert_tracking(Tracking(self.tracking_name, batch[-1].id))
+                published += len(ready)
+                in_flight = batch[-1].id
+            if in_flight is not None:
+                self._confirmed(publisher, in_flight)
         finally:
             if own:
                 publisher.close()
         return published
+
+    def _confirmed(self, publisher: PipelinedPublisher, position: int) -> None:
+        publisher.wait_for_confirms()
+        self.tracking.insert_tracking(Tracking(self.tracking_name, position))
 
     def run(self, stop: threading.Event, poll_interval: float = 0.1) -> None:
         backoff = 0.5
