@@ -41,6 +41,10 @@ App = TypeVar("App", bound=CrmApplication)
 class Decision:
     answer: Answer
     changed: tuple[CrmAggregate, ...] = ()
+    # Called when the append collides and this was not a repeat of the command: it may raise the
+    # refusal the collision means (a national id claimed meanwhile), so that a check can be left to
+    # the atomic append instead of a read on every command. Otherwise: concurrency_conflict.
+    explain_conflict: Callable[[], None] | None = None
 
 
 class CommandRecord(CrmAggregate):
@@ -116,6 +120,8 @@ def command(
         except IntegrityError:
             if (first := recorded_answer(self, operation, data, meta)) is not None:
                 return first
+            if decision.explain_conflict is not None:
+                decision.explain_conflict()
             raise ConcurrencyConflict(
                 "another command changed this record at the same time; reload it and retry"
             ) from None

@@ -33,7 +33,6 @@ class CustomerApplication(CrmApplication):
                 f"not for '{data['owning_agent_id']}'"
             )
         national_id = normalise_national_id(data["national_id"])
-        self._refuse_if_claimed(national_id)
         customer = Customer.register(
             full_name=data["full_name"],
             national_id=national_id,
@@ -44,10 +43,14 @@ class CustomerApplication(CrmApplication):
             owning_agent_id=data["owning_agent_id"],
             meta=meta,
         )
-        # The claim's id is derived from the national id: a registration of the same person racing
-        # this one collides with it in the same atomic append.
+        # The claim's id is derived from the national id, so a person registered before (or by a
+        # registration racing this one) collides with it in the same atomic append: no read first.
         claim = NationalIdClaim.claim(national_id, str(customer.id), meta)
-        return Decision({"customer_id": str(customer.id)}, (customer, claim))
+        return Decision(
+            {"customer_id": str(customer.id)},
+            (customer, claim),
+            explain_conflict=lambda: self._refuse_if_claimed(national_id),
+        )
 
     def _refuse_if_claimed(self, national_id: str) -> None:
         try:
