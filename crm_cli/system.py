@@ -138,9 +138,13 @@ def prepare_queues(amqp_uri: str, queues: Mapping[str, dict[str, Any]]) -> None:
     from kombu import Connection, Queue
 
     with Connection(amqp_uri, connect_timeout=5) as conn:
+
+        def declare(name: str, arguments: dict[str, Any]) -> None:
+            conn.channel().queue_declare(name, durable=True, auto_delete=False, arguments=arguments)
+
         for name, arguments in queues.items():
             try:
-                conn.channel().queue_declare(name, durable=True, auto_delete=False, arguments=arguments)
+                declare(name, arguments)
                 continue
             except PreconditionFailed:
                 pass
@@ -152,7 +156,7 @@ def prepare_queues(amqp_uri: str, queues: Mapping[str, dict[str, Any]]) -> None:
                     f"needed, 'rabbitmqctl purge_queue {name}'), then start again"
                 )
             Queue(name).bind(conn.channel()).delete()
-            conn.channel().queue_declare(name, durable=True, auto_delete=False, arguments=arguments)
+            declare(name, arguments)
 
 
 def system_queues(services: list[str]) -> dict[str, dict[str, Any]]:

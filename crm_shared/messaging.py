@@ -30,13 +30,19 @@ def broker_connection(amqp_uri: str, *, confirm_publish: bool = False, heartbeat
 EVENT_DELIVERY_LIMIT = 20
 
 
-def consumer_queue_arguments(name: str) -> dict[str, Any]:
+def quorum_queue_arguments(name: str, delivery_limit: int) -> dict[str, Any]:
+    """A quorum queue, whose broker counts every delivery (also those to a consumer that died) and
+    dead-letters a message past ``delivery_limit`` to ``<name>.dead``."""
     return {
         "x-queue-type": "quorum",
-        "x-delivery-limit": EVENT_DELIVERY_LIMIT,
+        "x-delivery-limit": delivery_limit,
         "x-dead-letter-exchange": dead_letter_exchange.name,
         "x-dead-letter-routing-key": name,
     }
+
+
+def consumer_queue_arguments(name: str) -> dict[str, Any]:
+    return quorum_queue_arguments(name, EVENT_DELIVERY_LIMIT)
 
 
 def consumer_queue(name: str, binding_key: str = "#") -> Queue:
@@ -56,15 +62,8 @@ RPC_DELIVERY_LIMIT = 5
 
 
 def rpc_queue_arguments(name: str) -> dict[str, Any]:
-    """A service's RPC request queue: a quorum queue, whose broker counts every delivery (also
-    those to a consumer that died) and dead-letters a request past ``RPC_DELIVERY_LIMIT`` to
-    ``<name>.dead``."""
-    return {
-        "x-queue-type": "quorum",
-        "x-delivery-limit": RPC_DELIVERY_LIMIT,
-        "x-dead-letter-exchange": dead_letter_exchange.name,
-        "x-dead-letter-routing-key": name,
-    }
+    """A service's RPC request queue."""
+    return quorum_queue_arguments(name, RPC_DELIVERY_LIMIT)
 
 
 def dead_letter_queue(name: str) -> Queue:

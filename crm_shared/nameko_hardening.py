@@ -37,7 +37,7 @@ from nameko.exceptions import ContainerBeingKilled, MethodNotFound
 from nameko.messaging import HEADER_PREFIX, QueueConsumer
 from nameko.rpc import RpcConsumer, get_rpc_exchange
 
-from crm_shared.errors import FieldError, ValidationFailed
+from crm_shared.errors import ValidationFailed
 from crm_shared.messaging import dead_letter_queue, rpc_queue_arguments
 from crm_shared.rpc import error_envelope, internal_error_envelope
 
@@ -115,19 +115,15 @@ def _correlation_id(message: Any) -> str:
     return context_data(message).get("correlation_id") or str(uuid.uuid4())
 
 
-def _request_error(field: str, rule: str, text: str) -> ValidationFailed:
-    return ValidationFailed(f"{field}: {text}", fields=[FieldError(field, rule, text)])
-
-
 def call_arguments(body: object) -> tuple[list[Any], dict[str, Any]]:
     """nameko's request body is ``{"args": [...], "kwargs": {...}}``."""
     if not isinstance(body, dict) or not isinstance(body.get("args"), list):
-        raise _request_error(
+        raise ValidationFailed.single(
             "_request", "format", 'the request body must be a JSON object {"args": [...], "kwargs": {}}'
         )
     kwargs = body.get("kwargs", {})
     if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
-        raise _request_error("_request", "format", "the request's kwargs must be an object")
+        raise ValidationFailed.single("_request", "format", "the request's kwargs must be an object")
     return body["args"], kwargs
 
 
@@ -201,24 +197,23 @@ def _handle_message(self: RpcConsumer, body: Any, message: Any) -> None:
         log.warning("dropped an RPC request on %s: %s", _routing_key(message), e)
         self.queue_consumer.ack_message(message)
         return
-    correlation_id = _correlation_id(message)
+    data = context_data(message)
+    correlation_id = data.setdefault("correlation_id", str(uuid.uuid4()))
     try:
         try:
             provider = self.get_provider_for_method(_routing_key(message))
         except MethodNotFound:
             service, _, operation = _routing_key(message).partition(".")
-            raise _request_error(
+            raise ValidationFailed.single(
                 "_operation", "unknown_operation", f"the {service} service has no operation {operation!r}"
             ) from None
         args, kwargs = call_arguments(body)
         try:
             provider.check_signature(args, kwargs)
         except Exception:
-            raise _request_error(
+            raise ValidationFailed.single(
                 "_payload", "signature", f"call {provider.method_name} with exactly one payload object"
             ) from None
-        data = context_data(message)
-        data.setdefault("correlation_id", correlation_id)
         try:
             self.container.spawn_worker(
                 provider,
@@ -245,7 +240,7 @@ def _handle_result(self: RpcConsumer, message: Any, result: Any, exc_info: Any) 
 def _refuse_undecodable(queue_consumer: QueueConsumer, provider: Any, message: Any, exc: Exception) -> None:
     """kombu could not decode a body (a content type not accepted, broken JSON, nesting too deep)."""
     if isinstance(provider, RpcConsumer):
-        refusal = _request_error(
+        refusal = ValidationFailed.single(
             "_request",
             "encoding",
             f"the request body must be JSON (content type application/json, UTF-8): {type(exc).__name__}",
