@@ -163,23 +163,24 @@ class ProjectorRunner:
     def _retry_alone(
         self, message: Message, envelope: dict[str, Any], producer: Producer, failure: BaseException
     ) -> None:
-        attempts = 1
+        attempts = 0  # failures that were the message's own, not the store's
         while True:
             if self.is_transient(failure):
-                attempts -= 1  # the store's fault, not the message's
                 if self.stop_event.is_set():
                     return
                 self.stop_event.wait(1.0)
-            if attempts >= self.max_attempts:
-                log.error(
-                    "event %s failed %d times; dead-lettering it (correlation_id=%s)",
-                    envelope.get("event_id"),
-                    attempts,
-                    envelope.get("correlation_id"),
-                    exc_info=failure,
-                )
-                self._dead_letter(message, producer, f"{type(failure).__name__}: {failure}")
-                return
+            else:
+                attempts += 1
+                if attempts >= self.max_attempts:
+                    log.error(
+                        "event %s failed %d times; dead-lettering it (correlation_id=%s)",
+                        envelope.get("event_id"),
+                        attempts,
+                        envelope.get("correlation_id"),
+                        exc_info=failure,
+                    )
+                    self._dead_letter(message, producer, f"{type(failure).__name__}: {failure}")
+                    return
             outcomes = self._handle([envelope])
             if outcomes is None:
                 return
@@ -188,7 +189,6 @@ class ProjectorRunner:
                 self.processed += 1
                 return
             failure = outcome
-            attempts += 1
 
     def _dead_letter(self, message: Message, producer: Producer, reason: str) -> None:
         headers = dict(message.headers or {})

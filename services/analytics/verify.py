@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import islice
-from typing import Any, TypeVar
+from typing import Any
 
 from eventsourcing.persistence import StoredEvent
 from pymongo.collection import Collection
@@ -42,8 +42,10 @@ from services.analytics.customer_360 import Document, Message, customer_of, proj
 from services.analytics.rebuild import peak_rss_mb
 from services.analytics.store import (
     CUSTOMER_360,
+    LOOKUP_CHUNK,
     WRITE_ID,
     ReadModelCatalog,
+    chunks,
     compare_and_delete,
     compare_and_set,
 )
@@ -52,11 +54,6 @@ MISSING_DOCUMENT = "missing_document"
 MISSING_VERSIONS = "missing_versions"
 EXTRA_DATA = "extra_data"
 EXAMPLES = 20
-# Ids per ``$in`` read: SecantusDB's cost per id grows with the list's length (1000 ids cost ten
-# times 100 ids per id); MongoDB does not mind either way.
-LOOKUP_CHUNK = 100
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -108,11 +105,6 @@ class _Difference:
     # reads these aggregates' events beside those the document already holds.
     needs: dict[str, int] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)  # kept for the first EXAMPLES customers only
-
-
-def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _versions_of(doc: Document | None) -> dict[str, Any]:
@@ -244,7 +236,7 @@ class Verifier:
         """For each customer whose document lacks some of ``needs``: what it lacks, and the
         versions the document has (None: there is no document)."""
         found: dict[str, dict[str, Any]] = {}
-        for ids in _chunks(list(needs), LOOKUP_CHUNK):
+        for ids in chunks(list(needs), LOOKUP_CHUNK):
             for doc in collection.find({"_id": {"$in": list(ids)}}, {"applied_versions": 1}):
                 found[doc["_id"]] = _versions_of(doc)
         result: dict[str, tuple[dict[str, int], dict[str, Any] | None]] = {}
@@ -351,7 +343,7 @@ class Verifier:
         phase = Phase(f"repairing {collection.name}", total_events * passes, "events")
         self.progress(phase, 0)
         repaired = 0
-        for chunk in _chunks(customer_ids, self.repair_chunk):
+        for chunk in chunks(customer_ids, self.repair_chunk):
             histories = self._histories(collection, chunk, differing, phase)
             for customer_id in chunk:
                 if self._rewrite(collection, customer_id, histories.pop(customer_id)):
@@ -371,7 +363,7 @@ class Verifier:
         aggregates: set[str] = set()
         for customer_id in customer_ids:
             aggregates.update(differing[customer_id].needs)
-        for ids in _chunks(list(customer_ids), LOOKUP_CHUNK):
+        for ids in chunks(list(customer_ids), LOOKUP_CHUNK):
             for doc in collection.find({"_id": {"$in": list(ids)}}, {"applied_versions": 1}):
                 aggregates.update(_versions_of(doc))
         histories: dict[Any, list[Message]] = {customer_id: [] for customer_id in customer_ids}
