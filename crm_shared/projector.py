@@ -139,12 +139,17 @@ class ProjectorRunner:
         outcomes = self._handle([envelope for _, envelope in valid])
         if outcomes is None:
             return  # stopping: unacknowledged, the broker delivers them again after the restart
+        applied = []
         for (message, envelope), outcome in zip(valid, outcomes, strict=True):
             if outcome is None:
-                message.ack()
-                self.processed += 1
-            else:
-                self._retry_alone(message, envelope, producer, outcome)
+                applied.append(message)
+            elif not self._retry_alone(message, envelope, producer, outcome):
+                return  # stopping: the applied ones come again and change nothing
+        if applied:
+            # One ack for the batch: every message of it is now stored, dead-lettered (each acked
+            # on its own) or applied, and the later deliveries have higher tags.
+            max(applied, key=lambda m: m.delivery_tag).ack(multiple=True)
+            self.processed += len(applied)
 
     def _handle(self, envelopes: list[dict[str, Any]]) -> list[BaseException | None] | None:
         """The handler's outcomes; waits out an unreachable store (None if stopped meanwhile). Any
@@ -162,12 +167,14 @@ class ProjectorRunner:
 
     def _retry_alone(
         self, message: Message, envelope: dict[str, Any], producer: Producer, failure: BaseException
-    ) -> None:
+    ) -> bool:
+        """Apply one message alone until it is stored or dead-lettered (True), or the runner stops
+        (False, unacknowledged)."""
         attempts = 0  # failures that were the message's own, not the store's
         while True:
             if self.is_transient(failure):
                 if self.stop_event.is_set():
-                    return
+                    return False
                 self.stop_event.wait(1.0)
             else:
                 attempts += 1
@@ -180,14 +187,14 @@ class ProjectorRunner:
                         exc_info=failure,
                     )
                     self._dead_letter(message, producer, f"{type(failure).__name__}: {failure}")
-                    return
+                    return True
             outcomes = self._handle([envelope])
             if outcomes is None:
-                return
+                return False
             if (outcome := outcomes[0]) is None:
                 message.ack()
                 self.processed += 1
-                return
+                return True
             failure = outcome
 
     def _dead_letter(self, message: Message, producer: Producer, reason: str) -> None:

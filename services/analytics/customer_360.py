@@ -1,11 +1,17 @@
-"""The customer 360 read model as a pure function of the event history: ``project(doc, message)``
+"""The customer 360 read model as a pure function of the event history.
+
+Each event type says what it does to its customer's document as a ``Change``: fields to set, items
+to append to a list, counters to add to. ``project(doc, message)`` applies a change in Python and
 returns the next document, or None when the message changes nothing because its aggregate version
-was already applied (a redelivery, or an older event arriving after a newer one)."""
+was already applied (a redelivery, or an older event arriving after a newer one). The store applies
+the very same change inside the database as one guarded update (see ``store.guarded_update``), so
+writing an event needs no read first; ``project`` serves the checks, repairs and tests."""
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -22,7 +28,8 @@ def empty_document(customer_id: str) -> Document:
         "policies": [],
         "complaints": [],
         "policy_count": 0,
-        "total_annual_premium": "0.00",
+        # Cents, so that the database can add to it in place; the view shows yuan.
+        "total_annual_premium_cents": 0,
         "open_complaint_count": 0,
         "last_event_at": None,
         # aggregate id -> last applied version: what makes every apply idempotent.
@@ -31,67 +38,115 @@ def empty_document(customer_id: str) -> Document:
     }
 
 
+@dataclass(frozen=True)
+class Element:
+    """The item of a list a change's ``$`` refers to: the one whose ``key`` equals ``value``."""
+
+    array: str
+    key: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one event does to a document. ``set`` paths are dotted (``profile`` or
+    ``complaints.$.status``, where ``$`` is the ``element``); ``push`` adds to top-level lists
+    (kept in ``LIST_ORDER``), ``inc`` adds to top-level counters. The bookkeeping every event does
+    (its version, the revision, the last event time) is added by ``project`` and by the store, not
+    by the event's change."""
+
+    set: Mapping[str, Any] = field(default_factory=dict)
+    push: Mapping[str, Any] = field(default_factory=dict)
+    inc: Mapping[str, int] = field(default_factory=dict)
+    element: Element | None = None
+
+
+# Lists are kept sorted by these keys, so a document depends on which events it holds, never on
+# the order they arrived in (a replay reads each store in turn; live events interleave).
+LIST_ORDER: dict[str, tuple[str, ...]] = {
+    "policies": ("start_date", "policy_number"),
+    "complaints": ("opened_at", "ticket_id"),
+}
+
+
 def mask_national_id(national_id: str) -> str:
     # Only the last four: the rest would give away the region and, with date_of_birth beside it
     # in the profile, all but the serial.
     return "*" * (len(national_id) - 4) + national_id[-4:]
 
 
-def _customer_registered(doc: Document, payload: dict[str, Any], _: Message) -> None:
-    doc["profile"] = {
-        "full_name": payload["full_name"],
-        "national_id_masked": mask_national_id(payload["national_id"]),
-        "mobile_phone": payload["mobile_phone"],
-        "email": payload["email"],
-        "date_of_birth": payload["date_of_birth"],
-        "address": payload["address"],
-    }
-    doc["owning_agent_id"] = payload["owning_agent_id"]
+def cents(amount: str) -> int:
+    # Contract amounts have at most two decimals, so this is exact.
+    return int(Decimal(amount) * 100)
 
 
-def _policy_sold(doc: Document, payload: dict[str, Any], _: Message) -> None:
-    doc["policies"].append(
-        {
-            "policy_number": payload["policy_number"],
-            "product": payload["product"],
-            "annual_premium": payload["annual_premium"],
-            "start_date": payload["start_date"],
-            "end_date": payload["end_date"],
-            "agent_id": payload["agent_id"],
-            "status": "active",
+def _customer_registered(payload: dict[str, Any], _: Message) -> Change:
+    return Change(
+        set={
+            "profile": {
+                "full_name": payload["full_name"],
+                "national_id_masked": mask_national_id(payload["national_id"]),
+                "mobile_phone": payload["mobile_phone"],
+                "email": payload["email"],
+                "date_of_birth": payload["date_of_birth"],
+                "address": payload["address"],
+            },
+            "owning_agent_id": payload["owning_agent_id"],
         }
     )
 
 
-def _complaint_opened(doc: Document, payload: dict[str, Any], message: Message) -> None:
-    doc["complaints"].append(
-        {
-            "ticket_id": payload["ticket_id"],
-            "channel": payload["channel"],
-            "category": payload["category"],
-            "priority": payload["priority"],
-            "status": "open",
-            "opened_at": message["occurred_at"],
-            "sla_deadline": payload["sla_deadline"],
-            "closed_at": None,
-            "closed_within_sla": None,
-            "satisfaction": None,
-        }
+def _policy_sold(payload: dict[str, Any], _: Message) -> Change:
+    return Change(
+        push={
+            "policies": {
+                "policy_number": payload["policy_number"],
+                "product": payload["product"],
+                "annual_premium": payload["annual_premium"],
+                "start_date": payload["start_date"],
+                "end_date": payload["end_date"],
+                "agent_id": payload["agent_id"],
+                "status": "active",
+            }
+        },
+        inc={"policy_count": 1, "total_annual_premium_cents": cents(payload["annual_premium"])},
     )
 
 
-def _complaint_closed(doc: Document, payload: dict[str, Any], message: Message) -> None:
-    for complaint in doc["complaints"]:
-        if complaint["ticket_id"] == payload["ticket_id"]:
-            complaint.update(
-                status="closed",
-                closed_at=message["occurred_at"],
-                closed_within_sla=payload["closed_within_sla"],
-                satisfaction=payload["satisfaction"],
-            )
+def _complaint_opened(payload: dict[str, Any], message: Message) -> Change:
+    return Change(
+        push={
+            "complaints": {
+                "ticket_id": payload["ticket_id"],
+                "channel": payload["channel"],
+                "category": payload["category"],
+                "priority": payload["priority"],
+                "status": "open",
+                "opened_at": message["occurred_at"],
+                "sla_deadline": payload["sla_deadline"],
+                "closed_at": None,
+                "closed_within_sla": None,
+                "satisfaction": None,
+            }
+        },
+        inc={"open_complaint_count": 1},
+    )
 
 
-APPLIERS: dict[str, Callable[[Document, dict[str, Any], Message], None]] = {
+def _complaint_closed(payload: dict[str, Any], message: Message) -> Change:
+    return Change(
+        set={
+            "complaints.$.status": "closed",
+            "complaints.$.closed_at": message["occurred_at"],
+            "complaints.$.closed_within_sla": payload["closed_within_sla"],
+            "complaints.$.satisfaction": payload["satisfaction"],
+        },
+        inc={"open_complaint_count": -1},
+        element=Element("complaints", "ticket_id", payload["ticket_id"]),
+    )
+
+
+CHANGES: dict[str, Callable[[dict[str, Any], Message], Change]] = {
     "customer.registered": _customer_registered,
     "sales.policy_sold": _policy_sold,
     "service_desk.complaint_opened": _complaint_opened,
@@ -101,13 +156,23 @@ APPLIERS: dict[str, Callable[[Document, dict[str, Any], Message], None]] = {
 
 def customer_of(message: Message) -> str | None:
     """Which customer's 360 view a message belongs to, or None when it belongs to none."""
-    if message["event_type"] not in APPLIERS:
+    if message["event_type"] not in CHANGES:
         return None
     return str(message["payload"]["customer_id"])
 
 
+def change_of(message: Message) -> Change | None:
+    """The change a message makes to its customer's document, or None when it belongs to none."""
+    build = CHANGES.get(message["event_type"])
+    return None if build is None else build(message["payload"], message)
+
+
 class VersionGap(Exception):
     """An event arrived before an earlier version of its aggregate was applied."""
+
+
+class MissingElement(Exception):
+    """A change refers to a list item the document does not hold (its earlier event is missing)."""
 
 
 def project(doc: Document | None, message: Message) -> Document | None:
@@ -115,8 +180,8 @@ def project(doc: Document | None, message: Message) -> Document | None:
     changes nothing (None); a version beyond the next one raises ``VersionGap`` rather than
     letting the missing one be skipped for good. (Every version of a published aggregate is public;
     internal events live on aggregates of their own.)"""
-    applier = APPLIERS.get(message["event_type"])
-    if applier is None:
+    change = change_of(message)
+    if change is None:
         return None
     customer_id = str(message["payload"]["customer_id"])
     current = doc if doc is not None else empty_document(customer_id)
@@ -130,23 +195,47 @@ def project(doc: Document | None, message: Message) -> Document | None:
             f"{aggregate_id} arrived before version {last_applied + 1}"
         )
     new = copy.deepcopy(current)
-    applier(new, message["payload"], message)
+    apply_change(new, change)
     new["applied_versions"][aggregate_id] = message["aggregate_version"]
-    _recompute_totals(new)
+    new["revision"] = current["revision"] + 1
     if new["last_event_at"] is None or message["occurred_at"] > new["last_event_at"]:
         new["last_event_at"] = message["occurred_at"]
-    new["revision"] = current["revision"] + 1
     return new
 
 
-def _recompute_totals(doc: Document) -> None:
-    active = [p for p in doc["policies"] if p["status"] == "active"]
-    doc["policy_count"] = len(doc["policies"])
-    doc["total_annual_premium"] = str(sum((Decimal(p["annual_premium"]) for p in active), Decimal("0.00")))
-    doc["open_complaint_count"] = sum(1 for c in doc["complaints"] if c["status"] == "open")
+def apply_change(doc: Document, change: Change) -> None:
+    """Apply ``change`` to ``doc`` in place, as the database applies its guarded update."""
+    item: dict[str, Any] | None = None
+    if change.element is not None:
+        element = change.element
+        item = next((i for i in doc.get(element.array, []) if i.get(element.key) == element.value), None)
+        if item is None:
+            raise MissingElement(f"no {element.array} item with {element.key} {element.value!r}")
+    for path, value in change.set.items():
+        head, _, rest = path.partition(".")
+        if rest.startswith("$."):
+            if item is None:
+                raise MissingElement(f"{path} names no element")
+            item[rest[2:]] = copy.deepcopy(value)
+        elif rest:
+            doc.setdefault(head, {})[rest] = copy.deepcopy(value)
+        else:
+            doc[head] = copy.deepcopy(value)
+    for name, value in change.push.items():
+        items = doc.setdefault(name, [])
+        items.append(copy.deepcopy(value))
+        items.sort(key=lambda item: tuple(item[key] for key in LIST_ORDER[name]))
+    for name, amount in change.inc.items():
+        doc[name] = doc.get(name, 0) + amount
 
 
 def public_view(doc: Document) -> dict[str, Any]:
     """The document as RPC callers see it: without bookkeeping fields (``write_id`` is the store's
-    compare-and-set token)."""
-    return {k: v for k, v in doc.items() if k not in ("_id", "applied_versions", "revision", "write_id")}
+    compare-and-set token), and the premium total in yuan."""
+    view = {
+        k: v
+        for k, v in doc.items()
+        if k not in ("_id", "applied_versions", "revision", "write_id", "total_annual_premium_cents")
+    }
+    view["total_annual_premium"] = str(Decimal(doc.get("total_annual_premium_cents", 0)).scaleb(-2))
+    return view

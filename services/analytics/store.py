@@ -1,12 +1,14 @@
 """MongoDB adapter of the customer 360 read model.
 
-Writes are compare-and-set on the document's write token (``write_id``, fresh on every write), so
-two writers (the live projector, a rebuild, a repair by ``crm verify``) never interleave a
-read-modify-write on one customer. The token, not ``revision``, is compared: a repair may write a
-document whose revision equals the one a concurrent projector read (ABA). Every write is journaled
-before it is acknowledged. Which collection is live is recorded in the ``read_models`` catalog: a
-rebuild fills a fresh collection, the projector writes to both while it runs, then reads switch
-over."""
+An event is written as one guarded update (``guarded_update``): applied by the database only if the
+aggregate's previous version is the last one in the document, so projecting reads nothing first and
+two writers (the live projector, a rebuild) cannot apply one event twice. A whole-document write
+(a repair by ``crm verify``) is compare-and-set on the document's write token (``write_id``, fresh
+on every write, guarded updates included), so it never overwrites a change it did not see. The
+token, not ``revision``, is compared: a repair may write a document whose revision equals the one a
+concurrent projector read (ABA). Every write is journaled before it is acknowledged. Which
+collection is live is recorded in the ``read_models`` catalog: a rebuild fills a fresh collection,
+the projector writes to both while it runs, then reads switch over."""
 
 from __future__ import annotations
 
@@ -15,14 +17,24 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
-from pymongo import InsertOne, MongoClient, ReplaceOne, ReturnDocument
+from pymongo import MongoClient, ReturnDocument, UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.results import BulkWriteResult
 
-from services.analytics.customer_360 import Document, Message, VersionGap, customer_of, project
+from services.analytics.customer_360 import (
+    LIST_ORDER,
+    Document,
+    Message,
+    VersionGap,
+    change_of,
+    customer_of,
+    empty_document,
+    project,
+)
 
 CUSTOMER_360 = "customer_360"
 CATALOG = "read_models"
@@ -30,6 +42,7 @@ CATALOG = "read_models"
 
 # The compare-and-set token of a document: set only by ``_stamped``, compared only by ``_as_read``.
 WRITE_ID = "write_id"
+DUPLICATE_KEY = 11000
 
 
 def mongo_client(uri: str) -> MongoClient:
@@ -112,6 +125,59 @@ class ReadModelCatalog:
         return self.targets(model)
 
 
+class GuardedUpdate(NamedTuple):
+    customer_id: str
+    operation: UpdateOne
+    creates: bool  # an upsert: the aggregate's first event may create the document
+
+
+def guarded_update(message: Message) -> GuardedUpdate | None:
+    """The message's change (see ``customer_360.Change``) as one update the database applies only
+    if the aggregate's previous version is the last one applied to the document, so nothing is read
+    first: a redelivery, or an event ahead of its predecessor, matches nothing. An aggregate's first
+    event upserts, so whichever event of a customer comes first creates the document."""
+    change = change_of(message)
+    customer_id = customer_of(message)
+    if change is None or customer_id is None:
+        return None
+    applied = f"applied_versions.{message['aggregate_id']}"
+    version = int(message["aggregate_version"])
+    query: dict[str, Any] = {"_id": customer_id, applied: version - 1 if version > 1 else {"$exists": False}}
+    if change.element is not None:
+        query[f"{change.element.array}.{change.element.key}"] = change.element.value
+    update: dict[str, dict[str, Any]] = {
+        "$set": {**change.set, applied: version, WRITE_ID: uuid.uuid4().hex},
+        "$inc": {**change.inc, "revision": 1},
+        "$max": {"last_event_at": message["occurred_at"]},
+    }
+    if change.push:
+        update["$push"] = {
+            name: {"$each": [item], "$sort": dict.fromkeys(LIST_ORDER[name], 1)}
+            for name, item in change.push.items()
+        }
+    first = version == 1 and change.element is None
+    if first:
+        touched = {path.split(".")[0] for fields in update.values() for path in fields}
+        update["$setOnInsert"] = {
+            k: v for k, v in empty_document(customer_id).items() if k not in touched and k != "_id"
+        }
+    return GuardedUpdate(customer_id, UpdateOne(query, update, upsert=first), first)
+
+
+def _written(result: BulkWriteResult) -> int:
+    return result.matched_count + result.upserted_count
+
+
+def _write_one(collection: Collection, update: GuardedUpdate) -> bool:
+    """True if the guarded update matched (or inserted) the document."""
+    try:
+        return _written(collection.bulk_write([update.operation])) == 1
+    except BulkWriteError as e:
+        if any(error["code"] != DUPLICATE_KEY for error in e.details["writeErrors"]):
+            raise
+        return False  # another writer created the document first
+
+
 def apply_message(
     collection: Collection,
     message: Message,
@@ -119,25 +185,26 @@ def apply_message(
     gaps_wait_for_replay: bool = False,
     max_attempts: int = 10,
 ) -> bool:
-    """Apply one event message to one collection; True if a document changed. A version gap raises
-    ``VersionGap`` (the projector retries the message, then dead-letters it: requeue its
-    predecessor first), except in a collection being rebuilt, where the replay brings the missing
-    versions and this one after them."""
+    """Apply one event message to one collection; True if this call changed the document. When the
+    guarded update matches nothing the document is read to say why: the version was applied already
+    (False), or it is ahead of its predecessor (``VersionGap``: the projector retries the message,
+    then dead-letters it; requeue its predecessor first), except in a collection being rebuilt,
+    where the replay brings the missing versions and this one after them."""
     customer_id = customer_of(message)
-    if customer_id is None:
-        return False
     for _ in range(max_attempts):
-        current = collection.find_one({"_id": customer_id})
+        update = guarded_update(message)
+        if update is None:
+            return False
+        if _write_one(collection, update):
+            return True
         try:
-            new = project(current, message)
+            if project(collection.find_one({"_id": customer_id}), message) is None:
+                return False
         except VersionGap:
             if gaps_wait_for_replay:
                 return False
             raise
-        if new is None:
-            return False
-        if compare_and_set(collection, current, new):
-            return True
+        # Applicable now: it met another writer's insert of the same new document; write again.
     raise RuntimeError(f"{collection.name} {customer_id} kept changing under the projector")
 
 
@@ -183,53 +250,85 @@ def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
+Indexed = tuple[int, GuardedUpdate]
+
+
+def _waves(updates: list[Indexed]) -> list[list[Indexed]]:
+    """Split updates so that no wave holds two for one document: a wave can then go unordered
+    (the database may run its updates in any order) and a customer's updates still apply in the
+    order they came."""
+    waves: list[list[Indexed]] = []
+    seen: dict[str, int] = defaultdict(int)
+    for index, update in updates:
+        depth = seen[update.customer_id]
+        if depth == len(waves):
+            waves.append([])
+        waves[depth].append((index, update))
+        seen[update.customer_id] = depth + 1
+    return waves
+
+
 def apply_together(
     collection: Collection, messages: list[Message], *, gaps_wait_for_replay: bool = False
 ) -> list[Outcome]:
-    """Apply many messages with one read per ``LOOKUP_CHUNK`` customers and one bulk write: one
-    outcome per message, in order, None when it is applied (or changes nothing), the exception when
-    it is not (a ``VersionGap``: the caller retries it, then sets it aside). A document another
-    writer changed meanwhile makes the batch fall back to one message at a time (every apply is
-    idempotent)."""
+    """Apply many messages as guarded updates in one bulk write (one per wave, see ``_waves``; one
+    in all unless a customer has several events in the batch), reading nothing: one outcome per
+    message, in order, None when it is applied (or changes nothing), the exception when it is not
+    (a ``VersionGap``: the caller retries it, then sets it aside). Only the updates that may have
+    matched nothing are looked at again, one at a time (see ``apply_message``)."""
     outcomes: list[Outcome] = [None] * len(messages)
-    by_customer: dict[str, list[int]] = defaultdict(list)
-    for index, message in enumerate(messages):
-        if (customer_id := customer_of(message)) is not None:
-            by_customer[customer_id].append(index)
-    if not by_customer:
-        return outcomes
-    existing: dict[str, Document] = {}
-    for chunk in chunks(list(by_customer), LOOKUP_CHUNK):
-        existing.update((d["_id"], d) for d in collection.find({"_id": {"$in": chunk}}))
-    writes: list[Any] = []
-    for customer_id, indexes in by_customer.items():
-        current = existing.get(customer_id)
-        doc = current
-        for index in indexes:
-            try:
-                doc = project(doc, messages[index]) or doc
-            except VersionGap as gap:  # the versions after it in this batch gap too
-                outcomes[index] = None if gaps_wait_for_replay else gap
-        if doc is current or doc is None:
-            continue
-        writes.append(
-            InsertOne(_stamped(doc)) if current is None else ReplaceOne(_as_read(current), _stamped(doc))
-        )
-    if not writes:
-        return outcomes
-    try:
-        result = collection.bulk_write(writes, ordered=False)
-        done = result.inserted_count + result.matched_count
-    except BulkWriteError as e:
-        done = e.details.get("nInserted", 0) + e.details.get("nMatched", 0)
-    if done < len(writes):
-        for index, message in enumerate(messages):
-            try:
-                apply_message(collection, message, gaps_wait_for_replay=gaps_wait_for_replay)
-                outcomes[index] = None
-            except Exception as e:
-                outcomes[index] = e
+    updates = [(index, u) for index, m in enumerate(messages) if (u := guarded_update(m)) is not None]
+    unsure: list[int] = []
+    for wave in _waves(updates):
+        try:
+            result = collection.bulk_write([u.operation for _, u in wave], ordered=False)
+            written, duplicates = _written(result), set()
+        except BulkWriteError as e:
+            if any(error["code"] != DUPLICATE_KEY for error in e.details["writeErrors"]):
+                raise
+            written = e.details["nMatched"] + e.details["nUpserted"]
+            duplicates = {error["index"] for error in e.details["writeErrors"]}
+        if written + len(duplicates) == len(wave):
+            unsure += [wave[position][0] for position in duplicates]
+        else:  # which of the updates matched nothing, the counts do not say
+            unsure += [
+                index for position, (index, u) in enumerate(wave) if position in duplicates or not u.creates
+            ]
+    _settle(collection, messages, unsure, outcomes, gaps_wait_for_replay)
     return outcomes
+
+
+def _settle(
+    collection: Collection,
+    messages: list[Message],
+    unsure: list[int],
+    outcomes: list[Outcome],
+    gaps_wait_for_replay: bool,
+) -> None:
+    """Find out why the ``unsure`` messages' updates may have matched nothing, with one read per
+    ``LOOKUP_CHUNK`` customers: mostly they were applied already (a redelivery; a replay reaching
+    what the live projector copied), sometimes they come before their predecessor (a gap). Only one
+    still applicable (it met another writer creating the same document) is written again."""
+    customers = {str(customer_of(messages[index])) for index in unsure}
+    docs: dict[str, Document] = {}
+    for chunk in chunks(sorted(customers), LOOKUP_CHUNK):
+        docs.update((d["_id"], d) for d in collection.find({"_id": {"$in": list(chunk)}}))
+    rewritten: set[str] = set()
+    for index in unsure:
+        message, customer_id = messages[index], str(customer_of(messages[index]))
+        try:
+            if customer_id not in rewritten:
+                try:
+                    if project(docs.get(customer_id), message) is None:
+                        continue
+                except VersionGap:
+                    if gaps_wait_for_replay:
+                        continue
+                    raise
+                rewritten.add(customer_id)  # what was read of it is stale from here on
+            apply_message(collection, message, gaps_wait_for_replay=gaps_wait_for_replay)
+        except Exception as e:
+            outcomes[index] = e
 
 
 def apply_batch(

@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from crm_cli.system import bin_path, free_port, wait_for_port
 from crm_shared.auth import Caller, Role
 from crm_shared.domain import CommandMeta
 from crm_shared.eventstore import CrmApplication, sqlite_env
-from services.analytics.customer_360 import empty_document, public_view
+from services.analytics.customer_360 import cents, empty_document, public_view
 from services.analytics.store import (
     CUSTOMER_360,
     WRITE_ID,
@@ -185,9 +184,8 @@ def test_repair_restores_damaged_documents_and_touches_no_other(world: World, da
             "$set": {
                 "revision": doc["revision"] - 1,
                 "policy_count": 1,
-                "total_annual_premium": str(
-                    Decimal(doc["total_annual_premium"]) - Decimal(policy["annual_premium"])
-                ),
+                "total_annual_premium_cents": doc["total_annual_premium_cents"]
+                - cents(policy["annual_premium"]),
             },
         },
     )

@@ -10,7 +10,7 @@ import pytest
 from crm_shared.auth import Caller, Role
 from crm_shared.domain import CommandMeta
 from crm_shared.eventstore import build_envelope
-from services.analytics.customer_360 import VersionGap, project
+from services.analytics.customer_360 import VersionGap, project, public_view
 from services.customer.domain import Customer
 from services.sales.domain import Policy
 from services.service_desk.domain import Complaint
@@ -80,7 +80,8 @@ def test_the_360_view_summarises_the_history() -> None:
     assert doc["profile"]["national_id_masked"] == "**************002X"
     assert doc["owning_agent_id"] == "A-1"
     assert doc["policy_count"] == 2
-    assert doc["total_annual_premium"] == "1251.00"
+    assert doc["total_annual_premium_cents"] == 125100
+    assert public_view(doc)["total_annual_premium"] == "1251.00"
     assert doc["open_complaint_count"] == 0
     (complaint,) = doc["complaints"]
     assert complaint["status"] == "closed" and complaint["satisfaction"] == 4
