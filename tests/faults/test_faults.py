@@ -14,6 +14,7 @@ from kombu import Connection
 
 from crm_cli.system import REPO, System
 from crm_shared.messaging import dead_letter_exchange, encode, events_exchange
+from crm_shared.relay import Relay
 from services.analytics.store import CUSTOMER_360, ReadModelCatalog
 from tests.e2e.conftest import Stores
 from tests.faults.conftest import (
@@ -61,6 +62,59 @@ def test_kill_9_a_write_service_and_its_relay_between_storing_and_publishing(
         t.join(300)
     assert_converged(crm, stores, load)
     assert load.failures < load.total  # most commands still got through
+
+
+def backlog_then_kill_9_while_it_drains(
+    crm: System,
+    stopped: str,
+    drained: Callable[[], int],
+    unfinished: Callable[[], bool],
+    kills: int = 3,
+) -> Load:
+    """Stop ``stopped``, let a backlog build behind it, then start it and kill -9 it each time
+    ``drained()`` moves on, so that it dies with work in flight (a batch written but not
+    acknowledged; published but not yet confirmed and recorded). ``unfinished()``, asked right
+    after each kill, proves that at least one kill came before the backlog was through."""
+    crm.stop([stopped])
+    load = Load(crm, total=600)
+    for t in load.start():
+        t.join(300)
+    cut_short = []
+    for _ in range(kills):
+        before = drained()
+        crm.start([stopped])
+        wait_until(lambda b=before: drained() > b, timeout=60, interval=0.005, what=f"{stopped} to start")
+        kill_9(crm, stopped)
+        cut_short.append(unfinished())
+    assert any(cut_short), f"{stopped} was through its backlog before every kill"
+    crm.start([stopped])
+    return load
+
+
+def test_kill_9_the_projector_with_batches_applied_but_not_acknowledged(crm: System, stores: Stores) -> None:
+    collection = read_model(crm)
+    registered = stores.apps["customer"]
+
+    def unfinished() -> bool:  # 3 stored events a customer: registration, id claim, command record
+        return collection.estimated_document_count() < registered.max_position() // 3
+
+    load = backlog_then_kill_9_while_it_drains(
+        crm, "projector", lambda: collection.estimated_document_count(), unfinished
+    )
+    assert_converged(crm, stores, load)
+
+
+def test_kill_9_the_relay_with_publishes_unconfirmed(crm: System, stores: Stores) -> None:
+    collection = read_model(crm)
+    customers = stores.apps["customer"]
+    relay = Relay(customers, crm.amqp_uri)
+    load = backlog_then_kill_9_while_it_drains(
+        crm,
+        "relay-customer",
+        lambda: collection.count_documents({"profile": {"$ne": None}}),
+        lambda: relay.position() < customers.max_position(),
+    )
+    assert_converged(crm, stores, load)
 
 
 def test_a_broker_outage_during_load_heals_by_itself(crm: System, stores: Stores) -> None:
