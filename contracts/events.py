@@ -78,7 +78,54 @@ class ComplaintClosedV1(Schema):
     closed_within_sla = fields.Boolean(required=True)
 
 
+class TeamCreatedV1(Schema):
+    team_id = f.code(required=True)
+    name = fields.String(required=True)
+    branch = fields.String(required=True)
+    manager_user_id = f.code(required=True, allow_none=True)
+
+
+class TeamManagerAppointedV1(Schema):
+    team_id = f.code(required=True)
+    manager_user_id = f.code(required=True)
+    previous_manager_user_id = f.code(required=True, allow_none=True)
+    reason = fields.String(required=True)
+
+
+class AgentRegisteredV1(Schema):
+    agent_id = f.agent_id(required=True)
+    name = fields.String(required=True)
+    team_id = f.code(required=True)
+    hired_on = fields.Date(required=True)
+
+
+class AgentMovedV1(Schema):
+    agent_id = f.agent_id(required=True)
+    from_team_id = f.code(required=True)
+    to_team_id = f.code(required=True)
+    reason = fields.String(required=True)
+
+
+class SuccessorV1(Schema):
+    kind = f.one_of(f.SUCCESSOR_KINDS, required=True)
+    agent_id = f.agent_id(required=True, allow_none=True)
+    team_id = f.code(required=True, allow_none=True)
+
+
+class AgentDepartedV1(Schema):
+    agent_id = f.agent_id(required=True)
+    team_id = f.code(required=True)
+    departed_on = fields.Date(required=True)
+    reason = fields.String(required=True)
+    successor = fields.Nested(SuccessorV1, required=True)
+
+
 PAYLOAD_SCHEMAS: dict[tuple[str, int], type[Schema]] = {
+    ("sales.team_created", 1): TeamCreatedV1,
+    ("sales.team_manager_appointed", 1): TeamManagerAppointedV1,
+    ("sales.agent_registered", 1): AgentRegisteredV1,
+    ("sales.agent_moved", 1): AgentMovedV1,
+    ("sales.agent_departed", 1): AgentDepartedV1,
     ("customer.registered", 1): CustomerRegisteredV1,
     ("sales.policy_sold", 1): PolicySoldV1,
     ("service_desk.complaint_opened", 1): ComplaintOpenedV1,

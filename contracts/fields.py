@@ -50,6 +50,20 @@ def agent_id(**kwargs: Any) -> fields.String:
     )
 
 
+def code(**kwargs: Any) -> fields.String:
+    """An identifier chosen by people (a team id, a user id): the agent id format."""
+    return fields.String(
+        validate=validate.Regexp(
+            AGENT_ID_PATTERN,
+            error="format: 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+        ),
+        **kwargs,
+    )
+
+
+SUCCESSOR_KINDS = ("agent", "round_robin", "pool")
+
+
 def national_id(**kwargs: Any) -> fields.String:
     return fields.String(validate=validate_national_id, **kwargs)
 

@@ -117,3 +117,67 @@ class GetCustomer360(Strict):
 
 class Ping(Strict):
     pass
+
+
+# The sales force ---------------------------------------------------------------------------------
+
+
+class CreateTeam(Strict):
+    team_id = f.code(required=True)
+    name = f.text(200, required=True)
+    branch = f.text(200, required=True)
+    manager_user_id = f.code(load_default=None, allow_none=True)
+
+
+class AppointTeamManager(Strict):
+    team_id = f.code(required=True)
+    manager_user_id = f.code(required=True)
+    reason = f.text(1000, required=True)
+
+
+class RegisterAgent(Strict):
+    agent_id = f.agent_id(required=True)
+    name = f.text(200, required=True)
+    team_id = f.code(required=True)
+    hired_on = fields.Date(required=True)
+
+
+class MoveAgent(Strict):
+    agent_id = f.agent_id(required=True)
+    team_id = f.code(required=True)
+    reason = f.text(1000, required=True)
+
+
+class Successor(Strict):
+    kind = f.one_of(f.SUCCESSOR_KINDS, required=True)
+    agent_id = f.agent_id(load_default=None, allow_none=True)
+    team_id = f.code(load_default=None, allow_none=True)
+
+    @validates_schema
+    def _names_whom(self, data: dict[str, Any], **_: Any) -> None:
+        if data["kind"] == "agent" and not data.get("agent_id"):
+            raise ValidationError("required: name the agent who takes over", "agent_id")
+        if data["kind"] != "agent" and data.get("agent_id"):
+            raise ValidationError("not_allowed: only an 'agent' successor names an agent", "agent_id")
+
+
+class RecordAgentDeparture(Strict):
+    agent_id = f.agent_id(required=True)
+    departed_on = fields.Date(required=True)
+    reason = f.text(1000, required=True)
+    successor = fields.Nested(Successor, required=True)
+
+
+class GetAgent(Strict):
+    agent_id = f.agent_id(required=True)
+
+
+class GetTeam(Strict):
+    team_id = f.code(required=True)
+
+
+class ScopeOf(Strict):
+    """Who a set of owners belongs to: the team of each, and the teams a user manages."""
+
+    owner_ids = fields.List(f.agent_id(), load_default=list, validate=validate.Length(max=500))
+    manager_user_id = f.code(load_default=None, allow_none=True)

@@ -54,14 +54,20 @@ class CustomerDirectory(Protocol):
     def owning_agent_of(self, customer_id: str) -> str: ...
 
 
+def unknown_customer_field(customer_id: str) -> ValidationFailed:
+    """A command naming a customer that does not exist, or that the caller may not act on: one
+    answer for both (see ``crm_shared.access``)."""
+    return ValidationFailed.single(
+        "customer_id", "unknown_customer", f"no customer {customer_id} that you may act on"
+    )
+
+
 def owning_agent_of_known_customer(customers: CustomerDirectory, customer_id: str) -> str:
     """The customer's owning agent; an unknown customer is the command's fault, not a lookup's."""
     try:
         return customers.owning_agent_of(customer_id)
     except NotFound:
-        raise ValidationFailed.single(
-            "customer_id", "unknown_customer", f"the customer context knows no {customer_id}"
-        ) from None
+        raise unknown_customer_field(customer_id) from None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Sales context command and query handlers."""
+"""Selling: policies sold to the customers the caller may act on."""
 
 from __future__ import annotations
 
@@ -6,25 +6,34 @@ from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
 
+from crm_shared.access import TeamScope, may_act_on
 from crm_shared.auth import Role
 from crm_shared.commands import Decision, command
 from crm_shared.domain import CommandMeta
 from crm_shared.errors import FieldError, NotFound
 from crm_shared.eventstore import CrmApplication
-from crm_shared.rpc import CustomerDirectory, owning_agent_of_known_customer
+from crm_shared.rpc import CustomerDirectory, owning_agent_of_known_customer, unknown_customer_field
 from services.sales.domain import Policy, policy_number_for
 
 
-class SalesApplication(CrmApplication):
-    CONTEXT = "sales"
+def unknown_policy(number: str) -> NotFound:
+    return NotFound(
+        f"no policy {number} that you may see",
+        fields=[FieldError("policy_number", "unknown_policy", "no such policy in your scope")],
+    )
 
+
+class Selling(CrmApplication):
     @command
-    def sell_policy(self, data: dict[str, Any], meta: CommandMeta, customers: CustomerDirectory) -> Decision:
+    def sell_policy(
+        self, data: dict[str, Any], meta: CommandMeta, customers: CustomerDirectory, scope: TeamScope
+    ) -> Decision:
         caller = meta.actor
-        caller.require_role(Role.AGENT, Role.OPERATOR, Role.ADMIN)
+        caller.require_role(Role.AGENT, Role.MANAGER, Role.OPERATOR, Role.ADMIN)
         customer_id = str(data["customer_id"])
         owning_agent = owning_agent_of_known_customer(customers, customer_id)
-        caller.require_customer_access(owning_agent, f"customer {customer_id}")
+        if not may_act_on(caller, owning_agent, scope):
+            raise unknown_customer_field(customer_id)
         policy = Policy.sell(
             policy_number=policy_number_for(meta.causation_id),
             customer_id=customer_id,
@@ -37,16 +46,14 @@ class SalesApplication(CrmApplication):
         )
         return Decision({"policy_number": policy.policy_number}, (policy,))
 
-    def get_policy(self, data: dict[str, Any], meta: CommandMeta) -> dict[str, Any]:
+    def get_policy(self, data: dict[str, Any], meta: CommandMeta, scope: TeamScope) -> dict[str, Any]:
         number = data["policy_number"]
         try:
             policy: Policy = self.repository.get(Policy.id_for(number))
         except AggregateNotFoundError:
-            raise NotFound(
-                f"no policy {number}",
-                fields=[FieldError("policy_number", "unknown_policy", "no such record exists")],
-            ) from None
-        meta.actor.require_customer_access(policy.agent_id, f"policy {number}", also=(Role.SERVICE_DESK,))
+            raise unknown_policy(number) from None
+        if not may_act_on(meta.actor, policy.agent_id, scope, also=(Role.SERVICE_DESK,)):
+            raise unknown_policy(number)
         return {
             "policy_number": policy.policy_number,
             "customer_id": policy.customer_id,

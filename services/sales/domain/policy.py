@@ -1,4 +1,4 @@
-"""The sales context's domain: policies sold to customers."""
+"""Policies sold to customers."""
 
 from __future__ import annotations
 

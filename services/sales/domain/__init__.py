@@ -1,0 +1,32 @@
+"""The sales context's domain: the sales force (teams, their rosters, agents) and the policies sold.
+Pure: no I/O. (Events stored before this became a package name ``services.sales.domain`` as their
+module; the names below keep resolving them.)"""
+
+from services.sales.domain.agent import (
+    Agent,
+    AgentStatus,
+    SuccessorKind,
+    SuccessorRule,
+    pool_of,
+    successors,
+    team_of_pool,
+)
+from services.sales.domain.policy import Policy, add_years, policy_number_for
+from services.sales.domain.roster import ManagedTeams, TeamRoster
+from services.sales.domain.team import Team
+
+__all__ = [
+    "Agent",
+    "AgentStatus",
+    "ManagedTeams",
+    "Policy",
+    "SuccessorKind",
+    "SuccessorRule",
+    "Team",
+    "TeamRoster",
+    "add_years",
+    "policy_number_for",
+    "pool_of",
+    "successors",
+    "team_of_pool",
+]
