@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.run import closed_loop, register
+from bench.run import closed_loop, register, staff
 from crm_cli.system import REPO, System, bin_path, free_port, fresh_vhost
 
 
@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(
                 f"no such process: {', '.join(unknown)}; choose from {', '.join(system.processes)}"
             )
+        staff(system)
         closed_loop(system, args.clients, 3, register)  # warm up: connections, caches, queues
         recorders = []
         for name in names:

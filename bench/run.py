@@ -136,6 +136,15 @@ def ping(client: CrmClient) -> None:
     assert client.call("customer", "ping", {})["ok"]
 
 
+def staff(system: System) -> System:
+    """The team and agents the benchmark registers customers for."""
+    from tests.support import staff_over_rpc
+
+    with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=30) as client:
+        staff_over_rpc(client)
+    return system
+
+
 def register(client: CrmClient) -> str:
     reply = client.call("customer", "register_customer", payload())
     assert reply["ok"], reply
@@ -166,6 +175,7 @@ def postgres_command_path(seconds: float) -> tuple[float, float]:
                 extra_env={"POSTGRES_DBNAME": database},
             ).running() as system,
         ):
+            staff(system)
             return closed_loop(system, 10, seconds, ping), closed_loop(system, 10, seconds, register)
     finally:
         with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as c:
@@ -452,6 +462,7 @@ def main(argv: list[str] | None = None) -> None:
         tempfile.TemporaryDirectory(prefix="crm-bench-") as tmp,
         System(Path(tmp), amqp_uri, mongo_port=free_port()).running() as system,
     ):
+        staff(system)
         print("1. command path (10 clients)", file=sys.stderr, flush=True)
         ping_rate = closed_loop(system, 10, sizes.command_seconds, ping)
         register_rate = closed_loop(system, 10, sizes.command_seconds, register)

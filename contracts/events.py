@@ -49,6 +49,14 @@ class CustomerRegisteredV1(Schema):
     owning_agent_id = f.agent_id(required=True)
 
 
+class CustomerOwnerChangedV1(Schema):
+    customer_id = fields.UUID(required=True)
+    previous_agent_id = f.agent_id(required=True)
+    new_agent_id = f.agent_id(required=True)
+    reason = fields.String(required=True)
+    transfer_id = fields.UUID(required=True, allow_none=True)
+
+
 class PolicySoldV1(Schema):
     policy_number = fields.String(required=True)
     customer_id = fields.UUID(required=True)
@@ -118,6 +126,7 @@ class AgentDepartedV1(Schema):
     departed_on = fields.Date(required=True)
     reason = fields.String(required=True)
     successor = fields.Nested(SuccessorV1, required=True)
+    successors = fields.List(f.agent_id(), required=True, validate=validate.Length(min=1))
 
 
 PAYLOAD_SCHEMAS: dict[tuple[str, int], type[Schema]] = {
@@ -127,6 +136,7 @@ PAYLOAD_SCHEMAS: dict[tuple[str, int], type[Schema]] = {
     ("sales.agent_moved", 1): AgentMovedV1,
     ("sales.agent_departed", 1): AgentDepartedV1,
     ("customer.registered", 1): CustomerRegisteredV1,
+    ("customer.owner_changed", 1): CustomerOwnerChangedV1,
     ("sales.policy_sold", 1): PolicySoldV1,
     ("service_desk.complaint_opened", 1): ComplaintOpenedV1,
     ("service_desk.complaint_closed", 1): ComplaintClosedV1,

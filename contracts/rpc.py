@@ -63,6 +63,12 @@ class GetCustomer(Strict):
     customer_id = f.uuid_field(required=True)
 
 
+class ReassignCustomer(Strict):
+    customer_id = f.uuid_field(required=True)
+    new_agent_id = f.agent_id(required=True)
+    reason = f.text(1000, required=True)
+
+
 class SellPolicy(Strict):
     customer_id = f.uuid_field(required=True)
     product = f.one_of(f.PRODUCTS, required=True)
@@ -165,6 +171,11 @@ class RecordAgentDeparture(Strict):
     agent_id = f.agent_id(required=True)
     departed_on = fields.Date(required=True)
     reason = f.text(1000, required=True)
+    successor = fields.Nested(Successor, required=True)
+
+
+class PlanSuccession(Strict):
+    agent_id = f.agent_id(required=True)
     successor = fields.Nested(Successor, required=True)
 
 

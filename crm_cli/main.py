@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from crm_cli import sales_force
 from crm_cli.client import CrmClient
 from crm_cli.system import REPO, rpc_consumers
 from crm_shared.auth import Caller, Role
@@ -65,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--user", default=os.environ.get("USER", "local-operator"))
     parser.add_argument("--agent-id", help="your agent id, with --as agent")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sales_force.add_commands(commands)
 
     register = commands.add_parser("register", help="register a customer; prints its id")
     register.add_argument("--name", required=True)
@@ -195,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def request_for(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]:
+    if args.command in sales_force.COMMANDS:
+        return sales_force.request_for(args)
     match args.command:
         case "register":
             address = {"line1": args.street, "city": args.city, "province": args.province}

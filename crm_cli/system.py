@@ -361,6 +361,8 @@ def main(argv: list[str] | None = None) -> None:
 CRM is running (logs in {args.run_dir}/logs, data in {args.run_dir}/data and {args.run_dir}/mongo).
 
 Try it from another terminal (the commands act as a local operator unless you say --as):
+  .venv/bin/crm team create T-BJ-01 --name "Beijing North" --branch Beijing --manager mgr-li
+  .venv/bin/crm agent register A-1001 --name "Zhang Min" --team T-BJ-01 --hired-on 2024-03-01
   .venv/bin/crm register --name "Li Wei" --national-id 11010519491231002X \\
       --phone 13800138000 --birth-date 1949-12-31 --city Beijing --province Beijing \\
       --street "1 Chang'an Avenue" --agent A-1001

@@ -60,5 +60,7 @@ def require_customer_access(
     *,
     also: Iterable[Role] = (),
 ) -> None:
-    if not may_act_on(caller, owning_agent_id, scope, also=also):
+    """Refuses unless the customer exists (``owning_agent_id`` is None for one that does not) and
+    the caller may act on it, with one answer for both."""
+    if owning_agent_id is None or not may_act_on(caller, owning_agent_id, scope, also=also):
         raise unknown_customer(customer_id)

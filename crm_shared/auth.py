@@ -43,19 +43,6 @@ class Caller:
             allowed = ", ".join(r.value for r in roles)
             raise PermissionDenied(f"role '{self.role}' may not do this; allowed roles: {allowed}")
 
-    def require_customer_access(
-        self, owning_agent_id: str | None, what: str, *, also: tuple[Role, ...] = ()
-    ) -> None:
-        """Agents may only touch their own customers; operators, admins and the roles in
-        ``also`` may touch any. Managers get their team's customers once teams exist."""
-        if self.sees_everything or self.role in also:
-            return
-        if self.role == Role.AGENT and self.agent_id is not None:
-            if self.agent_id == owning_agent_id:
-                return
-            raise PermissionDenied(f"agent '{self.agent_id}' does not own {what}")
-        raise PermissionDenied(f"role '{self.role}' may not access {what}")
-
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")

@@ -4,6 +4,7 @@ this one and ``nameko_hardening`` import nameko."""
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -50,31 +51,104 @@ class Application(DependencyProvider):
         return self.app
 
 
+def bounded_call(method: Any, payload: dict[str, Any], service: str) -> dict[str, Any]:
+    """One RPC to another service, as the original caller (the token travels in the context),
+    given up after ``LOOKUP_TIMEOUT_SECONDS``: with that service down, a request would otherwise
+    wait in its queue while the caller gives up and retries."""
+    try:
+        with eventlet.Timeout(LOOKUP_TIMEOUT_SECONDS):
+            reply: dict[str, Any] = method(payload)
+    except (Exception, eventlet.Timeout) as e:
+        raise DependencyUnavailable(
+            f"the {service} service did not answer ({type(e).__name__}); try again shortly"
+        ) from e
+    return reply
+
+
+def raise_for(reply: dict[str, Any], what: str) -> None:
+    if reply.get("ok"):
+        return
+    error = reply.get("error", {})
+    if error.get("code") == "not_found":
+        raise NotFound(f"no {what}")
+    if error.get("code") == "permission_denied":
+        raise PermissionDenied(error.get("message", "not allowed"))
+    raise CrmError(error.get("message", f"{what}: lookup failed"))
+
+
 class RpcCustomerDirectory:
-    """Asks the customer service, as the original caller (the token travels in the context), who
-    owns a customer."""
+    """Asks the customer service who owns a customer (as the caller: a customer outside the
+    caller's scope is not found)."""
 
     def __init__(self, customer_rpc: Any) -> None:
         self.customer_rpc = customer_rpc
 
     def owning_agent_of(self, customer_id: str) -> str:
-        try:
-            # Bounded: with the customer service down, a request would otherwise wait in its queue
-            # while the caller gives up and retries.
-            with eventlet.Timeout(LOOKUP_TIMEOUT_SECONDS):
-                reply = self.customer_rpc.get_customer({"customer_id": customer_id})
-        except (Exception, eventlet.Timeout) as e:
-            raise DependencyUnavailable(
-                f"the customer service did not answer ({type(e).__name__}); try again shortly"
-            ) from e
-        if reply.get("ok"):
-            return str(reply["result"]["owning_agent_id"])
-        error = reply.get("error", {})
-        if error.get("code") == "not_found":
-            raise NotFound(f"no customer {customer_id}")
-        if error.get("code") == "permission_denied":
-            raise PermissionDenied(error.get("message", "not allowed"))
-        raise CrmError(error.get("message", "customer lookup failed"))
+        reply = bounded_call(self.customer_rpc.get_customer, {"customer_id": customer_id}, "customer")
+        raise_for(reply, f"customer {customer_id}")
+        return str(reply["result"]["owning_agent_id"])
+
+
+class TtlCache:
+    """Answers kept for ``seconds``, per process (green threads share it; nothing here yields)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._entries: dict[tuple[str, str], tuple[float, Any]] = {}
+
+    def get(self, key: tuple[str, str]) -> tuple[bool, Any]:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] < time.monotonic():
+            return False, None
+        return True, entry[1]
+
+    def put(self, key: tuple[str, str], value: Any) -> None:
+        if len(self._entries) > 100_000:  # bounded: forget everything rather than grow
+            self._entries.clear()
+        self._entries[key] = (time.monotonic() + self.seconds, value)
+
+
+# How long a process trusts what the sales force said of a team or a manager: a manager moved off a
+# team loses the scope within this, and an agent's departure is seen within this (a registration
+# for the agent meanwhile is moved by the book transfer, which sweeps the book until it is empty).
+SCOPE_TTL_SECONDS = 2.0
+_SCOPE = TtlCache(SCOPE_TTL_SECONDS)
+
+
+class RpcSalesForce:
+    """The sales force's answers to the access rule (``crm_shared.access.TeamScope``) and to "may
+    this owner own customers now", over ``sales.scope_of``, kept for ``SCOPE_TTL_SECONDS``."""
+
+    def __init__(self, sales_rpc: Any, cache: TtlCache = _SCOPE) -> None:
+        self.sales_rpc = sales_rpc
+        self.cache = cache
+
+    def _scope_of(self, owner_ids: list[str], manager_user_id: str | None = None) -> dict[str, Any]:
+        payload = {"owner_ids": owner_ids, "manager_user_id": manager_user_id}
+        reply = bounded_call(self.sales_rpc.scope_of, payload, "sales")
+        raise_for(reply, "scope")
+        result: dict[str, Any] = reply["result"]
+        for owner in owner_ids:
+            self.cache.put(("team", owner), result["teams"].get(owner))
+            if result["statuses"].get(owner) == "active":
+                self.cache.put(("status", owner), "active")
+        if manager_user_id:
+            self.cache.put(("managed", manager_user_id), frozenset(result["managed_team_ids"]))
+        return result
+
+    def team_of(self, owner_id: str) -> str | None:
+        hit, team = self.cache.get(("team", owner_id))
+        return team if hit else self._scope_of([owner_id])["teams"].get(owner_id)
+
+    def owner_status(self, owner_id: str) -> str | None:
+        hit, status = self.cache.get(("status", owner_id))
+        return status if hit else self._scope_of([owner_id])["statuses"].get(owner_id)
+
+    def teams_managed_by(self, user_id: str) -> frozenset[str]:
+        hit, teams = self.cache.get(("managed", user_id))
+        if hit:
+            return frozenset(teams)
+        return frozenset(self._scope_of([], user_id)["managed_team_ids"])
 
 
 class CrmService:

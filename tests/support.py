@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from contracts.validators import national_id_check_character
+from crm_shared.auth import Caller, Role
+from crm_shared.domain import CommandMeta
 
 T = TypeVar("T")
 
@@ -136,3 +138,63 @@ def crm_verify_json(
     )
     assert result.stdout, result.stderr
     return result.returncode, json.loads(result.stdout.strip().splitlines()[-1])
+
+
+# The agents the tests register customers for, in one team, so that every registration names a
+# real, active agent.
+STAFF_TEAM = "T-1"
+STAFF_AGENTS = ("A-1001", "A-2002", "A-7", "A-1", "A-2", "A-3")
+STAFF_OPERATOR = Caller("staffing", Role.OPERATOR)
+
+
+def staffed(sales: Any, team_id: str = STAFF_TEAM, agents: tuple[str, ...] = STAFF_AGENTS) -> Any:
+    """``sales`` (a SalesApplication) with ``team_id`` and ``agents`` registered in it."""
+    sales.create_team(
+        {"team_id": team_id, "name": "Test team", "branch": "Hangzhou", "manager_user_id": "mgr-1"},
+        CommandMeta.new(STAFF_OPERATOR),
+    )
+    for agent_id in agents:
+        sales.register_agent(
+            {
+                "agent_id": agent_id,
+                "name": f"Agent {agent_id}",
+                "team_id": team_id,
+                "hired_on": date(2020, 1, 1),
+            },
+            CommandMeta.new(STAFF_OPERATOR),
+        )
+    return sales
+
+
+def sales_force() -> Any:
+    """A sales force on the in-memory store, with the tests' team and agents."""
+    from services.sales.application import SalesApplication
+
+    return staffed(SalesApplication())
+
+
+def staff_over_rpc(client: Any, team_id: str = STAFF_TEAM, agents: tuple[str, ...] = STAFF_AGENTS) -> None:
+    """The tests' team and agents in a running system (kept if they exist already)."""
+    replies = [
+        client.call(
+            "sales",
+            "create_team",
+            {"team_id": team_id, "name": "Test team", "branch": "Hangzhou", "manager_user_id": "mgr-1"},
+        )
+    ]
+    for agent_id in agents:
+        replies.append(
+            client.call(
+                "sales",
+                "register_agent",
+                {
+                    "agent_id": agent_id,
+                    "name": f"Agent {agent_id}",
+                    "team_id": team_id,
+                    "hired_on": "2020-01-01",
+                },
+            )
+        )
+    for reply in replies:
+        rules = {f["rule"] for f in reply.get("error", {}).get("fields", [])}
+        assert reply["ok"] or rules == {"already_exists"}, reply

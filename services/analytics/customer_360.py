@@ -25,6 +25,7 @@ def empty_document(customer_id: str) -> Document:
         "customer_id": customer_id,
         "profile": None,
         "owning_agent_id": None,
+        "ownership_history": [],
         "policies": [],
         "complaints": [],
         "policy_count": 0,
@@ -66,6 +67,7 @@ class Change:
 LIST_ORDER: dict[str, tuple[str, ...]] = {
     "policies": ("start_date", "policy_number"),
     "complaints": ("opened_at", "ticket_id"),
+    "ownership_history": ("changed_at", "to_agent_id"),
 }
 
 
@@ -93,6 +95,22 @@ def _customer_registered(payload: dict[str, Any], _: Message) -> Change:
             },
             "owning_agent_id": payload["owning_agent_id"],
         }
+    )
+
+
+def _owner_changed(payload: dict[str, Any], message: Message) -> Change:
+    return Change(
+        set={"owning_agent_id": payload["new_agent_id"]},
+        push={
+            "ownership_history": {
+                "from_agent_id": payload["previous_agent_id"],
+                "to_agent_id": payload["new_agent_id"],
+                "reason": payload["reason"],
+                "transfer_id": payload["transfer_id"],
+                "changed_at": message["occurred_at"],
+                "changed_by": message["actor"],
+            }
+        },
     )
 
 
@@ -148,6 +166,7 @@ def _complaint_closed(payload: dict[str, Any], message: Message) -> Change:
 
 CHANGES: dict[str, Callable[[dict[str, Any], Message], Change]] = {
     "customer.registered": _customer_registered,
+    "customer.owner_changed": _owner_changed,
     "sales.policy_sold": _policy_sold,
     "service_desk.complaint_opened": _complaint_opened,
     "service_desk.complaint_closed": _complaint_closed,

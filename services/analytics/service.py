@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from nameko.extensions import DependencyProvider
-from nameko.rpc import rpc
+from nameko.rpc import RpcProxy, rpc
 
 from contracts import rpc as schemas
 from crm_shared.config import Settings
-from crm_shared.nameko_support import CrmService
+from crm_shared.nameko_support import CrmService, RpcSalesForce
 from services.analytics.application import AnalyticsQueries
 from services.analytics.store import Customer360Store, mongo_client
 
@@ -32,9 +32,14 @@ class AnalyticsService(CrmService):
     name = "analytics"
 
     queries: AnalyticsQueries = Queries()
+    sales_rpc = RpcProxy("sales")
 
     @rpc
     def get_customer_360(self, payload: Any) -> dict:
+        scope = RpcSalesForce(self.sales_rpc)
         return self.request.run(
-            "get_customer_360", schemas.GetCustomer360, payload, self.queries.get_customer_360
+            "get_customer_360",
+            schemas.GetCustomer360,
+            payload,
+            lambda data, meta: self.queries.get_customer_360(data, meta, scope),
         )

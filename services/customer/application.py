@@ -2,36 +2,74 @@
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from typing import Any, Protocol
 
 from eventsourcing.application import AggregateNotFoundError
 
 from contracts.validators import normalise_national_id
+from crm_shared.access import TeamScope, may_act_on, require_customer_access
 from crm_shared.auth import Role
 from crm_shared.commands import Decision, command
 from crm_shared.domain import CommandMeta
-from crm_shared.errors import (
-    DuplicateCustomer,
-    FieldError,
-    NotFound,
-    PermissionDenied,
-)
+from crm_shared.errors import DuplicateCustomer, PermissionDenied, ValidationFailed
 from crm_shared.eventstore import CrmApplication
 from services.customer.domain import Customer, NationalIdClaim
+
+
+class SalesForce(TeamScope, Protocol):
+    """What the customer context asks the sales force: the scope rule's questions, and whether an
+    owner may own customers now."""
+
+    def owner_status(self, owner_id: str) -> str | None:
+        """``active`` (an active agent, or the pool of an existing team), ``departed``, or None
+        for an owner the sales force does not know."""
+        ...
+
+
+def require_active_owner(sales_force: SalesForce, owner_id: str, field: str) -> None:
+    status = sales_force.owner_status(owner_id)
+    if status is None:
+        raise ValidationFailed.single(field, "unknown_agent", f"the sales force has no agent {owner_id}")
+    if status != "active":
+        raise ValidationFailed.single(
+            field, "agent_departed", f"agent {owner_id} has departed: choose an active agent"
+        )
 
 
 class CustomerApplication(CrmApplication):
     CONTEXT = "customer"
 
+    def _load_customer(self, customer_id: str) -> Customer | None:
+        try:
+            customer: object = self.repository.get(uuid.UUID(customer_id))
+        except (AggregateNotFoundError, ValueError):
+            return None
+        return customer if isinstance(customer, Customer) else None
+
+    def customer_in_scope(
+        self, customer_id: str, meta: CommandMeta, scope: TeamScope, *, also: tuple[Role, ...] = ()
+    ) -> Customer:
+        """The customer, if the caller may act on it; otherwise the same refusal as for a customer
+        that does not exist."""
+        customer = self._load_customer(customer_id)
+        require_customer_access(
+            meta.actor, customer_id, customer.owning_agent_id if customer else None, scope, also=also
+        )
+        assert customer is not None
+        return customer
+
     @command
-    def register_customer(self, data: dict[str, Any], meta: CommandMeta) -> Decision:
+    def register_customer(self, data: dict[str, Any], meta: CommandMeta, sales_force: SalesForce) -> Decision:
         caller = meta.actor
-        caller.require_role(Role.AGENT, Role.OPERATOR, Role.ADMIN)
-        if caller.role == Role.AGENT and data["owning_agent_id"] != caller.agent_id:
+        caller.require_role(Role.AGENT, Role.MANAGER, Role.OPERATOR, Role.ADMIN)
+        owner = data["owning_agent_id"]
+        if not may_act_on(caller, owner, sales_force):
             raise PermissionDenied(
-                f"agent '{caller.agent_id}' may register customers only for themselves, "
-                f"not for '{data['owning_agent_id']}'"
+                f"you may register customers only for yourself (agents) or for the agents of your "
+                f"teams (managers), not for '{owner}'"
             )
+        require_active_owner(sales_force, owner, "owning_agent_id")
         national_id = normalise_national_id(data["national_id"])
         customer = Customer.register(
             full_name=data["full_name"],
@@ -49,33 +87,45 @@ class CustomerApplication(CrmApplication):
         return Decision(
             {"customer_id": str(customer.id)},
             (customer, claim),
-            explain_conflict=lambda: self._refuse_if_claimed(national_id),
+            explain_conflict=lambda: self._refuse_if_claimed(national_id, meta, sales_force),
         )
 
-    def _refuse_if_claimed(self, national_id: str) -> None:
+    def _refuse_if_claimed(self, national_id: str, meta: CommandMeta, scope: TeamScope) -> None:
         try:
             claim: NationalIdClaim = self.repository.get(NationalIdClaim.id_for(national_id))
         except AggregateNotFoundError:
             return
+        existing = self._load_customer(claim.customer_id)
+        if existing is not None and may_act_on(meta.actor, existing.owning_agent_id, scope):
+            raise DuplicateCustomer(
+                f"a customer with this national id already exists: {claim.customer_id}",
+                details={"existing_customer_id": claim.customer_id},
+            )
+        # Someone else's customer: that the person is a customer already cannot be hidden (a
+        # national id is registered once), but which customer it is, and who owns it, is.
         raise DuplicateCustomer(
-            f"a customer with this national id already exists: {claim.customer_id}",
-            details={"existing_customer_id": claim.customer_id},
+            "a customer with this national id already exists, outside your book; ask your manager "
+            "or the service desk to reassign the customer to you"
         )
 
-    def get_customer(self, data: dict[str, Any], meta: CommandMeta) -> dict[str, Any]:
-        customer_id = data["customer_id"]
-        try:
-            customer: Customer = self.repository.get(customer_id)
-        except AggregateNotFoundError:
-            raise NotFound(
-                f"no customer {customer_id}",
-                fields=[FieldError("customer_id", "unknown_customer", "no such record exists")],
-            ) from None
-        if not isinstance(customer, Customer):
-            raise NotFound(f"no customer {customer_id}")
-        meta.actor.require_customer_access(
-            customer.owning_agent_id, f"customer {customer_id}", also=(Role.SERVICE_DESK,)
+    @command
+    def reassign_customer(self, data: dict[str, Any], meta: CommandMeta, sales_force: SalesForce) -> Decision:
+        caller = meta.actor
+        caller.require_role(Role.MANAGER, Role.OPERATOR, Role.ADMIN)
+        customer_id = str(data["customer_id"])
+        customer = self.customer_in_scope(customer_id, meta, sales_force)
+        new_owner = data["new_agent_id"]
+        if not may_act_on(caller, new_owner, sales_force):
+            raise PermissionDenied(f"a manager reassigns within their teams only; {new_owner} is not in them")
+        require_active_owner(sales_force, new_owner, "new_agent_id")
+        customer.change_owner(new_owner, data["reason"], meta)
+        return Decision(
+            {"customer_id": customer_id, "owning_agent_id": new_owner, "version": customer.version},
+            (customer,),
         )
+
+    def get_customer(self, data: dict[str, Any], meta: CommandMeta, scope: TeamScope) -> dict[str, Any]:
+        customer = self.customer_in_scope(str(data["customer_id"]), meta, scope, also=(Role.SERVICE_DESK,))
         return {
             "customer_id": str(customer.id),
             "full_name": customer.full_name,
@@ -85,6 +135,7 @@ class CustomerApplication(CrmApplication):
             "date_of_birth": customer.date_of_birth.isoformat(),
             "address": customer.address,
             "owning_agent_id": customer.owning_agent_id,
+            "ownership_history": customer.ownership,
             "version": customer.version,
             "registered_at": customer.created_on.isoformat(),
         }

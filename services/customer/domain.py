@@ -3,11 +3,13 @@ a national id belongs to at most one customer."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import date
 from typing import Any
 
 from crm_shared.domain import CommandMeta, CrmAggregate
+from crm_shared.errors import ValidationFailed
 
 NATIONAL_ID_NAMESPACE = uuid.UUID("0c7f8a52-3b1e-4f5e-a7f4-1d2c9e6b8a31")
 CUSTOMER_NAMESPACE = uuid.UUID("3e9b1f0a-7c44-4d8e-9b52-6a1d0c2f8e77")
@@ -27,6 +29,31 @@ class Customer(CrmAggregate):
         address: dict[str, Any]
         owning_agent_id: str
 
+    class OwnerChanged(CrmAggregate.Event):
+        """Ownership moved in one step: there is no moment without an owner."""
+
+        EVENT_TYPE = "customer.owner_changed"
+        customer_id: str
+        previous_agent_id: str
+        new_agent_id: str
+        reason: str
+        # The book transfer that moved the customer, or None for a reassignment of one customer.
+        transfer_id: str | None
+
+        def apply(self, customer: Customer) -> None:
+            customer.owning_agent_id = self.new_agent_id
+            customer.ownership = [
+                *customer.ownership,
+                {
+                    "from_agent_id": self.previous_agent_id,
+                    "to_agent_id": self.new_agent_id,
+                    "reason": self.reason,
+                    "transfer_id": self.transfer_id,
+                    "changed_at": self.timestamp.isoformat(),
+                    "changed_by": self.meta["actor"],
+                },
+            ]
+
     full_name: str
     national_id: str
     mobile_phone: str
@@ -34,6 +61,25 @@ class Customer(CrmAggregate):
     date_of_birth: date
     address: dict[str, Any]
     owning_agent_id: str
+    # Every change of owner, oldest first (the first owner is the registration's).
+    ownership: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    def change_owner(
+        self, new_agent_id: str, reason: str, meta: CommandMeta, transfer_id: str | None = None
+    ) -> None:
+        if new_agent_id == self.owning_agent_id:
+            raise ValidationFailed.single(
+                "new_agent_id", "unchanged", f"{new_agent_id} already owns customer {self.id}"
+            )
+        self.trigger_event(
+            self.OwnerChanged,
+            meta=meta.as_event_meta(),
+            customer_id=str(self.id),
+            previous_agent_id=self.owning_agent_id,
+            new_agent_id=new_agent_id,
+            reason=reason,
+            transfer_id=transfer_id,
+        )
 
     @classmethod
     def register(

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from nameko.rpc import rpc
+from nameko.rpc import RpcProxy, rpc
 
 from contracts import rpc as schemas
-from crm_shared.nameko_support import Application, CrmService
+from crm_shared.nameko_support import Application, CrmService, RpcSalesForce
 from services.customer.application import CustomerApplication
 
 
@@ -16,13 +16,36 @@ class CustomerService(CrmService):
     name = "customer"
 
     app: CustomerApplication = Application(CustomerApplication.from_settings)
+    sales_rpc = RpcProxy("sales")
 
     @rpc
     def register_customer(self, payload: Any) -> dict:
+        sales_force = RpcSalesForce(self.sales_rpc)
         return self.request.run(
-            "register_customer", schemas.RegisterCustomer, payload, self.app.register_customer, command=True
+            "register_customer",
+            schemas.RegisterCustomer,
+            payload,
+            lambda data, meta: self.app.register_customer(data, meta, sales_force),
+            command=True,
+        )
+
+    @rpc
+    def reassign_customer(self, payload: Any) -> dict:
+        sales_force = RpcSalesForce(self.sales_rpc)
+        return self.request.run(
+            "reassign_customer",
+            schemas.ReassignCustomer,
+            payload,
+            lambda data, meta: self.app.reassign_customer(data, meta, sales_force),
+            command=True,
         )
 
     @rpc
     def get_customer(self, payload: Any) -> dict:
-        return self.request.run("get_customer", schemas.GetCustomer, payload, self.app.get_customer)
+        sales_force = RpcSalesForce(self.sales_rpc)
+        return self.request.run(
+            "get_customer",
+            schemas.GetCustomer,
+            payload,
+            lambda data, meta: self.app.get_customer(data, meta, sales_force),
+        )

@@ -80,5 +80,9 @@ class SalesService(CrmService):
         return self.request.run("get_team", schemas.GetTeam, payload, self.app.get_team)
 
     @rpc
+    def plan_succession(self, payload: Any) -> dict:
+        return self.request.run("plan_succession", schemas.PlanSuccession, payload, self.app.plan_succession)
+
+    @rpc
     def scope_of(self, payload: Any) -> dict:
         return self.request.run("scope_of", schemas.ScopeOf, payload, self.app.scope_of)

@@ -15,7 +15,7 @@ from crm_shared.auth import Caller, Role
 from crm_shared.eventstore import CrmApplication, sqlite_env
 from crm_shared.messaging import events_exchange
 from crm_shared.relay import APPLICATIONS, application_class
-from tests.support import customer_payload
+from tests.support import customer_payload, staff_over_rpc
 
 OPERATOR = Caller("op-e2e", Role.OPERATOR)
 CONTRACT_TAP = "e2e.contract-tap"
@@ -31,6 +31,8 @@ def system(amqp_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             conn.default_channel
         ).declare()
     with System(run_dir, amqp_uri, mongo_port=free_port()).running() as crm:
+        with CrmClient.for_caller(crm.amqp_uri, OPERATOR, crm.secret, timeout=30) as client:
+            staff_over_rpc(client)
         yield crm
 
 

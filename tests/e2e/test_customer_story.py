@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
@@ -120,19 +121,28 @@ def test_registering_a_known_national_id_names_the_existing_customer(
     assert stores.positions() == before
 
 
-def test_agents_see_only_their_own_customers(rpc: ClientFor, operator_rpc: CrmClient) -> None:
+def test_agents_see_only_their_own_customers_and_cannot_tell_others_exist(
+    rpc: ClientFor, operator_rpc: CrmClient
+) -> None:
     owner = Caller("u-a7", Role.AGENT, "A-7")
-    other = Caller("u-a8", Role.AGENT, "A-8")
+    other = Caller("u-a2", Role.AGENT, "A-2")
+    payload = customer_payload(agent_id="A-7")
     with rpc(owner) as mine:
-        customer_id = ok(mine.call("customer", "register_customer", customer_payload(agent_id="A-7")))[
-            "customer_id"
-        ]
-        refused = mine.call("customer", "register_customer", customer_payload(agent_id="A-8"))
+        customer_id = ok(mine.call("customer", "register_customer", payload))["customer_id"]
+        refused = mine.call("customer", "register_customer", customer_payload(agent_id="A-2"))
         assert refused["error"]["code"] == "permission_denied"
         wait_until(lambda: view_360(mine, customer_id), what="the agent's own 360 view")
     with rpc(other) as theirs:
-        denied = theirs.call("analytics", "get_customer_360", {"customer_id": customer_id})
-        assert denied["error"]["code"] == "permission_denied"
+        for service, operation in (("analytics", "get_customer_360"), ("customer", "get_customer")):
+            unknown_id = str(uuid.uuid4())
+            denied = theirs.call(service, operation, {"customer_id": customer_id})["error"]
+            unknown = theirs.call(service, operation, {"customer_id": unknown_id})["error"]
+            assert denied["code"] == unknown["code"] == "not_found"
+            assert denied["fields"] == unknown["fields"]
+            assert denied["message"].replace(customer_id, "?") == unknown["message"].replace(unknown_id, "?")
+        duplicate = theirs.call("customer", "register_customer", {**payload, "owning_agent_id": "A-2"})
+        assert duplicate["error"]["code"] == "duplicate_customer"
+        assert "existing_customer_id" not in duplicate["error"]  # whose customer it is stays hidden
         sale = theirs.call(
             "sales",
             "sell_policy",
@@ -144,7 +154,8 @@ def test_agents_see_only_their_own_customers(rpc: ClientFor, operator_rpc: CrmCl
                 "term_years": 1,
             },
         )
-        assert sale["error"]["code"] == "permission_denied"
+        assert sale["error"]["code"] == "validation_failed"
+        assert sale["error"]["fields"][0]["rule"] == "unknown_customer"
     assert view_360(operator_rpc, customer_id)["owning_agent_id"] == "A-7"
 
 

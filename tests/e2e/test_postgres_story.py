@@ -13,7 +13,7 @@ from crm_cli.client import CrmClient
 from crm_cli.system import System, free_port
 from tests.conftest import drop_postgres_database
 from tests.e2e.conftest import COMPLAINT, OPERATOR, SALE, ok
-from tests.support import customer_payload, wait_until
+from tests.support import customer_payload, staff_over_rpc, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +31,8 @@ def pg_system(amqp_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         )
         try:
             with crm.running():
+                with CrmClient.for_caller(crm.amqp_uri, OPERATOR, crm.secret) as client:
+                    staff_over_rpc(client)
                 yield crm
         finally:
             drop_postgres_database(database)

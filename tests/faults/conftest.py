@@ -17,7 +17,7 @@ from crm_cli.system import System, free_port, fresh_vhost
 from crm_shared.auth import Caller, Role
 from services.analytics.store import CUSTOMER_360, ReadModelCatalog, mongo_client
 from tests.e2e.conftest import Stores
-from tests.support import customer_payload, wait_until
+from tests.support import customer_payload, staff_over_rpc, wait_until
 
 OPERATOR = Caller("op-faults", Role.OPERATOR)
 
@@ -27,6 +27,8 @@ def crm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     with fresh_vhost() as amqp_uri:
         run_dir = tmp_path_factory.mktemp("crm-faults")
         with System(run_dir, amqp_uri, mongo_port=free_port()).running() as system:
+            with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=30) as client:
+                staff_over_rpc(client)
             yield system
 
 

@@ -23,7 +23,7 @@ from crm_shared.eventstore import CrmApplication
 from services.customer.application import CustomerApplication
 from services.sales.application import SalesApplication
 from services.service_desk.application import ServiceDeskApplication
-from tests.support import customer_payload
+from tests.support import customer_payload, sales_force
 
 
 class KnownCustomers:
@@ -38,20 +38,23 @@ class KnownCustomers:
         return self.owners[customer_id]
 
 
+SALES_FORCE = sales_force()
+
+
 def meta(caller: Caller) -> CommandMeta:
     return CommandMeta.new(caller)
 
 
 def register(app: CustomerApplication, caller: Caller, **overrides: Any) -> str:
     data = rpc.RegisterCustomer().load(customer_payload(**overrides))
-    return app.register_customer(data, meta(caller))["customer_id"]
+    return app.register_customer(data, meta(caller), SALES_FORCE)["customer_id"]
 
 
 def test_register_and_read_back(store_env: dict[str, str], operator: Caller) -> None:
     app = CustomerApplication(env=store_env)
     customer_id = register(app, operator, full_name="Zhao Lei")
     reloaded = CustomerApplication(env=store_env)  # a second process sees the same store
-    view = reloaded.get_customer({"customer_id": uuid.UUID(customer_id)}, meta(operator))
+    view = reloaded.get_customer({"customer_id": uuid.UUID(customer_id)}, meta(operator), SALES_FORCE)
     assert view["full_name"] == "Zhao Lei"
     assert view["owning_agent_id"] == "A-1001"
 
@@ -157,6 +160,7 @@ def test_unknown_customer_and_ticket_append_nothing(store_env: dict[str, str], o
             ),
             meta(operator),
             nobody,
+            sales,
         )
     assert refused.value.fields[0].rule == "unknown_customer"
     with pytest.raises(NotFound) as missing:
@@ -184,10 +188,13 @@ def test_caller_roles_are_enforced_on_reads(store_env: dict[str, str], operator:
     app = CustomerApplication(env=store_env)
     customer_id = uuid.UUID(register(app, operator, owning_agent_id="A-7"))
     stranger = Caller("u9", Role.AGENT, "A-9")
-    with pytest.raises(PermissionDenied):
-        app.get_customer({"customer_id": customer_id}, meta(stranger))
+    with pytest.raises(NotFound) as refused:  # as if it did not exist
+        app.get_customer({"customer_id": customer_id}, meta(stranger), SALES_FORCE)
+    with pytest.raises(NotFound) as unknown:
+        app.get_customer({"customer_id": uuid.uuid4()}, meta(stranger), SALES_FORCE)
+    assert refused.value.as_dict()["fields"] == unknown.value.as_dict()["fields"]
     desk = Caller("sd1", Role.SERVICE_DESK)
-    assert app.get_customer({"customer_id": customer_id}, meta(desk))["owning_agent_id"] == "A-7"
+    assert app.get_customer({"customer_id": customer_id}, meta(desk), SALES_FORCE)["owning_agent_id"] == "A-7"
 
 
 def test_a_repeated_command_takes_effect_once(store_env: dict[str, str], operator: Caller) -> None:
@@ -198,9 +205,9 @@ def test_a_repeated_command_takes_effect_once(store_env: dict[str, str], operato
     desk = ServiceDeskApplication(env=store_env)
     register_cmd = meta(operator)
     data = rpc.RegisterCustomer().load(customer_payload())
-    first = customers.register_customer(data, register_cmd)
+    first = customers.register_customer(data, register_cmd, SALES_FORCE)
     position = customers.max_position()
-    assert customers.register_customer(data, register_cmd) == first
+    assert customers.register_customer(data, register_cmd, SALES_FORCE) == first
     assert customers.max_position() == position
 
     owners = KnownCustomers({first["customer_id"]: "A-1001"})
@@ -214,9 +221,9 @@ def test_a_repeated_command_takes_effect_once(store_env: dict[str, str], operato
         }
     )
     sell_cmd = meta(operator)
-    sold = sales.sell_policy(sale, sell_cmd, owners)
-    assert sales.sell_policy(sale, sell_cmd, owners) == sold
-    assert sales.sell_policy(sale, meta(operator), owners) != sold  # a new command, a new policy
+    sold = sales.sell_policy(sale, sell_cmd, owners, sales)
+    assert sales.sell_policy(sale, sell_cmd, owners, sales) == sold
+    assert sales.sell_policy(sale, meta(operator), owners, sales) != sold  # a new command, a new policy
     assert count_events(sales, "sales.policy_sold") == 2
 
     complaint = rpc.OpenComplaint().load(

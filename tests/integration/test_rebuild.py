@@ -24,7 +24,9 @@ from services.customer.application import CustomerApplication
 from services.sales.application import SalesApplication
 from services.service_desk.application import ServiceDeskApplication
 from tests.integration.test_event_store import KnownCustomers
-from tests.support import customer_payload, wait_until
+from tests.support import customer_payload, sales_force, wait_until
+
+SALES_FORCE = sales_force()
 
 
 class Writer:
@@ -46,7 +48,7 @@ class Writer:
             return CommandMeta.new(self.caller)
 
         data = rpc.RegisterCustomer().load(customer_payload())
-        customer_id = self.customers.register_customer(data, meta())["customer_id"]
+        customer_id = self.customers.register_customer(data, meta(), SALES_FORCE)["customer_id"]
         self.owners[customer_id] = data["owning_agent_id"]
         sale = rpc.SellPolicy().load(
             {
@@ -57,7 +59,7 @@ class Writer:
                 "term_years": 1,
             }
         )
-        self.sales.sell_policy(sale, meta(), KnownCustomers(self.owners))
+        self.sales.sell_policy(sale, meta(), KnownCustomers(self.owners), self.sales)
         # A complaint opened and closed: an aggregate with two versions, so a live event can
         # overtake its aggregate's earlier version in the replay.
         complaint = rpc.OpenComplaint().load(

@@ -25,7 +25,7 @@ from crm_shared.relay import Relay
 from services.analytics.projector import is_store_outage
 from services.analytics.store import Customer360Store, mongo_client
 from services.customer.application import CustomerApplication
-from tests.support import customer_payload, wait_until
+from tests.support import customer_payload, sales_force, wait_until
 
 
 @pytest.fixture
@@ -86,9 +86,9 @@ def projector(amqp_uri: str, store: Customer360Store) -> Iterator[ProjectorRunne
 
 def register_many(app: CustomerApplication, caller: Caller, count: int) -> list[str]:
     return [
-        app.register_customer(rpc.RegisterCustomer().load(customer_payload()), CommandMeta.new(caller))[
-            "customer_id"
-        ]
+        app.register_customer(
+            rpc.RegisterCustomer().load(customer_payload()), CommandMeta.new(caller), sales_force()
+        )["customer_id"]
         for _ in range(count)
     ]
 

@@ -60,7 +60,9 @@ class World:
                 "term_years": 10,
             }
         )
-        self.writer.sales.sell_policy(sale, CommandMeta.new(OPERATOR), KnownCustomers(self.writer.owners))
+        self.writer.sales.sell_policy(
+            sale, CommandMeta.new(OPERATOR), KnownCustomers(self.writer.owners), self.writer.sales
+        )
 
     def complain(self, customer_id: str) -> None:
         complaint = rpc.OpenComplaint().load(

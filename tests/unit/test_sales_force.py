@@ -98,6 +98,7 @@ def test_unknown_teams_and_agents_are_refused_naming_the_field(sales: SalesAppli
 def test_a_departed_agent_can_neither_move_nor_take_over_a_book(sales: SalesApplication) -> None:
     answer = depart(sales, "A-1", {"kind": "round_robin"})
     assert answer["successor"] == {"kind": "round_robin", "agent_id": None, "team_id": "T-1"}
+    assert answer["successors"] == ["A-2", "A-3"]
     assert sales.get_agent({"agent_id": "A-1"}, meta())["status"] == "departed"
     assert "A-1" not in [a["agent_id"] for a in sales.get_team({"team_id": "T-1"}, meta())["agents"]]
     with pytest.raises(ValidationFailed) as e:
@@ -125,6 +126,7 @@ def test_the_domain_refuses_what_the_schemas_might_let_through() -> None:
             departed_on=date(2023, 1, 1),
             reason="x",
             successor=SuccessorRule(SuccessorKind.POOL, None, "T-1"),
+            team_members=[],
             meta=meta(),
         )
     with pytest.raises(ValidationFailed):
@@ -133,8 +135,10 @@ def test_the_domain_refuses_what_the_schemas_might_let_through() -> None:
         departed_on=date(2026, 1, 1),
         reason="x",
         successor=SuccessorRule(SuccessorKind.POOL, None, "T-1"),
+        team_members=[],
         meta=meta(),
     )
+    assert agent.collect_events()[-1].successors == ["T-1.pool"]
     with pytest.raises(InvalidState):
         agent.move("T-2", "x", meta())
 
@@ -172,6 +176,7 @@ def test_a_manager_acts_on_their_teams_customers_only_and_loses_the_scope_when_r
         {"owner_ids": ["A-2"], "manager_user_id": "mgr-3"}, meta(Caller("mgr-3", Role.MANAGER))
     ) == {
         "teams": {"A-2": "T-1"},
+        "statuses": {"A-2": "active"},
         "managed_team_ids": ["T-1"],
     }
     with pytest.raises(PermissionDenied):

@@ -78,6 +78,12 @@ class SalesForce(CrmApplication):
         agent = self.find_agent(owner_id)
         return agent.team_id if agent else None
 
+    def owner_status(self, owner_id: str) -> str | None:
+        if (pool_team := team_of_pool(owner_id)) is not None:
+            return "active" if self.find_team(pool_team) else None
+        agent = self.find_agent(owner_id)
+        return agent.status if agent else None
+
     def teams_managed_by(self, user_id: str) -> frozenset[str]:
         managed = self._load(ManagedTeams, ManagedTeams.id_for(user_id))
         return frozenset(managed.team_ids) if managed else frozenset()
@@ -91,6 +97,7 @@ class SalesForce(CrmApplication):
             raise PermissionDenied("only operators and admins may ask which teams another user manages")
         return {
             "teams": {owner: self.team_of(owner) for owner in data["owner_ids"]},
+            "statuses": {owner: self.owner_status(owner) for owner in data["owner_ids"]},
             "managed_team_ids": sorted(self.teams_managed_by(user_id)) if user_id else [],
         }
 
@@ -174,20 +181,58 @@ class SalesForce(CrmApplication):
         agent = self.active_agent(data["agent_id"])
         given = data["successor"]
         rule = SuccessorRule(SuccessorKind(given["kind"]), given.get("agent_id"), given.get("team_id"))
+        rule, members = self.succession(agent, rule)
+        roster = self._roster(agent.team_id)
+        agent.depart(
+            departed_on=data["departed_on"],
+            reason=data["reason"],
+            successor=rule,
+            team_members=members,
+            meta=meta,
+        )
+        roster.leave(agent.agent_id, meta)
+        answer = {
+            "agent_id": agent.agent_id,
+            "status": agent.status,
+            "successor": rule.as_dict(),
+            "successors": successors(rule, agent.agent_id, members),
+        }
+        return Decision(answer, (agent, roster))
+
+    def succession(self, agent: Agent, rule: SuccessorRule) -> tuple[SuccessorRule, list[str]]:
+        """The rule with its team filled in, and that team's active agents; refuses a successor
+        that is not an active agent, an unknown team, or a round robin over nobody."""
         if rule.kind == SuccessorKind.AGENT:
             assert rule.agent_id is not None
             self.active_agent(rule.agent_id, field="successor.agent_id")
-        else:
-            team_id = rule.team_id or agent.team_id
-            self.known_team(team_id, field="successor.team_id")
-            rule = SuccessorRule(rule.kind, None, team_id)
-            successors(rule, agent.agent_id, self._roster(team_id).members)  # refuses an empty team
-        roster = self._roster(agent.team_id)
-        agent.depart(departed_on=data["departed_on"], reason=data["reason"], successor=rule, meta=meta)
-        roster.leave(agent.agent_id, meta)
-        return Decision(
-            {"agent_id": agent.agent_id, "status": agent.status, "successor": rule.as_dict()}, (agent, roster)
+            return rule, []
+        team_id = rule.team_id or agent.team_id
+        self.known_team(team_id, field="successor.team_id")
+        rule = SuccessorRule(rule.kind, None, team_id)
+        members = self._roster(team_id).members
+        successors(rule, agent.agent_id, members)  # refuses a round robin over nobody
+        return rule, members
+
+    def plan_succession(self, data: dict[str, Any], meta: CommandMeta) -> dict[str, Any]:
+        """Who would take over an agent's book under a successor rule, now (for a book transfer
+        that is not a departure)."""
+        meta.actor.require_role(Role.MANAGER, *RUNS_THE_SALES_FORCE)
+        agent = self.find_agent(data["agent_id"])
+        if agent is None or not may_act_on(meta.actor, agent.agent_id, self):
+            raise ValidationFailed.single(
+                "agent_id", "unknown_agent", f"no agent {data['agent_id']} in your scope"
+            )
+        given = data["successor"]
+        rule, members = self.succession(
+            agent, SuccessorRule(SuccessorKind(given["kind"]), given.get("agent_id"), given.get("team_id"))
         )
+        owners = successors(rule, agent.agent_id, members)
+        outside = [o for o in owners if not may_act_on(meta.actor, o, self)]
+        if outside:
+            raise ValidationFailed.single(
+                "successor", "outside_scope", f"a manager hands a book over within their teams: {outside}"
+            )
+        return {"agent_id": agent.agent_id, "successor": rule.as_dict(), "successors": owners}
 
     # Queries -----------------------------------------------------------------------------------
 

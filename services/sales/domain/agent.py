@@ -110,6 +110,8 @@ class Agent(CrmAggregate):
         departed_on: date
         reason: str
         successor: dict[str, Any]
+        # Who takes the book, in turn, as the roster stood at the departure (see ``successors``).
+        successors: list[str]
 
         def apply(self, agent: Agent) -> None:
             agent.status = AgentStatus.DEPARTED.value
@@ -165,7 +167,16 @@ class Agent(CrmAggregate):
             reason=reason,
         )
 
-    def depart(self, *, departed_on: date, reason: str, successor: SuccessorRule, meta: CommandMeta) -> None:
+    def depart(
+        self,
+        *,
+        departed_on: date,
+        reason: str,
+        successor: SuccessorRule,
+        team_members: list[str],
+        meta: CommandMeta,
+    ) -> None:
+        """``team_members``: the active agents of the successor rule's team (for a round robin)."""
         self._require_active()
         if departed_on < self.hired_on:
             raise ValidationFailed.single(
@@ -183,4 +194,5 @@ class Agent(CrmAggregate):
             departed_on=departed_on,
             reason=reason,
             successor=successor.as_dict(),
+            successors=successors(successor, self.agent_id, team_members),
         )

@@ -1,0 +1,138 @@
+"""Tables of a context's own beside its event store (in the same SQLite file or PostgreSQL
+database), for what an event store cannot answer by itself: "which customers does this agent own",
+paged. They are derived from the store's own notification log by ``LocalProjection``: each batch
+of rows is written in one transaction together with the position it reached, so a crash loses
+nothing and applies nothing twice, and any number of processes may catch up at once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from eventsourcing.persistence import Notification
+
+from crm_shared.eventstore import CrmApplication
+
+Row = dict[str, Any]
+
+
+class LocalTables:
+    """SQL on the store's own database, in either dialect: write statements with ``?`` and they
+    run on PostgreSQL with ``%s``."""
+
+    def __init__(self, app: CrmApplication) -> None:
+        self.app = app
+        recorder: Any = app.recorder
+        self.datastore = recorder.datastore
+        self.postgres = type(recorder).__module__.startswith("eventsourcing.postgres")
+
+    @property
+    def creates_tables(self) -> bool:
+        # Like the event store's own tables: created by the process unless a deployment creates
+        # them once beforehand (concurrent DDL fails on PostgreSQL).
+        return str(self.app.env.get("CREATE_TABLE", "true")).lower() in ("true", "yes", "y", "1", "on")
+
+    def _sql(self, statement: str) -> str:
+        return statement.replace("?", "%s") if self.postgres else statement
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        with self.datastore.transaction(commit=True) as cursor:
+            yield Cursor(cursor, self._sql)
+
+    def query(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(self._sql(statement), tuple(params))
+            return [dict(row) for row in cursor.fetchall()]
+
+    def create(self, *statements: str) -> None:
+        with self.datastore.transaction(commit=True) as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+
+
+class Cursor:
+    def __init__(self, cursor: Any, sql: Callable[[str], str]) -> None:
+        self.cursor = cursor
+        self.sql = sql
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> int:
+        """Runs the statement; the number of rows it changed."""
+        self.cursor.execute(self.sql(statement), tuple(params))
+        return int(self.cursor.rowcount)
+
+    def fetchall(self) -> list[Row]:
+        return [dict(row) for row in self.cursor.fetchall()]
+
+
+class Overtaken(Exception):
+    """Another process recorded the same batch first; this transaction is rolled back."""
+
+
+class LocalProjection:
+    """Follows the application's own notification log into local tables. ``apply`` writes what one
+    stored event means, on the cursor of the batch's transaction; it sees only the topics in
+    ``topics``."""
+
+    def __init__(
+        self,
+        tables: LocalTables,
+        name: str,
+        topics: Sequence[str],
+        apply: Callable[[Cursor, Any], None],
+        position_table: str,
+    ) -> None:
+        self.tables = tables
+        self.name = name
+        self.topics = frozenset(topics)
+        self.apply = apply
+        self.position_table = position_table
+
+    def create(self) -> None:
+        self.tables.create(
+            f"CREATE TABLE IF NOT EXISTS {self.position_table} "
+            "(name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
+        )
+        with self.tables.transaction() as cursor:
+            cursor.execute(
+                f"INSERT INTO {self.position_table} (name, position) VALUES (?, 0) "
+                "ON CONFLICT (name) DO NOTHING",
+                (self.name,),
+            )
+
+    def position(self) -> int:
+        rows = self.tables.query(f"SELECT position FROM {self.position_table} WHERE name = ?", (self.name,))
+        return int(rows[0]["position"]) if rows else 0
+
+    def catch_up(self, batch_size: int = 500) -> int:
+        """Apply everything stored since the recorded position; returns how many notifications
+        were read. Safe to call from several processes at once."""
+        read = 0
+        while True:
+            start = self.position()
+            batch: Sequence[Notification] = self.tables.app.recorder.select_notifications(
+                start=start, limit=batch_size, inclusive_of_start=False
+            )
+            if not batch:
+                return read
+            try:
+                self._record(start, batch)
+            except Overtaken:
+                continue  # another process took this batch: read on from where it got to
+            read += len(batch)
+
+    def _record(self, start: int, batch: Sequence[Notification]) -> None:
+        mapper = self.tables.app.mapper
+        with self.tables.transaction() as cursor:
+            # The position first: it takes the write lock (SQLite) or the row lock (PostgreSQL),
+            # and a batch another process recorded meanwhile is refused before anything is written.
+            moved = cursor.execute(
+                f"UPDATE {self.position_table} SET position = ? WHERE name = ? AND position = ?",
+                (batch[-1].id, self.name, start),
+            )
+            if moved != 1:
+                raise Overtaken
+            for notification in batch:
+                if notification.topic in self.topics:
+                    self.apply(cursor, mapper.to_domain_event(notification))
