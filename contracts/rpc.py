@@ -69,6 +69,37 @@ class ReassignCustomer(Strict):
     reason = f.text(1000, required=True)
 
 
+class TransferBook(Strict):
+    from_agent_id = f.agent_id(required=True)
+    successor = fields.Nested("Successor", required=True)
+    reason = f.text(1000, required=True)
+
+
+class GetBookTransfer(Strict):
+    """By ``transfer_id``, or the latest transfer of ``from_agent_id``'s book."""
+
+    transfer_id = f.uuid_field(load_default=None)
+    from_agent_id = f.agent_id(load_default=None)
+
+    @validates_schema
+    def _one_of_them(self, data: dict[str, Any], **_: Any) -> None:
+        if (data.get("transfer_id") is None) == (data.get("from_agent_id") is None):
+            raise ValidationError("one_of: give transfer_id or from_agent_id, not both", "transfer_id")
+
+
+class UndoBookTransfer(Strict):
+    transfer_id = f.uuid_field(required=True)
+    reason = f.text(1000, required=True)
+
+
+class ListCustomers(Strict):
+    owning_agent_id = f.agent_id(required=True)
+    page_size = fields.Integer(
+        load_default=100, strict=True, validate=validate.Range(1, 500, error="range: 1 to 500")
+    )
+    cursor = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
+
+
 class SellPolicy(Strict):
     customer_id = f.uuid_field(required=True)
     product = f.one_of(f.PRODUCTS, required=True)

@@ -1,6 +1,7 @@
 """Starts the whole CRM on one machine: a SecantusDB server for the read models, the four nameko
-services, one relay per event store and the analytics projector, against the machine's RabbitMQ.
-``make run`` runs this; the end-to-end tests use the same ``System`` to start real processes."""
+services, one relay per event store, the analytics projector and the customer hand-over process,
+against the machine's RabbitMQ. ``make run`` runs this; the end-to-end tests use the same
+``System`` to start real processes."""
 
 from __future__ import annotations
 
@@ -126,6 +127,7 @@ def prepare_event_stores(env: Mapping[str, str]) -> None:
     for context in APPLICATIONS:
         app = load_application(context, settings)
         app.factory.tracking_recorder()
+        app.create_own_tables()
         app.close()
 
 
@@ -262,6 +264,7 @@ class System:
         for context in RELAYS:
             commands[f"relay-{context}"] = [bin_path("crm-relay"), context]
         commands["projector"] = [bin_path("crm-projector")]
+        commands["handover"] = [bin_path("crm-handover")]
         return commands
 
     def start(self, names: list[str] | None = None) -> None:
@@ -329,10 +332,11 @@ class System:
                     if time.monotonic() > deadline:
                         raise TimeoutError(f"the {service} service did not answer in {timeout}s")
                     time.sleep(0.5)
-        while rpc_consumers(self.amqp_uri, queue="analytics.customer_360") == 0:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the projector did not start consuming in {timeout}s")
-            time.sleep(0.2)
+        for name, queue in (("projector", "analytics.customer_360"), ("handover", "customer.handover")):
+            while rpc_consumers(self.amqp_uri, queue=queue) == 0:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the {name} process did not start consuming in {timeout}s")
+                time.sleep(0.2)
 
     def dead(self) -> list[str]:
         return [name for name, p in self.processes.items() if not p.alive()]

@@ -18,6 +18,10 @@ from typing import Protocol
 from crm_shared.auth import Caller, Role
 from crm_shared.errors import FieldError, NotFound
 
+# How long a process may trust what the sales force said of a team, a manager or an agent's status:
+# a manager moved off a team loses the scope within this, and a departure is seen within this.
+SCOPE_TTL_SECONDS = 2.0
+
 
 class TeamScope(Protocol):
     """What the sales force says of owners and managers."""

@@ -17,9 +17,10 @@ from eventsourcing.persistence import (
     Notification,
     Transcoding,
 )
-from eventsourcing.utils import resolve_topic
+from eventsourcing.utils import EnvType, resolve_topic
 
 from contracts.events import ENVELOPE_VERSION
+from crm_shared.clock import Clock, utc_now
 from crm_shared.config import Settings
 from crm_shared.domain import CrmAggregate
 from crm_shared.errors import ConcurrencyConflict
@@ -77,6 +78,10 @@ class CrmApplication(Application):
     # store's truth, so aggregates are always read from the store.
     env: ClassVar[dict[str, str]] = {"AGGREGATE_CACHE_MAXSIZE": "0"}
 
+    def __init__(self, env: EnvType | None = None, clock: Clock = utc_now) -> None:
+        super().__init__(env)
+        self.clock = clock
+
     @classmethod
     def from_settings(cls, settings: Settings) -> CrmApplication:
         return cls(env=event_store_env(cls.CONTEXT, settings))
@@ -95,6 +100,10 @@ class CrmApplication(Application):
                 "another command changed this record at the same time; reload it and retry",
             ) from e
         return [r.notification.id for r in recordings]
+
+    def create_own_tables(self) -> None:
+        """Tables of the context's own beside its store (``crm_shared.local_tables``), created once
+        before the processes start, like the store's."""
 
     def max_position(self) -> int:
         return self.recorder.max_notification_id() or 0

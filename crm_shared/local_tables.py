@@ -60,7 +60,8 @@ class Cursor:
     def execute(self, statement: str, params: Sequence[Any] = ()) -> int:
         """Runs the statement; the number of rows it changed."""
         self.cursor.execute(self.sql(statement), tuple(params))
-        return int(self.cursor.rowcount)
+        # eventsourcing wraps SQLite's cursor; psycopg's is its own.
+        return int(getattr(self.cursor, "sqlite_cursor", self.cursor).rowcount)
 
     def fetchall(self) -> list[Row]:
         return [dict(row) for row in self.cursor.fetchall()]

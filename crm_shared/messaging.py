@@ -73,20 +73,25 @@ def dead_letter_queue(name: str) -> Queue:
 # The CRM's own durable consumers of crm.events. Publishers declare them too, so that an event
 # published before its consumer first started waits in the queue instead of being dropped as
 # unroutable. (Downstream systems declare their own queues.)
-CONSUMER_QUEUES = ("analytics.customer_360",)
+# Queue name -> the routing keys it takes. (It names its consumers: to become one declaration per
+# context, read by everything, with the other lists of contexts.)
+CONSUMER_QUEUES: dict[str, str] = {
+    "analytics.customer_360": "#",
+    "customer.handover": "sales.agent_departed",
+}
 
 
 def declare_topology(connection: Connection) -> None:
     channel = connection.default_channel
     events_exchange.declare(channel=channel)
     dead_letter_exchange.declare(channel=channel)
-    for name in CONSUMER_QUEUES:
-        declare_consumer(channel, name)
+    for name, binding_key in CONSUMER_QUEUES.items():
+        declare_consumer(channel, name, binding_key)
 
 
-def declare_consumer(channel: Any, name: str) -> None:
+def declare_consumer(channel: Any, name: str, binding_key: str = "#") -> None:
     """A consumer's durable queue on ``crm.events`` and its dead-letter queue."""
-    consumer_queue(name).bind(channel).declare()
+    consumer_queue(name, binding_key).bind(channel).declare()
     dead_letter_queue(name).bind(channel).declare()
 
 

@@ -15,8 +15,16 @@ from nameko.rpc import rpc
 
 import crm_shared.nameko_hardening  # noqa: F401  (patches nameko's RPC consumer on import)
 from contracts.rpc import Ping
+from crm_shared.access import SCOPE_TTL_SECONDS
 from crm_shared.config import Settings
-from crm_shared.errors import CrmError, DependencyUnavailable, NotFound, PermissionDenied
+from crm_shared.errors import (
+    CrmError,
+    DependencyUnavailable,
+    FieldError,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+)
 from crm_shared.rpc import RequestContext
 
 log = logging.getLogger("crm.nameko")
@@ -108,10 +116,8 @@ class TtlCache:
         self._entries[key] = (time.monotonic() + self.seconds, value)
 
 
-# How long a process trusts what the sales force said of a team or a manager: a manager moved off a
-# team loses the scope within this, and an agent's departure is seen within this (a registration
-# for the agent meanwhile is moved by the book transfer, which sweeps the book until it is empty).
-SCOPE_TTL_SECONDS = 2.0
+# A registration for an agent whose departure this process has not seen yet is moved by the book
+# transfer, which sweeps the book until it is empty and at least twice this long.
 _SCOPE = TtlCache(SCOPE_TTL_SECONDS)
 
 
@@ -134,6 +140,20 @@ class RpcSalesForce:
                 self.cache.put(("status", owner), "active")
         if manager_user_id:
             self.cache.put(("managed", manager_user_id), frozenset(result["managed_team_ids"]))
+        return result
+
+    def plan_succession(self, agent_id: str, successor: dict[str, Any]) -> dict[str, Any]:
+        payload = {"agent_id": agent_id, "successor": successor}
+        reply = bounded_call(self.sales_rpc.plan_succession, payload, "sales")
+        if not reply.get("ok"):
+            error = reply.get("error", {})
+            if error.get("code") == "validation_failed":  # the caller's to fix: pass it on as it is
+                raise ValidationFailed(
+                    error.get("message", "invalid successor"),
+                    fields=[FieldError(f["field"], f["rule"], f["message"]) for f in error.get("fields", [])],
+                )
+            raise_for(reply, f"succession of {agent_id}")
+        result: dict[str, Any] = reply["result"]
         return result
 
     def team_of(self, owner_id: str) -> str | None:

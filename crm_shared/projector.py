@@ -42,6 +42,7 @@ class ProjectorRunner:
         queue_name: str,
         handle: BatchHandler,
         *,
+        binding_key: str = "#",
         is_transient: Callable[[BaseException], bool] = lambda _e: False,
         max_attempts: int = 3,
         prefetch: int = 200,
@@ -49,7 +50,7 @@ class ProjectorRunner:
         max_batch_age_seconds: float = 0.05,
     ) -> None:
         self.amqp_uri = amqp_uri
-        self.queue = consumer_queue(queue_name)
+        self.queue = consumer_queue(queue_name, binding_key)
         self.dead_letters = dead_letter_queue(queue_name)
         self.handle = handle
         self.is_transient = is_transient
@@ -63,7 +64,7 @@ class ProjectorRunner:
         self.processed = 0
 
     def declare(self, connection: Connection) -> None:
-        declare_consumer(connection.default_channel, self.queue.name)
+        declare_consumer(connection.default_channel, self.queue.name, self.queue.routing_key)
 
     def run(self) -> None:
         backoff = 0.5

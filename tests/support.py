@@ -198,3 +198,25 @@ def staff_over_rpc(client: Any, team_id: str = STAFF_TEAM, agents: tuple[str, ..
     for reply in replies:
         rules = {f["rule"] for f in reply.get("error", {}).get("fields", [])}
         assert reply["ok"] or rules == {"already_exists"}, reply
+
+
+class InProcessSalesForce:
+    """A real sales application in this process, asked what the customer context asks the sales
+    force over RPC in a deployment (``nameko_support.RpcSalesForce``)."""
+
+    def __init__(self, sales: Any, caller: Caller = STAFF_OPERATOR) -> None:
+        self.sales = sales
+        self.caller = caller
+
+    def team_of(self, owner_id: str) -> str | None:
+        return self.sales.team_of(owner_id)  # type: ignore[no-any-return]
+
+    def teams_managed_by(self, user_id: str) -> frozenset[str]:
+        return self.sales.teams_managed_by(user_id)  # type: ignore[no-any-return]
+
+    def owner_status(self, owner_id: str) -> str | None:
+        return self.sales.owner_status(owner_id)  # type: ignore[no-any-return]
+
+    def plan_succession(self, agent_id: str, successor: dict[str, Any]) -> dict[str, Any]:
+        data = {"agent_id": agent_id, "successor": successor}
+        return self.sales.plan_succession(data, CommandMeta.new(self.caller))  # type: ignore[no-any-return]

@@ -13,8 +13,8 @@ from crm_shared.auth import Role
 from crm_shared.commands import Decision, command
 from crm_shared.domain import CommandMeta
 from crm_shared.errors import DuplicateCustomer, PermissionDenied, ValidationFailed
-from crm_shared.eventstore import CrmApplication
 from services.customer.domain import Customer, NationalIdClaim
+from services.customer.handover import Handover
 
 
 class SalesForce(TeamScope, Protocol):
@@ -37,7 +37,7 @@ def require_active_owner(sales_force: SalesForce, owner_id: str, field: str) -> 
         )
 
 
-class CustomerApplication(CrmApplication):
+class CustomerApplication(Handover):
     CONTEXT = "customer"
 
     def _load_customer(self, customer_id: str) -> Customer | None:

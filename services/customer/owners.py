@@ -48,8 +48,10 @@ class OwnerIndex:
             f"CREATE INDEX IF NOT EXISTS {OWNERS}_by_owner ON {OWNERS} (owner_id, customer_id)",
             f"CREATE INDEX IF NOT EXISTS {OWNERS}_by_transfer ON {OWNERS} (last_transfer_id, customer_id)",
             f"CREATE TABLE IF NOT EXISTS {TRANSFERS} ("
-            "transfer_id TEXT PRIMARY KEY, from_agent_id TEXT NOT NULL, state TEXT NOT NULL)",
+            "transfer_id TEXT PRIMARY KEY, from_agent_id TEXT NOT NULL, state TEXT NOT NULL, "
+            "started_at TEXT NOT NULL)",
             f"CREATE INDEX IF NOT EXISTS {TRANSFERS}_by_state ON {TRANSFERS} (state, transfer_id)",
+            f"CREATE INDEX IF NOT EXISTS {TRANSFERS}_by_agent ON {TRANSFERS} (from_agent_id, started_at)",
             f"CREATE TABLE IF NOT EXISTS {MOVES} ("
             "transfer_id TEXT NOT NULL, customer_id TEXT NOT NULL, PRIMARY KEY (transfer_id, customer_id))",
         )
@@ -82,9 +84,9 @@ class OwnerIndex:
             )
         elif isinstance(event, BookTransfer.Started):
             cursor.execute(
-                f"INSERT INTO {TRANSFERS} (transfer_id, from_agent_id, state) VALUES (?, ?, 'running') "
-                "ON CONFLICT (transfer_id) DO NOTHING",
-                (event.transfer_id, event.from_agent_id),
+                f"INSERT INTO {TRANSFERS} (transfer_id, from_agent_id, state, started_at) "
+                "VALUES (?, ?, 'running', ?) ON CONFLICT (transfer_id) DO NOTHING",
+                (event.transfer_id, event.from_agent_id, event.timestamp.isoformat()),
             )
         else:
             state = {
@@ -119,6 +121,13 @@ class OwnerIndex:
             "WHERE m.transfer_id = ? AND m.customer_id > ? ORDER BY m.customer_id LIMIT ?",
             (transfer_id, after or "", limit),
         )
+
+    def latest_transfer_of(self, agent_id: str) -> str | None:
+        rows = self.tables.query(
+            f"SELECT transfer_id FROM {TRANSFERS} WHERE from_agent_id = ? ORDER BY started_at DESC LIMIT 1",
+            (agent_id,),
+        )
+        return str(rows[0]["transfer_id"]) if rows else None
 
     def active_transfers(self) -> list[str]:
         rows = self.tables.query(

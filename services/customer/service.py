@@ -41,6 +41,48 @@ class CustomerService(CrmService):
         )
 
     @rpc
+    def transfer_book(self, payload: Any) -> dict:
+        sales_force = RpcSalesForce(self.sales_rpc)
+        return self.request.run(
+            "transfer_book",
+            schemas.TransferBook,
+            payload,
+            lambda data, meta: self.app.transfer_book(data, meta, sales_force),
+            command=True,
+        )
+
+    @rpc
+    def undo_book_transfer(self, payload: Any) -> dict:
+        sales_force = RpcSalesForce(self.sales_rpc)
+        return self.request.run(
+            "undo_book_transfer",
+            schemas.UndoBookTransfer,
+            payload,
+            lambda data, meta: self.app.undo_book_transfer(data, meta, sales_force),
+            command=True,
+        )
+
+    @rpc
+    def get_book_transfer(self, payload: Any) -> dict:
+        sales_force = RpcSalesForce(self.sales_rpc)
+        return self.request.run(
+            "get_book_transfer",
+            schemas.GetBookTransfer,
+            payload,
+            lambda data, meta: self.app.get_book_transfer(data, meta, sales_force),
+        )
+
+    @rpc
+    def list_customers(self, payload: Any) -> dict:
+        sales_force = RpcSalesForce(self.sales_rpc)
+        return self.request.run(
+            "list_customers",
+            schemas.ListCustomers,
+            payload,
+            lambda data, meta: self.app.list_customers(data, meta, sales_force),
+        )
+
+    @rpc
     def get_customer(self, payload: Any) -> dict:
         sales_force = RpcSalesForce(self.sales_rpc)
         return self.request.run(

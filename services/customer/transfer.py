@@ -61,6 +61,7 @@ class BookTransfer(CrmAggregate):
 
         def apply(self, transfer: BookTransfer) -> None:
             transfer.state = TransferState.UNDOING.value
+            transfer.undo_reason = self.reason
 
     class UndoProgressed(CrmAggregate.Event):
         EVENT_TYPE = "customer.book_transfer_undo_progressed"
@@ -96,6 +97,7 @@ class BookTransfer(CrmAggregate):
     moved: int = 0
     completed_at: datetime | None = None
     moved_back: int = 0
+    undo_reason: str | None = None
     undo_cursor: str | None = None
     left_count: int = 0
     left_sample: list[str] = dataclasses.field(default_factory=list)

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.utils import EnvType
 
 from crm_shared.auth import Role
 from crm_shared.commands import Decision, command
@@ -17,19 +14,9 @@ from crm_shared.eventstore import CrmApplication
 from crm_shared.rpc import CustomerDirectory, owning_agent_of_known_customer
 from services.service_desk.domain import Complaint
 
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
 
 class ServiceDeskApplication(CrmApplication):
     CONTEXT = "service_desk"
-
-    def __init__(self, env: EnvType | None = None, clock: Clock = utc_now) -> None:
-        super().__init__(env)
-        self.clock = clock
 
     @command
     def open_complaint(

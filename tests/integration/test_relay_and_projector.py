@@ -279,7 +279,7 @@ def test_events_published_before_the_projector_ever_ran_wait_for_it(
         stop.set()
         thread.join(10)
         with Connection(private_uri) as conn:
-            _, waiting, _ = conn.default_channel.queue_declare(CONSUMER_QUEUES[0], passive=True)
+            _, waiting, _ = conn.default_channel.queue_declare(next(iter(CONSUMER_QUEUES)), passive=True)
         assert waiting == 3
 
 

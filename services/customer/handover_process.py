@@ -1,0 +1,98 @@
+"""The customer context's hand-over process (``crm-handover``): reacts to ``sales.agent_departed``
+by starting the transfer of the agent's book, and moves every transfer under way, a page at a time,
+until it is done. Kill it at any moment: what it moved is recorded with the move, and it goes on
+from there when it starts again. Any number may run; they share the work through the store's
+optimistic concurrency."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+import uuid
+from typing import Any
+
+from eventsourcing.persistence import IntegrityError
+
+from crm_shared.config import Settings
+from crm_shared.domain import CommandMeta
+from crm_shared.errors import ConcurrencyConflict
+from crm_shared.eventstore import event_store_env
+from crm_shared.projector import ProjectorRunner
+from services.customer.application import CustomerApplication
+from services.customer.handover import HANDOVER
+
+QUEUE = "customer.handover"
+REACTION = "hand_over_departed_agents_book"
+REACTION_NAMESPACE = uuid.UUID("b5d3e7a1-2c84-4f09-9a6e-7e1f0c3b8d42")
+log = logging.getLogger("crm.handover")
+
+
+def reaction_meta(envelope: dict[str, Any]) -> CommandMeta:
+    """The reaction's command id comes from the event and the reaction's name: a redelivered event
+    is the same command, and has its effect once."""
+    return CommandMeta(
+        correlation_id=str(envelope["correlation_id"]),
+        causation_id=str(uuid.uuid5(REACTION_NAMESPACE, f"{REACTION}:{envelope['event_id']}")),
+        actor=HANDOVER,
+    )
+
+
+class HandoverProcess:
+    def __init__(self, app: CustomerApplication, amqp_uri: str, poll_seconds: float = 0.2) -> None:
+        self.app = app
+        self.poll_seconds = poll_seconds
+        self.stop_event = threading.Event()
+        self.reactions = ProjectorRunner(amqp_uri, QUEUE, self.react, binding_key="sales.agent_departed")
+
+    def react(self, envelopes: list[dict[str, Any]]) -> list[BaseException | None]:
+        outcomes: list[BaseException | None] = []
+        for envelope in envelopes:
+            try:
+                if envelope["event_type"] == "sales.agent_departed":
+                    self.app.hand_over_departed_agents_book(envelope, reaction_meta(envelope))
+                outcomes.append(None)
+            except Exception as e:  # retried alone, then dead-lettered with the reason
+                outcomes.append(e)
+        return outcomes
+
+    def run(self) -> None:
+        consumer = threading.Thread(target=self.reactions.run, name="reactions", daemon=True)
+        consumer.start()
+        while not self.stop_event.is_set():
+            try:
+                busy = self.app.advance_transfers()
+            except (ConcurrencyConflict, IntegrityError):
+                busy = 1  # another process moved the same page first: look again
+            except Exception:
+                log.exception("a book transfer step failed; retrying")
+                busy = 0
+            if not busy:
+                self.stop_event.wait(self.poll_seconds)
+        self.reactions.stop()
+        consumer.join(10)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(
+        prog="crm-handover",
+        description=(
+            f"Hand over departed agents' books (reacting to sales.agent_departed on the queue {QUEUE}) "
+            "and move every book transfer under way until it is done."
+        ),
+    ).parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = Settings.from_env()
+    app = CustomerApplication(env=event_store_env(CustomerApplication.CONTEXT, settings))
+    process = HandoverProcess(app, settings.amqp_uri)
+    signal.signal(signal.SIGTERM, lambda *_: process.stop())
+    signal.signal(signal.SIGINT, lambda *_: process.stop())
+    process.run()
+
+
+if __name__ == "__main__":
+    main()
