@@ -35,6 +35,7 @@ from crm_shared.domain import CommandMeta
 from crm_shared.eventstore import sqlite_env
 from crm_shared.messaging import PipelinedPublisher, encode, events_exchange
 from crm_shared.relay import Relay
+from services.analytics.rebuild import peak_rss_mb
 from services.analytics.store import (
     CUSTOMER_360,
     ReadModelCatalog,
@@ -57,12 +58,13 @@ class Sizes:
     rebuild_events: tuple[int, ...]
     raw_upserts: int
     relay_events: int
+    book: int
 
     @classmethod
     def of(cls, quick: bool) -> Sizes:
         if quick:
-            return cls(3.0, 150, (10_000, 30_000), 5_000, 3_000)
-        return cls(10.0, 1_000, (100_000, 500_000), 50_000, 30_000)
+            return cls(3.0, 150, (10_000, 30_000), 5_000, 3_000, 1_000)
+        return cls(10.0, 1_000, (100_000, 500_000), 50_000, 30_000, 10_000)
 
 
 @dataclass
@@ -237,12 +239,30 @@ def percentile(values: list[float], p: float) -> float:
 # 3. Rebuild ------------------------------------------------------------------------------------
 
 
+def new_customer(owning_agent_id: str) -> list[Any]:
+    """A customer and its national id claim, as ``register_customer`` stores them."""
+    from tests.support import unique_person
+
+    birth, national_id = unique_person()
+    meta = CommandMeta.new(OPERATOR)
+    customer = Customer.register(
+        full_name="Bench Person",
+        national_id=national_id,
+        mobile_phone="13900000000",
+        email=None,
+        date_of_birth=birth,
+        address={"line1": "1 Bench Road", "city": "Hangzhou", "province": "Zhejiang"},
+        owning_agent_id=owning_agent_id,
+        meta=meta,
+    )
+    return [customer, NationalIdClaim.claim(national_id, str(customer.id), meta)]
+
+
 def grow_history(data_dir: Path, events: int) -> None:
     """Append customers, their national id claims and two policies each straight to the stores,
     in large transactions, until they hold ``events`` stored events."""
     customers = CustomerApplication(env=sqlite_env(data_dir / "customer.sqlite"))
     sales = SalesApplication(env=sqlite_env(data_dir / "sales.sqlite"))
-    from tests.support import unique_person
 
     def total() -> int:
         return customers.max_position() + sales.max_position()
@@ -251,19 +271,8 @@ def grow_history(data_dir: Path, events: int) -> None:
         batch_customers: list[Any] = []
         batch_policies: list[Any] = []
         for _ in range(min(250, max(1, (events - total()) // 4))):
-            birth, national_id = unique_person()
-            meta = CommandMeta.new(OPERATOR)
-            customer = Customer.register(
-                full_name="Bench Person",
-                national_id=national_id,
-                mobile_phone="13900000000",
-                email=None,
-                date_of_birth=birth,
-                address={"line1": "1 Bench Road", "city": "Hangzhou", "province": "Zhejiang"},
-                owning_agent_id=f"A-{uuid.uuid4().int % 250_000}",
-                meta=meta,
-            )
-            batch_customers += [customer, NationalIdClaim.claim(national_id, str(customer.id), meta)]
+            customer, claim = new_customer(f"A-{uuid.uuid4().int % 250_000}")
+            batch_customers += [customer, claim]
             for premium in ("1200.00", "860.50"):
                 sale = CommandMeta.new(OPERATOR)
                 batch_policies.append(
@@ -282,6 +291,42 @@ def grow_history(data_dir: Path, events: int) -> None:
         sales.save(*batch_policies)
     customers.close()
     sales.close()
+
+
+# 5. Book transfer ------------------------------------------------------------------------------
+
+
+def book_transfer(system: System, customers: int) -> tuple[float, float]:
+    """Customers moved per second by the hand-over process for a book of ``customers`` (stored
+    straight into the customer store beforehand, for an agent of a team of three; round robin over
+    the other two), from the transfer's start to its last customer moved; and the hand-over
+    process's own peak memory (MB)."""
+    from tests.e2e.test_sales_force import new_team
+
+    app = CustomerApplication(env=sqlite_env(system.run_dir / "data" / "customer.sqlite"))
+    with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=60) as client:
+        _, (leaving, *_) = new_team(client, "mgr-bench", 3)
+        for start in range(0, customers, 500):
+            app.save(*[a for _ in range(min(500, customers - start)) for a in new_customer(leaving)])
+        app.owners.catch_up()  # what the hand-over process would do first, outside the clock
+        began = time.monotonic()
+        reply = client.call(
+            "customer",
+            "transfer_book",
+            {"from_agent_id": leaving, "successor": {"kind": "round_robin"}, "reason": "bench"},
+        )
+        assert reply["ok"], reply
+        transfer_id = reply["result"]["transfer_id"]
+        while True:
+            status = client.call("customer", "get_book_transfer", {"transfer_id": transfer_id})["result"]
+            if status["moved"] >= customers:
+                break
+            time.sleep(0.05)
+        seconds = time.monotonic() - began
+    app.close()
+    process = system.processes["handover"].process
+    assert process is not None
+    return customers / seconds, peak_rss_mb(process.pid)
 
 
 def raw_bulk_upserts(mongo_uri: str, count: int, batch: int = 1000, *, journaled: bool = True) -> float:
@@ -472,6 +517,17 @@ def main(argv: list[str] | None = None) -> None:
         report.add(
             "rpc register_customer, PostgreSQL", pg_register, pg_ping, "calls/s", "rpc ping, same system"
         )
+
+        print("1b. book transfer", file=sys.stderr, flush=True)
+        moved, handover_mb = book_transfer(system, sizes.book)
+        report.add(
+            f"book transfer of {sizes.book:,}",
+            moved,
+            register_rate,
+            "customers/s",
+            "register_customer calls/s, same run",
+        )
+        report.add("hand-over process peak RSS", handover_mb, None, "MB", "-")
 
         print("2. freshness at half the command maximum", file=sys.stderr, flush=True)
         lags = freshness(system, register_rate / 2, sizes.freshness_commands)

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from crm_cli import sales_force
+from crm_cli import ownership, sales_force
 from crm_cli.client import CrmClient
 from crm_cli.system import REPO, rpc_consumers
 from crm_shared.auth import Caller, Role
@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sales_force.add_commands(commands)
+    ownership.add_commands(commands)
 
     register = commands.add_parser("register", help="register a customer; prints its id")
     register.add_argument("--name", required=True)
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     customer = commands.add_parser("customer", help="show a customer as the customer context has it")
     customer.add_argument("customer_id")
+    customer.add_argument("--history", action="store_true", help="who owned the customer, when and why")
 
     sell = commands.add_parser("sell", help="sell a policy to a customer; prints the policy number")
     sell.add_argument("customer_id")
@@ -385,7 +387,9 @@ def main(argv: list[str] | None = None) -> None:
 
         print(issue_token(caller, _secret(args), args.ttl))
         return
-    service, method, payload = request_for(args)
+    service, method, payload = (
+        ("customer", "", {}) if args.command in ownership.COMMANDS else request_for(args)
+    )
     problem = broker_reachable(args.amqp_uri)
     if problem:
         raise SystemExit(
@@ -395,7 +399,12 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"the {service} service is not running; start the system with 'make run'")
     try:
         with CrmClient.for_caller(args.amqp_uri, caller, _secret(args), timeout=30) as client:
+            if args.command in ownership.COMMANDS:
+                sys.exit(ownership.run(args, client))
             reply = client.call(service, method, payload)
+            if args.command == "customer" and args.history and reply.get("ok"):
+                ownership.print_history(reply["result"])
+                sys.exit(0)
     except Exception as e:
         raise SystemExit(
             f"could not reach the {service} service ({type(e).__name__}: {e}); "

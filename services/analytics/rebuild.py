@@ -46,12 +46,12 @@ class RebuildSummary:
         return asdict(self)
 
 
-def peak_rss_mb() -> float:
-    """This process's own peak resident memory. ``ru_maxrss`` would not do: Linux carries it across
-    exec, so a process started by a larger one reports its parent's high-water mark. ``VmHWM``
-    belongs to the process image and starts afresh at exec."""
+def peak_rss_mb(pid: int | str = "self") -> float:
+    """A process's own peak resident memory (this one's by default). ``ru_maxrss`` would not do:
+    Linux carries it across exec, so a process started by a larger one reports its parent's
+    high-water mark. ``VmHWM`` belongs to the process image and starts afresh at exec."""
     try:
-        with open("/proc/self/status") as status:
+        with open(f"/proc/{pid}/status") as status:
             for line in status:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) / 1024

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections import Counter
 from collections.abc import Callable
 
 from kombu import Connection
@@ -286,3 +287,47 @@ def test_verify_repair_restores_documents_deleted_behind_the_projectors_back(
         else:
             assert after[customer_id] == doc, f"{customer_id} was changed"
     assert verify()[0] == 0  # clean now
+
+
+def test_kill_9_the_hand_over_in_the_middle_of_a_big_book(crm: System, stores: Stores) -> None:
+    from crm_cli.client import CrmClient
+    from tests.e2e.test_sales_force import new_team, register_for
+    from tests.faults.conftest import OPERATOR
+
+    with CrmClient.for_caller(crm.amqp_uri, OPERATOR, crm.secret, timeout=30) as client:
+        _, (leaving, *staying) = new_team(client, "mgr-faults", 3)
+        book = {register_for(client, leaving) for _ in range(2000)}
+        ok = client.call(
+            "sales",
+            "record_agent_departure",
+            {
+                "agent_id": leaving,
+                "departed_on": "2026-11-30",
+                "reason": "left",
+                "successor": {"kind": "round_robin"},
+            },
+        )
+        assert ok["ok"], ok
+
+        def transfer() -> dict:
+            reply = client.call("customer", "get_book_transfer", {"from_agent_id": leaving})
+            return reply["result"] if reply["ok"] else {}
+
+        cut_short: list[int] = []
+        for kill_after in (200, 900):  # twice, at different points of the book
+            wait_until(
+                lambda k=kill_after: transfer().get("moved", 0) >= k, timeout=120, what=f"{kill_after} moved"
+            )
+            kill_9(crm, "handover")
+            cut_short.append(transfer()["moved"])
+            crm.start(["handover"])
+        done = wait_until(
+            lambda: (t := transfer()).get("state") == "completed" and t, timeout=180, what="the transfer done"
+        )
+    assert done["moved"] == done["total"] == 2000
+    assert min(cut_short) < 2000, f"the book was through before the kills: {cut_short}"
+    moves = [e for e in stores.events("customer", "customer.owner_changed") if e["aggregate_id"] in book]
+    assert len(moves) == 2000 and {m["aggregate_id"] for m in moves} == book  # each exactly once
+    assert {m["payload"]["new_agent_id"] for m in moves} == set(staying)
+    shares = Counter(m["payload"]["new_agent_id"] for m in moves)
+    assert abs(shares[staying[0]] - shares[staying[1]]) <= 1
