@@ -136,26 +136,59 @@ def guarded_update(message: Message) -> GuardedUpdate | None:
     if the aggregate's previous version is the last one applied to the document, so nothing is read
     first: a redelivery, or an event ahead of its predecessor, matches nothing. An aggregate's first
     event upserts, so whichever event of a customer comes first creates the document."""
-    change = change_of(message)
-    customer_id = customer_of(message)
-    if change is None or customer_id is None:
+    return combined_update([message])
+
+
+def combined_update(messages: list[Message]) -> GuardedUpdate | None:
+    """Several events of one customer as one guarded update (matching only if every one of them
+    is next in its aggregate), so a replay writes a customer's policies, read one after the other
+    from the sales store, in one write. None when they cannot be one: two events of one aggregate,
+    two that change list items, or one field set twice."""
+    changes = [change_of(m) for m in messages]
+    customer_ids = {customer_of(m) for m in messages}
+    aggregates = [str(m["aggregate_id"]) for m in messages]
+    if (
+        None in changes
+        or len(customer_ids) != 1
+        or None in customer_ids
+        or len(set(aggregates)) < len(aggregates)
+    ):
         return None
-    applied = f"applied_versions.{message['aggregate_id']}"
-    version = int(message["aggregate_version"])
-    query: dict[str, Any] = {"_id": customer_id, applied: version - 1 if version > 1 else {"$exists": False}}
-    if change.element is not None:
-        query[f"{change.element.array}.{change.element.key}"] = change.element.value
+    customer_id = str(customer_ids.pop())
+    query: dict[str, Any] = {"_id": customer_id}
+    sets: dict[str, Any] = {}
+    pushes: dict[str, list[Any]] = defaultdict(list)
+    incs: dict[str, int] = defaultdict(int)
+    elements = 0
+    first = True
+    for message, change in zip(messages, changes, strict=True):
+        assert change is not None
+        applied = f"applied_versions.{message['aggregate_id']}"
+        version = int(message["aggregate_version"])
+        query[applied] = version - 1 if version > 1 else {"$exists": False}
+        first = first and version == 1 and change.element is None
+        if change.element is not None:
+            elements += 1
+            query[f"{change.element.array}.{change.element.key}"] = change.element.value
+        if elements > 1 or sets.keys() & change.set.keys():
+            return None
+        sets.update(change.set)
+        sets[applied] = version
+        for name, item in change.push.items():
+            pushes[name].append(item)
+        for name, amount in change.inc.items():
+            incs[name] += amount
+    incs["revision"] += len(messages)
     update: dict[str, dict[str, Any]] = {
-        "$set": {**change.set, applied: version, WRITE_ID: uuid.uuid4().hex},
-        "$inc": {**change.inc, "revision": 1},
-        "$max": {"last_event_at": message["occurred_at"]},
+        "$set": {**sets, WRITE_ID: uuid.uuid4().hex},
+        "$inc": dict(incs),
+        "$max": {"last_event_at": max(m["occurred_at"] for m in messages)},
     }
-    if change.push:
+    if pushes:
         update["$push"] = {
-            name: {"$each": [item], "$sort": dict.fromkeys(LIST_ORDER[name], 1)}
-            for name, item in change.push.items()
+            name: {"$each": items, "$sort": dict.fromkeys(LIST_ORDER[name], 1)}
+            for name, items in pushes.items()
         }
-    first = version == 1 and change.element is None
     if first:
         touched = {path.split(".")[0] for fields in update.values() for path in fields}
         update["$setOnInsert"] = {
@@ -250,7 +283,7 @@ def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-Indexed = tuple[int, GuardedUpdate]
+Indexed = tuple[list[int], GuardedUpdate]  # the messages an update writes, and the update
 
 
 def _waves(updates: list[Indexed]) -> list[list[Indexed]]:
@@ -259,27 +292,42 @@ def _waves(updates: list[Indexed]) -> list[list[Indexed]]:
     order they came."""
     waves: list[list[Indexed]] = []
     seen: dict[str, int] = defaultdict(int)
-    for index, update in updates:
-        depth = seen[update.customer_id]
+    for item in updates:
+        depth = seen[item[1].customer_id]
         if depth == len(waves):
             waves.append([])
-        waves[depth].append((index, update))
-        seen[update.customer_id] = depth + 1
+        waves[depth].append(item)
+        seen[item[1].customer_id] = depth + 1
     return waves
+
+
+def _updates(messages: list[Message]) -> list[Indexed]:
+    """A customer's events of the batch as one update where they combine, one each otherwise."""
+    by_customer: dict[str, list[int]] = defaultdict(list)
+    for index, message in enumerate(messages):
+        if (customer_id := customer_of(message)) is not None:
+            by_customer[customer_id].append(index)
+    updates: list[Indexed] = []
+    for indexes in by_customer.values():
+        combined = combined_update([messages[i] for i in indexes]) if len(indexes) > 1 else None
+        if combined is not None:
+            updates.append((indexes, combined))
+            continue
+        updates += [([i], u) for i in indexes if (u := guarded_update(messages[i])) is not None]
+    return updates
 
 
 def apply_together(
     collection: Collection, messages: list[Message], *, gaps_wait_for_replay: bool = False
 ) -> list[Outcome]:
-    """Apply many messages as guarded updates in one bulk write (one per wave, see ``_waves``; one
-    in all unless a customer has several events in the batch), reading nothing: one outcome per
-    message, in order, None when it is applied (or changes nothing), the exception when it is not
-    (a ``VersionGap``: the caller retries it, then sets it aside). Only the updates that may have
-    matched nothing are looked at again, one at a time (see ``apply_message``)."""
+    """Apply many messages as guarded updates, reading nothing: one update per customer where its
+    events combine (``combined_update``), in one bulk write (one per wave, see ``_waves``). One
+    outcome per message, in order: None when it is applied (or changes nothing), the exception when
+    it is not (a ``VersionGap``: the caller retries it, then sets it aside). Only the messages whose
+    update may have matched nothing are looked at again (see ``_settle``)."""
     outcomes: list[Outcome] = [None] * len(messages)
-    updates = [(index, u) for index, m in enumerate(messages) if (u := guarded_update(m)) is not None]
     unsure: list[int] = []
-    for wave in _waves(updates):
+    for wave in _waves(_updates(messages)):
         try:
             result = collection.bulk_write([u.operation for _, u in wave], ordered=False)
             written, duplicates = _written(result), set()
@@ -288,13 +336,11 @@ def apply_together(
                 raise
             written = e.details["nMatched"] + e.details["nUpserted"]
             duplicates = {error["index"] for error in e.details["writeErrors"]}
-        if written + len(duplicates) == len(wave):
-            unsure += [wave[position][0] for position in duplicates]
-        else:  # which of the updates matched nothing, the counts do not say
-            unsure += [
-                index for position, (index, u) in enumerate(wave) if position in duplicates or not u.creates
-            ]
-    _settle(collection, messages, unsure, outcomes, gaps_wait_for_replay)
+        certain = written + len(duplicates) == len(wave)  # else: which matched nothing, counts don't say
+        for position, (indexes, u) in enumerate(wave):
+            if position in duplicates or not (certain or u.creates):
+                unsure += indexes
+    _settle(collection, messages, sorted(unsure), outcomes, gaps_wait_for_replay)
     return outcomes
 
 
