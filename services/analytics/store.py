@@ -317,6 +317,11 @@ def _updates(messages: list[Message]) -> list[Indexed]:
     return updates
 
 
+def bulk_waves(messages: list[Message]) -> list[list[UpdateOne]]:
+    """The bulk writes ``apply_together`` sends for ``messages`` when every update matches."""
+    return [[u.operation for _, u in wave] for wave in _waves(_updates(messages))]
+
+
 def apply_together(
     collection: Collection, messages: list[Message], *, gaps_wait_for_replay: bool = False
 ) -> list[Outcome]:
