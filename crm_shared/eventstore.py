@@ -8,9 +8,9 @@ import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
-from eventsourcing.application import Application
+from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import (
     IntegrityError,
     JSONTranscoder,
@@ -60,6 +60,9 @@ def event_store_env(context: str, settings: Settings) -> dict[str, str]:
     return sqlite_env(settings.data_dir / f"{context}.sqlite")
 
 
+A = TypeVar("A", bound=CrmAggregate)
+
+
 def sqlite_env(path: Path) -> dict[str, str]:
     return {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
@@ -100,6 +103,17 @@ class CrmApplication(Application):
                 "another command changed this record at the same time; reload it and retry",
             ) from e
         return [r.notification.id for r in recordings]
+
+    def find(self, kind: type[A], aggregate_id: uuid.UUID | str) -> A | None:
+        """The aggregate of that id if it exists and is a ``kind``; None otherwise (also for an id
+        that is not a UUID)."""
+        try:
+            found: object = self.repository.get(
+                aggregate_id if isinstance(aggregate_id, uuid.UUID) else uuid.UUID(aggregate_id)
+            )
+        except (AggregateNotFoundError, ValueError):
+            return None
+        return found if isinstance(found, kind) else None
 
     def create_own_tables(self) -> None:
         """Tables of the context's own beside its store (``crm_shared.local_tables``), created once

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, Protocol
 
 from eventsourcing.application import AggregateNotFoundError
@@ -40,19 +39,12 @@ def require_active_owner(sales_force: SalesForce, owner_id: str, field: str) -> 
 class CustomerApplication(Handover):
     CONTEXT = "customer"
 
-    def _load_customer(self, customer_id: str) -> Customer | None:
-        try:
-            customer: object = self.repository.get(uuid.UUID(customer_id))
-        except (AggregateNotFoundError, ValueError):
-            return None
-        return customer if isinstance(customer, Customer) else None
-
     def customer_in_scope(
         self, customer_id: str, meta: CommandMeta, scope: TeamScope, *, also: tuple[Role, ...] = ()
     ) -> Customer:
         """The customer, if the caller may act on it; otherwise the same refusal as for a customer
         that does not exist."""
-        customer = self._load_customer(customer_id)
+        customer = self.find(Customer, customer_id)
         require_customer_access(
             meta.actor, customer_id, customer.owning_agent_id if customer else None, scope, also=also
         )
@@ -95,7 +87,7 @@ class CustomerApplication(Handover):
             claim: NationalIdClaim = self.repository.get(NationalIdClaim.id_for(national_id))
         except AggregateNotFoundError:
             return
-        existing = self._load_customer(claim.customer_id)
+        existing = self.find(Customer, claim.customer_id)
         if existing is not None and may_act_on(meta.actor, existing.owning_agent_id, scope):
             raise DuplicateCustomer(
                 f"a customer with this national id already exists: {claim.customer_id}",

@@ -16,8 +16,6 @@ import functools
 import uuid
 from typing import Any, Protocol
 
-from eventsourcing.application import AggregateNotFoundError
-
 from crm_shared.access import SCOPE_TTL_SECONDS, TeamScope, may_act_on
 from crm_shared.auth import Caller, Role
 from crm_shared.commands import Decision, command
@@ -66,15 +64,8 @@ class Handover(CrmApplication):
     def create_own_tables(self) -> None:
         self.owners.create_tables()
 
-    def _transfer(self, transfer_id: str) -> BookTransfer | None:
-        try:
-            found: object = self.repository.get(uuid.UUID(transfer_id))
-        except (AggregateNotFoundError, ValueError):
-            return None
-        return found if isinstance(found, BookTransfer) else None
-
     def _visible_transfer(self, transfer_id: str, caller: Caller, scope: TeamScope) -> BookTransfer:
-        transfer = self._transfer(transfer_id)
+        transfer = self.find(BookTransfer, transfer_id)
         if transfer is None or not may_act_on(caller, transfer.from_agent_id, scope):
             raise unknown_transfer(transfer_id)
         return transfer
@@ -142,7 +133,7 @@ class Handover(CrmApplication):
 
     def advance_transfer(self, transfer_id: str) -> bool:
         """One page of a transfer (or of its undo); True while it has more to do."""
-        transfer = self._transfer(transfer_id)
+        transfer = self.find(BookTransfer, transfer_id)
         if transfer is None:
             return False
         if transfer.state == TransferState.RUNNING:
@@ -163,7 +154,7 @@ class Handover(CrmApplication):
             return False
         moved: list[Customer] = []
         for row in rows:
-            customer = self._customer(row["customer_id"])
+            customer = self.find(Customer, row["customer_id"])
             if customer is not None and customer.owning_agent_id == transfer.from_agent_id:
                 successor = transfer.successor_for(transfer.moved + len(moved))
                 customer.change_owner(successor, transfer.reason, meta, transfer_id=transfer.transfer_id)
@@ -186,7 +177,7 @@ class Handover(CrmApplication):
         back: list[Customer] = []
         left: list[str] = []
         for row in rows:
-            customer = self._customer(row["customer_id"])
+            customer = self.find(Customer, row["customer_id"])
             if customer is None:
                 continue
             last = customer.ownership[-1] if customer.ownership else {}
@@ -202,13 +193,6 @@ class Handover(CrmApplication):
         transfer.record_moved_back(len(back), left, str(rows[-1]["customer_id"]), meta)
         self.save(*back, transfer)
         return True
-
-    def _customer(self, customer_id: str) -> Customer | None:
-        try:
-            found: object = self.repository.get(uuid.UUID(customer_id))
-        except (AggregateNotFoundError, ValueError):
-            return None
-        return found if isinstance(found, Customer) else None
 
     # Queries -----------------------------------------------------------------------------------
 

@@ -3,9 +3,7 @@ run it; a manager reads their own teams, an agent reads themselves and their tea
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
-
-from eventsourcing.application import AggregateNotFoundError
+from typing import Any
 
 from crm_shared.access import may_act_on
 from crm_shared.auth import Caller, Role
@@ -24,25 +22,17 @@ from services.sales.domain import (
     team_of_pool,
 )
 
-A = TypeVar("A", bound=CrmAggregate)
 RUNS_THE_SALES_FORCE = (Role.OPERATOR, Role.ADMIN)
 
 
 class SalesForce(CrmApplication):
     # Loading ---------------------------------------------------------------------------------
 
-    def _load(self, kind: type[A], aggregate_id: Any) -> A | None:
-        try:
-            found: object = self.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            return None
-        return found if isinstance(found, kind) else None
-
     def find_team(self, team_id: str) -> Team | None:
-        return self._load(Team, Team.id_for(team_id))
+        return self.find(Team, Team.id_for(team_id))
 
     def find_agent(self, agent_id: str) -> Agent | None:
-        return self._load(Agent, Agent.id_for(agent_id))
+        return self.find(Agent, Agent.id_for(agent_id))
 
     def known_team(self, team_id: str, field: str = "team_id") -> Team:
         team = self.find_team(team_id)
@@ -62,13 +52,13 @@ class SalesForce(CrmApplication):
         return agent
 
     def _roster(self, team_id: str) -> TeamRoster:
-        roster = self._load(TeamRoster, TeamRoster.id_for(team_id))
+        roster = self.find(TeamRoster, TeamRoster.id_for(team_id))
         if roster is None:  # a team is created with its roster, atomically
             raise RuntimeError(f"team {team_id} has no roster")
         return roster
 
     def _managed(self, user_id: str, meta: CommandMeta) -> ManagedTeams:
-        return self._load(ManagedTeams, ManagedTeams.id_for(user_id)) or ManagedTeams.start(user_id, meta)
+        return self.find(ManagedTeams, ManagedTeams.id_for(user_id)) or ManagedTeams.start(user_id, meta)
 
     # The scope every context asks about (crm_shared.access.TeamScope) -----------------------------
 
@@ -85,8 +75,8 @@ class SalesForce(CrmApplication):
         return agent.status if agent else None
 
     def teams_managed_by(self, user_id: str) -> frozenset[str]:
-        managed = self._load(ManagedTeams, ManagedTeams.id_for(user_id))
-        return frozenset(managed.team_ids) if managed else frozenset()
+        managed = self.find(ManagedTeams, ManagedTeams.id_for(user_id))
+        return frozenset(managed.members) if managed else frozenset()
 
     def scope_of(self, data: dict[str, Any], meta: CommandMeta) -> dict[str, Any]:
         """The teams of some owners and the teams a manager manages, for the other contexts'
@@ -158,7 +148,7 @@ class SalesForce(CrmApplication):
             agent_id=agent_id, name=data["name"], team_id=team.team_id, hired_on=data["hired_on"], meta=meta
         )
         roster = self._roster(team.team_id)
-        roster.join(agent_id, meta)
+        roster.add(agent_id, meta)
         return Decision({"agent_id": agent_id, "team_id": team.team_id}, (agent, roster))
 
     @command
@@ -168,8 +158,8 @@ class SalesForce(CrmApplication):
         to_team = self.known_team(data["team_id"])
         leaving, joining = self._roster(agent.team_id), self._roster(to_team.team_id)
         agent.move(to_team.team_id, data["reason"], meta)
-        leaving.leave(agent.agent_id, meta)
-        joining.join(agent.agent_id, meta)
+        leaving.remove(agent.agent_id, meta)
+        joining.add(agent.agent_id, meta)
         return Decision(
             {"agent_id": agent.agent_id, "team_id": agent.team_id, "version": agent.version},
             (agent, leaving, joining),
@@ -190,7 +180,7 @@ class SalesForce(CrmApplication):
             team_members=members,
             meta=meta,
         )
-        roster.leave(agent.agent_id, meta)
+        roster.remove(agent.agent_id, meta)
         answer = {
             "agent_id": agent.agent_id,
             "status": agent.status,
