@@ -110,10 +110,12 @@ class TtlCache:
             return False, None
         return True, entry[1]
 
-    def put(self, key: tuple[str, str], value: Any) -> None:
+    def put(self, key: tuple[str, str], value: Any, asked_at: float) -> None:
+        """``asked_at``: when the question was sent (``time.monotonic()``), so an answer that took
+        long to come is not trusted for longer than ``seconds`` after it was true."""
         if len(self._entries) > 100_000:  # bounded: forget everything rather than grow
             self._entries.clear()
-        self._entries[key] = (time.monotonic() + self.seconds, value)
+        self._entries[key] = (asked_at + self.seconds, value)
 
 
 # A registration for an agent whose departure this process has not seen yet is moved by the book
@@ -131,15 +133,16 @@ class RpcSalesForce:
 
     def _scope_of(self, owner_ids: list[str], manager_user_id: str | None = None) -> dict[str, Any]:
         payload = {"owner_ids": owner_ids, "manager_user_id": manager_user_id}
+        asked_at = time.monotonic()
         reply = bounded_call(self.sales_rpc.scope_of, payload, "sales")
         raise_for(reply, "scope")
         result: dict[str, Any] = reply["result"]
         for owner in owner_ids:
-            self.cache.put(("team", owner), result["teams"].get(owner))
+            self.cache.put(("team", owner), result["teams"].get(owner), asked_at)
             if result["statuses"].get(owner) == "active":
-                self.cache.put(("status", owner), "active")
+                self.cache.put(("status", owner), "active", asked_at)
         if manager_user_id:
-            self.cache.put(("managed", manager_user_id), frozenset(result["managed_team_ids"]))
+            self.cache.put(("managed", manager_user_id), frozenset(result["managed_team_ids"]), asked_at)
         return result
 
     def plan_succession(self, agent_id: str, successor: dict[str, Any]) -> dict[str, Any]:

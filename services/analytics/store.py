@@ -143,7 +143,8 @@ def combined_update(messages: list[Message]) -> GuardedUpdate | None:
     """Several events of one customer as one guarded update (matching only if every one of them
     is next in its aggregate), so a replay writes a customer's policies, read one after the other
     from the sales store, in one write. None when they cannot be one: two events of one aggregate,
-    two that change list items, or one field set twice."""
+    two that change list items, one field set twice, or a list both pushed to and changed in place
+    (the database refuses two operators on one field)."""
     changes = [change_of(m) for m in messages]
     customer_ids = {customer_of(m) for m in messages}
     aggregates = [str(m["aggregate_id"]) for m in messages]
@@ -178,6 +179,8 @@ def combined_update(messages: list[Message]) -> GuardedUpdate | None:
             pushes[name].append(item)
         for name, amount in change.inc.items():
             incs[name] += amount
+    if {path.split(".")[0] for path in sets} & pushes.keys():
+        return None  # e.g. one complaint closed ($set complaints.$...) and another opened ($push)
     incs["revision"] += len(messages)
     update: dict[str, dict[str, Any]] = {
         "$set": {**sets, WRITE_ID: uuid.uuid4().hex},

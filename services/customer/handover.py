@@ -127,15 +127,26 @@ class Handover(CrmApplication):
     # The steps (run by the handover process) -------------------------------------------------------
 
     def advance_transfers(self) -> int:
-        """One step of every transfer under way; how many still have work."""
+        """One step of every transfer under way, oldest first; how many moved someone. A transfer
+        that shares an agent (the book's owner or a successor) with an older one still under way
+        waits for it: two transfers never pass customers back and forth, and a successor's own
+        departure hands on what the older transfer gave them once it is done."""
         self.owners.catch_up()
-        return sum(self.advance_transfer(t) for t in self.owners.active_transfers())
+        involved: set[str] = set()
+        worked = 0
+        for transfer_id in self.owners.active_transfers():
+            transfer = self.find(BookTransfer, transfer_id)
+            if transfer is None or not transfer.active:
+                continue
+            agents = {transfer.from_agent_id, *transfer.successors}
+            waits = bool(agents & involved)
+            involved |= agents
+            if not waits:
+                worked += self.advance_transfer(transfer)
+        return worked
 
-    def advance_transfer(self, transfer_id: str) -> bool:
-        """One page of a transfer (or of its undo); True while it has more to do."""
-        transfer = self.find(BookTransfer, transfer_id)
-        if transfer is None:
-            return False
+    def advance_transfer(self, transfer: BookTransfer) -> bool:
+        """One page of a transfer (or of its undo); True if it moved someone or finished."""
         if transfer.state == TransferState.RUNNING:
             return self._move_page(transfer)
         if transfer.state == TransferState.UNDOING:
@@ -148,10 +159,13 @@ class Handover(CrmApplication):
         if not rows:
             waited = (self.clock() - transfer.created_on).total_seconds()
             if waited < COMPLETION_GRACE_SECONDS:
+                return False  # nothing to move yet: the loop may rest
+            self.owners.catch_up()  # the book is empty as the store has it now, not as last read
+            if self.owners.customers_of(transfer.from_agent_id, limit=1):
                 return True
             transfer.complete(meta)
             self.save(transfer)
-            return False
+            return True
         moved: list[Customer] = []
         for row in rows:
             customer = self.find(Customer, row["customer_id"])
@@ -161,7 +175,7 @@ class Handover(CrmApplication):
                 moved.append(customer)
         if not moved:  # the index is behind what the store says: catch up and look again
             self.owners.catch_up()
-            return True
+            return False
         transfer.record_moved(len(moved), meta)
         self.save(*moved, transfer)
         self.owners.catch_up()
@@ -173,7 +187,7 @@ class Handover(CrmApplication):
         if not rows:
             transfer.finish_undo(meta)
             self.save(transfer)
-            return False
+            return True
         back: list[Customer] = []
         left: list[str] = []
         for row in rows:

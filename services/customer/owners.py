@@ -130,7 +130,9 @@ class OwnerIndex:
         return str(rows[0]["transfer_id"]) if rows else None
 
     def active_transfers(self) -> list[str]:
+        """Under way (moving, or undoing), oldest first."""
         rows = self.tables.query(
-            f"SELECT transfer_id FROM {TRANSFERS} WHERE state IN ('running', 'undoing') ORDER BY transfer_id"
+            f"SELECT transfer_id FROM {TRANSFERS} WHERE state IN ('running', 'undoing') "
+            "ORDER BY started_at, transfer_id"
         )
         return [str(r["transfer_id"]) for r in rows]

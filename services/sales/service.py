@@ -40,8 +40,12 @@ class SalesService(CrmService):
 
     @rpc
     def get_policy(self, payload: Any) -> dict:
+        directory = RpcCustomerDirectory(self.customer_rpc)
         return self.request.run(
-            "get_policy", schemas.GetPolicy, payload, lambda d, m: self.app.get_policy(d, m, self.app)
+            "get_policy",
+            schemas.GetPolicy,
+            payload,
+            lambda data, meta: self.app.get_policy(data, meta, directory, self.app),
         )
 
     @rpc

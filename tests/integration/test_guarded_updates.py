@@ -83,3 +83,39 @@ def test_a_version_ahead_of_its_predecessor_is_a_gap_and_changes_nothing(databas
     [outcome] = apply_together(collection, [closed])
     assert isinstance(outcome, VersionGap)
     assert collection.count_documents({}) == 0
+
+
+def test_a_complaint_closed_beside_another_opened_in_one_batch_is_applied(database: Any) -> None:
+    from datetime import UTC, datetime
+
+    from crm_shared.auth import Caller, Role
+    from crm_shared.domain import CommandMeta
+    from crm_shared.eventstore import build_envelope
+    from services.service_desk.domain import Complaint
+
+    customer_id, messages = HISTORIES[1]
+    registered = messages[0]
+    meta = CommandMeta.new(Caller("op", Role.OPERATOR))
+    first, second = (
+        Complaint.open(
+            customer_id=customer_id,
+            channel="web",
+            category="billing",
+            priority="ordinary",
+            description=f"complaint {n}",
+            opened_at=datetime(2026, 11, n, tzinfo=UTC),
+            meta=CommandMeta.new(Caller("op", Role.OPERATOR)),
+        )
+        for n in (1, 2)
+    )
+    first.close(resolution="ok", satisfaction=4, closed_at=datetime(2026, 11, 3, tzinfo=UTC), meta=meta)
+    opened_1, closed_1 = (m for e in first.collect_events() if (m := build_envelope("service_desk", 1, e)))
+    [opened_2] = [m for e in second.collect_events() if (m := build_envelope("service_desk", 2, e))]
+    collection = database[f"c360_{uuid.uuid4().hex[:8]}"]
+    assert apply_together(collection, [registered, opened_1]) == [None, None]
+    # Closing one ($set complaints.$...) and opening another ($push complaints) cannot be one update.
+    assert apply_together(collection, [closed_1, opened_2]) == [None, None]
+    stored = collection.find_one({"_id": customer_id})
+    assert stored is not None and stored.pop(WRITE_ID)
+    assert stored == fold([registered, opened_1, closed_1, opened_2])
+    assert [c["status"] for c in stored["complaints"]] == ["closed", "open"]

@@ -46,14 +46,23 @@ class Selling(CrmApplication):
         )
         return Decision({"policy_number": policy.policy_number}, (policy,))
 
-    def get_policy(self, data: dict[str, Any], meta: CommandMeta, scope: TeamScope) -> dict[str, Any]:
+    def get_policy(
+        self, data: dict[str, Any], meta: CommandMeta, customers: CustomerDirectory, scope: TeamScope
+    ) -> dict[str, Any]:
+        """Seen by whoever may act on the policy's customer now (its owner may have changed since
+        the sale): the customer context answers as the caller."""
         number = data["policy_number"]
         try:
             policy: Policy = self.repository.get(Policy.id_for(number))
         except AggregateNotFoundError:
             raise unknown_policy(number) from None
-        if not may_act_on(meta.actor, policy.agent_id, scope, also=(Role.SERVICE_DESK,)):
-            raise unknown_policy(number)
+        if not meta.actor.sees_everything:
+            try:
+                owner = customers.owning_agent_of(policy.customer_id)
+            except NotFound:
+                raise unknown_policy(number) from None
+            if not may_act_on(meta.actor, owner, scope, also=(Role.SERVICE_DESK,)):
+                raise unknown_policy(number)
         return {
             "policy_number": policy.policy_number,
             "customer_id": policy.customer_id,
