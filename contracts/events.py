@@ -49,6 +49,20 @@ class CustomerRegisteredV1(Schema):
     owning_agent_id = f.agent_id(required=True)
 
 
+class ProfileChanges(Schema):
+    full_name = fields.String()
+    mobile_phone = fields.String()
+    email = fields.String(allow_none=True)
+    address = fields.Nested(Address)
+    date_of_birth = fields.Date()
+
+
+class CustomerProfileUpdatedV1(Schema):
+    customer_id = fields.UUID(required=True)
+    changes = fields.Nested(ProfileChanges, required=True)
+    reason = fields.String(required=True)
+
+
 class CustomerOwnerChangedV1(Schema):
     customer_id = fields.UUID(required=True)
     previous_agent_id = f.agent_id(required=True)
@@ -137,6 +151,7 @@ PAYLOAD_SCHEMAS: dict[tuple[str, int], type[Schema]] = {
     ("sales.agent_departed", 1): AgentDepartedV1,
     ("customer.registered", 1): CustomerRegisteredV1,
     ("customer.owner_changed", 1): CustomerOwnerChangedV1,
+    ("customer.profile_updated", 1): CustomerProfileUpdatedV1,
     ("sales.policy_sold", 1): PolicySoldV1,
     ("service_desk.complaint_opened", 1): ComplaintOpenedV1,
     ("service_desk.complaint_closed", 1): ComplaintClosedV1,

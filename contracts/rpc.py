@@ -223,3 +223,31 @@ class ScopeOf(Strict):
 
     owner_ids = fields.List(f.agent_id(), load_default=list, validate=validate.Length(max=500))
     manager_user_id = f.code(load_default=None, allow_none=True)
+
+
+# The customer record ------------------------------------------------------------------------------
+
+
+class UpdateProfile(Strict):
+    """The fields to change (at least one) and why; a field given with its present value is not
+    a change."""
+
+    customer_id = f.uuid_field(required=True)
+    full_name = f.text(200)
+    mobile_phone = f.mobile_phone()
+    email = fields.Email(allow_none=True)
+    address = fields.Nested(Address)
+    date_of_birth = fields.Date()
+    reason = f.text(1000, required=True)
+
+    @validates_schema
+    def _changes_something(self, data: dict[str, Any], **_: Any) -> None:
+        if not set(data) & {"full_name", "mobile_phone", "email", "address", "date_of_birth"}:
+            raise ValidationError(
+                "required: give at least one of full_name, mobile_phone, email, address, date_of_birth",
+                "_payload",
+            )
+
+
+class GetCustomerHistory(Strict):
+    customer_id = f.uuid_field(required=True)

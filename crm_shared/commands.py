@@ -9,7 +9,8 @@ and the aggregates it changed. ``@command`` appends the changed aggregates' even
   finds the record and answers as the first time did;
 - a repeat whose handler succeeds again collides on the record's first version, so its events are
   not appended either, and it answers from the record;
-- a refused command appends nothing, not even a record: sent again, it is decided again.
+- a refused command appends nothing, not even a record: sent again, it is decided again; so does
+  a command that changes nothing (a profile update to the values it has).
 
 The record costs one small internal event per command, read only on the refusal or conflict path."""
 
@@ -114,6 +115,8 @@ def command(
             if (first := recorded_answer(self, operation, data, meta)) is not None:
                 return first
             raise
+        if not decision.changed:  # it stores nothing; a repeat of one that did gets its answer
+            return recorded_answer(self, operation, data, meta) or decision.answer
         record = CommandRecord.record(operation, fingerprint(operation, data), decision.answer, meta)
         try:
             self.save(*decision.changed, record)

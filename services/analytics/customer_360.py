@@ -98,6 +98,15 @@ def _customer_registered(payload: dict[str, Any], _: Message) -> Change:
     )
 
 
+PROFILE_VIEW = {"full_name", "mobile_phone", "email", "date_of_birth", "address"}
+
+
+def _profile_updated(payload: dict[str, Any], _: Message) -> Change:
+    return Change(
+        set={f"profile.{name}": value for name, value in payload["changes"].items() if name in PROFILE_VIEW}
+    )
+
+
 def _owner_changed(payload: dict[str, Any], message: Message) -> Change:
     return Change(
         set={"owning_agent_id": payload["new_agent_id"]},
@@ -167,6 +176,7 @@ def _complaint_closed(payload: dict[str, Any], message: Message) -> Change:
 CHANGES: dict[str, Callable[[dict[str, Any], Message], Change]] = {
     "customer.registered": _customer_registered,
     "customer.owner_changed": _owner_changed,
+    "customer.profile_updated": _profile_updated,
     "sales.policy_sold": _policy_sold,
     "service_desk.complaint_opened": _complaint_opened,
     "service_desk.complaint_closed": _complaint_closed,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from eventsourcing.application import AggregateNotFoundError
@@ -10,10 +11,36 @@ from contracts.validators import normalise_national_id
 from crm_shared.access import TeamScope, may_act_on, require_customer_access
 from crm_shared.auth import Role
 from crm_shared.commands import Decision, command
-from crm_shared.domain import CommandMeta
+from crm_shared.domain import CommandMeta, json_ready
 from crm_shared.errors import DuplicateCustomer, PermissionDenied, ValidationFailed
-from services.customer.domain import Customer, NationalIdClaim
+from services.customer.domain import PROFILE_FIELDS, Customer, NationalIdClaim
 from services.customer.handover import Handover
+
+
+def change_history(events: Iterable[Any]) -> list[dict[str, Any]]:
+    """The record's changes from its events: each field's value before and after."""
+    current: dict[str, Any] = {}
+    changes: list[dict[str, Any]] = []
+    for event in events:
+        when, who = event.timestamp.isoformat(), event.meta["actor"]
+        if isinstance(event, Customer.Registered):
+            current = {
+                name: json_ready(getattr(event, name)) for name in (*PROFILE_FIELDS, "owning_agent_id")
+            }
+            changes.append({"what": "registered", "changes": [], "who": who, "when": when, "why": None})
+        elif isinstance(event, Customer.ProfileUpdated):
+            fields = [{"field": n, "from": current.get(n), "to": v} for n, v in sorted(event.changes.items())]
+            current.update(event.changes)
+            changes.append(
+                {"what": "profile_updated", "changes": fields, "who": who, "when": when, "why": event.reason}
+            )
+        elif isinstance(event, Customer.OwnerChanged):
+            fields = [{"field": "owning_agent_id", "from": event.previous_agent_id, "to": event.new_agent_id}]
+            current["owning_agent_id"] = event.new_agent_id
+            changes.append(
+                {"what": "owner_changed", "changes": fields, "who": who, "when": when, "why": event.reason}
+            )
+    return changes
 
 
 class SalesForce(TeamScope, Protocol):
@@ -115,6 +142,24 @@ class CustomerApplication(Handover):
             {"customer_id": customer_id, "owning_agent_id": new_owner, "version": customer.version},
             (customer,),
         )
+
+    @command
+    def update_profile(self, data: dict[str, Any], meta: CommandMeta, scope: TeamScope) -> Decision:
+        meta.actor.require_role(Role.AGENT, Role.MANAGER, Role.SERVICE_DESK, Role.OPERATOR, Role.ADMIN)
+        customer = self.customer_in_scope(str(data["customer_id"]), meta, scope, also=(Role.SERVICE_DESK,))
+        changes = customer.update_profile(data, data["reason"], meta)
+        answer = {"customer_id": str(customer.id), "changed": sorted(changes), "version": customer.version}
+        return Decision(answer, (customer,) if changes else ())
+
+    def get_customer_history(
+        self, data: dict[str, Any], meta: CommandMeta, scope: TeamScope
+    ) -> dict[str, Any]:
+        """Every change of the record: what, from, to, who, when and why, oldest first."""
+        customer = self.customer_in_scope(str(data["customer_id"]), meta, scope, also=(Role.SERVICE_DESK,))
+        return {
+            "customer_id": str(customer.id),
+            "changes": change_history(self.repository.event_store.get(customer.id)),
+        }
 
     def get_customer(self, data: dict[str, Any], meta: CommandMeta, scope: TeamScope) -> dict[str, Any]:
         customer = self.customer_in_scope(str(data["customer_id"]), meta, scope, also=(Role.SERVICE_DESK,))

@@ -8,11 +8,35 @@ import uuid
 from datetime import date
 from typing import Any
 
+from contracts.validators import national_id_birth_date
 from crm_shared.domain import CommandMeta, CrmAggregate
 from crm_shared.errors import ValidationFailed
 
 NATIONAL_ID_NAMESPACE = uuid.UUID("0c7f8a52-3b1e-4f5e-a7f4-1d2c9e6b8a31")
 CUSTOMER_NAMESPACE = uuid.UUID("3e9b1f0a-7c44-4d8e-9b52-6a1d0c2f8e77")
+
+
+PROFILE_FIELDS = ("full_name", "mobile_phone", "email", "address", "date_of_birth")
+
+
+def normalised_phone(phone: str) -> str:
+    return phone.removeprefix("+86")
+
+
+def normalised_email(email: str | None) -> str | None:
+    return email.lower() if email else None
+
+
+def normalised_profile(proposed: dict[str, Any]) -> dict[str, Any]:
+    """The profile fields given, as the record keeps them."""
+    wanted = {name: proposed[name] for name in PROFILE_FIELDS if name in proposed}
+    if "full_name" in wanted:
+        wanted["full_name"] = wanted["full_name"].strip()
+    if "mobile_phone" in wanted:
+        wanted["mobile_phone"] = normalised_phone(wanted["mobile_phone"])
+    if "email" in wanted:
+        wanted["email"] = normalised_email(wanted["email"])
+    return wanted
 
 
 class Customer(CrmAggregate):
@@ -54,6 +78,18 @@ class Customer(CrmAggregate):
                 },
             ]
 
+    class ProfileUpdated(CrmAggregate.Event):
+        """Only the fields that changed, with their new values."""
+
+        EVENT_TYPE = "customer.profile_updated"
+        customer_id: str
+        changes: dict[str, Any]
+        reason: str
+
+        def apply(self, customer: Customer) -> None:
+            for name, value in self.changes.items():
+                setattr(customer, name, date.fromisoformat(value) if name == "date_of_birth" else value)
+
     full_name: str
     national_id: str
     mobile_phone: str
@@ -81,6 +117,30 @@ class Customer(CrmAggregate):
             transfer_id=transfer_id,
         )
 
+    def update_profile(self, proposed: dict[str, Any], reason: str, meta: CommandMeta) -> dict[str, Any]:
+        """Record what differs from the profile now (normalised as at registration); returns the
+        changes, empty (and nothing recorded) when nothing differs. The date of birth must stay the
+        one the national id encodes."""
+        wanted = normalised_profile(proposed)
+        if "date_of_birth" in wanted and wanted["date_of_birth"] != national_id_birth_date(self.national_id):
+            raise ValidationFailed.single(
+                "date_of_birth", "matches_national_id", "must equal the birth date encoded in the national id"
+            )
+        changes = {
+            name: value.isoformat() if isinstance(value, date) else value
+            for name, value in wanted.items()
+            if getattr(self, name) != value
+        }
+        if changes:
+            self.trigger_event(
+                self.ProfileUpdated,
+                meta=meta.as_event_meta(),
+                customer_id=str(self.id),
+                changes=changes,
+                reason=reason,
+            )
+        return changes
+
     @classmethod
     def register(
         cls,
@@ -102,8 +162,8 @@ class Customer(CrmAggregate):
             customer_id=str(customer_id),
             full_name=full_name.strip(),
             national_id=national_id,
-            mobile_phone=mobile_phone.removeprefix("+86"),
-            email=email.lower() if email else None,
+            mobile_phone=normalised_phone(mobile_phone),
+            email=normalised_email(email),
             date_of_birth=date_of_birth,
             address=address,
             owning_agent_id=owning_agent_id,

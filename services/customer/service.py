@@ -83,6 +83,27 @@ class CustomerService(CrmService):
         )
 
     @rpc
+    def update_profile(self, payload: Any) -> dict:
+        sales_force = RpcSalesForce(self.sales_rpc)
+        return self.request.run(
+            "update_profile",
+            schemas.UpdateProfile,
+            payload,
+            lambda data, meta: self.app.update_profile(data, meta, sales_force),
+            command=True,
+        )
+
+    @rpc
+    def get_customer_history(self, payload: Any) -> dict:
+        sales_force = RpcSalesForce(self.sales_rpc)
+        return self.request.run(
+            "get_customer_history",
+            schemas.GetCustomerHistory,
+            payload,
+            lambda data, meta: self.app.get_customer_history(data, meta, sales_force),
+        )
+
+    @rpc
     def get_customer(self, payload: Any) -> dict:
         sales_force = RpcSalesForce(self.sales_rpc)
         return self.request.run(

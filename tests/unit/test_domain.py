@@ -9,7 +9,7 @@ import pytest
 
 from crm_shared.auth import Caller, Role
 from crm_shared.domain import CommandMeta
-from crm_shared.errors import InvalidState
+from crm_shared.errors import InvalidState, ValidationFailed
 from services.customer.domain import Customer, NationalIdClaim
 from services.sales.domain import Policy, add_years
 from services.service_desk.domain import Complaint
@@ -101,3 +101,29 @@ def test_a_sold_policy_runs_for_its_term() -> None:
 
 def test_add_years() -> None:
     assert add_years(date(2026, 12, 1), 20) == date(2046, 12, 1)
+
+
+def test_a_profile_update_records_only_what_changed_and_nothing_when_nothing_did() -> None:
+    meta = CommandMeta.new(Caller("op", Role.OPERATOR))
+    customer = Customer.register(
+        full_name="Li Wei",
+        national_id="11010519491231002X",
+        mobile_phone="13800138000",
+        email="li@example.com",
+        date_of_birth=date(1949, 12, 31),
+        address={"line1": "1 Road", "city": "Beijing", "province": "Beijing"},
+        owning_agent_id="A-1",
+        meta=meta,
+    )
+    customer.collect_events()
+    same = {"full_name": " Li Wei ", "mobile_phone": "+8613800138000", "email": "LI@example.com"}
+    assert customer.update_profile(same, "no change", meta) == {}
+    assert customer.collect_events() == []
+    changes = customer.update_profile({"full_name": "Li Wei", "email": "wei@example.com"}, "moved", meta)
+    assert changes == {"email": "wei@example.com"}
+    [event] = customer.collect_events()
+    assert event.public_payload() == {"customer_id": str(customer.id), "changes": changes, "reason": "moved"}
+    assert customer.email == "wei@example.com"
+    with pytest.raises(ValidationFailed) as refused:
+        customer.update_profile({"date_of_birth": date(1950, 1, 1)}, "typo", meta)
+    assert refused.value.fields[0].rule == "matches_national_id"

@@ -1,0 +1,82 @@
+"""The customer record over time, on real processes: profile changes by several callers, each
+kept with what, from, to, who, when and why; a change to the same values stores nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+from crm_cli.client import CrmClient
+from crm_shared.auth import Caller, Role
+from tests.e2e.conftest import Stores, ok
+from tests.support import customer_payload, wait_until
+
+ClientFor = Callable[[Caller], AbstractContextManager[CrmClient]]
+ADDRESS = {"line1": "9 West Lake Road", "city": "Hangzhou", "province": "Zhejiang", "postal_code": "310000"}
+
+
+def test_five_profile_changes_by_three_callers_are_all_in_the_history(
+    operator_rpc: CrmClient, rpc: ClientFor, stores: Stores
+) -> None:
+    customer_id = ok(operator_rpc.call("customer", "register_customer", customer_payload(agent_id="A-7")))[
+        "customer_id"
+    ]
+    agent = Caller("u-a7", Role.AGENT, "A-7")
+    desk = Caller("desk-1", Role.SERVICE_DESK)
+    updates = [
+        (agent, {"mobile_phone": "13700000001"}, "new phone"),
+        (desk, {"email": "Wang.F@Example.com"}, "customer called"),
+        (operator_rpc, {"address": ADDRESS, "full_name": "Wang Fang"}, "moved house"),
+        (agent, {"full_name": "Wang Fangfang"}, "name corrected"),
+        (desk, {"mobile_phone": "13700000002"}, "second new phone"),
+    ]
+    for who, change, reason in updates:
+        payload = {"customer_id": customer_id, **change, "reason": reason}
+        if isinstance(who, CrmClient):
+            ok(who.call("customer", "update_profile", payload))
+        else:
+            with rpc(who) as client:
+                ok(client.call("customer", "update_profile", payload))
+    before = stores.positions()
+    unchanged = ok(
+        operator_rpc.call(
+            "customer",
+            "update_profile",
+            {"customer_id": customer_id, "full_name": "Wang Fangfang", "reason": "x"},
+        )
+    )
+    assert unchanged["changed"] == [] and stores.positions() == before  # nothing appended
+
+    history = ok(operator_rpc.call("customer", "get_customer_history", {"customer_id": customer_id}))[
+        "changes"
+    ]
+    assert [h["what"] for h in history] == ["registered"] + ["profile_updated"] * 5
+    assert [h["why"] for h in history[1:]] == [reason for _, _, reason in updates]
+    assert [h["who"]["user_id"] for h in history[1:]] == ["u-a7", "desk-1", "op-e2e", "u-a7", "desk-1"]
+    phones = [c for h in history for c in h["changes"] if c["field"] == "mobile_phone"]
+    assert [(c["from"], c["to"]) for c in phones] == [
+        ("13912345678", "13700000001"),
+        ("13700000001", "13700000002"),
+    ]
+    emails = [c for h in history for c in h["changes"] if c["field"] == "email"]
+    assert emails[0]["to"] == "wang.f@example.com"  # kept as the record normalises it
+    assert all(h["when"] for h in history)
+
+    record = ok(operator_rpc.call("customer", "get_customer", {"customer_id": customer_id}))
+    assert (record["full_name"], record["mobile_phone"]) == ("Wang Fangfang", "13700000002")
+
+    def view_updated() -> bool:
+        reply = operator_rpc.call("analytics", "get_customer_360", {"customer_id": customer_id})
+        return bool(reply["ok"] and reply["result"]["profile"]["mobile_phone"] == "13700000002")
+
+    wait_until(view_updated, timeout=30, what="the 360 view's profile to follow")
+    view = ok(operator_rpc.call("analytics", "get_customer_360", {"customer_id": customer_id}))
+    assert (
+        view["profile"]["full_name"] == "Wang Fangfang" and view["profile"]["address"]["city"] == "Hangzhou"
+    )
+
+    with rpc(Caller("u-a2", Role.AGENT, "A-2")) as stranger:  # another agent's customer: not found
+        refused = stranger.call(
+            "customer", "update_profile", {"customer_id": customer_id, "email": None, "reason": "x"}
+        )
+        assert refused["error"]["code"] == "not_found"
