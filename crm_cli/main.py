@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from crm_cli import ownership, sales_force
+from crm_cli import ownership, record, sales_force
 from crm_cli.client import CrmClient
 from crm_cli.system import REPO, rpc_consumers
 from crm_shared.auth import Caller, Role
@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sales_force.add_commands(commands)
     ownership.add_commands(commands)
+    record.add_commands(commands)
 
     register = commands.add_parser("register", help="register a customer; prints its id")
     register.add_argument("--name", required=True)
@@ -388,7 +389,7 @@ def main(argv: list[str] | None = None) -> None:
         print(issue_token(caller, _secret(args), args.ttl))
         return
     service, method, payload = (
-        ("customer", "", {}) if args.command in ownership.COMMANDS else request_for(args)
+        ("customer", "", {}) if args.command in (*ownership.COMMANDS, *record.COMMANDS) else request_for(args)
     )
     problem = broker_reachable(args.amqp_uri)
     if problem:
@@ -401,6 +402,8 @@ def main(argv: list[str] | None = None) -> None:
         with CrmClient.for_caller(args.amqp_uri, caller, _secret(args), timeout=30) as client:
             if args.command in ownership.COMMANDS:
                 sys.exit(ownership.run(args, client))
+            if args.command in record.COMMANDS:
+                sys.exit(record.run(args, client))
             reply = client.call(service, method, payload)
             if args.command == "customer" and args.history and reply.get("ok"):
                 ownership.print_history(reply["result"])

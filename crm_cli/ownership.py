@@ -55,7 +55,7 @@ def _successor(args: argparse.Namespace) -> dict[str, Any]:
     return {"kind": "round_robin" if args.round_robin else "pool", "team_id": args.team}
 
 
-def _failed(reply: dict[str, Any]) -> int:
+def print_failure(reply: dict[str, Any]) -> int:
     print(json.dumps(reply, indent=2, ensure_ascii=False), file=sys.stderr)
     for problem in reply.get("error", {}).get("fields", []):
         print(f"  {problem['field']}: {problem['rule']} - {problem['message']}", file=sys.stderr)
@@ -65,7 +65,7 @@ def _failed(reply: dict[str, Any]) -> int:
 def _follow(client: CrmClient, transfer_id: str) -> int:
     first = client.call("customer", "get_book_transfer", {"transfer_id": transfer_id})
     if not first["ok"]:
-        return _failed(first)
+        return print_failure(first)
     status = first["result"]
     undoing = status["state"] in ("undoing", "undone")
     bar = ProgressBar(status["total"], f"transfer {transfer_id[:8]}", unit="customers")
@@ -96,14 +96,14 @@ def run(args: argparse.Namespace, client: CrmClient) -> int:
                 {"from_agent_id": args.from_agent, "successor": _successor(args), "reason": args.reason},
             )
         if not reply["ok"]:
-            return _failed(reply)
+            return print_failure(reply)
         return _follow(client, reply["result"]["transfer_id"])
     if args.command == "book-transfer":
         if args.follow:
             return _follow(client, args.transfer_id)
         reply = client.call("customer", "get_book_transfer", {"transfer_id": args.transfer_id})
         if not reply["ok"]:
-            return _failed(reply)
+            return print_failure(reply)
         print(json.dumps(reply["result"], indent=2, ensure_ascii=False))
         return 0
     cursor = args.cursor
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace, client: CrmClient) -> int:
         payload = {"owning_agent_id": args.agent, "page_size": args.page_size, "cursor": cursor}
         reply = client.call("customer", "list_customers", payload)
         if not reply["ok"]:
-            return _failed(reply)
+            return print_failure(reply)
         for customer in reply["result"]["customers"]:
             print(json.dumps(customer, ensure_ascii=False))
         cursor = reply["result"]["next_cursor"]

@@ -1,0 +1,90 @@
+"""The ``crm`` client as a newcomer uses it against the running system: a team, an agent, a
+customer, a profile change and its history, the agent's book, a reassignment with the ownership
+history, and a book transfer followed to the end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+
+from crm_cli.system import REPO, System
+from tests.support import customer_payload
+
+
+def crm(system: System, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "crm_cli.main",
+            "--amqp-uri",
+            system.amqp_uri,
+            "--secret-file",
+            str(system.secret_file),
+            *args,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_newcomers_walkthrough_with_the_cli(system: System) -> None:
+    team = f"T-CLI-{uuid.uuid4().hex[:6]}"
+    first, second = f"{team}-A1", f"{team}-A2"
+    assert (
+        crm(
+            system, "team", "create", team, "--name", "CLI", "--branch", "Ningbo", "--manager", "m1"
+        ).returncode
+        == 0
+    )
+    for agent in (first, second):
+        assert (
+            crm(
+                system,
+                "agent",
+                "register",
+                agent,
+                "--name",
+                agent,
+                "--team",
+                team,
+                "--hired-on",
+                "2024-03-01",
+            ).returncode
+            == 0
+        )
+    shown = json.loads(crm(system, "team", "show", team).stdout)
+    assert [a["agent_id"] for a in shown["agents"]] == [first, second]
+
+    person = customer_payload(agent_id=first)
+    registered = crm(
+        system, "register", "--name", person["full_name"], "--national-id", person["national_id"],
+        "--phone", person["mobile_phone"], "--birth-date", person["date_of_birth"], "--street", "1 Road",
+        "--city", "Ningbo", "--province", "Zhejiang", "--agent", first,
+    )  # fmt: skip
+    assert registered.returncode == 0, registered.stderr
+    customer_id = json.loads(registered.stdout)["customer_id"]
+
+    refused = crm(system, "profile", customer_id, "--birth-date", "1990-01-01", "--reason", "typo")
+    assert refused.returncode == 1 and "matches_national_id" in refused.stderr
+    assert (
+        crm(system, "profile", customer_id, "--phone", "13600000000", "--reason", "new phone").returncode == 0
+    )
+    history = crm(system, "profile", customer_id, "--history").stdout
+    assert "profile_updated" in history and "'13600000000'" in history and "new phone" in history
+
+    book = crm(system, "customers", "--agent", first)
+    assert [json.loads(line)["customer_id"] for line in book.stdout.splitlines()] == [customer_id]
+
+    assert crm(system, "reassign", customer_id, "--to", second, "--reason", "closer").returncode == 0
+    owners = crm(system, "customer", customer_id, "--history").stdout
+    assert f"{first} -> {second}" in owners and "closer" in owners
+
+    moved = crm(system, "transfer-book", second, "--successor-agent", first, "--reason", "back again")
+    assert moved.returncode == 0, moved.stderr
+    assert '"state": "completed"' in moved.stdout and "customers" in moved.stderr  # the progress bar
+    assert json.loads(crm(system, "customer", customer_id).stdout)["owning_agent_id"] == first
