@@ -143,7 +143,51 @@ class AgentDepartedV1(Schema):
     successors = fields.List(f.agent_id(), required=True, validate=validate.Length(min=1))
 
 
+class BookTransferStartedV1(Schema):
+    transfer_id = fields.UUID(required=True)
+    from_agent_id = f.agent_id(required=True)
+    successors = fields.List(f.agent_id(), required=True, validate=validate.Length(min=1))
+    successor_rule = fields.Nested(SuccessorV1, required=True)
+    reason = fields.String(required=True)
+    departure_event_id = fields.UUID(required=True, allow_none=True)
+
+
+class BookTransferProgressedV1(Schema):
+    transfer_id = fields.UUID(required=True)
+    moved = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    moved_total = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+
+
+class BookTransferCompletedV1(Schema):
+    transfer_id = fields.UUID(required=True)
+    moved_total = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+
+
+class BookTransferUndoStartedV1(Schema):
+    transfer_id = fields.UUID(required=True)
+    reason = fields.String(required=True)
+
+
+class BookTransferUndoProgressedV1(Schema):
+    transfer_id = fields.UUID(required=True)
+    moved_back = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    left_where_they_are = fields.List(fields.UUID(), required=True)
+    cursor = fields.String(required=True)
+
+
+class BookTransferUndoneV1(Schema):
+    transfer_id = fields.UUID(required=True)
+    moved_back_total = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    left_total = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+
+
 PAYLOAD_SCHEMAS: dict[tuple[str, int], type[Schema]] = {
+    ("customer.book_transfer_started", 1): BookTransferStartedV1,
+    ("customer.book_transfer_progressed", 1): BookTransferProgressedV1,
+    ("customer.book_transfer_completed", 1): BookTransferCompletedV1,
+    ("customer.book_transfer_undo_started", 1): BookTransferUndoStartedV1,
+    ("customer.book_transfer_undo_progressed", 1): BookTransferUndoProgressedV1,
+    ("customer.book_transfer_undone", 1): BookTransferUndoneV1,
     ("sales.team_created", 1): TeamCreatedV1,
     ("sales.team_manager_appointed", 1): TeamManagerAppointedV1,
     ("sales.agent_registered", 1): AgentRegisteredV1,

@@ -106,3 +106,30 @@ def test_satisfaction_must_be_an_integer_from_1_to_5() -> None:
 def test_generated_national_ids_are_valid() -> None:
     for serial in range(50):
         validate_national_id(make_national_id(serial=serial))
+
+
+def test_every_public_event_of_every_context_has_a_contract() -> None:
+    import importlib
+
+    from contracts.events import PAYLOAD_SCHEMAS
+    from crm_shared.domain import CrmAggregate
+
+    for module in (
+        "services.customer.domain",
+        "services.customer.transfer",
+        "services.sales.domain",
+        "services.service_desk.domain",
+    ):
+        importlib.import_module(module)
+
+    def aggregates(cls: type) -> list[type]:
+        return [cls, *(a for sub in cls.__subclasses__() for a in aggregates(sub))]
+
+    published = {
+        (event.EVENT_TYPE, event.SCHEMA_VERSION)
+        for aggregate in aggregates(CrmAggregate)
+        for event in vars(aggregate).values()
+        if isinstance(event, type) and getattr(event, "EVENT_TYPE", None)
+    }
+    assert len(published) >= 15
+    assert published - set(PAYLOAD_SCHEMAS) == set()
