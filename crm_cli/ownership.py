@@ -11,6 +11,7 @@ from typing import Any
 
 from crm_cli.client import CrmClient
 from crm_cli.progress import ProgressBar
+from crm_cli.sales_force import successor_of
 
 COMMANDS = ("transfer-book", "customers", "book-transfer")
 
@@ -47,12 +48,6 @@ def add_commands(commands: Any) -> None:
     customers.add_argument("--page-size", type=int, default=500)
     customers.add_argument("--cursor", help="the next_cursor of the previous page")
     customers.add_argument("--one-page", action="store_true", help="only the page at --cursor")
-
-
-def _successor(args: argparse.Namespace) -> dict[str, Any]:
-    if args.successor_agent:
-        return {"kind": "agent", "agent_id": args.successor_agent}
-    return {"kind": "round_robin" if args.round_robin else "pool", "team_id": args.team}
 
 
 def print_failure(reply: dict[str, Any]) -> int:
@@ -93,7 +88,7 @@ def run(args: argparse.Namespace, client: CrmClient) -> int:
             reply = client.call(
                 "customer",
                 "transfer_book",
-                {"from_agent_id": args.from_agent, "successor": _successor(args), "reason": args.reason},
+                {"from_agent_id": args.from_agent, "successor": successor_of(args), "reason": args.reason},
             )
         if not reply["ok"]:
             return print_failure(reply)

@@ -58,7 +58,8 @@ def add_commands(commands: Any) -> None:
     reassign.add_argument("--reason", required=True)
 
 
-def _successor(args: argparse.Namespace) -> dict[str, Any]:
+def successor_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The successor rule of --successor-agent, --round-robin or --pool (with --team)."""
     if args.successor_agent:
         return {"kind": "agent", "agent_id": args.successor_agent}
     return {"kind": "round_robin" if args.round_robin else "pool", "team_id": args.team}
@@ -85,7 +86,7 @@ def request_for(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]:
             )
         case ("agent", "depart"):
             payload = {"agent_id": args.agent_id, "departed_on": args.departed_on, "reason": args.reason}
-            return "sales", "record_agent_departure", payload | {"successor": _successor(args)}
+            return "sales", "record_agent_departure", payload | {"successor": successor_of(args)}
         case ("agent", "show"):
             return "sales", "get_agent", {"agent_id": args.agent_id}
         case ("reassign", _):

@@ -178,8 +178,7 @@ class Handover(CrmApplication):
             return False
         transfer.record_moved(len(moved), meta)
         self.save(*moved, transfer)
-        self.owners.catch_up()
-        return True
+        return True  # the next step catches the index up on this page first (advance_transfers)
 
     def _move_back_page(self, transfer: BookTransfer) -> bool:
         meta = step_meta(transfer)
@@ -213,9 +212,9 @@ class Handover(CrmApplication):
     def get_book_transfer(self, data: dict[str, Any], meta: CommandMeta, scope: TeamScope) -> dict[str, Any]:
         """By its id, or the latest transfer of an agent's book (a departure's transfer is started
         by the hand-over process, so its id is not known to whoever recorded the departure)."""
+        self.owners.catch_up()  # the total counts the book as the store has it now
         transfer_id = data.get("transfer_id")
         if transfer_id is None:
-            self.owners.catch_up()
             transfer_id = self.owners.latest_transfer_of(data["from_agent_id"]) or uuid.UUID(int=0)
         transfer = self._visible_transfer(str(transfer_id), meta.actor, scope)
         remaining = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from marshmallow import Schema
 from nameko.rpc import RpcProxy, rpc
 
 from contracts import rpc as schemas
@@ -18,97 +19,58 @@ class CustomerService(CrmService):
     app: CustomerApplication = Application(CustomerApplication.from_settings)
     sales_rpc = RpcProxy("sales")
 
-    @rpc
-    def register_customer(self, payload: Any) -> dict:
+    def _call(
+        self, operation: str, schema: type[Schema], payload: Any, handler: Any, command: bool = False
+    ) -> dict:
+        """Every handler of this context takes the sales force (the scope rule's answers) last."""
         sales_force = RpcSalesForce(self.sales_rpc)
         return self.request.run(
-            "register_customer",
-            schemas.RegisterCustomer,
-            payload,
-            lambda data, meta: self.app.register_customer(data, meta, sales_force),
-            command=True,
+            operation, schema, payload, lambda data, meta: handler(data, meta, sales_force), command=command
+        )
+
+    def _command(self, operation: str, schema: type[Schema], payload: Any, handler: Any) -> dict:
+        return self._call(operation, schema, payload, handler, command=True)
+
+    @rpc
+    def register_customer(self, payload: Any) -> dict:
+        return self._command(
+            "register_customer", schemas.RegisterCustomer, payload, self.app.register_customer
         )
 
     @rpc
     def reassign_customer(self, payload: Any) -> dict:
-        sales_force = RpcSalesForce(self.sales_rpc)
-        return self.request.run(
-            "reassign_customer",
-            schemas.ReassignCustomer,
-            payload,
-            lambda data, meta: self.app.reassign_customer(data, meta, sales_force),
-            command=True,
+        return self._command(
+            "reassign_customer", schemas.ReassignCustomer, payload, self.app.reassign_customer
         )
 
     @rpc
     def transfer_book(self, payload: Any) -> dict:
-        sales_force = RpcSalesForce(self.sales_rpc)
-        return self.request.run(
-            "transfer_book",
-            schemas.TransferBook,
-            payload,
-            lambda data, meta: self.app.transfer_book(data, meta, sales_force),
-            command=True,
-        )
+        return self._command("transfer_book", schemas.TransferBook, payload, self.app.transfer_book)
 
     @rpc
     def undo_book_transfer(self, payload: Any) -> dict:
-        sales_force = RpcSalesForce(self.sales_rpc)
-        return self.request.run(
-            "undo_book_transfer",
-            schemas.UndoBookTransfer,
-            payload,
-            lambda data, meta: self.app.undo_book_transfer(data, meta, sales_force),
-            command=True,
+        return self._command(
+            "undo_book_transfer", schemas.UndoBookTransfer, payload, self.app.undo_book_transfer
         )
 
     @rpc
     def get_book_transfer(self, payload: Any) -> dict:
-        sales_force = RpcSalesForce(self.sales_rpc)
-        return self.request.run(
-            "get_book_transfer",
-            schemas.GetBookTransfer,
-            payload,
-            lambda data, meta: self.app.get_book_transfer(data, meta, sales_force),
-        )
+        return self._call("get_book_transfer", schemas.GetBookTransfer, payload, self.app.get_book_transfer)
 
     @rpc
     def list_customers(self, payload: Any) -> dict:
-        sales_force = RpcSalesForce(self.sales_rpc)
-        return self.request.run(
-            "list_customers",
-            schemas.ListCustomers,
-            payload,
-            lambda data, meta: self.app.list_customers(data, meta, sales_force),
-        )
+        return self._call("list_customers", schemas.ListCustomers, payload, self.app.list_customers)
 
     @rpc
     def update_profile(self, payload: Any) -> dict:
-        sales_force = RpcSalesForce(self.sales_rpc)
-        return self.request.run(
-            "update_profile",
-            schemas.UpdateProfile,
-            payload,
-            lambda data, meta: self.app.update_profile(data, meta, sales_force),
-            command=True,
-        )
+        return self._command("update_profile", schemas.UpdateProfile, payload, self.app.update_profile)
 
     @rpc
     def get_customer_history(self, payload: Any) -> dict:
-        sales_force = RpcSalesForce(self.sales_rpc)
-        return self.request.run(
-            "get_customer_history",
-            schemas.GetCustomerHistory,
-            payload,
-            lambda data, meta: self.app.get_customer_history(data, meta, sales_force),
+        return self._call(
+            "get_customer_history", schemas.GetCustomerHistory, payload, self.app.get_customer_history
         )
 
     @rpc
     def get_customer(self, payload: Any) -> dict:
-        sales_force = RpcSalesForce(self.sales_rpc)
-        return self.request.run(
-            "get_customer",
-            schemas.GetCustomer,
-            payload,
-            lambda data, meta: self.app.get_customer(data, meta, sales_force),
-        )
+        return self._call("get_customer", schemas.GetCustomer, payload, self.app.get_customer)

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.analytics.customer_360 import VersionGap
-from services.analytics.store import WRITE_ID, apply_together, mongo_client
+from services.analytics.store import WRITE_ID, apply_together
 from tests.unit.test_customer_360 import fold, history
 
 
@@ -30,15 +28,6 @@ def renamed(copy: int) -> tuple[str, list[dict[str, Any]]]:
 
 HISTORIES = [renamed(copy) for copy in range(3)]
 MESSAGES = [m for _, messages in HISTORIES for m in messages]
-
-
-@pytest.fixture(scope="module")
-def database(mongo_uri: str) -> Iterator[Any]:
-    client = mongo_client(mongo_uri)
-    name = f"crm_guarded_{uuid.uuid4().hex[:8]}"
-    yield client[name]
-    client.drop_database(name)
-    client.close()
 
 
 deliveries = st.lists(st.integers(0, len(MESSAGES) - 1), max_size=3 * len(MESSAGES)).flatmap(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from crm_shared.projector import ProjectorRunner
 from crm_shared.relay import Relay
 from services.analytics.customer_360 import project, public_view
 from services.analytics.rebuild import Rebuilder
-from services.analytics.store import CUSTOMER_360, Customer360Store, ReadModelCatalog, mongo_client
+from services.analytics.store import CUSTOMER_360, Customer360Store, ReadModelCatalog
 from services.customer.application import CustomerApplication
 from services.sales.application import SalesApplication
 from services.service_desk.application import ServiceDeskApplication
@@ -91,15 +90,6 @@ def fold_all(sources: list[CrmApplication]) -> dict[str, dict]:
                     cid = m["payload"]["customer_id"]
                     docs[cid] = project(docs.get(cid), m) or docs[cid]
     return docs
-
-
-@pytest.fixture
-def database(mongo_uri: str) -> Iterator:
-    client = mongo_client(mongo_uri)
-    name = f"crm_rebuild_{uuid.uuid4().hex[:8]}"
-    yield client[name]
-    client.drop_database(name)
-    client.close()
 
 
 def test_rebuild_under_live_traffic_loses_nothing_and_doubles_nothing(

@@ -98,15 +98,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     return world
 
 
-@pytest.fixture
-def database(mongo_uri: str) -> Iterator[Any]:
-    client = mongo_client(mongo_uri)
-    name = f"crm_verify_{uuid.uuid4().hex[:8]}"
-    yield client[name]
-    client.drop_database(name)
-    client.close()
-
-
 def project_all(world: World, collection: Any) -> dict[str, dict]:
     """The read model as the projector makes it (projected once per state of the stores, copied
     after that); returns it as stored."""
