@@ -71,6 +71,61 @@ class CustomerOwnerChangedV1(Schema):
     transfer_id = fields.UUID(required=True, allow_none=True)
 
 
+class ContactPointAddedV1(Schema):
+    customer_id = fields.UUID(required=True)
+    contact_point_id = fields.UUID(required=True)
+    kind = f.one_of(f.CONTACT_KINDS, required=True)
+    label = fields.String(required=True)
+    # A string for a phone or an email, an address object for a postal address, {service, handle}
+    # for a messaging id.
+    value = fields.Raw(required=True)
+    preferred = fields.Boolean(required=True)
+
+
+class ContactPointRemovedV1(Schema):
+    customer_id = fields.UUID(required=True)
+    contact_point_id = fields.UUID(required=True)
+    kind = f.one_of(f.CONTACT_KINDS, required=True)
+    was_preferred = fields.Boolean(required=True)
+    reason = fields.String(required=True)
+
+
+class TimeWindowV1(Schema):
+    from_ = fields.String(data_key="from", required=True)
+    to = fields.String(required=True)
+
+
+class ContactPreferencesSetV1(Schema):
+    customer_id = fields.UUID(required=True)
+    preferred_channel = f.one_of(f.CONTACT_CHANNELS, required=True, allow_none=True)
+    best_time_to_call = fields.Nested(TimeWindowV1, required=True, allow_none=True)
+    do_not_call = fields.Boolean(required=True)
+    changed = fields.List(fields.String(), required=True)
+    reason = fields.String(required=True)
+
+
+class ConsentSourceV1(Schema):
+    kind = f.one_of(f.CONSENT_SOURCES, required=True)
+    reference = fields.String(required=True)
+
+
+class ConsentInForceV1(Schema):
+    """The consent in force for the channel and purpose once this one is recorded."""
+
+    status = f.one_of(f.CONSENT_STATUSES, required=True)
+    given_at = fields.AwareDateTime(required=True)
+
+
+class ConsentRecordedV1(Schema):
+    customer_id = fields.UUID(required=True)
+    channel = f.one_of(f.CONTACT_CHANNELS, required=True)
+    purpose = f.one_of(f.CONSENT_PURPOSES, required=True)
+    status = f.one_of(f.CONSENT_STATUSES, required=True)
+    source = fields.Nested(ConsentSourceV1, required=True)
+    given_at = fields.AwareDateTime(required=True)
+    in_force = fields.Nested(ConsentInForceV1, required=True)
+
+
 class PolicySoldV1(Schema):
     policy_number = fields.String(required=True)
     customer_id = fields.UUID(required=True)
@@ -196,6 +251,10 @@ PAYLOAD_SCHEMAS: dict[tuple[str, int], type[Schema]] = {
     ("customer.registered", 1): CustomerRegisteredV1,
     ("customer.owner_changed", 1): CustomerOwnerChangedV1,
     ("customer.profile_updated", 1): CustomerProfileUpdatedV1,
+    ("customer.contact_point_added", 1): ContactPointAddedV1,
+    ("customer.contact_point_removed", 1): ContactPointRemovedV1,
+    ("customer.contact_preferences_set", 1): ContactPreferencesSetV1,
+    ("customer.consent_recorded", 1): ConsentRecordedV1,
     ("sales.policy_sold", 1): PolicySoldV1,
     ("service_desk.complaint_opened", 1): ComplaintOpenedV1,
     ("service_desk.complaint_closed", 1): ComplaintClosedV1,

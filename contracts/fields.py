@@ -25,6 +25,16 @@ COMPLAINT_CATEGORIES = (
 )
 POLICY_STATUSES = ("active", "lapsed", "cancelled", "expired")
 
+# The customer record: ways to reach a person, and what they agreed to be contacted for.
+CONTACT_KINDS = ("phone", "email", "postal_address", "messaging")
+MESSAGING_SERVICES = ("wechat", "qq", "whatsapp", "line", "telegram", "other")
+CONTACT_CHANNELS = ("phone", "sms", "email", "post", "messaging")
+CONSENT_PURPOSES = ("service", "marketing")
+CONSENT_STATUSES = ("granted", "withdrawn")
+CONSENT_SOURCES = ("form", "call_recording", "web")
+# A PRC mobile, a PRC landline with its area code, or an international number in E.164.
+PHONE_PATTERN = r"^(\+86)?1[3-9][0-9]{9}$|^0[1-9][0-9]{1,2}-?[0-9]{7,8}$|^\+(?!86)[1-9][0-9]{6,14}$"
+
 
 def text(max_length: int, **kwargs: Any) -> fields.String:
     return fields.String(
@@ -72,6 +82,17 @@ def mobile_phone(**kwargs: Any) -> fields.String:
     return fields.String(
         validate=validate.Regexp(
             MOBILE_PHONE_PATTERN, error="format: an 11-digit PRC mobile number, optionally +86"
+        ),
+        **kwargs,
+    )
+
+
+def phone(**kwargs: Any) -> fields.String:
+    return fields.String(
+        validate=validate.Regexp(
+            PHONE_PATTERN,
+            error="format: a PRC mobile (13912345678), a landline with its area code "
+            "(010-12345678) or an international number (+442071234567)",
         ),
         **kwargs,
     )

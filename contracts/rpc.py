@@ -251,3 +251,138 @@ class UpdateProfile(Strict):
 
 class GetCustomerHistory(Strict):
     customer_id = f.uuid_field(required=True)
+
+
+# Contact points, preferences and consents --------------------------------------------------------
+
+
+def _boolean(**kwargs: Any) -> fields.Boolean:
+    """JSON true or false only: "yes" or 1 is a mistake to report, not a value to guess at."""
+    return fields.Boolean(truthy={True}, falsy={False}, **kwargs)
+
+
+class PostalAddress(Address):
+    """An address to send letters to: the postcode is required."""
+
+    postal_code = fields.String(
+        required=True, validate=validate.Regexp(r"^[0-9]{6}$", error="format: six digits")
+    )
+
+
+class MessagingId(Strict):
+    service = f.one_of(f.MESSAGING_SERVICES, required=True)
+    handle = f.text(100, required=True)
+
+
+# The field that carries a contact point's value, by kind.
+CONTACT_VALUE_FIELDS = {
+    "phone": "phone",
+    "email": "email",
+    "postal_address": "address",
+    "messaging": "messaging",
+}
+
+
+class AddContactPoint(Strict):
+    """One way to reach the customer: the field named after its kind carries the value (``phone``,
+    ``email``, ``address`` for a postal address, ``messaging``)."""
+
+    customer_id = f.uuid_field(required=True)
+    kind = f.one_of(f.CONTACT_KINDS, required=True)
+    label = f.text(50, load_default="main")
+    preferred = _boolean(load_default=False)
+    phone = f.phone()
+    email = fields.Email()
+    address = fields.Nested(PostalAddress)
+    messaging = fields.Nested(MessagingId)
+
+    @validates_schema
+    def _value_of_its_kind(self, data: dict[str, Any], **_: Any) -> None:
+        wanted = CONTACT_VALUE_FIELDS.get(data.get("kind", ""))
+        if wanted is None:
+            return
+        if data.get(wanted) is None:
+            raise ValidationError(f"required: a {data['kind']} contact point needs '{wanted}'", wanted)
+        for other in CONTACT_VALUE_FIELDS.values():
+            if other != wanted and other in data:
+                raise ValidationError(
+                    f"not_allowed: a {data['kind']} contact point carries '{wanted}' only", other
+                )
+
+
+class RemoveContactPoint(Strict):
+    customer_id = f.uuid_field(required=True)
+    contact_point_id = f.uuid_field(required=True)
+    reason = f.text(1000, required=True)
+
+
+def _clock_time(value: str) -> bool:
+    return (
+        len(value) == 5
+        and value[2] == ":"
+        and value[:2].isdigit()
+        and value[3:].isdigit()
+        and (int(value[:2]) < 24 and int(value[3:]) < 60)
+    )
+
+
+class TimeWindow(Strict):
+    """Local clock times, ``HH:MM``; ``from`` before ``to``."""
+
+    from_ = fields.String(
+        data_key="from", required=True, validate=rule("format", _clock_time, "HH:MM, 00:00 to 23:59")
+    )
+    to = fields.String(required=True, validate=rule("format", _clock_time, "HH:MM, 00:00 to 23:59"))
+
+    @validates_schema
+    def _in_order(self, data: dict[str, Any], **_: Any) -> None:
+        if data["from_"] >= data["to"]:
+            raise ValidationError("order: 'from' must be before 'to'", "to")
+
+
+class SetContactPreferences(Strict):
+    """The preferences to change (at least one); the others keep their values."""
+
+    customer_id = f.uuid_field(required=True)
+    preferred_channel = f.one_of(f.CONTACT_CHANNELS, allow_none=True)
+    best_time_to_call = fields.Nested(TimeWindow, allow_none=True)
+    do_not_call = _boolean()
+    reason = f.text(1000, required=True)
+
+    @validates_schema
+    def _changes_something(self, data: dict[str, Any], **_: Any) -> None:
+        if not set(data) & {"preferred_channel", "best_time_to_call", "do_not_call"}:
+            raise ValidationError(
+                "required: give at least one of preferred_channel, best_time_to_call, do_not_call", "_payload"
+            )
+
+
+class ConsentSource(Strict):
+    """Where the consent comes from: a signed form (its number), a call recording (its id) or the
+    web (the page or the session)."""
+
+    kind = f.one_of(f.CONSENT_SOURCES, required=True)
+    reference = f.text(200, required=True)
+
+
+class RecordConsent(Strict):
+    customer_id = f.uuid_field(required=True)
+    channel = f.one_of(f.CONTACT_CHANNELS, required=True)
+    purpose = f.one_of(f.CONSENT_PURPOSES, required=True)
+    status = f.one_of(f.CONSENT_STATUSES, required=True)
+    source = fields.Nested(ConsentSource, required=True)
+    # When the customer gave or withdrew it (a form signed last week); now when not given.
+    given_at = fields.AwareDateTime(load_default=None, allow_none=True)
+
+
+class GetConsents(Strict):
+    customer_id = f.uuid_field(required=True)
+
+
+class MayContact(Strict):
+    """May the customer be contacted on ``channel`` for ``purpose`` now? Asked before every contact
+    made for marketing."""
+
+    customer_id = f.uuid_field(required=True)
+    channel = f.one_of(f.CONTACT_CHANNELS, required=True)
+    purpose = f.one_of(f.CONSENT_PURPOSES, required=True)

@@ -13,12 +13,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from crm_cli import ownership, record, sales_force
+from crm_cli import contacts, ownership, record, sales_force
 from crm_cli.client import CrmClient
 from crm_cli.system import REPO, rpc_consumers
 from crm_shared.auth import Caller, Role
 from crm_shared.config import DEFAULT_AMQP_URI, DEFAULT_MONGO_URI
 from crm_shared.messaging import broker_reachable
+
+# Command groups of their own, each with its COMMANDS, add_commands() and run(args, client).
+CUSTOMER_GROUPS = (ownership, record, contacts)
 
 
 def _caller(args: argparse.Namespace) -> Caller:
@@ -68,8 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sales_force.add_commands(commands)
-    ownership.add_commands(commands)
-    record.add_commands(commands)
+    for group in CUSTOMER_GROUPS:
+        group.add_commands(commands)
 
     register = commands.add_parser("register", help="register a customer; prints its id")
     register.add_argument("--name", required=True)
@@ -198,6 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     token = commands.add_parser("token", help="print a signed caller token for --as/--user")
     token.add_argument("--ttl", type=int, default=8 * 3600, help="seconds the token is valid")
     return parser
+
+
+def _group_of(command: str) -> Any:
+    return next((group for group in CUSTOMER_GROUPS if command in group.COMMANDS), None)
 
 
 def request_for(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]:
@@ -389,7 +396,7 @@ def main(argv: list[str] | None = None) -> None:
         print(issue_token(caller, _secret(args), args.ttl))
         return
     service, method, payload = (
-        ("customer", "", {}) if args.command in (*ownership.COMMANDS, *record.COMMANDS) else request_for(args)
+        ("customer", "", {}) if (group := _group_of(args.command)) else request_for(args)
     )
     problem = broker_reachable(args.amqp_uri)
     if problem:
@@ -400,10 +407,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"the {service} service is not running; start the system with 'make run'")
     try:
         with CrmClient.for_caller(args.amqp_uri, caller, _secret(args), timeout=30) as client:
-            if args.command in ownership.COMMANDS:
-                sys.exit(ownership.run(args, client))
-            if args.command in record.COMMANDS:
-                sys.exit(record.run(args, client))
+            if group is not None:
+                sys.exit(group.run(args, client))
             reply = client.call(service, method, payload)
             if args.command == "customer" and args.history and reply.get("ok"):
                 ownership.print_history(reply["result"])

@@ -28,6 +28,11 @@ def empty_document(customer_id: str) -> Document:
         "ownership_history": [],
         "policies": [],
         "complaints": [],
+        "contact_points": [],
+        "preferred_contact_points": {},
+        "contact_preferences": {"preferred_channel": None, "best_time_to_call": None, "do_not_call": False},
+        # "<channel>_<purpose>" -> the consent in force.
+        "consents": {},
         "policy_count": 0,
         # Cents, so that the database can add to it in place; the view shows yuan.
         "total_annual_premium_cents": 0,
@@ -68,6 +73,7 @@ LIST_ORDER: dict[str, tuple[str, ...]] = {
     "policies": ("start_date", "policy_number"),
     "complaints": ("opened_at", "ticket_id"),
     "ownership_history": ("changed_at", "to_agent_id"),
+    "contact_points": ("added_at", "contact_point_id"),
 }
 
 
@@ -121,6 +127,48 @@ def _owner_changed(payload: dict[str, Any], message: Message) -> Change:
             }
         },
     )
+
+
+def _contact_point_added(payload: dict[str, Any], message: Message) -> Change:
+    kind, point_id = payload["kind"], payload["contact_point_id"]
+    return Change(
+        set={f"preferred_contact_points.{kind}": point_id} if payload["preferred"] else {},
+        push={
+            "contact_points": {
+                "contact_point_id": point_id,
+                "kind": kind,
+                "label": payload["label"],
+                "value": payload["value"],
+                "added_at": message["occurred_at"],
+                "removed_at": None,
+            }
+        },
+    )
+
+
+def _contact_point_removed(payload: dict[str, Any], message: Message) -> Change:
+    sets: dict[str, Any] = {"contact_points.$.removed_at": message["occurred_at"]}
+    if payload["was_preferred"]:
+        sets[f"preferred_contact_points.{payload['kind']}"] = None
+    return Change(
+        set=sets, element=Element("contact_points", "contact_point_id", payload["contact_point_id"])
+    )
+
+
+def _contact_preferences_set(payload: dict[str, Any], _: Message) -> Change:
+    return Change(
+        set={
+            "contact_preferences": {
+                "preferred_channel": payload["preferred_channel"],
+                "best_time_to_call": payload["best_time_to_call"],
+                "do_not_call": payload["do_not_call"],
+            }
+        }
+    )
+
+
+def _consent_recorded(payload: dict[str, Any], _: Message) -> Change:
+    return Change(set={f"consents.{payload['channel']}_{payload['purpose']}": payload["in_force"]})
 
 
 def _policy_sold(payload: dict[str, Any], _: Message) -> Change:
@@ -177,6 +225,10 @@ CHANGES: dict[str, Callable[[dict[str, Any], Message], Change]] = {
     "customer.registered": _customer_registered,
     "customer.owner_changed": _owner_changed,
     "customer.profile_updated": _profile_updated,
+    "customer.contact_point_added": _contact_point_added,
+    "customer.contact_point_removed": _contact_point_removed,
+    "customer.contact_preferences_set": _contact_preferences_set,
+    "customer.consent_recorded": _consent_recorded,
     "sales.policy_sold": _policy_sold,
     "service_desk.complaint_opened": _complaint_opened,
     "service_desk.complaint_closed": _complaint_closed,

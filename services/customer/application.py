@@ -7,12 +7,14 @@ from typing import Any, Protocol
 
 from eventsourcing.application import AggregateNotFoundError
 
+from contracts.rpc import CONTACT_VALUE_FIELDS
 from contracts.validators import normalise_national_id
 from crm_shared.access import TeamScope, may_act_on, require_customer_access
 from crm_shared.auth import Role
 from crm_shared.commands import Decision, command
 from crm_shared.domain import CommandMeta, json_ready
 from crm_shared.errors import DuplicateCustomer, PermissionDenied, ValidationFailed
+from services.customer.contacts import NO_PREFERENCES
 from services.customer.domain import PROFILE_FIELDS, Customer, NationalIdClaim
 from services.customer.handover import Handover
 
@@ -20,6 +22,9 @@ from services.customer.handover import Handover
 def change_history(events: Iterable[Any]) -> list[dict[str, Any]]:
     """The record's changes from its events: each field's value before and after."""
     current: dict[str, Any] = {}
+    points: dict[str, Any] = {}
+    preferences: dict[str, Any] = dict(NO_PREFERENCES)
+    consents: dict[str, str] = {}
     changes: list[dict[str, Any]] = []
     for event in events:
         when, who = event.timestamp.isoformat(), event.meta["actor"]
@@ -40,7 +45,61 @@ def change_history(events: Iterable[Any]) -> list[dict[str, Any]]:
             changes.append(
                 {"what": "owner_changed", "changes": fields, "who": who, "when": when, "why": event.reason}
             )
+        elif isinstance(event, Customer.ContactPointAdded):
+            points[event.contact_point_id] = event.value
+            field = f"contact_points.{event.contact_point_id}"
+            fields = [
+                {
+                    "field": field,
+                    "from": None,
+                    "to": {"kind": event.kind, "label": event.label, "value": event.value},
+                }
+            ]
+            changes.append(
+                {"what": "contact_point_added", "changes": fields, "who": who, "when": when, "why": None}
+            )
+        elif isinstance(event, Customer.ContactPointRemoved):
+            field = f"contact_points.{event.contact_point_id}"
+            fields = [{"field": field, "from": points.pop(event.contact_point_id, None), "to": None}]
+            changes.append(
+                {
+                    "what": "contact_point_removed",
+                    "changes": fields,
+                    "who": who,
+                    "when": when,
+                    "why": event.reason,
+                }
+            )
+        elif isinstance(event, Customer.ContactPreferencesSet):
+            after = {
+                "preferred_channel": event.preferred_channel,
+                "best_time_to_call": event.best_time_to_call,
+                "do_not_call": event.do_not_call,
+            }
+            fields = [{"field": n, "from": preferences[n], "to": after[n]} for n in event.changed]
+            preferences = after
+            changes.append(
+                {
+                    "what": "contact_preferences_set",
+                    "changes": fields,
+                    "who": who,
+                    "when": when,
+                    "why": event.reason,
+                }
+            )
+        elif isinstance(event, Customer.ConsentRecorded):
+            field = f"consents.{event.channel}.{event.purpose}"
+            fields = [{"field": field, "from": consents.get(field), "to": event.status}]
+            consents[field] = event.status
+            source = f"{event.source['kind']} {event.source['reference']}, given {event.given_at}"
+            changes.append(
+                {"what": "consent_recorded", "changes": fields, "who": who, "when": when, "why": source}
+            )
     return changes
+
+
+# Who keeps a customer's record: its owner, the owner's manager, the service desk, operators, admins.
+RECORD_KEEPERS = (Role.AGENT, Role.MANAGER, Role.SERVICE_DESK, Role.OPERATOR, Role.ADMIN)
 
 
 class SalesForce(TeamScope, Protocol):
@@ -145,11 +204,81 @@ class CustomerApplication(Handover):
 
     @command
     def update_profile(self, data: dict[str, Any], meta: CommandMeta, scope: TeamScope) -> Decision:
-        meta.actor.require_role(Role.AGENT, Role.MANAGER, Role.SERVICE_DESK, Role.OPERATOR, Role.ADMIN)
-        customer = self.customer_in_scope(str(data["customer_id"]), meta, scope, also=(Role.SERVICE_DESK,))
+        customer = self.record_to_keep(data, meta, scope)
         changes = customer.update_profile(data, data["reason"], meta)
         answer = {"customer_id": str(customer.id), "changed": sorted(changes), "version": customer.version}
         return Decision(answer, (customer,) if changes else ())
+
+    @command
+    def add_contact_point(self, data: dict[str, Any], meta: CommandMeta, scope: TeamScope) -> Decision:
+        customer = self.record_to_keep(data, meta, scope)
+        kind = data["kind"]
+        point_id = customer.add_contact_point(
+            kind, data["label"], data[CONTACT_VALUE_FIELDS[kind]], data["preferred"], meta
+        )
+        answer = {"customer_id": str(customer.id), "contact_point_id": point_id, "version": customer.version}
+        return Decision(answer, (customer,))
+
+    @command
+    def remove_contact_point(self, data: dict[str, Any], meta: CommandMeta, scope: TeamScope) -> Decision:
+        customer = self.record_to_keep(data, meta, scope)
+        customer.remove_contact_point(str(data["contact_point_id"]), data["reason"], meta)
+        return Decision({"customer_id": str(customer.id), "version": customer.version}, (customer,))
+
+    @command
+    def set_contact_preferences(self, data: dict[str, Any], meta: CommandMeta, scope: TeamScope) -> Decision:
+        customer = self.record_to_keep(data, meta, scope)
+        changed = customer.set_contact_preferences(data, data["reason"], meta)
+        answer = {
+            "customer_id": str(customer.id),
+            "changed": changed,
+            "contact_preferences": customer.contact_preferences,
+            "version": customer.version,
+        }
+        return Decision(answer, (customer,) if changed else ())
+
+    @command
+    def record_consent(self, data: dict[str, Any], meta: CommandMeta, scope: TeamScope) -> Decision:
+        customer = self.record_to_keep(data, meta, scope)
+        now = self.clock()
+        customer.record_consent(
+            data["channel"],
+            data["purpose"],
+            data["status"],
+            data["source"],
+            data["given_at"] or now,
+            now,
+            meta,
+        )
+        state = customer.current_consents()[(data["channel"], data["purpose"])]
+        answer = {"customer_id": str(customer.id), "consent": state.as_dict(), "version": customer.version}
+        return Decision(answer, (customer,))
+
+    def get_consents(self, data: dict[str, Any], meta: CommandMeta, scope: TeamScope) -> dict[str, Any]:
+        """The consent in force for every channel and purpose, and every consent recorded."""
+        customer = self.customer_in_scope(str(data["customer_id"]), meta, scope, also=(Role.SERVICE_DESK,))
+        return {
+            "customer_id": str(customer.id),
+            "current": [state.as_dict() for state in customer.current_consents().values()],
+            "history": customer.consents,
+        }
+
+    def may_contact(self, data: dict[str, Any], meta: CommandMeta, scope: TeamScope) -> dict[str, Any]:
+        """Whether the customer may be contacted on a channel for a purpose now, and why."""
+        customer = self.customer_in_scope(str(data["customer_id"]), meta, scope, also=(Role.SERVICE_DESK,))
+        permission = customer.may_contact(data["channel"], data["purpose"])
+        return {
+            "customer_id": str(customer.id),
+            "channel": data["channel"],
+            "purpose": data["purpose"],
+            **permission.as_dict(),
+        }
+
+    def record_to_keep(self, data: dict[str, Any], meta: CommandMeta, scope: TeamScope) -> Customer:
+        """The customer whose record the caller changes: their own (agents), their teams' (managers),
+        any (the service desk, operators, admins)."""
+        meta.actor.require_role(*RECORD_KEEPERS)
+        return self.customer_in_scope(str(data["customer_id"]), meta, scope, also=(Role.SERVICE_DESK,))
 
     def get_customer_history(
         self, data: dict[str, Any], meta: CommandMeta, scope: TeamScope
@@ -173,6 +302,11 @@ class CustomerApplication(Handover):
             "address": customer.address,
             "owning_agent_id": customer.owning_agent_id,
             "ownership_history": customer.ownership,
+            "contact_points": [
+                {**point, "preferred": customer.preferred_contact_points.get(point["kind"]) == point_id}
+                for point_id, point in customer.contact_points.items()
+            ],
+            "contact_preferences": customer.contact_preferences,
             "version": customer.version,
             "registered_at": customer.created_on.isoformat(),
         }

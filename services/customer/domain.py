@@ -5,15 +5,26 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
+from contracts.rpc import CONTACT_VALUE_FIELDS
 from contracts.validators import national_id_birth_date
 from crm_shared.domain import CommandMeta, CrmAggregate
 from crm_shared.errors import ValidationFailed
+from services.customer.contacts import (
+    NO_PREFERENCES,
+    ConsentState,
+    Permission,
+    consent_state,
+    contact_permission,
+    contact_value,
+    same_value_key,
+)
 
 NATIONAL_ID_NAMESPACE = uuid.UUID("0c7f8a52-3b1e-4f5e-a7f4-1d2c9e6b8a31")
 CUSTOMER_NAMESPACE = uuid.UUID("3e9b1f0a-7c44-4d8e-9b52-6a1d0c2f8e77")
+CONTACT_POINT_NAMESPACE = uuid.UUID("9a4c2e71-5d3b-4f08-8e16-7b2d1c0a9f54")
 
 
 PROFILE_FIELDS = ("full_name", "mobile_phone", "email", "address", "date_of_birth")
@@ -90,6 +101,97 @@ class Customer(CrmAggregate):
             for name, value in self.changes.items():
                 setattr(customer, name, date.fromisoformat(value) if name == "date_of_birth" else value)
 
+    class ContactPointAdded(CrmAggregate.Event):
+        EVENT_TYPE = "customer.contact_point_added"
+        customer_id: str
+        contact_point_id: str
+        kind: str
+        label: str
+        # A string for a phone or an email; an object for a postal address or a messaging id.
+        value: Any
+        preferred: bool
+
+        def apply(self, customer: Customer) -> None:
+            customer.contact_points = {
+                **customer.contact_points,
+                self.contact_point_id: {
+                    "contact_point_id": self.contact_point_id,
+                    "kind": self.kind,
+                    "label": self.label,
+                    "value": self.value,
+                    "added_at": self.timestamp.isoformat(),
+                },
+            }
+            if self.preferred:
+                customer.preferred_contact_points = {
+                    **customer.preferred_contact_points,
+                    self.kind: self.contact_point_id,
+                }
+
+    class ContactPointRemoved(CrmAggregate.Event):
+        EVENT_TYPE = "customer.contact_point_removed"
+        customer_id: str
+        contact_point_id: str
+        kind: str
+        # It was the preferred one of its kind: now that kind has none.
+        was_preferred: bool
+        reason: str
+
+        def apply(self, customer: Customer) -> None:
+            removed = customer.contact_points[self.contact_point_id]
+            customer.contact_points = {
+                k: v for k, v in customer.contact_points.items() if k != self.contact_point_id
+            }
+            customer.preferred_contact_points = {
+                kind: point
+                for kind, point in customer.preferred_contact_points.items()
+                if not (kind == removed["kind"] and point == self.contact_point_id)
+            }
+
+    class ContactPreferencesSet(CrmAggregate.Event):
+        """The preferences as they are after the change (all of them), and which ones changed."""
+
+        EVENT_TYPE = "customer.contact_preferences_set"
+        customer_id: str
+        preferred_channel: str | None
+        best_time_to_call: dict[str, str] | None
+        do_not_call: bool
+        changed: list[str]
+        reason: str
+
+        def apply(self, customer: Customer) -> None:
+            customer.contact_preferences = {
+                "preferred_channel": self.preferred_channel,
+                "best_time_to_call": self.best_time_to_call,
+                "do_not_call": self.do_not_call,
+            }
+
+    class ConsentRecorded(CrmAggregate.Event):
+        EVENT_TYPE = "customer.consent_recorded"
+        customer_id: str
+        channel: str
+        purpose: str
+        status: str
+        source: dict[str, str]
+        given_at: str
+        # The consent in force for this channel and purpose once this one is recorded (an older
+        # one recorded late does not override a newer one): {status, given_at}.
+        in_force: dict[str, str]
+
+        def apply(self, customer: Customer) -> None:
+            customer.consents = [
+                *customer.consents,
+                {
+                    "channel": self.channel,
+                    "purpose": self.purpose,
+                    "status": self.status,
+                    "source": self.source,
+                    "given_at": self.given_at,
+                    "recorded_by": self.meta["actor"],
+                    "recorded_at": self.timestamp.isoformat(),
+                },
+            ]
+
     full_name: str
     national_id: str
     mobile_phone: str
@@ -99,6 +201,12 @@ class Customer(CrmAggregate):
     owning_agent_id: str
     # Every change of owner, oldest first (the first owner is the registration's).
     ownership: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    # Ways to reach the customer besides the profile's, by contact point id; the preferred one of
+    # each kind; how they like to be contacted; every consent recorded, in the order recorded.
+    contact_points: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    preferred_contact_points: dict[str, str] = dataclasses.field(default_factory=dict)
+    contact_preferences: dict[str, Any] = dataclasses.field(default_factory=lambda: dict(NO_PREFERENCES))
+    consents: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def change_owner(
         self, new_agent_id: str, reason: str, meta: CommandMeta, transfer_id: str | None = None
@@ -140,6 +248,116 @@ class Customer(CrmAggregate):
                 reason=reason,
             )
         return changes
+
+    def add_contact_point(self, kind: str, label: str, value: Any, preferred: bool, meta: CommandMeta) -> str:
+        """Adds a way to reach the customer; returns its id. The same value twice is refused: one
+        contact point per way to reach the person."""
+        kept = contact_value(kind, value)
+        key = same_value_key(kind, kept)
+        for existing in self.contact_points.values():
+            if existing["kind"] == kind and same_value_key(kind, existing["value"]) == key:
+                raise ValidationFailed.single(
+                    CONTACT_VALUE_FIELDS[kind],
+                    "already_present",
+                    f"the record has this {kind} already (contact point {existing['contact_point_id']}); "
+                    "remove it and add it again to change its label or preference",
+                )
+        contact_point_id = str(meta.derived_id(CONTACT_POINT_NAMESPACE))
+        self.trigger_event(
+            self.ContactPointAdded,
+            meta=meta.as_event_meta(),
+            customer_id=str(self.id),
+            contact_point_id=contact_point_id,
+            kind=kind,
+            label=label.strip(),
+            value=kept,
+            preferred=preferred,
+        )
+        return contact_point_id
+
+    def remove_contact_point(self, contact_point_id: str, reason: str, meta: CommandMeta) -> None:
+        if contact_point_id not in self.contact_points:
+            raise ValidationFailed.single(
+                "contact_point_id", "unknown", f"customer {self.id} has no contact point {contact_point_id}"
+            )
+        kind = self.contact_points[contact_point_id]["kind"]
+        self.trigger_event(
+            self.ContactPointRemoved,
+            meta=meta.as_event_meta(),
+            customer_id=str(self.id),
+            contact_point_id=contact_point_id,
+            kind=kind,
+            was_preferred=self.preferred_contact_points.get(kind) == contact_point_id,
+            reason=reason,
+        )
+
+    def set_contact_preferences(self, proposed: dict[str, Any], reason: str, meta: CommandMeta) -> list[str]:
+        """Changes the preferences given; returns the names of those that changed (none: nothing
+        recorded)."""
+        after = {**self.contact_preferences, **{k: v for k, v in proposed.items() if k in NO_PREFERENCES}}
+        changed = sorted(k for k in NO_PREFERENCES if after[k] != self.contact_preferences[k])
+        if changed:
+            self.trigger_event(
+                self.ContactPreferencesSet,
+                meta=meta.as_event_meta(),
+                customer_id=str(self.id),
+                changed=changed,
+                reason=reason,
+                **after,
+            )
+        return changed
+
+    def record_consent(
+        self,
+        channel: str,
+        purpose: str,
+        status: str,
+        source: dict[str, str],
+        given_at: datetime,
+        now: datetime,
+        meta: CommandMeta,
+    ) -> None:
+        if given_at > now:
+            raise ValidationFailed.single("given_at", "not_in_future", "a consent cannot be given after now")
+        given = given_at.astimezone(UTC).isoformat()
+        current = self.current_consents()[(channel, purpose)]
+        newer = current.given_at is not None and current.given_at > given
+        in_force = (
+            {"status": current.status, "given_at": current.given_at}
+            if newer
+            else {"status": status, "given_at": given}
+        )
+        self.trigger_event(
+            self.ConsentRecorded,
+            meta=meta.as_event_meta(),
+            customer_id=str(self.id),
+            channel=channel,
+            purpose=purpose,
+            status=status,
+            source=dict(source),
+            # In UTC, so that the consents' times compare as strings.
+            given_at=given,
+            in_force=in_force,
+        )
+
+    def current_consents(self) -> dict[tuple[str, str], ConsentState]:
+        return consent_state(self.consents)
+
+    def reachable_kinds(self) -> set[str]:
+        """Kinds of contact point the customer can be reached through (the profile's count)."""
+        kinds = {point["kind"] for point in self.contact_points.values()} | {"phone", "postal_address"}
+        if self.email:
+            kinds.add("email")
+        return kinds
+
+    def may_contact(self, channel: str, purpose: str) -> Permission:
+        return contact_permission(
+            channel=channel,
+            purpose=purpose,
+            consents=self.current_consents(),
+            preferences=self.contact_preferences,
+            reachable_kinds=self.reachable_kinds(),
+        )
 
     @classmethod
     def register(

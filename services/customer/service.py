@@ -74,3 +74,36 @@ class CustomerService(CrmService):
     @rpc
     def get_customer(self, payload: Any) -> dict:
         return self._call("get_customer", schemas.GetCustomer, payload, self.app.get_customer)
+
+    @rpc
+    def add_contact_point(self, payload: Any) -> dict:
+        return self._command(
+            "add_contact_point", schemas.AddContactPoint, payload, self.app.add_contact_point
+        )
+
+    @rpc
+    def remove_contact_point(self, payload: Any) -> dict:
+        return self._command(
+            "remove_contact_point", schemas.RemoveContactPoint, payload, self.app.remove_contact_point
+        )
+
+    @rpc
+    def set_contact_preferences(self, payload: Any) -> dict:
+        return self._command(
+            "set_contact_preferences",
+            schemas.SetContactPreferences,
+            payload,
+            self.app.set_contact_preferences,
+        )
+
+    @rpc
+    def record_consent(self, payload: Any) -> dict:
+        return self._command("record_consent", schemas.RecordConsent, payload, self.app.record_consent)
+
+    @rpc
+    def get_consents(self, payload: Any) -> dict:
+        return self._call("get_consents", schemas.GetConsents, payload, self.app.get_consents)
+
+    @rpc
+    def may_contact(self, payload: Any) -> dict:
+        return self._call("may_contact", schemas.MayContact, payload, self.app.may_contact)

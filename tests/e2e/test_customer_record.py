@@ -80,3 +80,100 @@ def test_five_profile_changes_by_three_callers_are_all_in_the_history(
             "customer", "update_profile", {"customer_id": customer_id, "email": None, "reason": "x"}
         )
         assert refused["error"]["code"] == "not_found"
+
+
+def test_consents_granted_withdrawn_and_granted_again_decide_whether_marketing_may_contact(
+    operator_rpc: CrmClient, rpc: ClientFor
+) -> None:
+    customer_id = ok(operator_rpc.call("customer", "register_customer", customer_payload(agent_id="A-7")))[
+        "customer_id"
+    ]
+    agent = Caller("u-a7", Role.AGENT, "A-7")
+    desk = Caller("desk-1", Role.SERVICE_DESK)
+    check = {"customer_id": customer_id, "channel": "sms", "purpose": "marketing"}
+    assert ok(operator_rpc.call("customer", "may_contact", check))["reason"] == "no_consent"
+    steps = [
+        (agent, "granted", {"kind": "form", "reference": "F-0042"}),
+        (desk, "withdrawn", {"kind": "call_recording", "reference": "REC-77"}),
+        (agent, "granted", {"kind": "web", "reference": "https://example.cn/prefs"}),
+    ]
+    for who, status, source in steps:
+        with rpc(who) as client:
+            consent = ok(
+                client.call(
+                    "customer",
+                    "record_consent",
+                    {
+                        "customer_id": customer_id,
+                        "channel": "sms",
+                        "purpose": "marketing",
+                        "status": status,
+                        "source": source,
+                    },
+                )
+            )["consent"]
+            assert consent["status"] == status
+            allowed = ok(client.call("customer", "may_contact", check))
+            assert allowed["allowed"] is (status == "granted"), allowed
+    consents = ok(operator_rpc.call("customer", "get_consents", {"customer_id": customer_id}))
+    in_force = {(c["channel"], c["purpose"]): c for c in consents["current"]}
+    assert in_force[("sms", "marketing")]["status"] == "granted"
+    assert in_force[("sms", "marketing")]["source"]["kind"] == "web"
+    assert in_force[("email", "marketing")]["status"] == "unknown"
+    assert [(h["status"], h["recorded_by"]["user_id"]) for h in consents["history"]] == [
+        ("granted", "u-a7"),
+        ("withdrawn", "desk-1"),
+        ("granted", "u-a7"),
+    ]
+    history = ok(operator_rpc.call("customer", "get_customer_history", {"customer_id": customer_id}))[
+        "changes"
+    ]
+    assert [h["what"] for h in history[1:]] == ["consent_recorded"] * 3
+
+    # Contact points and preferences, and the 360 view following them.
+    point = ok(
+        operator_rpc.call(
+            "customer",
+            "add_contact_point",
+            {
+                "customer_id": customer_id,
+                "kind": "email",
+                "email": "Wang@Example.cn",
+                "label": "work",
+                "preferred": True,
+            },
+        )
+    )["contact_point_id"]
+    ok(
+        operator_rpc.call(
+            "customer",
+            "set_contact_preferences",
+            {"customer_id": customer_id, "do_not_call": True, "preferred_channel": "sms", "reason": "asked"},
+        )
+    )
+    record = ok(operator_rpc.call("customer", "get_customer", {"customer_id": customer_id}))
+    assert record["contact_points"] == [
+        {
+            "contact_point_id": point,
+            "kind": "email",
+            "label": "work",
+            "value": "wang@example.cn",
+            "added_at": record["contact_points"][0]["added_at"],
+            "preferred": True,
+        }
+    ]
+    assert record["contact_preferences"]["do_not_call"] is True
+
+    def view_followed() -> bool:
+        reply = operator_rpc.call("analytics", "get_customer_360", {"customer_id": customer_id})
+        return bool(reply["ok"] and reply["result"]["contact_preferences"]["do_not_call"])
+
+    wait_until(view_followed, timeout=30, what="the 360 view to follow the contact preferences")
+    view = ok(operator_rpc.call("analytics", "get_customer_360", {"customer_id": customer_id}))
+    assert view["consents"]["sms_marketing"]["status"] == "granted"
+    assert view["preferred_contact_points"] == {"email": point}
+    assert [p["value"] for p in view["contact_points"]] == ["wang@example.cn"]
+
+    with rpc(Caller("u-a2", Role.AGENT, "A-2")) as stranger:  # not their customer: not found
+        refused = stranger.call("customer", "get_consents", {"customer_id": customer_id})
+        assert refused["error"]["code"] == "not_found"
