@@ -31,6 +31,7 @@ from pymongo import MongoClient, ReplaceOne
 from crm_cli.client import CrmClient
 from crm_cli.system import REPO, System, free_port, fresh_vhost
 from crm_shared.auth import Caller, Role
+from crm_shared.crypto import new_data_key_text
 from crm_shared.domain import CommandMeta
 from crm_shared.eventstore import sqlite_env
 from crm_shared.messaging import PipelinedPublisher, encode, events_exchange
@@ -49,6 +50,9 @@ from services.sales.application import SalesApplication
 from services.sales.domain import Policy, policy_number_for
 
 OPERATOR = Caller("bench", Role.OPERATOR)
+# One data key for the run: the system's processes inherit it, and the stores this script writes
+# straight to are read with it.
+os.environ.setdefault("CRM_DATA_KEY", new_data_key_text())
 
 
 @dataclass
@@ -239,7 +243,7 @@ def percentile(values: list[float], p: float) -> float:
 # 3. Rebuild ------------------------------------------------------------------------------------
 
 
-def new_customer(owning_agent_id: str) -> list[Any]:
+def new_customer(app: CustomerApplication, owning_agent_id: str) -> list[Any]:
     """A customer and its national id claim, as ``register_customer`` stores them."""
     from tests.support import unique_person
 
@@ -255,7 +259,7 @@ def new_customer(owning_agent_id: str) -> list[Any]:
         owning_agent_id=owning_agent_id,
         meta=meta,
     )
-    return [customer, NationalIdClaim.claim(national_id, str(customer.id), meta)]
+    return [customer, NationalIdClaim.claim(app.national_id_digest(national_id), str(customer.id), meta)]
 
 
 def grow_history(data_dir: Path, events: int) -> None:
@@ -271,7 +275,7 @@ def grow_history(data_dir: Path, events: int) -> None:
         batch_customers: list[Any] = []
         batch_policies: list[Any] = []
         for _ in range(min(250, max(1, (events - total()) // 4))):
-            customer, claim = new_customer(f"A-{uuid.uuid4().int % 250_000}")
+            customer, claim = new_customer(customers, f"A-{uuid.uuid4().int % 250_000}")
             batch_customers += [customer, claim]
             for premium in ("1200.00", "860.50"):
                 sale = CommandMeta.new(OPERATOR)
@@ -307,7 +311,7 @@ def book_transfer(system: System, customers: int) -> tuple[float, float]:
     with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=60) as client:
         _, (leaving, *_) = new_team(client, "mgr-bench", 3)
         for start in range(0, customers, 500):
-            app.save(*[a for _ in range(min(500, customers - start)) for a in new_customer(leaving)])
+            app.save(*[a for _ in range(min(500, customers - start)) for a in new_customer(app, leaving)])
         app.owners.catch_up()  # what the hand-over process would do first, outside the clock
         began = time.monotonic()
         reply = client.call(

@@ -39,13 +39,16 @@ class Envelope(Schema):
 
 
 class CustomerRegisteredV1(Schema):
+    """Personal data (every field but the ids) is null when the event is read after the customer
+    was erased (a replay): consumers must forget it on ``customer.erased`` as well."""
+
     customer_id = fields.UUID(required=True)
-    full_name = fields.String(required=True)
-    national_id = f.national_id(required=True)
-    mobile_phone = fields.String(required=True)
+    full_name = fields.String(required=True, allow_none=True)
+    national_id = f.national_id(required=True, allow_none=True)
+    mobile_phone = fields.String(required=True, allow_none=True)
     email = fields.String(required=True, allow_none=True)
-    date_of_birth = fields.Date(required=True)
-    address = fields.Nested(Address, required=True)
+    date_of_birth = fields.Date(required=True, allow_none=True)
+    address = fields.Nested(Address, required=True, allow_none=True)
     owning_agent_id = f.agent_id(required=True)
 
 
@@ -59,7 +62,8 @@ class ProfileChanges(Schema):
 
 class CustomerProfileUpdatedV1(Schema):
     customer_id = fields.UUID(required=True)
-    changes = fields.Nested(ProfileChanges, required=True)
+    # Null when read after the customer was erased.
+    changes = fields.Nested(ProfileChanges, required=True, allow_none=True)
     reason = fields.String(required=True)
 
 
@@ -75,10 +79,11 @@ class ContactPointAddedV1(Schema):
     customer_id = fields.UUID(required=True)
     contact_point_id = fields.UUID(required=True)
     kind = f.one_of(f.CONTACT_KINDS, required=True)
-    label = fields.String(required=True)
+    # Label and value are null when read after the customer was erased.
+    label = fields.String(required=True, allow_none=True)
     # A string for a phone or an email, an address object for a postal address, {service, handle}
     # for a messaging id.
-    value = fields.Raw(required=True)
+    value = fields.Raw(required=True, allow_none=True)
     preferred = fields.Boolean(required=True)
 
 
@@ -124,6 +129,32 @@ class ConsentRecordedV1(Schema):
     source = fields.Nested(ConsentSourceV1, required=True)
     given_at = fields.AwareDateTime(required=True)
     in_force = fields.Nested(ConsentInForceV1, required=True)
+
+
+class CustomerMergedV1(Schema):
+    """The customer (a duplicate) was merged into the survivor; its id takes no more commands."""
+
+    customer_id = fields.UUID(required=True)
+    survivor_id = fields.UUID(required=True)
+    reason = fields.String(required=True)
+
+
+class CustomerDuplicateMergedV1(Schema):
+    """The survivor's side of a merge."""
+
+    customer_id = fields.UUID(required=True)
+    duplicate_id = fields.UUID(required=True)
+    reason = fields.String(required=True)
+
+
+class CustomerErasedV1(Schema):
+    """The customer's personal data is erased: every consumer must delete what it holds of it
+    (name, national id, phones, emails, addresses, contact points); facts such as policies and
+    tickets may stay."""
+
+    customer_id = fields.UUID(required=True)
+    reason = fields.String(required=True)
+    request_reference = fields.String(required=True)
 
 
 class PolicySoldV1(Schema):
@@ -255,6 +286,9 @@ PAYLOAD_SCHEMAS: dict[tuple[str, int], type[Schema]] = {
     ("customer.contact_point_removed", 1): ContactPointRemovedV1,
     ("customer.contact_preferences_set", 1): ContactPreferencesSetV1,
     ("customer.consent_recorded", 1): ConsentRecordedV1,
+    ("customer.merged", 1): CustomerMergedV1,
+    ("customer.duplicate_merged", 1): CustomerDuplicateMergedV1,
+    ("customer.erased", 1): CustomerErasedV1,
     ("sales.policy_sold", 1): PolicySoldV1,
     ("service_desk.complaint_opened", 1): ComplaintOpenedV1,
     ("service_desk.complaint_closed", 1): ComplaintClosedV1,

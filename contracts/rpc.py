@@ -379,6 +379,30 @@ class GetConsents(Strict):
     customer_id = f.uuid_field(required=True)
 
 
+class FindDuplicates(Strict):
+    customer_id = f.uuid_field(required=True)
+
+
+class MergeCustomers(Strict):
+    """The duplicate's record is merged into the survivor's."""
+
+    survivor_id = f.uuid_field(required=True)
+    duplicate_id = f.uuid_field(required=True)
+    reason = f.text(1000, required=True)
+
+    @validates_schema
+    def _two_customers(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("survivor_id") is not None and data.get("survivor_id") == data.get("duplicate_id"):
+            raise ValidationError("same_customer: a customer cannot be merged into itself", "duplicate_id")
+
+
+class EraseCustomer(Strict):
+    customer_id = f.uuid_field(required=True)
+    reason = f.text(1000, required=True)
+    # The data subject's request this erasure answers (a letter, a ticket), for the audit.
+    request_reference = f.text(200, required=True)
+
+
 class MayContact(Strict):
     """May the customer be contacted on ``channel`` for ``purpose`` now? Asked before every contact
     made for marketing."""

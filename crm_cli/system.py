@@ -15,13 +15,14 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from crm_shared.config import DEFAULT_AMQP_URI
+from crm_shared.crypto import new_data_key_text
 from crm_shared.messaging import broker_reachable
 
 REPO = Path(__file__).resolve().parent.parent
@@ -74,13 +75,14 @@ def fresh_vhost(base_uri: str = "amqp://guest:guest@127.0.0.1:5672/") -> Iterato
         rabbitmqctl("delete_vhost", vhost)
 
 
-def ensure_secret(path: Path) -> Path:
-    """A random token-signing secret for this machine, made once and kept private."""
+def ensure_secret(path: Path, make: Callable[[], str] = lambda: secrets.token_urlsafe(48)) -> Path:
+    """A random secret for this machine (by default a token-signing secret), made once and kept
+    private: readable by its owner only."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as secret_file:
-            secret_file.write(secrets.token_urlsafe(48))
+            secret_file.write(make())
     return path
 
 
@@ -220,6 +222,8 @@ class System:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "logs").mkdir(exist_ok=True)
         self.secret_file = ensure_secret(self.run_dir / "auth_secret")
+        # The key that protects personal data at rest; a deployment keeps it in its secret store.
+        self.data_key_file = ensure_secret(self.run_dir / "data_key", new_data_key_text)
         for name, argv in self._commands().items():
             self.processes[name] = ManagedProcess(name, argv, self.run_dir / "logs" / f"{name}.log")
 
@@ -239,6 +243,7 @@ class System:
             "MONGO_URI": self.mongo_uri,
             "CRM_DATA_DIR": str(self.run_dir / "data"),
             "CRM_AUTH_SECRET_FILE": str(self.secret_file),
+            "CRM_DATA_KEY_FILE": str(self.data_key_file),
             "CRM_EVENT_STORE": self.event_store,
             "PYTHONUNBUFFERED": "1",
             "PYTHONWARNINGS": "ignore::DeprecationWarning",

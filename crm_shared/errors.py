@@ -87,6 +87,16 @@ class DuplicateCustomer(CrmError):
     code = "duplicate_customer"
 
 
+class CustomerMerged(CrmError):
+    """The customer was merged into another; ``survivor_id`` names it."""
+
+    code = "customer_merged"
+
+    @property
+    def survivor_id(self) -> str:
+        return str(self.details["survivor_id"])
+
+
 class ConcurrencyConflict(CrmError):
     code = "concurrency_conflict"
 

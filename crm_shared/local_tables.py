@@ -46,6 +46,16 @@ class LocalTables:
             cursor.execute(self._sql(statement), tuple(params))
             return [dict(row) for row in cursor.fetchall()]
 
+    def compact_log(self) -> None:
+        """Rewrite what the write-ahead log still holds into the database and empty the log
+        (SQLite), so that bytes deleted with ``secure_delete`` leave no older copy behind. On
+        PostgreSQL, dead rows wait for VACUUM and old WAL segments for recycling (see the README's
+        threat model)."""
+        if self.postgres:
+            return
+        with self.datastore.get_connection(commit=True) as connection:
+            connection.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def create(self, *statements: str) -> None:
         with self.datastore.transaction(commit=True) as cursor:
             for statement in statements:

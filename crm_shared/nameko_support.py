@@ -19,6 +19,7 @@ from crm_shared.access import SCOPE_TTL_SECONDS
 from crm_shared.config import Settings
 from crm_shared.errors import (
     CrmError,
+    CustomerMerged,
     DependencyUnavailable,
     FieldError,
     NotFound,
@@ -81,6 +82,12 @@ def raise_for(reply: dict[str, Any], what: str) -> None:
         raise NotFound(f"no {what}")
     if error.get("code") == "permission_denied":
         raise PermissionDenied(error.get("message", "not allowed"))
+    if error.get("code") == "customer_merged":
+        raise CustomerMerged(
+            error.get("message", f"{what} was merged"),
+            fields=[FieldError(**f) for f in error.get("fields", [])],
+            details={"survivor_id": error["survivor_id"]},
+        )
     raise CrmError(error.get("message", f"{what}: lookup failed"))
 
 

@@ -16,7 +16,7 @@ from marshmallow import Schema, ValidationError
 
 from crm_shared.auth import verify_token
 from crm_shared.domain import CommandMeta
-from crm_shared.errors import CrmError, NotFound, ValidationFailed
+from crm_shared.errors import CrmError, CustomerMerged, NotFound, ValidationFailed
 
 log = logging.getLogger("crm.rpc")
 
@@ -62,12 +62,22 @@ def unknown_customer_field(customer_id: str) -> ValidationFailed:
     )
 
 
-def owning_agent_of_known_customer(customers: CustomerDirectory, customer_id: str) -> str:
-    """The customer's owning agent; an unknown customer is the command's fault, not a lookup's."""
+def owning_agent_of_known_customer(
+    customers: CustomerDirectory, customer_id: str, *, follow_merge: bool = False
+) -> str:
+    """The customer's owning agent; an unknown customer is the command's fault, not a lookup's.
+    A customer merged into another refuses new business (``customer_merged``, naming the survivor,
+    so that the caller corrects the id it holds rather than have a policy or a ticket land on a
+    record it did not name); with ``follow_merge`` (reading what exists) the survivor's owner
+    answers."""
     try:
         return customers.owning_agent_of(customer_id)
     except NotFound:
         raise unknown_customer_field(customer_id) from None
+    except CustomerMerged as merged:
+        if not follow_merge:
+            raise
+        return owning_agent_of_known_customer(customers, merged.survivor_id, follow_merge=True)
 
 
 @dataclass(frozen=True)

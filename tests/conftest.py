@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import secrets
 import uuid
 from collections.abc import Iterator
@@ -10,9 +11,12 @@ import pytest
 
 from crm_cli.system import fresh_vhost
 from crm_shared.auth import Caller, Role
+from crm_shared.crypto import new_data_key_text
 from tests.support import secantus_server
 
 PG_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+# The data key of this test run, for the systems the tests start and the stores they open.
+os.environ.setdefault("CRM_DATA_KEY", new_data_key_text())
 
 
 @pytest.fixture(scope="session")

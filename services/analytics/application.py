@@ -7,7 +7,8 @@ from typing import Any
 from crm_shared.access import TeamScope, require_customer_access
 from crm_shared.auth import Role
 from crm_shared.domain import CommandMeta
-from services.analytics.customer_360 import public_view
+from crm_shared.errors import CustomerMerged, FieldError
+from services.analytics.customer_360 import public_view, with_duplicates
 from services.analytics.store import Customer360Store
 
 
@@ -24,4 +25,12 @@ class AnalyticsQueries:
             meta.actor, customer_id, doc["owning_agent_id"] if doc else None, scope, also=(Role.SERVICE_DESK,)
         )
         assert doc is not None
+        if doc.get("merged_into"):
+            raise CustomerMerged(
+                f"customer {customer_id} was merged into {doc['merged_into']}: use that customer id",
+                fields=[FieldError("customer_id", "customer_merged", f"merged into {doc['merged_into']}")],
+                details={"survivor_id": doc["merged_into"]},
+            )
+        if doc.get("merged_from"):
+            doc = with_duplicates(doc, self.customer_360.merged_into(customer_id))
         return public_view(doc)

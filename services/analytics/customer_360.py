@@ -33,6 +33,10 @@ def empty_document(customer_id: str) -> Document:
         "contact_preferences": {"preferred_channel": None, "best_time_to_call": None, "do_not_call": False},
         # "<channel>_<purpose>" -> the consent in force.
         "consents": {},
+        # Merges: the survivor this duplicate was merged into; the duplicates merged into this one.
+        "merged_into": None,
+        "merged_from": [],
+        "erased_at": None,
         "policy_count": 0,
         # Cents, so that the database can add to it in place; the view shows yuan.
         "total_annual_premium_cents": 0,
@@ -74,13 +78,26 @@ LIST_ORDER: dict[str, tuple[str, ...]] = {
     "complaints": ("opened_at", "ticket_id"),
     "ownership_history": ("changed_at", "to_agent_id"),
     "contact_points": ("added_at", "contact_point_id"),
+    "merged_from": ("merged_at", "customer_id"),
 }
 
 
-def mask_national_id(national_id: str) -> str:
+def mask_national_id(national_id: str | None) -> str | None:
     # Only the last four: the rest would give away the region and, with date_of_birth beside it
     # in the profile, all but the serial.
-    return "*" * (len(national_id) - 4) + national_id[-4:]
+    return None if national_id is None else "*" * (len(national_id) - 4) + national_id[-4:]
+
+
+# What the 360 view holds of a person once they are erased.
+ERASED_PROFILE = {
+    "erased": True,
+    "full_name": None,
+    "national_id_masked": None,
+    "mobile_phone": None,
+    "email": None,
+    "date_of_birth": None,
+    "address": None,
+}
 
 
 def cents(amount: str) -> int:
@@ -171,6 +188,34 @@ def _consent_recorded(payload: dict[str, Any], _: Message) -> Change:
     return Change(set={f"consents.{payload['channel']}_{payload['purpose']}": payload["in_force"]})
 
 
+def _merged(payload: dict[str, Any], _: Message) -> Change:
+    return Change(set={"merged_into": payload["survivor_id"]})
+
+
+def _duplicate_merged(payload: dict[str, Any], message: Message) -> Change:
+    return Change(
+        push={
+            "merged_from": {
+                "customer_id": payload["duplicate_id"],
+                "merged_at": message["occurred_at"],
+                "reason": payload["reason"],
+            }
+        }
+    )
+
+
+def _erased(_: dict[str, Any], message: Message) -> Change:
+    """Personal data goes; the facts (policies, premiums, tickets, ownership) stay."""
+    return Change(
+        set={
+            "profile": ERASED_PROFILE,
+            "contact_points": [],
+            "preferred_contact_points": {},
+            "erased_at": message["occurred_at"],
+        }
+    )
+
+
 def _policy_sold(payload: dict[str, Any], _: Message) -> Change:
     return Change(
         push={
@@ -229,6 +274,9 @@ CHANGES: dict[str, Callable[[dict[str, Any], Message], Change]] = {
     "customer.contact_point_removed": _contact_point_removed,
     "customer.contact_preferences_set": _contact_preferences_set,
     "customer.consent_recorded": _consent_recorded,
+    "customer.merged": _merged,
+    "customer.duplicate_merged": _duplicate_merged,
+    "customer.erased": _erased,
     "sales.policy_sold": _policy_sold,
     "service_desk.complaint_opened": _complaint_opened,
     "service_desk.complaint_closed": _complaint_closed,
@@ -308,6 +356,21 @@ def apply_change(doc: Document, change: Change) -> None:
         items.sort(key=lambda item: tuple(item[key] for key in LIST_ORDER[name]))
     for name, amount in change.inc.items():
         doc[name] = doc.get(name, 0) + amount
+
+
+def with_duplicates(survivor: Document, duplicates: list[Document]) -> Document:
+    """The survivor's document holding what the duplicates merged into it hold: their policies and
+    tickets beside its own, and their totals added in (each duplicate keeps its own document, so
+    that a replay of either customer's events needs no merging)."""
+    combined = copy.deepcopy(survivor)
+    for duplicate in duplicates:
+        for name in ("policies", "complaints"):
+            combined[name] = combined.get(name, []) + duplicate.get(name, [])
+        for name in ("policy_count", "total_annual_premium_cents", "open_complaint_count"):
+            combined[name] = combined.get(name, 0) + duplicate.get(name, 0)
+    for name in ("policies", "complaints"):
+        combined[name].sort(key=lambda item, n=name: tuple(item[key] for key in LIST_ORDER[n]))
+    return combined
 
 
 def public_view(doc: Document) -> dict[str, Any]:

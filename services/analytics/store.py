@@ -407,6 +407,10 @@ class Customer360Store:
     def get(self, customer_id: str) -> Document | None:
         return self.collection().find_one({"_id": customer_id})
 
+    def merged_into(self, customer_id: str, limit: int = 100) -> list[Document]:
+        """The documents of the duplicates merged into this customer."""
+        return list(self.collection().find({"merged_into": customer_id}).sort("_id", 1).limit(limit))
+
     def apply(self, messages: list[Message]) -> list[Outcome]:
         """Apply live events together: to the serving collection and, during a rebuild, in version
         order to the one being built. One outcome per message (see ``apply_together``); a failure
@@ -420,3 +424,4 @@ class Customer360Store:
 
 def ensure_indexes(collection: Collection[Any]) -> None:
     collection.create_index("owning_agent_id")
+    collection.create_index("merged_into", sparse=True)

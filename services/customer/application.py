@@ -12,11 +12,22 @@ from contracts.validators import normalise_national_id
 from crm_shared.access import TeamScope, may_act_on, require_customer_access
 from crm_shared.auth import Role
 from crm_shared.commands import Decision, command
+from crm_shared.crypto import blind_index
 from crm_shared.domain import CommandMeta, json_ready
-from crm_shared.errors import DuplicateCustomer, PermissionDenied, ValidationFailed
+from crm_shared.errors import (
+    CustomerMerged,
+    DuplicateCustomer,
+    FieldError,
+    InvalidState,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+)
 from services.customer.contacts import NO_PREFERENCES
 from services.customer.domain import PROFILE_FIELDS, Customer, NationalIdClaim
 from services.customer.handover import Handover
+from services.customer.matching import duplicate_candidates, match_values
+from services.customer.owners import OWNERS
 
 
 def change_history(events: Iterable[Any]) -> list[dict[str, Any]]:
@@ -95,9 +106,23 @@ def change_history(events: Iterable[Any]) -> list[dict[str, Any]]:
             changes.append(
                 {"what": "consent_recorded", "changes": fields, "who": who, "when": when, "why": source}
             )
+        elif isinstance(event, Customer.Merged):
+            fields = [{"field": "merged_into", "from": None, "to": event.survivor_id}]
+            changes.append(
+                {"what": "merged", "changes": fields, "who": who, "when": when, "why": event.reason}
+            )
+        elif isinstance(event, Customer.DuplicateMerged):
+            fields = [{"field": "merged_from", "from": None, "to": event.duplicate_id}]
+            changes.append(
+                {"what": "duplicate_merged", "changes": fields, "who": who, "when": when, "why": event.reason}
+            )
+        elif isinstance(event, Customer.Erased):
+            why = f"{event.reason} (request {event.request_reference})"
+            changes.append({"what": "erased", "changes": [], "who": who, "when": when, "why": why})
     return changes
 
 
+MAX_MERGE_HOPS = 10
 # Who keeps a customer's record: its owner, the owner's manager, the service desk, operators, admins.
 RECORD_KEEPERS = (Role.AGENT, Role.MANAGER, Role.SERVICE_DESK, Role.OPERATOR, Role.ADMIN)
 
@@ -126,15 +151,47 @@ class CustomerApplication(Handover):
     CONTEXT = "customer"
 
     def customer_in_scope(
-        self, customer_id: str, meta: CommandMeta, scope: TeamScope, *, also: tuple[Role, ...] = ()
+        self,
+        customer_id: str,
+        meta: CommandMeta,
+        scope: TeamScope,
+        *,
+        also: tuple[Role, ...] = (),
+        merged_too: bool = False,
+        field: str = "customer_id",
     ) -> Customer:
         """The customer, if the caller may act on it; otherwise the same refusal as for a customer
-        that does not exist."""
+        that does not exist. A merged duplicate is the survivor's: who may act on the survivor may
+        learn where it went (``customer_merged``), or, with ``merged_too``, read it."""
         customer = self.find(Customer, customer_id)
-        require_customer_access(
-            meta.actor, customer_id, customer.owning_agent_id if customer else None, scope, also=also
-        )
-        assert customer is not None
+        survivor = self.survivor_of(customer) if customer is not None else None
+        try:
+            require_customer_access(
+                meta.actor, customer_id, survivor.owning_agent_id if survivor else None, scope, also=also
+            )
+        except NotFound as unknown:
+            raise NotFound(
+                unknown.message,
+                fields=[FieldError(field, "unknown_customer", "no such customer in your scope")],
+            ) from None
+        assert customer is not None and survivor is not None
+        if customer is not survivor and not merged_too:
+            raise CustomerMerged(
+                f"customer {customer_id} was merged into {survivor.id}: use that customer id",
+                fields=[FieldError("customer_id", "customer_merged", f"merged into {survivor.id}")],
+                details={"survivor_id": str(survivor.id)},
+            )
+        return customer
+
+    def survivor_of(self, customer: Customer) -> Customer:
+        """The record a merged duplicate lives on in (itself if it was not merged)."""
+        for _ in range(MAX_MERGE_HOPS):
+            if customer.merged_into is None:
+                return customer
+            found = self.find(Customer, customer.merged_into)
+            if found is None:
+                return customer
+            customer = found
         return customer
 
     @command
@@ -149,6 +206,7 @@ class CustomerApplication(Handover):
             )
         require_active_owner(sales_force, owner, "owning_agent_id")
         national_id = normalise_national_id(data["national_id"])
+        digest = self.national_id_digest(national_id)
         customer = Customer.register(
             full_name=data["full_name"],
             national_id=national_id,
@@ -161,23 +219,55 @@ class CustomerApplication(Handover):
         )
         # The claim's id is derived from the national id, so a person registered before (or by a
         # registration racing this one) collides with it in the same atomic append: no read first.
-        claim = NationalIdClaim.claim(national_id, str(customer.id), meta)
+        claim = NationalIdClaim.claim(digest, str(customer.id), meta)
+        # Advisory: the clerk is told, the registration goes ahead (the index may lag the store by
+        # the background process's poll).
+        values = match_values(customer.full_name, customer.mobile_phone, customer.date_of_birth)
+        answer = {
+            "customer_id": str(customer.id),
+            **self._duplicates(values, meta, sales_force, str(customer.id)),
+        }
         return Decision(
-            {"customer_id": str(customer.id)},
+            answer,
             (customer, claim),
-            explain_conflict=lambda: self._refuse_if_claimed(national_id, meta, sales_force),
+            explain_conflict=lambda: self._refuse_if_claimed(digest, meta, sales_force),
         )
 
-    def _refuse_if_claimed(self, national_id: str, meta: CommandMeta, scope: TeamScope) -> None:
+    def national_id_digest(self, national_id: str) -> str:
+        return blind_index(self.data_key, f"national_id:{national_id}")
+
+    def _duplicates(
+        self, values: dict[str, str], meta: CommandMeta, scope: TeamScope, customer_id: str
+    ) -> dict[str, Any]:
+        """Possible duplicates the caller may see, and how many more there are outside their scope."""
+        rows = self.matches.matches(values, OWNERS)
+        visible = [r for r in rows if may_act_on(meta.actor, r["owner_id"], scope, also=(Role.SERVICE_DESK,))]
+        found = duplicate_candidates(visible, exclude=customer_id)
+        owners = {str(r["customer_id"]): r["owner_id"] for r in visible}
+        hidden = (
+            {str(r["customer_id"]) for r in rows} - {str(r["customer_id"]) for r in visible} - {customer_id}
+        )
+        return {
+            "possible_duplicates": [{**f, "owning_agent_id": owners[f["customer_id"]]} for f in found],
+            "possible_duplicates_outside_scope": len(hidden),
+        }
+
+    def _refuse_if_claimed(self, digest: str, meta: CommandMeta, scope: TeamScope) -> None:
         try:
-            claim: NationalIdClaim = self.repository.get(NationalIdClaim.id_for(national_id))
+            claim: NationalIdClaim = self.repository.get(NationalIdClaim.id_for(digest))
         except AggregateNotFoundError:
             return
-        existing = self.find(Customer, claim.customer_id)
+        claimed = self.find(Customer, claim.customer_id)
+        existing = self.survivor_of(claimed) if claimed is not None else None
+        if existing is not None and existing.erased_at is not None:
+            raise DuplicateCustomer(
+                "this national id belonged to a customer whose personal data was erased; a new "
+                "registration of the same person is not supported yet: ask an operator",
+            )
         if existing is not None and may_act_on(meta.actor, existing.owning_agent_id, scope):
             raise DuplicateCustomer(
-                f"a customer with this national id already exists: {claim.customer_id}",
-                details={"existing_customer_id": claim.customer_id},
+                f"a customer with this national id already exists: {existing.id}",
+                details={"existing_customer_id": str(existing.id)},
             )
         # Someone else's customer: that the person is a customer already cannot be hidden (a
         # national id is registered once), but which customer it is, and who owns it, is.
@@ -276,15 +366,87 @@ class CustomerApplication(Handover):
 
     def record_to_keep(self, data: dict[str, Any], meta: CommandMeta, scope: TeamScope) -> Customer:
         """The customer whose record the caller changes: their own (agents), their teams' (managers),
-        any (the service desk, operators, admins)."""
+        any (the service desk, operators, admins); not one merged into another, nor an erased one."""
         meta.actor.require_role(*RECORD_KEEPERS)
-        return self.customer_in_scope(str(data["customer_id"]), meta, scope, also=(Role.SERVICE_DESK,))
+        customer = self.customer_in_scope(str(data["customer_id"]), meta, scope, also=(Role.SERVICE_DESK,))
+        customer.require_open()
+        return customer
+
+    # Duplicates and merges ---------------------------------------------------------------------
+
+    def find_duplicates(self, data: dict[str, Any], meta: CommandMeta, scope: TeamScope) -> dict[str, Any]:
+        """Customers who may be the same person as this one: same mobile phone, or same name and
+        date of birth once normalised."""
+        customer = self.customer_in_scope(str(data["customer_id"]), meta, scope, also=(Role.SERVICE_DESK,))
+        self.catch_up_indexes()
+        values = match_values(customer.full_name, customer.mobile_phone, customer.date_of_birth)
+        return {"customer_id": str(customer.id), **self._duplicates(values, meta, scope, str(customer.id))}
+
+    @command
+    def merge_customers(self, data: dict[str, Any], meta: CommandMeta, scope: TeamScope) -> Decision:
+        """The duplicate's record becomes the survivor's: it refuses commands from now on (naming the
+        survivor), and the survivor's 360 view holds the policies, tickets and history of both."""
+        meta.actor.require_role(Role.MANAGER, Role.SERVICE_DESK, Role.OPERATOR, Role.ADMIN)
+        survivor = self.customer_in_scope(
+            str(data["survivor_id"]),
+            meta,
+            scope,
+            also=(Role.SERVICE_DESK,),
+            merged_too=True,
+            field="survivor_id",
+        )
+        duplicate = self.customer_in_scope(
+            str(data["duplicate_id"]),
+            meta,
+            scope,
+            also=(Role.SERVICE_DESK,),
+            merged_too=True,
+            field="duplicate_id",
+        )
+        duplicate.merge_into(survivor, data["reason"], meta)
+        answer = {
+            "survivor_id": str(survivor.id),
+            "duplicate_id": str(duplicate.id),
+            "version": survivor.version,
+        }
+        return Decision(answer, (duplicate, survivor))
+
+    # Erasure -----------------------------------------------------------------------------------
+
+    @command
+    def erase_customer(self, data: dict[str, Any], meta: CommandMeta, scope: TeamScope) -> Decision:
+        """Erase the person's personal data: the keys of the customer (and of the duplicates merged
+        into it) are shredded first, so that from then on no stored event of theirs can be read,
+        and ``customer.erased`` tells every read model and consumer to forget them. Policies,
+        premiums and tickets stay (statutory records)."""
+        meta.actor.require_role(Role.OPERATOR, Role.ADMIN)
+        customer = self.customer_in_scope(str(data["customer_id"]), meta, scope, merged_too=True)
+        records = [customer, *(d for d in map(self._merged, customer.merged_from) if d is not None)]
+        erasing = [r for r in records if r.erased_at is None]
+        if not erasing:
+            raise InvalidState(f"customer {customer.id} was erased already, on {customer.erased_at}")
+        # Keys first: if the append below fails, the data is unreadable anyway and a retry records it.
+        self.subject_keys.shred(str(r.id) for r in erasing)
+        for record in erasing:
+            record.erase(data["reason"], data["request_reference"], meta)
+        answer = {
+            "customer_id": str(customer.id),
+            "erased": sorted(str(r.id) for r in erasing),
+            "erased_at": customer.erased_at,
+        }
+        return Decision(answer, tuple(erasing))
+
+    def _merged(self, customer_id: str) -> Customer | None:
+        return self.find(Customer, customer_id)
 
     def get_customer_history(
         self, data: dict[str, Any], meta: CommandMeta, scope: TeamScope
     ) -> dict[str, Any]:
-        """Every change of the record: what, from, to, who, when and why, oldest first."""
-        customer = self.customer_in_scope(str(data["customer_id"]), meta, scope, also=(Role.SERVICE_DESK,))
+        """Every change of the record: what, from, to, who, when and why, oldest first (also of a
+        record merged into another: its history is part of the survivor's)."""
+        customer = self.customer_in_scope(
+            str(data["customer_id"]), meta, scope, also=(Role.SERVICE_DESK,), merged_too=True
+        )
         return {
             "customer_id": str(customer.id),
             "changes": change_history(self.repository.event_store.get(customer.id)),
@@ -298,7 +460,7 @@ class CustomerApplication(Handover):
             "national_id": customer.national_id,
             "mobile_phone": customer.mobile_phone,
             "email": customer.email,
-            "date_of_birth": customer.date_of_birth.isoformat(),
+            "date_of_birth": customer.date_of_birth.isoformat() if customer.date_of_birth else None,
             "address": customer.address,
             "owning_agent_id": customer.owning_agent_id,
             "ownership_history": customer.ownership,
@@ -307,6 +469,8 @@ class CustomerApplication(Handover):
                 for point_id, point in customer.contact_points.items()
             ],
             "contact_preferences": customer.contact_preferences,
+            "merged_from": customer.merged_from,
+            "erased_at": customer.erased_at,
             "version": customer.version,
             "registered_at": customer.created_on.isoformat(),
         }

@@ -11,7 +11,7 @@ from typing import Any
 from contracts.rpc import CONTACT_VALUE_FIELDS
 from contracts.validators import national_id_birth_date
 from crm_shared.domain import CommandMeta, CrmAggregate
-from crm_shared.errors import ValidationFailed
+from crm_shared.errors import CustomerMerged, FieldError, InvalidState, ValidationFailed
 from services.customer.contacts import (
     NO_PREFERENCES,
     ConsentState,
@@ -55,6 +55,7 @@ class Customer(CrmAggregate):
     # same names initialise the aggregate, so creation events need no apply().
     class Registered(CrmAggregate.Created):
         EVENT_TYPE = "customer.registered"
+        PERSONAL_FIELDS = ("full_name", "national_id", "mobile_phone", "email", "date_of_birth", "address")
         customer_id: str
         full_name: str
         national_id: str
@@ -93,16 +94,18 @@ class Customer(CrmAggregate):
         """Only the fields that changed, with their new values."""
 
         EVENT_TYPE = "customer.profile_updated"
+        PERSONAL_FIELDS = ("changes",)
         customer_id: str
         changes: dict[str, Any]
         reason: str
 
         def apply(self, customer: Customer) -> None:
-            for name, value in self.changes.items():
+            for name, value in (self.changes or {}).items():
                 setattr(customer, name, date.fromisoformat(value) if name == "date_of_birth" else value)
 
     class ContactPointAdded(CrmAggregate.Event):
         EVENT_TYPE = "customer.contact_point_added"
+        PERSONAL_FIELDS = ("label", "value")
         customer_id: str
         contact_point_id: str
         kind: str
@@ -192,6 +195,48 @@ class Customer(CrmAggregate):
                 },
             ]
 
+    class Merged(CrmAggregate.Event):
+        """This record was a duplicate of the survivor's: it takes no commands any more."""
+
+        EVENT_TYPE = "customer.merged"
+        customer_id: str
+        survivor_id: str
+        reason: str
+
+        def apply(self, customer: Customer) -> None:
+            customer.merged_into = self.survivor_id
+
+    class DuplicateMerged(CrmAggregate.Event):
+        """The survivor's side of a merge: the duplicate's policies, tickets and history are now
+        this customer's."""
+
+        EVENT_TYPE = "customer.duplicate_merged"
+        customer_id: str
+        duplicate_id: str
+        reason: str
+
+        def apply(self, customer: Customer) -> None:
+            customer.merged_from = [*customer.merged_from, self.duplicate_id]
+
+    class Erased(CrmAggregate.Event):
+        """The customer's personal data is erased: its key is shredded, so what the store holds of
+        it can no longer be read. The facts (ownership, policies, tickets) stay."""
+
+        EVENT_TYPE = "customer.erased"
+        customer_id: str
+        reason: str
+        request_reference: str
+
+        def apply(self, customer: Customer) -> None:
+            customer.erased_at = self.timestamp.isoformat()
+            for name in (*PROFILE_FIELDS, "national_id"):
+                setattr(customer, name, None)
+            customer.contact_points = {
+                point_id: {**point, "label": None, "value": None}
+                for point_id, point in customer.contact_points.items()
+            }
+
+    # None once erased.
     full_name: str
     national_id: str
     mobile_phone: str
@@ -207,6 +252,53 @@ class Customer(CrmAggregate):
     preferred_contact_points: dict[str, str] = dataclasses.field(default_factory=dict)
     contact_preferences: dict[str, Any] = dataclasses.field(default_factory=lambda: dict(NO_PREFERENCES))
     consents: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    # The survivor this record was merged into; the duplicates merged into this one.
+    merged_into: str | None = None
+    merged_from: list[str] = dataclasses.field(default_factory=list)
+    erased_at: str | None = None
+
+    def require_open(self) -> None:
+        """Refuses a command on a record that was merged into another or erased."""
+        if self.merged_into is not None:
+            raise CustomerMerged(
+                f"customer {self.id} was merged into {self.merged_into}: use that customer id",
+                details={"survivor_id": self.merged_into},
+            )
+        if self.erased_at is not None:
+            raise InvalidState(
+                f"customer {self.id} was erased on {self.erased_at}; its record takes no changes"
+            )
+
+    def merge_into(self, survivor: Customer, reason: str, meta: CommandMeta) -> None:
+        """Marks this record a duplicate of ``survivor``'s and the survivor as holding it."""
+        refusal = merge_refusal(survivor, self)
+        if refusal is not None:
+            raise refusal
+        self.trigger_event(
+            self.Merged,
+            meta=meta.as_event_meta(),
+            customer_id=str(self.id),
+            survivor_id=str(survivor.id),
+            reason=reason,
+        )
+        survivor.trigger_event(
+            survivor.DuplicateMerged,
+            meta=meta.as_event_meta(),
+            customer_id=str(survivor.id),
+            duplicate_id=str(self.id),
+            reason=reason,
+        )
+
+    def erase(self, reason: str, request_reference: str, meta: CommandMeta) -> None:
+        if self.erased_at is not None:
+            raise InvalidState(f"customer {self.id} was erased already, on {self.erased_at}")
+        self.trigger_event(
+            self.Erased,
+            meta=meta.as_event_meta(),
+            customer_id=str(self.id),
+            reason=reason,
+            request_reference=request_reference,
+        )
 
     def change_owner(
         self, new_agent_id: str, reason: str, meta: CommandMeta, transfer_id: str | None = None
@@ -388,10 +480,29 @@ class Customer(CrmAggregate):
         )
 
 
+def merge_refusal(survivor: Customer, duplicate: Customer) -> ValidationFailed | CustomerMerged | None:
+    """Why ``duplicate`` cannot be merged into ``survivor``, or None when it can."""
+    if survivor.id == duplicate.id:
+        return ValidationFailed.single(
+            "duplicate_id", "same_customer", "a customer cannot be merged into itself"
+        )
+    for field, record in (("survivor_id", survivor), ("duplicate_id", duplicate)):
+        if record.merged_into is not None:
+            return CustomerMerged(
+                f"customer {record.id} was merged into {record.merged_into} already",
+                fields=[FieldError(field, "customer_merged", f"merged into {record.merged_into} already")],
+                details={"survivor_id": record.merged_into},
+            )
+        if record.erased_at is not None:
+            return ValidationFailed.single(field, "erased", f"customer {record.id} was erased")
+    return None
+
+
 class NationalIdClaim(CrmAggregate):
-    """Reserves a national id for one customer. Its id is derived from the national id, so two
-    registrations of the same person collide on the claim's first version, atomically with the
-    customer's own events. Internal: never published."""
+    """Reserves a national id for one customer. Its id is derived from the national id's digest (a
+    keyed hash: the store holds no national id in clear), so two registrations of the same person
+    collide on the claim's first version, atomically with the customer's own events. Internal:
+    never published."""
 
     class Claimed(CrmAggregate.Created):
         customer_id: str
@@ -399,14 +510,14 @@ class NationalIdClaim(CrmAggregate):
     customer_id: str
 
     @staticmethod
-    def id_for(national_id: str) -> uuid.UUID:
-        return uuid.uuid5(NATIONAL_ID_NAMESPACE, national_id)
+    def id_for(national_id_digest: str) -> uuid.UUID:
+        return uuid.uuid5(NATIONAL_ID_NAMESPACE, national_id_digest)
 
     @classmethod
-    def claim(cls, national_id: str, customer_id: str, meta: CommandMeta) -> NationalIdClaim:
+    def claim(cls, national_id_digest: str, customer_id: str, meta: CommandMeta) -> NationalIdClaim:
         return cls._create(
             cls.Claimed,
-            id=cls.id_for(national_id),
+            id=cls.id_for(national_id_digest),
             meta=meta.as_event_meta(),
             customer_id=customer_id,
         )

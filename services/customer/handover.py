@@ -12,7 +12,6 @@ departure was seen is swept as well."""
 
 from __future__ import annotations
 
-import functools
 import uuid
 from typing import Any, Protocol
 
@@ -21,9 +20,8 @@ from crm_shared.auth import Caller, Role
 from crm_shared.commands import Decision, command
 from crm_shared.domain import CommandMeta
 from crm_shared.errors import FieldError, NotFound, PermissionDenied, ValidationFailed
-from crm_shared.eventstore import CrmApplication
 from services.customer.domain import Customer
-from services.customer.owners import OwnerIndex
+from services.customer.store import CustomerStore
 from services.customer.transfer import BookTransfer, TransferState
 
 PAGE_SIZE = 100
@@ -56,14 +54,7 @@ def unknown_transfer(transfer_id: str) -> NotFound:
     )
 
 
-class Handover(CrmApplication):
-    @functools.cached_property
-    def owners(self) -> OwnerIndex:
-        return OwnerIndex(self)
-
-    def create_own_tables(self) -> None:
-        self.owners.create_tables()
-
+class Handover(CustomerStore):
     def _visible_transfer(self, transfer_id: str, caller: Caller, scope: TeamScope) -> BookTransfer:
         transfer = self.find(BookTransfer, transfer_id)
         if transfer is None or not may_act_on(caller, transfer.from_agent_id, scope):
@@ -247,12 +238,8 @@ class Handover(CrmApplication):
         return {
             "owning_agent_id": owner,
             "customers": [
-                {
-                    "customer_id": r["customer_id"],
-                    "full_name": r["full_name"],
-                    "registered_at": r["registered_at"],
-                }
-                for r in page
+                {"customer_id": r["customer_id"], "full_name": name, "registered_at": r["registered_at"]}
+                for r, name in zip(page, self.owners.names_of(page), strict=True)
             ],
             "next_cursor": page[-1]["customer_id"] if len(rows) > limit else None,
         }

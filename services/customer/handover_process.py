@@ -1,8 +1,8 @@
 """The customer context's hand-over process (``crm-handover``): reacts to ``sales.agent_departed``
 by starting the transfer of the agent's book, and moves every transfer under way, a page at a time,
-until it is done. Kill it at any moment: what it moved is recorded with the move, and it goes on
-from there when it starts again. Any number may run; they share the work through the store's
-optimistic concurrency."""
+until it is done. It also keeps the duplicate lookups up to the store. Kill it at any moment: what
+it moved is recorded with the move, and it goes on from there when it starts again. Any number may
+run; they share the work through the store's optimistic concurrency."""
 
 from __future__ import annotations
 
@@ -62,6 +62,9 @@ class HandoverProcess:
         consumer.start()
         while not self.stop_event.is_set():
             try:
+                # The duplicate lookups follow the store within a poll, so a registration is told
+                # of a customer registered a moment before.
+                self.app.matches.catch_up()
                 busy = self.app.advance_transfers()
             except (ConcurrencyConflict, IntegrityError):
                 busy = 1  # another process moved the same page first: look again

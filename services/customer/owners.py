@@ -5,10 +5,12 @@ moved: a page never repeats a customer and never skips one that stayed with the 
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from eventsourcing.utils import get_topic
 
+from crm_shared.crypto import SubjectKeys, seal, unseal
 from crm_shared.eventstore import CrmApplication
 from crm_shared.local_tables import Cursor, LocalProjection, LocalTables
 from services.customer.domain import Customer
@@ -21,7 +23,11 @@ POSITIONS = "customer_local_positions"
 
 
 class OwnerIndex:
-    def __init__(self, app: CrmApplication) -> None:
+    """``keys``: the customers' own keys, under which each customer's name is kept here (so the
+    index holds no personal data in clear, and an erasure needs nothing of it)."""
+
+    def __init__(self, app: CrmApplication, keys: SubjectKeys) -> None:
+        self.keys = keys
         self.tables = LocalTables(app)
         self.projection = LocalProjection(
             self.tables,
@@ -29,6 +35,7 @@ class OwnerIndex:
             [
                 get_topic(Customer.Registered),
                 get_topic(Customer.OwnerChanged),
+                get_topic(Customer.Merged),
                 get_topic(BookTransfer.Started),
                 get_topic(BookTransfer.Completed),
                 get_topic(BookTransfer.UndoStarted),
@@ -43,7 +50,7 @@ class OwnerIndex:
     def create_tables(self) -> None:
         self.tables.create(
             f"CREATE TABLE IF NOT EXISTS {OWNERS} ("
-            "customer_id TEXT PRIMARY KEY, owner_id TEXT NOT NULL, full_name TEXT NOT NULL, "
+            "customer_id TEXT PRIMARY KEY, owner_id TEXT NOT NULL, sealed_name TEXT, "
             "registered_at TEXT NOT NULL, version BIGINT NOT NULL, last_transfer_id TEXT)",
             f"CREATE INDEX IF NOT EXISTS {OWNERS}_by_owner ON {OWNERS} (owner_id, customer_id)",
             f"CREATE INDEX IF NOT EXISTS {OWNERS}_by_transfer ON {OWNERS} (last_transfer_id, customer_id)",
@@ -60,10 +67,18 @@ class OwnerIndex:
     def _apply(self, cursor: Cursor, event: Any) -> None:
         if isinstance(event, Customer.Registered):
             cursor.execute(
-                f"INSERT INTO {OWNERS} (customer_id, owner_id, full_name, registered_at, version) "
+                f"INSERT INTO {OWNERS} (customer_id, owner_id, sealed_name, registered_at, version) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (customer_id) DO NOTHING",
-                (event.customer_id, event.owning_agent_id, event.full_name, event.timestamp.isoformat(), 1),
+                (
+                    event.customer_id,
+                    event.owning_agent_id,
+                    self._sealed(event.customer_id, event.full_name),
+                    event.timestamp.isoformat(),
+                    1,
+                ),
             )
+        elif isinstance(event, Customer.Merged):  # a duplicate belongs to no book: its survivor does
+            cursor.execute(f"DELETE FROM {OWNERS} WHERE customer_id = ?", (event.customer_id,))
         elif isinstance(event, Customer.OwnerChanged):
             if event.transfer_id is not None:
                 cursor.execute(
@@ -101,9 +116,29 @@ class OwnerIndex:
     def catch_up(self) -> int:
         return self.projection.catch_up()
 
+    def _sealed(self, customer_id: str, name: str | None) -> str | None:
+        key = self.keys.key_for(customer_id)
+        if name is None or key is None:
+            return None
+        return base64.b64encode(seal(key, name.encode(), customer_id)).decode()
+
+    def names_of(self, rows: list[dict[str, Any]]) -> list[str | None]:
+        """The names of the customers of ``rows`` (None for an erased one)."""
+        self.keys.prefetch(str(r["customer_id"]) for r in rows)
+        names: list[str | None] = []
+        for row in rows:
+            key = self.keys.key_for(str(row["customer_id"]))
+            sealed = row["sealed_name"]
+            names.append(
+                None
+                if key is None or sealed is None
+                else unseal(key, base64.b64decode(sealed), str(row["customer_id"])).decode()
+            )
+        return names
+
     def customers_of(self, owner_id: str, after: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         return self.tables.query(
-            f"SELECT customer_id, owner_id, full_name, registered_at FROM {OWNERS} "
+            f"SELECT customer_id, owner_id, sealed_name, registered_at FROM {OWNERS} "
             "WHERE owner_id = ? AND customer_id > ? ORDER BY customer_id LIMIT ?",
             (owner_id, after or "", limit),
         )

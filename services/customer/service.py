@@ -107,3 +107,15 @@ class CustomerService(CrmService):
     @rpc
     def may_contact(self, payload: Any) -> dict:
         return self._call("may_contact", schemas.MayContact, payload, self.app.may_contact)
+
+    @rpc
+    def find_duplicates(self, payload: Any) -> dict:
+        return self._call("find_duplicates", schemas.FindDuplicates, payload, self.app.find_duplicates)
+
+    @rpc
+    def merge_customers(self, payload: Any) -> dict:
+        return self._command("merge_customers", schemas.MergeCustomers, payload, self.app.merge_customers)
+
+    @rpc
+    def erase_customer(self, payload: Any) -> dict:
+        return self._command("erase_customer", schemas.EraseCustomer, payload, self.app.erase_customer)

@@ -487,6 +487,40 @@ CASES: list[tuple[str, str, Any, str, str, str]] = [
         "format",
     ),
     ("customer", "get_customer_history", lambda k: {}, "validation_failed", "customer_id", "required"),
+    # Duplicates, merges and erasure.
+    ("customer", "find_duplicates", lambda k: {"customer_id": 7}, "validation_failed", "customer_id", "type"),
+    (
+        "customer",
+        "merge_customers",
+        lambda k: {"survivor_id": k["customer_id"], "duplicate_id": k["customer_id"], "reason": "same"},
+        "validation_failed",
+        "duplicate_id",
+        "same_customer",
+    ),
+    (
+        "customer",
+        "merge_customers",
+        lambda k: {"survivor_id": k["customer_id"], "duplicate_id": new_id(), "reason": "same person"},
+        "not_found",
+        "duplicate_id",
+        "unknown_customer",
+    ),
+    (
+        "customer",
+        "erase_customer",
+        lambda k: {"customer_id": k["customer_id"], "reason": "request"},
+        "validation_failed",
+        "request_reference",
+        "required",
+    ),
+    (
+        "customer",
+        "erase_customer",
+        lambda k: {"customer_id": new_id(), "reason": "request", "request_reference": "DSR-1"},
+        "not_found",
+        "customer_id",
+        "unknown_customer",
+    ),
     # Contact points, preferences and consents.
     (
         "customer",

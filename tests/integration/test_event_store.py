@@ -243,10 +243,12 @@ def test_a_repeated_command_takes_effect_once(store_env: dict[str, str], operato
 
 def count_events(app: CrmApplication, event_type: str) -> int:
     """Counted, not read off positions: PostgreSQL's notification ids have gaps after a refused
-    append; on SQLite these tests' applications share one file."""
+    append; on SQLite these tests' applications share one file (so only the application's own
+    events are decoded: another context's may be sealed under keys it does not hold)."""
+    own = f"services.{app.CONTEXT}."
     return sum(
         1
         for batch in app.notifications(0)
         for n in batch
-        if (m := app.envelope(n)) and m["event_type"] == event_type
+        if n.topic.startswith(own) and (m := app.envelope(n)) and m["event_type"] == event_type
     )

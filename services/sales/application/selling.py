@@ -10,7 +10,7 @@ from crm_shared.access import TeamScope, may_act_on
 from crm_shared.auth import Role
 from crm_shared.commands import Decision, command
 from crm_shared.domain import CommandMeta
-from crm_shared.errors import FieldError, NotFound
+from crm_shared.errors import FieldError, NotFound, ValidationFailed
 from crm_shared.eventstore import CrmApplication
 from crm_shared.rpc import CustomerDirectory, owning_agent_of_known_customer, unknown_customer_field
 from services.sales.domain import Policy, policy_number_for
@@ -58,8 +58,8 @@ class Selling(CrmApplication):
             raise unknown_policy(number) from None
         if not meta.actor.sees_everything:
             try:
-                owner = customers.owning_agent_of(policy.customer_id)
-            except NotFound:
+                owner = owning_agent_of_known_customer(customers, policy.customer_id, follow_merge=True)
+            except (NotFound, ValidationFailed):
                 raise unknown_policy(number) from None
             if not may_act_on(meta.actor, owner, scope, also=(Role.SERVICE_DESK,)):
                 raise unknown_policy(number)

@@ -1,0 +1,51 @@
+"""The customer context's store: its events, with each customer's personal data sealed under that
+customer's own key (``crm_shared.crypto``), and the tables kept beside it (owners and book
+transfers, duplicate lookups, the customers' keys)."""
+
+from __future__ import annotations
+
+import functools
+
+from eventsourcing.persistence import Mapper
+from eventsourcing.utils import EnvType
+
+from crm_shared.clock import Clock, utc_now
+from crm_shared.crypto import SealingMapper, SubjectKeys, data_key_from
+from crm_shared.eventstore import CrmApplication
+from crm_shared.local_tables import LocalTables
+from services.customer.matching import MatchIndex
+from services.customer.owners import POSITIONS, OwnerIndex
+
+SUBJECT_KEYS = "customer_subject_keys"
+
+
+class CustomerStore(CrmApplication):
+    def __init__(self, env: EnvType | None = None, clock: Clock = utc_now) -> None:
+        super().__init__(env, clock)
+        self.data_key = data_key_from(self.env)
+        self.subject_keys = SubjectKeys(LocalTables(self), SUBJECT_KEYS, self.data_key)
+        if LocalTables(self).creates_tables:
+            self.subject_keys.create_tables()
+        assert isinstance(self.mapper, SealingMapper)
+        self.mapper.keys = self.subject_keys
+
+    def construct_mapper(self) -> Mapper:
+        return SealingMapper(transcoder=self.construct_transcoder())
+
+    @functools.cached_property
+    def owners(self) -> OwnerIndex:
+        return OwnerIndex(self, self.subject_keys)
+
+    @functools.cached_property
+    def matches(self) -> MatchIndex:
+        self.owners  # noqa: B018 (its table is joined: create it first)
+        return MatchIndex(self, self.data_key, POSITIONS)
+
+    def create_own_tables(self) -> None:
+        self.subject_keys.create_tables()
+        self.owners.create_tables()
+        self.matches.create_tables()
+
+    def catch_up_indexes(self) -> int:
+        """Bring the owner and duplicate tables up to the store; how many notifications were read."""
+        return self.owners.catch_up() + self.matches.catch_up()
