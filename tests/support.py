@@ -57,9 +57,11 @@ def unique_person() -> tuple[date, str]:
 def customer_payload(agent_id: str = "A-1001", **overrides: Any) -> dict[str, Any]:
     birth, national_id = unique_person()
     payload = {
-        "full_name": "Wang Fang",
+        # A name of its own too: people sharing a name and a birth date are possible duplicates.
+        "full_name": f"Wang Fang {national_id[14:17]}{birth.toordinal() % 100_000}",
         "national_id": national_id,
-        "mobile_phone": "13912345678",
+        # One phone per person, as in life: a shared one makes them possible duplicates.
+        "mobile_phone": f"139{int(national_id[14:17]) * 100_000 + (birth.toordinal() % 100_000):08d}",
         "email": "wang.fang@example.com",
         "date_of_birth": birth.isoformat(),
         "address": {

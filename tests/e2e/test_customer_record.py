@@ -8,7 +8,7 @@ from contextlib import AbstractContextManager
 
 from crm_cli.client import CrmClient
 from crm_shared.auth import Caller, Role
-from tests.e2e.conftest import Stores, ok
+from tests.e2e.conftest import COMPLAINT, SALE, Stores, ok
 from tests.support import customer_payload, wait_until
 
 ClientFor = Callable[[Caller], AbstractContextManager[CrmClient]]
@@ -18,9 +18,8 @@ ADDRESS = {"line1": "9 West Lake Road", "city": "Hangzhou", "province": "Zhejian
 def test_five_profile_changes_by_three_callers_are_all_in_the_history(
     operator_rpc: CrmClient, rpc: ClientFor, stores: Stores
 ) -> None:
-    customer_id = ok(operator_rpc.call("customer", "register_customer", customer_payload(agent_id="A-7")))[
-        "customer_id"
-    ]
+    registration = customer_payload(agent_id="A-7")
+    customer_id = ok(operator_rpc.call("customer", "register_customer", registration))["customer_id"]
     agent = Caller("u-a7", Role.AGENT, "A-7")
     desk = Caller("desk-1", Role.SERVICE_DESK)
     updates = [
@@ -55,7 +54,7 @@ def test_five_profile_changes_by_three_callers_are_all_in_the_history(
     assert [h["who"]["user_id"] for h in history[1:]] == ["u-a7", "desk-1", "op-e2e", "u-a7", "desk-1"]
     phones = [c for h in history for c in h["changes"] if c["field"] == "mobile_phone"]
     assert [(c["from"], c["to"]) for c in phones] == [
-        ("13912345678", "13700000001"),
+        (registration["mobile_phone"], "13700000001"),
         ("13700000001", "13700000002"),
     ]
     emails = [c for h in history for c in h["changes"] if c["field"] == "email"]
@@ -177,3 +176,93 @@ def test_consents_granted_withdrawn_and_granted_again_decide_whether_marketing_m
     with rpc(Caller("u-a2", Role.AGENT, "A-2")) as stranger:  # not their customer: not found
         refused = stranger.call("customer", "get_consents", {"customer_id": customer_id})
         assert refused["error"]["code"] == "not_found"
+
+
+def test_duplicates_found_then_merged_the_survivor_holds_both_and_the_duplicate_refuses(
+    operator_rpc: CrmClient, rpc: ClientFor
+) -> None:
+    original = customer_payload(agent_id="A-7", full_name="Zhou Xun")
+    survivor = ok(operator_rpc.call("customer", "register_customer", original))["customer_id"]
+    # The lookups follow the store within a poll; asking for duplicates catches them up at once.
+    assert (
+        ok(operator_rpc.call("customer", "find_duplicates", {"customer_id": survivor}))["possible_duplicates"]
+        == []
+    )
+    same_phone = customer_payload(
+        agent_id="A-7", mobile_phone=original["mobile_phone"], full_name="Zhou  XUN"
+    )
+    registered = ok(operator_rpc.call("customer", "register_customer", same_phone))
+    duplicate = registered["customer_id"]
+    assert registered["possible_duplicates"] == [
+        # Born the same day too (the test's people share birth dates), spelt another way.
+        {
+            "customer_id": survivor,
+            "reasons": ["same_mobile_phone", "same_name_and_date_of_birth"],
+            "owning_agent_id": "A-7",
+        }
+    ]
+    elsewhere = customer_payload(agent_id="A-2", mobile_phone=original["mobile_phone"])
+    ok(operator_rpc.call("customer", "register_customer", elsewhere))
+    agent = Caller("u-a7", Role.AGENT, "A-7")
+    with rpc(agent) as client:
+        found = ok(client.call("customer", "find_duplicates", {"customer_id": survivor}))
+        # Another agent's customer is counted, not named.
+        assert [f["customer_id"] for f in found["possible_duplicates"]] == [duplicate]
+        assert found["possible_duplicates_outside_scope"] == 1
+        policies = [
+            ok(client.call("sales", "sell_policy", {"customer_id": c, **SALE}))["policy_number"]
+            for c in (survivor, duplicate)
+        ]
+        for c in (survivor, duplicate):
+            ok(client.call("service_desk", "open_complaint", {"customer_id": c, **COMPLAINT}))
+
+    def both_in_view() -> bool:
+        reply = operator_rpc.call("analytics", "get_customer_360", {"customer_id": duplicate})
+        return bool(reply["ok"] and reply["result"]["complaints"])
+
+    wait_until(both_in_view, timeout=30, what="the duplicate's 360 view")
+    with rpc(Caller("desk-1", Role.SERVICE_DESK)) as desk:
+        merged = ok(
+            desk.call(
+                "customer",
+                "merge_customers",
+                {"survivor_id": survivor, "duplicate_id": duplicate, "reason": "same person, phone and name"},
+            )
+        )
+        assert merged["survivor_id"] == survivor
+
+    def merged_view() -> dict | None:
+        reply = operator_rpc.call("analytics", "get_customer_360", {"customer_id": survivor})
+        return reply["result"] if reply["ok"] and reply["result"]["merged_from"] else None
+
+    view = wait_until(merged_view, timeout=30, what="the survivor's 360 view to hold the duplicate")
+    assert sorted(p["policy_number"] for p in view["policies"]) == sorted(policies)
+    assert view["policy_count"] == 2 and len(view["complaints"]) == 2 and view["open_complaint_count"] == 2
+    assert view["merged_from"][0]["customer_id"] == duplicate
+
+    with rpc(agent) as client:
+        for service, method, payload in (
+            ("customer", "update_profile", {"customer_id": duplicate, "email": None, "reason": "x"}),
+            ("customer", "get_customer", {"customer_id": duplicate}),
+            ("sales", "sell_policy", {"customer_id": duplicate, **SALE}),
+            ("service_desk", "open_complaint", {"customer_id": duplicate, **COMPLAINT}),
+            ("analytics", "get_customer_360", {"customer_id": duplicate}),
+        ):
+            refused = client.call(service, method, payload)
+            assert refused["ok"] is False, (method, refused)
+            assert (refused["error"]["code"], refused["error"]["survivor_id"]) == (
+                "customer_merged",
+                survivor,
+            )
+        # What was sold to the duplicate stays readable by who may act on the survivor.
+        assert (
+            ok(client.call("sales", "get_policy", {"policy_number": policies[1]}))["customer_id"] == duplicate
+        )
+        history = ok(client.call("customer", "get_customer_history", {"customer_id": survivor}))["changes"]
+        assert history[-1]["what"] == "duplicate_merged" and history[-1]["who"]["user_id"] == "desk-1"
+        after = ok(client.call("customer", "find_duplicates", {"customer_id": survivor}))
+        assert after["possible_duplicates"] == []  # a merged record is nobody's duplicate any more
+    again = operator_rpc.call(
+        "customer", "merge_customers", {"survivor_id": survivor, "duplicate_id": duplicate, "reason": "twice"}
+    )
+    assert again["error"]["code"] == "customer_merged"
