@@ -60,7 +60,9 @@ def secantus_on(storage: Path) -> Iterator[MongoClient]:
                 f"could not open the read-model database at {storage}: is it still running? Stop the "
                 f"system first (Ctrl-C on 'make run').\n{problem}"
             ) from None
-        client: MongoClient = MongoClient(f"mongodb://127.0.0.1:{port}/?retryWrites=false", directConnection=True)
+        client: MongoClient = MongoClient(
+            f"mongodb://127.0.0.1:{port}/?retryWrites=false", directConnection=True
+        )
         try:
             yield client
         finally:
@@ -125,7 +127,9 @@ def compact(storage: Path) -> dict[str, int]:
     copied = {"databases": 0, "collections": 0, "documents": 0}
     with secantus_on(storage) as source, secantus_on(fresh) as target:
         names = [d for d in source.list_database_names() if d not in SYSTEM_DATABASES]
-        total = sum(source[d][c].estimated_document_count() for d in names for c in source[d].list_collection_names())
+        total = sum(
+            source[d][c].estimated_document_count() for d in names for c in source[d].list_collection_names()
+        )
         bar = ProgressBar(total, "copying live documents", unit="documents")
         for database in names:
             copied["databases"] += 1
