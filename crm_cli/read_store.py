@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -87,7 +87,7 @@ def overwrite_and_remove(directory: Path) -> None:
     shutil.rmtree(directory)
 
 
-def _copy_collection(source: Any, target: Any, name: str, info: dict[str, Any], bar: ProgressBar) -> None:
+def _copy_collection(source: Any, target: Any, name: str, info: Mapping[str, Any], bar: ProgressBar) -> None:
     options = dict(info.get("options", {}))
     if info.get("type") == "view":
         target.command({"create": name, "viewOn": options["viewOn"], "pipeline": options.get("pipeline", [])})
