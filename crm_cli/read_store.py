@@ -46,6 +46,7 @@ def secantus_on(storage: Path) -> Iterator[MongoClient]:
             str(storage),
             "--log-level",
             "WARNING",
+            "--standalone",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -262,6 +262,9 @@ class System:
                 str(self.run_dir / "mongo"),
                 "--log-level",
                 "WARNING",
+                # No oplog: nothing here reads one (no change streams, no replication), and it
+                # would keep every inserted document whole for an hour, erased or not.
+                "--standalone",
             ]
         }
         for name, module in SERVICES.items():

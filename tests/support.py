@@ -93,6 +93,7 @@ def secantus_server(storage: Path | str = ":memory:") -> Iterator[str]:
             str(storage),
             "--log-level",
             "WARNING",
+            "--standalone",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
