@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from crm_cli import contacts, ownership, record, sales_force
+from crm_cli import contacts, erasure, merging, ownership, record, sales_force
 from crm_cli.client import CrmClient
 from crm_cli.system import REPO, rpc_consumers
 from crm_shared.auth import Caller, Role
@@ -21,7 +21,7 @@ from crm_shared.config import DEFAULT_AMQP_URI, DEFAULT_MONGO_URI
 from crm_shared.messaging import broker_reachable
 
 # Command groups of their own, each with its COMMANDS, add_commands() and run(args, client).
-CUSTOMER_GROUPS = (ownership, record, contacts)
+CUSTOMER_GROUPS = (ownership, record, contacts, merging, erasure)
 
 
 def _caller(args: argparse.Namespace) -> Caller:
@@ -198,21 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dead.add_argument("--json", action="store_true")
 
-    compaction = commands.add_parser(
-        "compact-read-store",
-        help="after erasures: rewrite the read-model database so its files keep no old values",
-        description="SecantusDB leaves the old bytes of updated and deleted documents in its files "
-        "(freed pages, the oplog's copy of every insert, the journal) until they are overwritten. "
-        "After an erasure, run this with the system stopped: it copies every live document, with "
-        "its collection's options and indexes, into a fresh database directory, swaps it in, and "
-        "overwrites the old files before deleting them. The oplog is not kept. Then start the "
-        "system again.",
-    )
-    compaction.add_argument(
-        "--storage-path",
-        default=str(REPO / ".run" / "mongo"),
-        help="the read-model database's directory (default: .run/mongo, as 'make run' uses)",
-    )
+    erasure.add_maintenance_commands(commands)
 
     token = commands.add_parser("token", help="print a signed caller token for --as/--user")
     token.add_argument("--ttl", type=int, default=8 * 3600, help="seconds the token is valid")
@@ -401,13 +387,7 @@ def main(argv: list[str] | None = None) -> None:
         rebuild_command(args)
         return
     if args.command == "compact-read-store":
-        from crm_cli.read_store import compact
-
-        copied = compact(Path(args.storage_path))
-        print(
-            f"compacted {args.storage_path}: {copied['documents']:,} live documents in "
-            f"{copied['collections']} collections kept; old files overwritten and removed"
-        )
+        erasure.compact_read_store(args)
         return
     if args.command == "verify":
         sys.exit(verify_command(args))

@@ -88,3 +88,55 @@ def test_a_newcomers_walkthrough_with_the_cli(system: System) -> None:
     assert moved.returncode == 0, moved.stderr
     assert '"state": "completed"' in moved.stdout and "customers" in moved.stderr  # the progress bar
     assert json.loads(crm(system, "customer", customer_id).stdout)["owning_agent_id"] == first
+
+
+def test_contact_points_consents_duplicates_merge_and_erasure_with_the_cli(system: System) -> None:
+    person = customer_payload(agent_id="A-1001")
+    registered = crm(
+        system, "register", "--name", person["full_name"], "--national-id", person["national_id"],
+        "--phone", person["mobile_phone"], "--birth-date", person["date_of_birth"], "--street", "1 Road",
+        "--city", "Ningbo", "--province", "Zhejiang", "--agent", "A-1001",
+    )  # fmt: skip
+    customer_id = json.loads(registered.stdout)["customer_id"]
+
+    added = crm(
+        system, "contact", "add", customer_id, "--email", "Work@Example.cn", "--label", "work", "--preferred"
+    )
+    assert added.returncode == 0, added.stderr
+    bad = crm(system, "contact", "add", customer_id, "--phone", "12345")
+    assert bad.returncode == 1 and "phone: format" in bad.stderr
+    assert (
+        crm(system, "contact", "preferences", customer_id, "--do-not-call", "--reason", "asked").returncode
+        == 0
+    )
+    listed = crm(system, "contact", "list", customer_id).stdout
+    assert "* " in listed and "work@example.cn" in listed and "do not call: yes" in listed
+
+    grant = ("consent", "grant", customer_id, "--channel", "email", "--purpose", "marketing")
+    assert crm(system, *grant, "--source", "form", "--reference", "F-9").returncode == 0
+    check = crm(system, "consent", "check", customer_id, "--channel", "email", "--purpose", "marketing")
+    assert json.loads(check.stdout)["allowed"] is True
+    withdraw = ("consent", "withdraw", customer_id, "--channel", "email", "--purpose", "marketing")
+    assert crm(system, *withdraw, "--source", "web", "--reference", "prefs-page").returncode == 0
+    shown = crm(system, "consent", "show", customer_id, "--history").stdout
+    assert "email      marketing  withdrawn" in shown and "history:" in shown
+
+    twin = customer_payload(agent_id="A-1001", mobile_phone=person["mobile_phone"])
+    twin_id = json.loads(
+        crm(
+            system, "register", "--name", twin["full_name"], "--national-id", twin["national_id"],
+            "--phone", twin["mobile_phone"], "--birth-date", twin["date_of_birth"], "--street", "1 Road",
+            "--city", "Ningbo", "--province", "Zhejiang", "--agent", "A-1001",
+        ).stdout
+    )["customer_id"]  # fmt: skip
+    assert twin_id in crm(system, "duplicates", customer_id).stdout
+    merged = crm(system, "merge", customer_id, twin_id, "--reason", "same person")
+    assert merged.returncode == 0, merged.stderr
+    refused = crm(system, "profile", twin_id, "--phone", "13600000001", "--reason", "x")
+    assert refused.returncode == 1 and "customer_merged" in refused.stderr
+
+    erased = crm(system, "erase", customer_id, "--reason", "request", "--request", "DSR-7")
+    assert erased.returncode == 0, erased.stderr
+    assert sorted(json.loads(erased.stdout)["erased"]) == sorted([customer_id, twin_id])
+    assert json.loads(crm(system, "customer", customer_id).stdout)["full_name"] is None
+    assert "--storage-path" in crm(system, "compact-read-store", "--help").stdout
