@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from crm_cli import contacts, erasure, merging, ownership, record, sales_force
+from crm_cli import contacts, erasure, importing, merging, ownership, record, sales_force
 from crm_cli.client import CrmClient
 from crm_cli.system import REPO, rpc_consumers
 from crm_shared.auth import Caller, Role
@@ -199,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     dead.add_argument("--json", action="store_true")
 
     erasure.add_maintenance_commands(commands)
+    importing.add_commands(commands)
 
     token = commands.add_parser("token", help="print a signed caller token for --as/--user")
     token.add_argument("--ttl", type=int, default=8 * 3600, help="seconds the token is valid")
@@ -400,6 +401,15 @@ def main(argv: list[str] | None = None) -> None:
 
         print(issue_token(caller, _secret(args), args.ttl))
         return
+    if args.command == "import":
+        if not rpc_consumers(args.amqp_uri, "customer"):
+            raise SystemExit("the customer service is not running; start the system with 'make run'")
+        secret = _secret(args)
+        sys.exit(
+            importing.run_import(
+                args, lambda: CrmClient.for_caller(args.amqp_uri, caller, secret, timeout=60)
+            )
+        )
     service, method, payload = (
         ("customer", "", {}) if (group := _group_of(args.command)) else request_for(args)
     )

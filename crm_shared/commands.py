@@ -38,6 +38,11 @@ P = ParamSpec("P")
 App = TypeVar("App", bound=CrmApplication)
 
 
+class Repeated(dict[str, Any]):
+    """The first answer, given again to a command sent again: the reply says ``repeated``, so that
+    a caller retrying (an import run twice) can tell what took effect now from what had before."""
+
+
 @dataclass(frozen=True)
 class Decision:
     answer: Answer
@@ -98,7 +103,7 @@ def recorded_answer(
             f"this command_id was used for another command ({record.operation}); send a new "
             "command_id with every new command, and the same one only to retry the same command",
         )
-    return record.answer
+    return Repeated(record.answer)
 
 
 def command(

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from marshmallow import Schema, ValidationError
 
 from crm_shared.auth import verify_token
+from crm_shared.commands import Repeated
 from crm_shared.domain import CommandMeta
 from crm_shared.errors import CrmError, CustomerMerged, NotFound, ValidationFailed
 
@@ -126,6 +127,8 @@ class RequestContext:
                 raise ValidationFailed.from_marshmallow(e) from None
             causation = self.command_id or str(uuid.uuid4())
             result = handler(data, CommandMeta(self.correlation_id, causation, caller))
+            if isinstance(result, Repeated):
+                return {"ok": True, "result": dict(result), "repeated": True}
             return {"ok": True, "result": result}
         except CrmError as e:
             log.info(

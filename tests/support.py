@@ -223,3 +223,119 @@ class InProcessSalesForce:
     def plan_succession(self, agent_id: str, successor: dict[str, Any]) -> dict[str, Any]:
         data = {"agent_id": agent_id, "successor": successor}
         return self.sales.plan_succession(data, CommandMeta.new(self.caller))  # type: ignore[no-any-return]
+
+
+# A book to import: rows written one at a time, a share of them bad in every way we check ---------
+
+BOOK_HEADERS = (
+    "姓名",
+    "身份证号",
+    "手机",
+    "email",
+    "出生日期",
+    "业务员",
+    "地址",
+    "city",
+    "province",
+    "postal_code",
+)
+# The ways a row can be bad, and the (field, rule) its rejection must name.
+BAD_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("no name", "full_name", "required"),
+    ("national id with a wrong check character", "national_id", "checksum"),
+    ("phone of five digits", "mobile_phone", "format"),
+    ("email without an at sign", "email", "format"),
+    ("birth date unlike the national id's", "date_of_birth", "matches_national_id"),
+    ("postcode of two digits", "address.postal_code", "format"),
+    ("an agent the sales force does not know", "owning_agent_id", "unknown_agent"),
+    ("a departed agent", "owning_agent_id", "agent_departed"),
+    ("a national id an earlier row holds, other details", "national_id", "repeated_in_import"),
+)
+
+
+def book_rows(
+    rows: int, agents: list[str], departed_agent: str, bad_every: int = 100, bad_per: int = 7
+) -> Iterator[tuple[int, list[str], tuple[str, str] | None]]:
+    """(spreadsheet row number, cells in ``BOOK_HEADERS`` order, the expected rejection or None)
+    for ``rows`` rows, of which ``bad_per`` in every ``bad_every`` are bad, each kind in turn."""
+    recent: dict[int, list[str]] = {}
+    bad = 0
+    for index in range(rows):
+        number = index + 2
+        payload = customer_payload(agent_id=agents[index % len(agents)])
+        cells = [
+            payload["full_name"],
+            payload["national_id"],
+            payload["mobile_phone"],
+            payload["email"],
+            payload["date_of_birth"],
+            payload["owning_agent_id"],
+            f"{index} Import Road",
+            "Suzhou",
+            "Jiangsu",
+            "215000",
+        ]
+        expected: tuple[str, str] | None = None
+        # A repeated national id takes a good row's from far enough back that the earlier row is
+        # settled first, whatever the importer's concurrency.
+        earlier = recent.get(number - 290)  # a good row: ten past a bad stretch of the same hundred
+        if index % bad_every < bad_per and (
+            BAD_ROWS[bad % len(BAD_ROWS)][2] != "repeated_in_import" or earlier
+        ):
+            kind = BAD_ROWS[bad % len(BAD_ROWS)]
+            bad += 1
+            expected = (kind[1], kind[2])
+            match kind[2]:
+                case "required":
+                    cells[0] = ""
+                case "checksum":
+                    cells[1] = cells[1][:17] + ("0" if cells[1][17] != "0" else "1")
+                case "format" if kind[1] == "mobile_phone":
+                    cells[2] = "12345"
+                case "format" if kind[1] == "email":
+                    cells[3] = "not-an-email"
+                case "matches_national_id":
+                    cells[4] = "1901-01-01"
+                case "format":
+                    cells[9] = "21"
+                case "unknown_agent":
+                    cells[5] = "A-NOBODY-KNOWS"
+                case "agent_departed":
+                    cells[5] = departed_agent
+                case "repeated_in_import":
+                    assert earlier is not None
+                    cells[1], cells[4] = earlier[1], earlier[4]
+                    cells[0] = earlier[0] + " Jr"
+        elif index % bad_every >= bad_per:
+            recent[number] = cells
+        recent.pop(number - 290, None)
+        yield number, cells, expected
+
+
+def write_book(path: Path, rows: int, agents: list[str], departed_agent: str) -> dict[int, tuple[str, str]]:
+    """A CSV or XLSX book (by ``path``'s suffix), streamed to disk; the bad rows' expected
+    rejections by row number."""
+    import csv
+
+    expected: dict[int, tuple[str, str]] = {}
+    generated = book_rows(rows, agents, departed_agent)
+    if path.suffix == ".xlsx":
+        from openpyxl import Workbook
+
+        workbook = Workbook(write_only=True)
+        sheet = workbook.create_sheet()
+        sheet.append(list(BOOK_HEADERS))
+        for number, cells, bad in generated:
+            sheet.append(cells)
+            if bad:
+                expected[number] = bad
+        workbook.save(path)
+        return expected
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(BOOK_HEADERS)
+        for number, cells, bad in generated:
+            writer.writerow(cells)
+            if bad:
+                expected[number] = bad
+    return expected
