@@ -63,12 +63,14 @@ class Sizes:
     raw_upserts: int
     relay_events: int
     book: int
+    # Rows of the two books imported: the larger one's rate is the figure, the peaks compare.
+    import_rows: tuple[int, int]
 
     @classmethod
     def of(cls, quick: bool) -> Sizes:
         if quick:
-            return cls(3.0, 150, (10_000, 30_000), 5_000, 3_000, 1_000)
-        return cls(10.0, 1_000, (100_000, 500_000), 50_000, 30_000, 10_000)
+            return cls(3.0, 150, (10_000, 30_000), 5_000, 3_000, 1_000, (1_000, 5_000))
+        return cls(10.0, 1_000, (100_000, 500_000), 50_000, 30_000, 10_000, (10_000, 100_000))
 
 
 @dataclass
@@ -238,6 +240,30 @@ def freshness(system: System, rate: float, commands: int, clients: int = 10) -> 
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+# 2c. Import -------------------------------------------------------------------------------------
+
+
+def import_book(system: System, rows: int) -> tuple[float, float, dict[str, Any]]:
+    """Rows per second of ``crm import customers`` for a generated CSV of ``rows`` rows (7% bad),
+    from start to summary; the importer's peak memory (MB); its summary."""
+    from tests.support import write_book
+
+    path = system.run_dir / f"book-{rows}.csv"
+    write_book(path, rows, ["A-1001", "A-7", "A-2"], departed_agent="A-NOBODY-DEPARTED")
+    argv = [sys.executable, "-m", "crm_cli.main", "--amqp-uri", system.amqp_uri]
+    argv += ["--secret-file", str(system.secret_file), "import", "customers", str(path)]
+    began = time.monotonic()
+    process = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    peak = 0.0
+    while process.poll() is None:
+        peak = max(peak, peak_rss_mb(process.pid))
+        time.sleep(0.2)
+    elapsed = time.monotonic() - began
+    summary = json.loads(process.stdout.read() if process.stdout else "{}")
+    assert summary.get("rows") == rows, summary
+    return rows / elapsed, peak, summary
 
 
 # 3. Rebuild ------------------------------------------------------------------------------------
@@ -546,6 +572,21 @@ def main(argv: list[str] | None = None) -> None:
             "register_customer calls/s, same run",
         )
         report.add("hand-over process peak RSS", handover_mb, None, "MB", "-")
+
+        print("2c. import", file=sys.stderr, flush=True)
+        for rows in sizes.import_rows:
+            rate, import_mb, summary = import_book(system, rows)
+            if rows == sizes.import_rows[-1]:
+                report.add(
+                    f"import of {rows:,} rows",
+                    rate,
+                    register_rate,
+                    "rows/s",
+                    "register_customer calls/s, same run",
+                    registered=summary["registered"],
+                    rejected_rows=summary["rejected_rows"],
+                )
+            report.add(f"import peak RSS at {rows:,} rows", import_mb, None, "MB", "-")
 
         system.stop([n for n in system.processes if n != "mongo"])
         print("3. rebuild", file=sys.stderr, flush=True)
