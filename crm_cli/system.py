@@ -181,7 +181,8 @@ class ManagedProcess:
     _log: IO[bytes] | None = None
 
     def start(self, env: Mapping[str, str]) -> None:
-        self._log = self.log_path.open("ab")
+        descriptor = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._log = os.fdopen(descriptor, "ab")
         self.process = subprocess.Popen(
             self.argv,
             env=dict(env),
@@ -189,6 +190,8 @@ class ManagedProcess:
             stderr=subprocess.STDOUT,
             cwd=REPO,
             start_new_session=True,
+            # Whatever the process creates (stores, journals, database files) is its owner's only.
+            umask=0o077,
         )
 
     def alive(self) -> bool:
@@ -219,8 +222,9 @@ class System:
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "logs").mkdir(exist_ok=True)
+        for private in (self.run_dir, self.run_dir / "logs", self.run_dir / "data", self.run_dir / "mongo"):
+            private.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private.chmod(0o700)
         self.secret_file = ensure_secret(self.run_dir / "auth_secret")
         # The key that protects personal data at rest; a deployment keeps it in its secret store.
         self.data_key_file = ensure_secret(self.run_dir / "data_key", new_data_key_text)

@@ -156,9 +156,14 @@ class SubjectKeys:
             self._remember(subject, key)
         return key
 
-    def key_to_seal(self, subject: str) -> bytes:
-        """The subject's key, made on first use; refuses a shredded subject."""
-        key = self.key_for(subject)
+    def key_to_seal(self, subject: str, first_event: bool = False) -> bytes:
+        """The subject's key, made on first use; refuses a shredded subject. For a subject's
+        ``first_event`` the key is made without looking for one first (a retried command finds the
+        one made before by the insert's conflict)."""
+        entry = self._cache.get(subject)
+        if entry is not None and entry[1] is not None and entry[0] >= time.monotonic():
+            return entry[1]
+        key = None if first_event else self.key_for(subject)
         if key is not None:
             return key
         fresh = os.urandom(KEY_BYTES)
@@ -216,7 +221,8 @@ class SealingMapper(Mapper[uuid.UUID]):
         subject = str(domain_event.originator_id)
         state = dict(vars(domain_event))
         secret = {name: state.pop(name) for name in personal}
-        sealed = seal(self.keys.key_to_seal(subject), self.transcoder.encode(secret), subject)
+        key = self.keys.key_to_seal(subject, first_event=domain_event.originator_version == 1)
+        sealed = seal(key, self.transcoder.encode(secret), subject)
         state[SEALED] = base64.b64encode(sealed).decode()
         clear = object.__new__(type(domain_event))
         object.__setattr__(clear, "__dict__", state)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -56,7 +56,7 @@ def event_store_env(context: str, settings: Settings) -> dict[str, str]:
             # the processes with CRM_CREATE_TABLES=false.
             "CREATE_TABLE": settings.postgres.get("CRM_CREATE_TABLES", "true"),
         }
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     return sqlite_env(settings.data_dir / f"{context}.sqlite")
 
 
@@ -130,8 +130,13 @@ class CrmApplication(Application):
             )
             if not batch:
                 return
+            self.before_decoding(batch)
             yield list(batch)
             after = batch[-1].id
+
+    def before_decoding(self, notifications: Sequence[Notification]) -> None:
+        """Called with each batch ``notifications`` reads, before its events are decoded (a
+        context whose events are sealed reads the keys of the whole batch at once)."""
 
     def envelope(self, notification: Notification) -> dict[str, Any] | None:
         """The public message for a stored event, or None for internal events (told by the stored

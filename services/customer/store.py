@@ -5,9 +5,10 @@ transfers, duplicate lookups, the customers' keys)."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 
-from eventsourcing.persistence import Mapper
-from eventsourcing.utils import EnvType
+from eventsourcing.persistence import Mapper, Notification
+from eventsourcing.utils import EnvType, resolve_topic
 
 from crm_shared.clock import Clock, utc_now
 from crm_shared.crypto import SealingMapper, SubjectKeys, data_key_from
@@ -19,6 +20,11 @@ from services.customer.owners import POSITIONS, OwnerIndex
 SUBJECT_KEYS = "customer_subject_keys"
 
 
+@functools.cache
+def is_sealed_topic(topic: str) -> bool:
+    return bool(getattr(resolve_topic(topic), SealingMapper.PERSONAL, ()))
+
+
 class CustomerStore(CrmApplication):
     def __init__(self, env: EnvType | None = None, clock: Clock = utc_now) -> None:
         super().__init__(env, clock)
@@ -28,6 +34,9 @@ class CustomerStore(CrmApplication):
             self.subject_keys.create_tables()
         assert isinstance(self.mapper, SealingMapper)
         self.mapper.keys = self.subject_keys
+
+    def before_decoding(self, notifications: Sequence[Notification]) -> None:
+        self.subject_keys.prefetch(str(n.originator_id) for n in notifications if is_sealed_topic(n.topic))
 
     def construct_mapper(self) -> Mapper:
         return SealingMapper(transcoder=self.construct_transcoder())

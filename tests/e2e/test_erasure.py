@@ -197,6 +197,11 @@ def test_an_erased_customer_is_nowhere_readable(erasable_system: System) -> None
         )
         assert again["error"]["code"] == "invalid_state"
 
+    # Data files and folders are their owner's only.
+    for path in [crm.run_dir, *crm.run_dir.rglob("*")]:
+        if path.is_file() or path.is_dir():
+            assert path.stat().st_mode & 0o077 == 0, f"{path} is readable by others"
+
     # Positive controls: the scans do read what the stores hold in clear.
     data_dir = crm.run_dir / "data"
     if crm.event_store == "sqlite":

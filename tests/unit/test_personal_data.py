@@ -35,7 +35,7 @@ class KeysInADict:
     def key_for(self, subject: str) -> bytes | None:
         return self.keys.get(subject)
 
-    def key_to_seal(self, subject: str) -> bytes:
+    def key_to_seal(self, subject: str, first_event: bool = False) -> bytes:
         return self.keys.setdefault(subject, bytes(32 * [len(self.keys) + 1])) or b""
 
     def shred(self, subject: str) -> None:
