@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
+import hmac
 import json
 import queue
 import threading
@@ -192,12 +194,14 @@ def validate_row(number: int, payload: dict[str, Any]) -> list[Rejection]:
     return []
 
 
-def row_command_id(payload: Mapping[str, Any]) -> str:
+def row_command_id(payload: Mapping[str, Any], secret: bytes) -> str:
     """The row's idempotency key, from its natural key: the same person imported twice is one
-    registration."""
-    return str(
-        uuid.uuid5(IMPORT_NAMESPACE, f"register_customer:{normalise_national_id(payload['national_id'])}")
-    )
+    registration. Keyed with the caller's secret: a command id is published with the events it
+    caused, and one derived from the national id alone would give the national id away to anyone
+    who tries them all."""
+    national_id = normalise_national_id(payload["national_id"])
+    digest = hmac.new(secret, f"register_customer:{national_id}".encode(), hashlib.sha256).hexdigest()
+    return str(uuid.uuid5(IMPORT_NAMESPACE, digest))
 
 
 def refusal(number: int, reply: Mapping[str, Any]) -> list[Rejection]:
@@ -249,7 +253,8 @@ class Registrar:
     """Sends registrations from ``WORKERS`` threads, each with its own client (a nameko proxy is not
     thread-safe)."""
 
-    def __init__(self, client_factory: Callable[[], CrmClient]) -> None:
+    def __init__(self, client_factory: Callable[[], CrmClient], secret: bytes) -> None:
+        self.secret = secret
         self.work: queue.Queue[tuple[dict[str, Any], Future[dict]] | None] = queue.Queue(IN_FLIGHT)
         self.threads = [
             threading.Thread(target=self._serve, args=(client_factory,), daemon=True) for _ in range(WORKERS)
@@ -264,7 +269,10 @@ class Registrar:
                 try:
                     future.set_result(
                         client.call(
-                            "customer", "register_customer", payload, command_id=row_command_id(payload)
+                            "customer",
+                            "register_customer",
+                            payload,
+                            command_id=row_command_id(payload, self.secret),
                         )
                     )
                 except Exception as e:
@@ -286,6 +294,7 @@ def import_customers(
     path: Path,
     client_factory: Callable[[], CrmClient],
     report_path: Path,
+    secret: bytes,
     mapping: Mapping[str, str] | None = None,
     bar: ProgressBar | None = None,
 ) -> Summary:
@@ -296,7 +305,7 @@ def import_customers(
     if first is None:
         raise SystemExit(f"{path} has no rows")
     columns = column_mapping(list(first[1]), mapping)
-    registrar = Registrar(client_factory)
+    registrar = Registrar(client_factory, secret)
     pending: list[tuple[int, Future[dict]]] = []
     with report_path.open("w", newline="", encoding="utf-8") as handle:
         report = csv.writer(handle)
@@ -375,14 +384,14 @@ def add_commands(commands: Any) -> None:
     importing.add_argument("--report", type=Path, help="where to write the rejections (default: beside FILE)")
 
 
-def run_import(args: argparse.Namespace, client_factory: Callable[[], CrmClient]) -> int:
+def run_import(args: argparse.Namespace, client_factory: Callable[[], CrmClient], secret: bytes) -> int:
     path: Path = args.file
     if not path.is_file():
         raise SystemExit(f"no file {path}")
     mapping = json.loads(args.mapping.read_text()) if args.mapping else None
     report_path = args.report or path.with_name(path.name + ".rejections.csv")
     bar = ProgressBar(count_rows(path), f"importing {path.name}", unit="rows")
-    summary = import_customers(path, client_factory, report_path, mapping, bar)
+    summary = import_customers(path, client_factory, report_path, secret, mapping, bar)
     bar.finish()
     result = {**summary.as_dict(), "file": str(path), "rejection_report": str(report_path)}
     path.with_name(path.name + ".summary.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))

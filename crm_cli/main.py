@@ -407,7 +407,7 @@ def main(argv: list[str] | None = None) -> None:
         secret = _secret(args)
         sys.exit(
             importing.run_import(
-                args, lambda: CrmClient.for_caller(args.amqp_uri, caller, secret, timeout=60)
+                args, lambda: CrmClient.for_caller(args.amqp_uri, caller, secret, timeout=60), secret
             )
         )
     service, method, payload = (

@@ -20,7 +20,8 @@ def add_commands(commands: Any) -> None:
         description="Besides the national id, which is registered once, a customer may exist twice "
         "under two ids: same mobile phone, or same name and date of birth (spelling, spaces, case "
         "and full-width letters aside). Lists those you may see, with the reasons, and counts those "
-        "outside your scope. Registration answers the same list without refusing.",
+        "not those outside your scope (ask the service desk, who sees all). Registration answers the "
+        "same list without refusing.",
     )
     duplicates.add_argument("customer_id")
     duplicates.add_argument("--json", action="store_true", help="print the reply as JSON")
@@ -31,7 +32,8 @@ def add_commands(commands: Any) -> None:
         description="The duplicate's record is marked merged into the survivor's: from then on every "
         "command given the duplicate's id (a profile change, a sale, a complaint) is refused with "
         "customer_merged naming the survivor, and the survivor's 360 view holds the policies, "
-        "tickets and history of both. Managers (within their teams), the service desk, operators "
+        "tickets and history of both. A record that holds merged duplicates is never merged into "
+        "another: merge the other way round. Managers (within their teams), the service desk, operators "
         "and admins may merge. A merge is not undone: check with 'crm duplicates' first.",
     )
     merge.add_argument("survivor_id", help="the customer that stays")
@@ -52,12 +54,7 @@ def run(args: argparse.Namespace, client: CrmClient) -> int:
             reasons = ", ".join(r.replace("_", " ") for r in found["reasons"])
             print(f"{found['customer_id']}  owned by {found['owning_agent_id']}  ({reasons})")
         if not result["possible_duplicates"]:
-            print("no possible duplicates you may see")
-        if result["possible_duplicates_outside_scope"]:
-            print(
-                f"{result['possible_duplicates_outside_scope']} more outside your scope: ask the service "
-                "desk or an operator to look"
-            )
+            print("no possible duplicates you may see (the service desk sees every customer's)")
         return 0
     reply = client.call(
         "customer",

@@ -25,7 +25,7 @@ from typing import Any
 from pymongo import MongoClient
 
 from crm_cli.progress import ProgressBar
-from crm_cli.system import bin_path, free_port, wait_for_port
+from crm_cli.system import free_port, secantus_argv, wait_for_port
 
 SYSTEM_DATABASES = ("admin", "config", "local")
 COPY_BATCH = 1000
@@ -36,18 +36,7 @@ def secantus_on(storage: Path) -> Iterator[MongoClient]:
     """A SecantusDB server of our own on ``storage``, for the copy; stopped cleanly after."""
     port = free_port()
     process = subprocess.Popen(
-        [
-            bin_path("secantusd-py"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--storage-path",
-            str(storage),
-            "--log-level",
-            "WARNING",
-            "--standalone",
-        ],
+        secantus_argv(storage, port),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -117,10 +106,12 @@ def _copy_collection(source: Any, target: Any, name: str, info: Mapping[str, Any
 def compact(storage: Path) -> dict[str, int]:
     """Rewrite the database at ``storage`` (stopped) so that only live documents remain in its files."""
     storage = storage.resolve()
-    if not storage.is_dir():
-        raise SystemExit(f"no read-model database at {storage}")
     fresh = storage.with_name(storage.name + ".compacting")
     old = storage.with_name(storage.name + ".old")
+    if not storage.exists() and old.is_dir() and fresh.is_dir():
+        fresh.rename(storage)  # a compaction died between its two renames: finish it
+    if not storage.is_dir():
+        raise SystemExit(f"no read-model database at {storage}")
     for leftover in (fresh, old):
         if leftover.exists():
             overwrite_and_remove(leftover)
@@ -138,6 +129,13 @@ def compact(storage: Path) -> dict[str, int]:
                 if info["name"].startswith("system."):
                     continue  # the profiler's records would carry whole commands
                 _copy_collection(source[database], target[database], info["name"], info, bar)
+                if info.get("type") != "view":
+                    kept = target[database][info["name"]].count_documents({})
+                    if kept != source[database][info["name"]].count_documents({}):
+                        raise SystemExit(
+                            f"{database}.{info['name']}: the copy holds {kept} documents, not as many as "
+                            f"the original; nothing was replaced ({fresh} is left to look at)"
+                        )
                 copied["collections"] += 1
         bar.finish()
         copied["documents"] = bar.done

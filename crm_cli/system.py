@@ -40,6 +40,24 @@ def bin_path(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
+def secantus_argv(storage: Path | str, port: int) -> list[str]:
+    """A SecantusDB server on loopback: the read-model database of local runs and tests."""
+    return [
+        bin_path("secantusd-py"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--storage-path",
+        str(storage),
+        "--log-level",
+        "WARNING",
+        # No oplog: nothing here reads one (no change streams, no replication), and it would keep
+        # every inserted document whole for an hour, erased or not.
+        "--standalone",
+    ]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -255,22 +273,7 @@ class System:
         }
 
     def _commands(self) -> dict[str, list[str]]:
-        commands = {
-            "mongo": [
-                bin_path("secantusd-py"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.mongo_port),
-                "--storage-path",
-                str(self.run_dir / "mongo"),
-                "--log-level",
-                "WARNING",
-                # No oplog: nothing here reads one (no change streams, no replication), and it
-                # would keep every inserted document whole for an hour, erased or not.
-                "--standalone",
-            ]
-        }
+        commands = {"mongo": secantus_argv(self.run_dir / "mongo", self.mongo_port)}
         for name, module in SERVICES.items():
             commands[name] = [bin_path("nameko"), "run", "--config", str(NAMEKO_CONFIG), module]
         for context in RELAYS:

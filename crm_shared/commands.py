@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import hmac
 import json
 import uuid
 from collections.abc import Callable
@@ -51,6 +52,8 @@ class Decision:
     # refusal the collision means (a national id claimed meanwhile), so that a check can be left to
     # the atomic append instead of a read on every command. Otherwise: concurrency_conflict.
     explain_conflict: Callable[[], None] | None = None
+    # Done once the append succeeded (not for a repeat): what must follow the recorded fact.
+    then: Callable[[], None] | None = None
 
 
 class CommandRecord(CrmAggregate):
@@ -81,10 +84,14 @@ class CommandRecord(CrmAggregate):
         )
 
 
-def fingerprint(operation: str, data: dict[str, Any]) -> str:
-    """The same operation with the same validated payload has the same fingerprint."""
-    canonical = json.dumps([operation, json_ready(data)], sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+def fingerprint(operation: str, data: dict[str, Any], key: bytes | None = None) -> str:
+    """The same operation with the same validated payload has the same fingerprint. Keyed (HMAC)
+    where the application has a key, since a payload may hold personal data that a plain hash
+    would give away to a guess (a phone number has few enough values to try them all)."""
+    canonical = json.dumps([operation, json_ready(data)], sort_keys=True, separators=(",", ":")).encode()
+    if key is not None:
+        return hmac.new(key, canonical, hashlib.sha256).hexdigest()
+    return hashlib.sha256(canonical).hexdigest()
 
 
 def recorded_answer(
@@ -96,7 +103,9 @@ def recorded_answer(
         record: CommandRecord = app.repository.get(CommandRecord.id_for(meta.causation_id))
     except AggregateNotFoundError:
         return None
-    if record.operation != operation or record.fingerprint != fingerprint(operation, data):
+    if record.operation != operation or record.fingerprint != fingerprint(
+        operation, data, app.fingerprint_key
+    ):
         raise ValidationFailed.single(
             "command_id",
             "reused",
@@ -122,7 +131,9 @@ def command(
             raise
         if not decision.changed:  # it stores nothing; a repeat of one that did gets its answer
             return recorded_answer(self, operation, data, meta) or decision.answer
-        record = CommandRecord.record(operation, fingerprint(operation, data), decision.answer, meta)
+        record = CommandRecord.record(
+            operation, fingerprint(operation, data, self.fingerprint_key), decision.answer, meta
+        )
         try:
             self.save(*decision.changed, record)
         except IntegrityError:
@@ -133,6 +144,12 @@ def command(
             raise ConcurrencyConflict(
                 "another command changed this record at the same time; reload it and retry"
             ) from None
+        except CrmError:  # refused while storing (a subject erased meanwhile): a repeat answers
+            if (first := recorded_answer(self, operation, data, meta)) is not None:
+                return first
+            raise
+        if decision.then is not None:
+            decision.then()
         return decision.answer
 
     return run

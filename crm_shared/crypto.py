@@ -35,7 +35,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.persistence import Mapper, StoredEvent
 
-from crm_shared.local_tables import LocalTables
+from crm_shared.errors import InvalidState
+from crm_shared.local_tables import Cursor, LocalTables
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -44,15 +45,15 @@ ERASED = "personal_data_erased"
 # How long a process may use a subject key it read: an erasure made by another process is in
 # force everywhere within this.
 KEY_TTL_SECONDS = 2.0
-KEY_CACHE_SIZE = 50_000
+KEY_CACHE_SIZE = 10_000
 
 
 class DataKeyError(RuntimeError):
     pass
 
 
-class SubjectErased(Exception):
-    """Personal data was to be sealed for a subject whose key was shredded."""
+class SubjectErased(InvalidState):
+    """Personal data was to be sealed for a subject whose key was shredded: a command refused."""
 
 
 def parse_data_key(text: str | None) -> bytes:
@@ -76,14 +77,22 @@ def new_data_key_text() -> str:
     return base64.urlsafe_b64encode(os.urandom(KEY_BYTES)).decode()
 
 
-def _subkey(data_key: bytes, purpose: bytes) -> bytes:
+def subkey(data_key: bytes, purpose: bytes) -> bytes:
     return hmac.new(data_key, b"crm subkey:" + purpose, hashlib.sha256).digest()
 
 
 def blind_index(data_key: bytes, value: str) -> str:
     """A keyed hash to find a value by without storing it: without the data key, a guess cannot be
     checked against it."""
-    return hmac.new(_subkey(data_key, b"blind index"), value.encode(), hashlib.sha256).hexdigest()[:40]
+    return hmac.new(subkey(data_key, b"blind index"), value.encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def seal_text(key: bytes, text: str, subject: str) -> str:
+    return base64.b64encode(seal(key, text.encode(), subject)).decode()
+
+
+def unseal_text(key: bytes, sealed: str, subject: str) -> str:
+    return unseal(key, base64.b64decode(sealed), subject).decode()
 
 
 def seal(key: bytes, plaintext: bytes, subject: str) -> bytes:
@@ -102,7 +111,7 @@ class SubjectKeys:
     def __init__(self, tables: LocalTables, table: str, data_key: bytes) -> None:
         self.tables = tables
         self.table = table
-        self._wrapping = AESGCM(_subkey(data_key, b"key wrapping"))
+        self._wrapping = AESGCM(subkey(data_key, b"key wrapping"))
         self._cache: dict[str, tuple[float, bytes | None]] = {}
 
     def create_tables(self) -> None:
@@ -185,21 +194,24 @@ class SubjectKeys:
     def shred(self, subjects: Iterable[str]) -> None:
         """Delete the subjects' keys for good. On SQLite the freed bytes are zeroed and the
         write-ahead log truncated, so the wrapped keys are gone from the files as well."""
-        subjects = list(subjects)
-        when = datetime.now(UTC).isoformat()
         with self.tables.transaction() as cursor:
-            if not self.tables.postgres:
-                cursor.execute("PRAGMA secure_delete = ON")
-            for subject in subjects:
-                cursor.execute(
-                    f"INSERT INTO {self.table} (subject_id, wrapped_key, created_at, shredded_at) "
-                    "VALUES (?, NULL, ?, ?) ON CONFLICT (subject_id) DO UPDATE SET wrapped_key = NULL, "
-                    "shredded_at = excluded.shredded_at",
-                    (subject, when, when),
-                )
-        for subject in subjects:
-            self._remember(subject, None)
+            self.shred_with(cursor, subjects)
         self.tables.compact_log()
+
+    def shred_with(self, cursor: Cursor, subjects: Iterable[str]) -> None:
+        """``shred`` within the caller's transaction (a local projection's batch)."""
+        if not self.tables.postgres:
+            cursor.execute("PRAGMA secure_delete = ON")
+        when = datetime.now(UTC).isoformat()
+        table = self.table
+        for subject in subjects:
+            cursor.execute(
+                f"INSERT INTO {table} (subject_id, wrapped_key, created_at, shredded_at) "
+                "VALUES (?, NULL, ?, ?) ON CONFLICT (subject_id) DO UPDATE SET wrapped_key = NULL, "
+                f"shredded_at = COALESCE({table}.shredded_at, excluded.shredded_at)",
+                (subject, when, when),
+            )
+            self._remember(subject, None)
 
     def is_shredded(self, subject: str) -> bool:
         rows = self.tables.query(f"SELECT shredded_at FROM {self.table} WHERE subject_id = ?", (subject,))

@@ -92,6 +92,14 @@ class CustomerMerged(CrmError):
 
     code = "customer_merged"
 
+    @classmethod
+    def into(cls, customer_id: object, survivor_id: object, field: str = "customer_id") -> CustomerMerged:
+        return cls(
+            f"customer {customer_id} was merged into {survivor_id}: use that customer id",
+            fields=[FieldError(field, "customer_merged", f"merged into {survivor_id}")],
+            details={"survivor_id": str(survivor_id)},
+        )
+
     @property
     def survivor_id(self) -> str:
         return str(self.details["survivor_id"])

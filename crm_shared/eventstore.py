@@ -81,6 +81,9 @@ class CrmApplication(Application):
     # store's truth, so aggregates are always read from the store.
     env: ClassVar[dict[str, str]] = {"AGGREGATE_CACHE_MAXSIZE": "0"}
 
+    # Keys the command fingerprints (crm_shared.commands) where a context has a secret for it.
+    fingerprint_key: bytes | None = None
+
     def __init__(self, env: EnvType | None = None, clock: Clock = utc_now) -> None:
         super().__init__(env)
         self.clock = clock

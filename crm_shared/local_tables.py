@@ -6,6 +6,8 @@ nothing and applies nothing twice, and any number of processes may catch up at o
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -15,6 +17,7 @@ from eventsourcing.persistence import Notification
 from crm_shared.eventstore import CrmApplication
 
 Row = dict[str, Any]
+log = logging.getLogger("crm.local_tables")
 
 
 class LocalTables:
@@ -53,8 +56,17 @@ class LocalTables:
         threat model)."""
         if self.postgres:
             return
-        with self.datastore.get_connection(commit=True) as connection:
-            connection.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        for attempt in range(50):
+            with self.datastore.get_connection(commit=True) as connection:
+                cursor = connection.cursor()
+                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                busy = cursor.fetchone()[0]
+            if not busy:
+                return
+            time.sleep(0.02 * (attempt + 1))  # a reader holds an older snapshot: let it finish
+        log.warning(
+            "the write-ahead log could not be emptied (readers kept it busy); the next erasure retries"
+        )
 
     def create(self, *statements: str) -> None:
         with self.datastore.transaction(commit=True) as cursor:
@@ -135,6 +147,7 @@ class LocalProjection:
 
     def _record(self, start: int, batch: Sequence[Notification]) -> None:
         mapper = self.tables.app.mapper
+        self.tables.app.before_decoding(batch)
         with self.tables.transaction() as cursor:
             # The position first: it takes the write lock (SQLite) or the row lock (PostgreSQL),
             # and a batch another process recorded meanwhile is refused before anything is written.

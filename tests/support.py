@@ -79,22 +79,11 @@ def customer_payload(agent_id: str = "A-1001", **overrides: Any) -> dict[str, An
 @contextmanager
 def secantus_server(storage: Path | str = ":memory:") -> Iterator[str]:
     """A SecantusDB (MongoDB wire protocol) server process on a free local port."""
-    from crm_cli.system import bin_path, free_port, wait_for_port
+    from crm_cli.system import free_port, secantus_argv, wait_for_port
 
     port = free_port()
     process = subprocess.Popen(
-        [
-            bin_path("secantusd-py"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--storage-path",
-            str(storage),
-            "--log-level",
-            "WARNING",
-            "--standalone",
-        ],
+        secantus_argv(storage, port),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

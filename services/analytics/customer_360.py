@@ -126,7 +126,11 @@ PROFILE_VIEW = {"full_name", "mobile_phone", "email", "date_of_birth", "address"
 
 def _profile_updated(payload: dict[str, Any], _: Message) -> Change:
     return Change(
-        set={f"profile.{name}": value for name, value in payload["changes"].items() if name in PROFILE_VIEW}
+        set={
+            f"profile.{name}": value
+            for name, value in (payload["changes"] or {}).items()  # None when replayed after erasure
+            if name in PROFILE_VIEW
+        }
     )
 
 

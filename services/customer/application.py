@@ -45,8 +45,9 @@ def change_history(events: Iterable[Any]) -> list[dict[str, Any]]:
             }
             changes.append({"what": "registered", "changes": [], "who": who, "when": when, "why": None})
         elif isinstance(event, Customer.ProfileUpdated):
-            fields = [{"field": n, "from": current.get(n), "to": v} for n, v in sorted(event.changes.items())]
-            current.update(event.changes)
+            changed = event.changes or {}  # None once the customer is erased
+            fields = [{"field": n, "from": current.get(n), "to": v} for n, v in sorted(changed.items())]
+            current.update(changed)
             changes.append(
                 {"what": "profile_updated", "changes": fields, "who": who, "when": when, "why": event.reason}
             )
@@ -176,11 +177,7 @@ class CustomerApplication(Handover):
             ) from None
         assert customer is not None and survivor is not None
         if customer is not survivor and not merged_too:
-            raise CustomerMerged(
-                f"customer {customer_id} was merged into {survivor.id}: use that customer id",
-                fields=[FieldError("customer_id", "customer_merged", f"merged into {survivor.id}")],
-                details={"survivor_id": str(survivor.id)},
-            )
+            raise CustomerMerged.into(customer_id, survivor.id)
         return customer
 
     def survivor_of(self, customer: Customer) -> Customer:
@@ -239,18 +236,14 @@ class CustomerApplication(Handover):
     def _duplicates(
         self, values: dict[str, str], meta: CommandMeta, scope: TeamScope, customer_id: str
     ) -> dict[str, Any]:
-        """Possible duplicates the caller may see, and how many more there are outside their scope."""
+        """Possible duplicates the caller may see. Those outside their scope are not even counted:
+        a count would tell anyone who registers whether a phone number is a customer's anywhere
+        (the service desk, which sees every customer, finds them)."""
         rows = self.matches.matches(values, OWNERS)
         visible = [r for r in rows if may_act_on(meta.actor, r["owner_id"], scope, also=(Role.SERVICE_DESK,))]
-        found = duplicate_candidates(visible, exclude=customer_id)
         owners = {str(r["customer_id"]): r["owner_id"] for r in visible}
-        hidden = (
-            {str(r["customer_id"]) for r in rows} - {str(r["customer_id"]) for r in visible} - {customer_id}
-        )
-        return {
-            "possible_duplicates": [{**f, "owning_agent_id": owners[f["customer_id"]]} for f in found],
-            "possible_duplicates_outside_scope": len(hidden),
-        }
+        found = duplicate_candidates(visible, exclude=customer_id)
+        return {"possible_duplicates": [{**f, "owning_agent_id": owners[f["customer_id"]]} for f in found]}
 
     def _refuse_if_claimed(self, digest: str, meta: CommandMeta, scope: TeamScope) -> None:
         try:
@@ -259,12 +252,14 @@ class CustomerApplication(Handover):
             return
         claimed = self.find(Customer, claim.customer_id)
         existing = self.survivor_of(claimed) if claimed is not None else None
-        if existing is not None and existing.erased_at is not None:
+        in_scope = existing is not None and may_act_on(meta.actor, existing.owning_agent_id, scope)
+        if existing is not None and in_scope and existing.erased_at is not None:
             raise DuplicateCustomer(
-                "this national id belonged to a customer whose personal data was erased; a new "
-                "registration of the same person is not supported yet: ask an operator",
+                f"this national id belonged to customer {existing.id}, whose personal data was "
+                "erased; registering the same person again is not supported yet",
+                details={"existing_customer_id": str(existing.id)},
             )
-        if existing is not None and may_act_on(meta.actor, existing.owning_agent_id, scope):
+        if existing is not None and in_scope:
             raise DuplicateCustomer(
                 f"a customer with this national id already exists: {existing.id}",
                 details={"existing_customer_id": str(existing.id)},
@@ -356,7 +351,8 @@ class CustomerApplication(Handover):
     def may_contact(self, data: dict[str, Any], meta: CommandMeta, scope: TeamScope) -> dict[str, Any]:
         """Whether the customer may be contacted on a channel for a purpose now, and why."""
         customer = self.customer_in_scope(str(data["customer_id"]), meta, scope, also=(Role.SERVICE_DESK,))
-        permission = customer.may_contact(data["channel"], data["purpose"])
+        duplicates = [d for d in map(self._merged, customer.merged_from) if d is not None]
+        permission = customer.may_contact(data["channel"], data["purpose"], duplicates)
         return {
             "customer_id": str(customer.id),
             "channel": data["channel"],
@@ -425,8 +421,6 @@ class CustomerApplication(Handover):
         erasing = [r for r in records if r.erased_at is None]
         if not erasing:
             raise InvalidState(f"customer {customer.id} was erased already, on {customer.erased_at}")
-        # Keys first: if the append below fails, the data is unreadable anyway and a retry records it.
-        self.subject_keys.shred(str(r.id) for r in erasing)
         for record in erasing:
             record.erase(data["reason"], data["request_reference"], meta)
         answer = {
@@ -434,7 +428,11 @@ class CustomerApplication(Handover):
             "erased": sorted(str(r.id) for r in erasing),
             "erased_at": customer.erased_at,
         }
-        return Decision(answer, tuple(erasing))
+        # The keys go once the erasure is recorded. Should this process die in between, the owner
+        # index shreds them when it takes the customer.erased event (within a poll of crm-handover,
+        # or at the next listing): a recorded erasure always ends with the keys gone.
+        subjects = [str(r.id) for r in erasing]
+        return Decision(answer, tuple(erasing), then=lambda: self.subject_keys.shred(subjects))
 
     def _merged(self, customer_id: str) -> Customer | None:
         return self.find(Customer, customer_id)

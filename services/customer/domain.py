@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
 from contracts.rpc import CONTACT_VALUE_FIELDS
 from contracts.validators import national_id_birth_date
 from crm_shared.domain import CommandMeta, CrmAggregate
-from crm_shared.errors import CustomerMerged, FieldError, InvalidState, ValidationFailed
+from crm_shared.errors import CustomerMerged, InvalidState, ValidationFailed
 from services.customer.contacts import (
     NO_PREFERENCES,
     ConsentState,
@@ -260,10 +261,7 @@ class Customer(CrmAggregate):
     def require_open(self) -> None:
         """Refuses a command on a record that was merged into another or erased."""
         if self.merged_into is not None:
-            raise CustomerMerged(
-                f"customer {self.id} was merged into {self.merged_into}: use that customer id",
-                details={"survivor_id": self.merged_into},
-            )
+            raise CustomerMerged.into(self.id, self.merged_into)
         if self.erased_at is not None:
             raise InvalidState(
                 f"customer {self.id} was erased on {self.erased_at}; its record takes no changes"
@@ -442,13 +440,17 @@ class Customer(CrmAggregate):
             kinds.add("email")
         return kinds
 
-    def may_contact(self, channel: str, purpose: str) -> Permission:
+    def may_contact(self, channel: str, purpose: str, duplicates: Sequence[Customer] = ()) -> Permission:
+        """Whether the person may be contacted; the records merged into this one count too: the
+        consent given last on any of them is in force, and do-not-call on any of them holds."""
+        records = [self, *duplicates]
         return contact_permission(
             channel=channel,
             purpose=purpose,
-            consents=self.current_consents(),
-            preferences=self.contact_preferences,
-            reachable_kinds=self.reachable_kinds(),
+            consents=consent_state(record for r in records for record in r.consents),
+            preferences={"do_not_call": any(r.contact_preferences["do_not_call"] for r in records)},
+            reachable_kinds=set().union(*(r.reachable_kinds() for r in records)),
+            erased=self.erased_at is not None,
         )
 
     @classmethod
@@ -488,13 +490,16 @@ def merge_refusal(survivor: Customer, duplicate: Customer) -> ValidationFailed |
         )
     for field, record in (("survivor_id", survivor), ("duplicate_id", duplicate)):
         if record.merged_into is not None:
-            return CustomerMerged(
-                f"customer {record.id} was merged into {record.merged_into} already",
-                fields=[FieldError(field, "customer_merged", f"merged into {record.merged_into} already")],
-                details={"survivor_id": record.merged_into},
-            )
+            return CustomerMerged.into(record.id, record.merged_into, field)
         if record.erased_at is not None:
             return ValidationFailed.single(field, "erased", f"customer {record.id} was erased")
+    if duplicate.merged_from:
+        # One level only, so that what a survivor holds (and an erasure reaches) is one step away.
+        return ValidationFailed.single(
+            "duplicate_id",
+            "has_duplicates",
+            f"customer {duplicate.id} holds merged duplicates of its own: merge the other way round",
+        )
     return None
 
 

@@ -15,7 +15,7 @@ from eventsourcing.utils import get_topic
 from crm_shared.crypto import blind_index
 from crm_shared.eventstore import CrmApplication
 from crm_shared.local_tables import Cursor, LocalProjection, LocalTables
-from services.customer.domain import Customer
+from services.customer.domain import Customer, normalised_phone
 
 MATCH_KEYS = "customer_match_keys"
 REASONS = ("same_mobile_phone", "same_name_and_date_of_birth")
@@ -32,7 +32,7 @@ def match_values(full_name: str | None, mobile_phone: str | None, date_of_birth:
     """The values a customer is matched on, by reason; a missing part (erased) matches nothing."""
     values: dict[str, str] = {}
     if mobile_phone:
-        values["same_mobile_phone"] = f"phone:{mobile_phone.removeprefix('+86')}"
+        values["same_mobile_phone"] = f"phone:{normalised_phone(mobile_phone)}"
     if full_name and date_of_birth:
         birth = date_of_birth.isoformat() if isinstance(date_of_birth, date) else str(date_of_birth)
         values["same_name_and_date_of_birth"] = f"name:{normalised_name(full_name)}|{birth}"
@@ -119,15 +119,15 @@ class MatchIndex:
     def catch_up(self) -> int:
         return self.projection.catch_up()
 
-    def matches(self, values: Mapping[str, str], owners_table: str) -> list[dict[str, Any]]:
-        """Customers sharing any of the values, with their owner: (customer_id, reason, owner_id)."""
-        keys = self.keys(values)
-        if not keys:
-            return []
-        marks = ", ".join("?" for _ in keys)
-        return self.tables.query(
-            f"SELECT m.customer_id, m.reason, o.owner_id FROM {MATCH_KEYS} m "
-            f"JOIN {owners_table} o ON o.customer_id = m.customer_id WHERE m.match_key IN ({marks}) "
-            "ORDER BY m.customer_id LIMIT 200",
-            list(keys.values()),
-        )
+    def matches(self, values: Mapping[str, str], owners_table: str, limit: int = 50) -> list[dict[str, Any]]:
+        """Customers sharing any of the values, with their owner: (customer_id, reason, owner_id),
+        at most ``limit`` per value (a number shared by hundreds, say a branch's switchboard, is
+        no lead to a duplicate: a few of them say enough). One index range per value."""
+        found: list[dict[str, Any]] = []
+        for key in self.keys(values).values():
+            found += self.tables.query(
+                f"SELECT m.customer_id, m.reason, o.owner_id FROM {MATCH_KEYS} m "
+                f"JOIN {owners_table} o ON o.customer_id = m.customer_id WHERE m.match_key = ? LIMIT ?",
+                (key, limit),
+            )
+        return found

@@ -5,12 +5,11 @@ moved: a page never repeats a customer and never skips one that stayed with the 
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from eventsourcing.utils import get_topic
 
-from crm_shared.crypto import SubjectKeys, seal, unseal
+from crm_shared.crypto import SubjectKeys, seal_text, unseal_text
 from crm_shared.eventstore import CrmApplication
 from crm_shared.local_tables import Cursor, LocalProjection, LocalTables
 from services.customer.domain import Customer
@@ -36,6 +35,7 @@ class OwnerIndex:
                 get_topic(Customer.Registered),
                 get_topic(Customer.OwnerChanged),
                 get_topic(Customer.Merged),
+                get_topic(Customer.Erased),
                 get_topic(BookTransfer.Started),
                 get_topic(BookTransfer.Completed),
                 get_topic(BookTransfer.UndoStarted),
@@ -79,6 +79,13 @@ class OwnerIndex:
             )
         elif isinstance(event, Customer.Merged):  # a duplicate belongs to no book: its survivor does
             cursor.execute(f"DELETE FROM {OWNERS} WHERE customer_id = ?", (event.customer_id,))
+        elif isinstance(event, Customer.Erased):
+            # erase_customer shreds the key once the erasure is stored; this makes sure of it
+            # should that process have died in between.
+            self.keys.shred_with(cursor, [event.customer_id])
+            cursor.execute(
+                f"UPDATE {OWNERS} SET sealed_name = NULL WHERE customer_id = ?", (event.customer_id,)
+            )
         elif isinstance(event, Customer.OwnerChanged):
             if event.transfer_id is not None:
                 cursor.execute(
@@ -118,9 +125,7 @@ class OwnerIndex:
 
     def _sealed(self, customer_id: str, name: str | None) -> str | None:
         key = self.keys.key_for(customer_id)
-        if name is None or key is None:
-            return None
-        return base64.b64encode(seal(key, name.encode(), customer_id)).decode()
+        return None if name is None or key is None else seal_text(key, name, customer_id)
 
     def names_of(self, rows: list[dict[str, Any]]) -> list[str | None]:
         """The names of the customers of ``rows`` (None for an erased one)."""
@@ -130,9 +135,7 @@ class OwnerIndex:
             key = self.keys.key_for(str(row["customer_id"]))
             sealed = row["sealed_name"]
             names.append(
-                None
-                if key is None or sealed is None
-                else unseal(key, base64.b64decode(sealed), str(row["customer_id"])).decode()
+                None if key is None or sealed is None else unseal_text(key, sealed, str(row["customer_id"]))
             )
         return names
 

@@ -11,7 +11,7 @@ from eventsourcing.persistence import Mapper, Notification
 from eventsourcing.utils import EnvType, resolve_topic
 
 from crm_shared.clock import Clock, utc_now
-from crm_shared.crypto import SealingMapper, SubjectKeys, data_key_from
+from crm_shared.crypto import SealingMapper, SubjectKeys, data_key_from, subkey
 from crm_shared.eventstore import CrmApplication
 from crm_shared.local_tables import LocalTables
 from services.customer.matching import MatchIndex
@@ -29,6 +29,7 @@ class CustomerStore(CrmApplication):
     def __init__(self, env: EnvType | None = None, clock: Clock = utc_now) -> None:
         super().__init__(env, clock)
         self.data_key = data_key_from(self.env)
+        self.fingerprint_key = subkey(self.data_key, b"command fingerprints")
         self.subject_keys = SubjectKeys(LocalTables(self), SUBJECT_KEYS, self.data_key)
         if LocalTables(self).creates_tables:
             self.subject_keys.create_tables()

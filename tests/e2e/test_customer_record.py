@@ -206,9 +206,17 @@ def test_duplicates_found_then_merged_the_survivor_holds_both_and_the_duplicate_
     agent = Caller("u-a7", Role.AGENT, "A-7")
     with rpc(agent) as client:
         found = ok(client.call("customer", "find_duplicates", {"customer_id": survivor}))
-        # Another agent's customer is counted, not named.
+        # Another agent's customer is neither named nor counted.
         assert [f["customer_id"] for f in found["possible_duplicates"]] == [duplicate]
-        assert found["possible_duplicates_outside_scope"] == 1
+        assert set(found) == {"customer_id", "possible_duplicates"}
+    with rpc(Caller("desk-1", Role.SERVICE_DESK)) as desk:  # who sees every customer sees all three
+        assert (
+            len(
+                ok(desk.call("customer", "find_duplicates", {"customer_id": survivor}))["possible_duplicates"]
+            )
+            == 2
+        )
+    with rpc(agent) as client:
         policies = [
             ok(client.call("sales", "sell_policy", {"customer_id": c, **SALE}))["policy_number"]
             for c in (survivor, duplicate)

@@ -15,12 +15,14 @@ from crm_shared.domain import CommandMeta
 from crm_shared.errors import (
     ConcurrencyConflict,
     DuplicateCustomer,
+    InvalidState,
     NotFound,
     PermissionDenied,
     ValidationFailed,
 )
 from crm_shared.eventstore import CrmApplication
 from services.customer.application import CustomerApplication
+from services.customer.domain import Customer
 from services.sales.application import SalesApplication
 from services.service_desk.application import ServiceDeskApplication
 from tests.support import customer_payload, sales_force
@@ -252,3 +254,39 @@ def count_events(app: CrmApplication, event_type: str) -> int:
         for n in batch
         if n.topic.startswith(own) and (m := app.envelope(n)) and m["event_type"] == event_type
     )
+
+
+def test_an_erasure_stored_by_a_process_that_died_before_shredding_is_finished_by_the_owner_index(
+    store_env: dict[str, str], operator: Caller
+) -> None:
+    app = CustomerApplication(env=store_env)
+    customer_id = register(app, operator, full_name="Zhao Erasable")
+    customer = app.find(Customer, customer_id)
+    assert customer is not None
+    customer.erase("request", "DSR-9", meta(operator))
+    app.save(customer)  # recorded, and the process dies before its keys are shredded
+    other = CustomerApplication(env=store_env)
+    assert other.subject_keys.is_shredded(customer_id) is False
+    other.owners.catch_up()  # what crm-handover does every poll, and every listing of a book
+    assert other.subject_keys.is_shredded(customer_id) is True
+    reread = CustomerApplication(env=store_env).find(Customer, customer_id)
+    assert reread is not None and reread.full_name is None and reread.erased_at is not None
+
+
+def test_erasing_twice_answers_the_first_time_and_seals_nothing_new(
+    store_env: dict[str, str], operator: Caller
+) -> None:
+    app = CustomerApplication(env=store_env)
+    customer_id = register(app, operator)
+    erase = meta(operator)
+    request = {"customer_id": uuid.UUID(customer_id), "reason": "request", "request_reference": "DSR-10"}
+    first = app.erase_customer(request, erase, SALES_FORCE)
+    assert app.erase_customer(request, erase, SALES_FORCE) == first
+    with pytest.raises(InvalidState):
+        app.erase_customer(request, meta(operator), SALES_FORCE)
+    with pytest.raises(InvalidState):  # the record takes no personal data any more
+        app.update_profile(
+            {"customer_id": uuid.UUID(customer_id), "full_name": "New", "reason": "x"},
+            meta(operator),
+            SALES_FORCE,
+        )

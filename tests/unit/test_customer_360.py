@@ -109,3 +109,41 @@ def test_a_version_arriving_before_its_predecessor_is_refused_not_recorded() -> 
     assert closed["event_type"] == "service_desk.complaint_closed"
     with pytest.raises(VersionGap, match="before version 1"):
         project(None, closed)
+
+
+def test_an_erased_customers_events_replay_into_an_erased_view() -> None:
+    """After erasure the store gives the personal fields as null (their key is gone); a rebuild or a
+    lagging relay must still fold them, and end with nothing personal."""
+    customer = Customer.register(
+        full_name="Li Wei",
+        national_id="11010519491231002X",
+        mobile_phone="13800138000",
+        email=None,
+        date_of_birth=date(1949, 12, 31),
+        address={"line1": "1 Road", "city": "Beijing", "province": "Beijing"},
+        owning_agent_id="A-1",
+        meta=META,
+    )
+    customer.update_profile({"mobile_phone": "13700000000"}, "new phone", META)
+    customer.add_contact_point("email", "home", "li@example.cn", True, META)
+    customer.erase("request", "DSR-1", META)
+    messages = [build_envelope("customer", n, e) for n, e in enumerate(customer.collect_events(), start=1)]
+    for message in messages[:-1]:  # as read back once the key is gone
+        payload = message["payload"]
+        for name in (
+            "full_name",
+            "national_id",
+            "mobile_phone",
+            "email",
+            "date_of_birth",
+            "address",
+            "changes",
+        ):
+            if name in payload:
+                payload[name] = None
+        if message["event_type"] == "customer.contact_point_added":
+            payload["label"] = payload["value"] = None
+    doc = fold(messages)
+    assert doc is not None and doc["erased_at"] and doc["profile"]["erased"] is True
+    assert doc["contact_points"] == [] and doc["owning_agent_id"] == "A-1"
+    assert "13700000000" not in str(doc) and "Li Wei" not in str(doc)

@@ -39,9 +39,11 @@ def test_every_kind_of_bad_row_is_named_by_field_and_rule() -> None:
 
 
 def test_the_same_person_has_the_same_key_in_any_file() -> None:
-    a = row_command_id({"national_id": "11010519491231002x "})
-    assert a == row_command_id({"national_id": "11010519491231002X"})
-    assert a != row_command_id({"national_id": "110105194912310011"})
+    secret = b"s" * 32
+    a = row_command_id({"national_id": "11010519491231002x "}, secret)
+    assert a == row_command_id({"national_id": "11010519491231002X"}, secret)
+    assert a != row_command_id({"national_id": "110105194912310011"}, secret)
+    assert a != row_command_id({"national_id": "11010519491231002X"}, b"t" * 32)  # keyed
 
 
 def test_a_reused_key_means_the_person_was_imported_with_other_details() -> None:

@@ -3,7 +3,7 @@ rules. No I/O: the keys are kept in a dict here."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from cryptography.exceptions import InvalidTag
@@ -152,3 +152,21 @@ def test_merge_rules() -> None:
     with pytest.raises(InvalidState):
         third.require_open()
     assert third.full_name is None and third.national_id is None and third.owning_agent_id == "A-1"
+
+
+def test_a_survivor_is_merged_nowhere_and_an_erased_one_is_contacted_never() -> None:
+    survivor, duplicate, other = customer(11), customer(12), customer(13)
+    duplicate.merge_into(survivor, "same person", meta(14))
+    with pytest.raises(ValidationFailed) as refused:
+        survivor.merge_into(other, "a chain", meta(15))
+    assert refused.value.fields[0].rule == "has_duplicates"
+    form = {"kind": "form", "reference": "F-1"}
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    survivor.record_consent("sms", "marketing", "granted", form, now - timedelta(days=2), now, meta(16))
+    duplicate.record_consent("sms", "marketing", "withdrawn", form, now - timedelta(days=1), now, meta(17))
+    # The withdrawal on the duplicate, given later, holds for the person.
+    assert survivor.may_contact("sms", "marketing").allowed
+    assert survivor.may_contact("sms", "marketing", [duplicate]).reason == "consent_withdrawn"
+    other.record_consent("sms", "service", "granted", form, now, now, meta(18))
+    other.erase("request", "DSR-2", meta(19))
+    assert other.may_contact("sms", "service").reason == "erased"
