@@ -26,7 +26,8 @@ import hmac
 import os
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -165,6 +166,12 @@ class SubjectKeys:
             self._remember(subject, key)
         return key
 
+    def new_key(self, subject: str) -> tuple[bytes, tuple[str, str, str]]:
+        """A fresh key for a subject's first event, and its row for the append to store. Not cached:
+        until that append commits it is nobody's key."""
+        fresh = os.urandom(KEY_BYTES)
+        return fresh, (subject, self._wrap(fresh, subject), datetime.now(UTC).isoformat())
+
     def key_to_seal(self, subject: str, first_event: bool = False) -> bytes:
         """The subject's key, made on first use; refuses a shredded subject. For a subject's
         ``first_event`` the key is made without looking for one first (a retried command finds the
@@ -218,11 +225,41 @@ class SubjectKeys:
         return bool(rows and rows[0]["shredded_at"])
 
 
+@dataclass(frozen=True)
+class StoredEventWithKey(StoredEvent):
+    """A subject's first event, with the subject's new key (wrapped) to store in the same append."""
+
+    new_key: tuple[str, str, str] = ("", "", "")  # subject, wrapped key, created at
+
+
+class KeysAppendedWithEvents:
+    """A recorder mixin: the new keys of a save's first events are inserted in the transaction that
+    appends the events, so a registration costs no commit of its own, and no key outlives an
+    append that failed. A key already there for a first event fails the append (plain INSERT):
+    events sealed under a key not stored could never be read."""
+
+    keys_table: ClassVar[str]
+    placeholder: ClassVar[str] = "?"
+
+    def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
+        marks = ", ".join([self.placeholder] * 3)
+        for stored in stored_events:
+            if isinstance(stored, StoredEventWithKey):
+                c.execute(
+                    f"INSERT INTO {self.keys_table} (subject_id, wrapped_key, created_at) VALUES ({marks})",
+                    stored.new_key,
+                )
+        return super()._insert_events(c, stored_events, **kwargs)  # type: ignore[misc]
+
+
 class SealingMapper(Mapper[uuid.UUID]):
     """A mapper that seals each event's ``PERSONAL_FIELDS`` under its aggregate's key. ``keys`` is
-    given once the application's recorder exists (the key table lives beside the store)."""
+    given once the application's recorder exists (the key table lives beside the store);
+    ``keys_in_append`` when that recorder stores a first event's new key with the event
+    (``KeysAppendedWithEvents``)."""
 
     keys: SubjectKeys | None = None
+    keys_in_append: bool = False
     PERSONAL: ClassVar[str] = "PERSONAL_FIELDS"
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
@@ -233,12 +270,22 @@ class SealingMapper(Mapper[uuid.UUID]):
         subject = str(domain_event.originator_id)
         state = dict(vars(domain_event))
         secret = {name: state.pop(name) for name in personal}
-        key = self.keys.key_to_seal(subject, first_event=domain_event.originator_version == 1)
+        first = domain_event.originator_version == 1
+        new_key: tuple[str, str, str] | None = None
+        if first and self.keys_in_append:
+            key, new_key = self.keys.new_key(subject)
+        else:
+            key = self.keys.key_to_seal(subject, first_event=first)
         sealed = seal(key, self.transcoder.encode(secret), subject)
         state[SEALED] = base64.b64encode(sealed).decode()
         clear = object.__new__(type(domain_event))
         object.__setattr__(clear, "__dict__", state)
-        return super().to_stored_event(clear)
+        stored = super().to_stored_event(clear)
+        if new_key is None:
+            return stored
+        return StoredEventWithKey(
+            stored.originator_id, stored.originator_version, stored.topic, stored.state, new_key=new_key
+        )
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         event = super().to_domain_event(stored_event)

@@ -28,7 +28,7 @@ class LocalTables:
         self.app = app
         recorder: Any = app.recorder
         self.datastore = recorder.datastore
-        self.postgres = type(recorder).__module__.startswith("eventsourcing.postgres")
+        self.postgres = type(recorder.datastore).__module__.startswith("eventsourcing.postgres")
 
     @property
     def creates_tables(self) -> bool:

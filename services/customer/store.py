@@ -8,16 +8,33 @@ import functools
 from collections.abc import Sequence
 
 from eventsourcing.persistence import Mapper, Notification
-from eventsourcing.utils import EnvType, resolve_topic
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder
+from eventsourcing.utils import Environment, EnvType, get_topic, resolve_topic
 
 from crm_shared.clock import Clock, utc_now
-from crm_shared.crypto import SealingMapper, SubjectKeys, data_key_from, subkey
+from crm_shared.crypto import KeysAppendedWithEvents, SealingMapper, SubjectKeys, data_key_from, subkey
 from crm_shared.eventstore import CrmApplication
 from crm_shared.local_tables import LocalTables
 from services.customer.matching import MatchIndex
 from services.customer.owners import POSITIONS, OwnerIndex
 
 SUBJECT_KEYS = "customer_subject_keys"
+
+
+class CustomerSQLiteRecorder(KeysAppendedWithEvents, SQLiteApplicationRecorder):
+    keys_table = SUBJECT_KEYS
+
+
+class CustomerPostgresRecorder(KeysAppendedWithEvents, PostgresApplicationRecorder):  # type: ignore[misc]
+    keys_table = SUBJECT_KEYS
+    placeholder = "%s"
+
+
+RECORDERS = {
+    "eventsourcing.sqlite": CustomerSQLiteRecorder,
+    "eventsourcing.postgres": CustomerPostgresRecorder,
+}
 
 
 @functools.cache
@@ -35,6 +52,15 @@ class CustomerStore(CrmApplication):
             self.subject_keys.create_tables()
         assert isinstance(self.mapper, SealingMapper)
         self.mapper.keys = self.subject_keys
+        self.mapper.keys_in_append = isinstance(self.recorder, KeysAppendedWithEvents)
+
+    def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
+        """The store's recorder appends a customer's new key with its first event."""
+        built = super().construct_env(name, env)
+        recorder = RECORDERS.get(built.get("PERSISTENCE_MODULE", ""))
+        if recorder is not None and not built.get("APPLICATION_RECORDER_TOPIC"):
+            built["APPLICATION_RECORDER_TOPIC"] = get_topic(recorder)
+        return built
 
     def before_decoding(self, notifications: Sequence[Notification]) -> None:
         self.subject_keys.prefetch(str(n.originator_id) for n in notifications if is_sealed_topic(n.topic))

@@ -23,6 +23,7 @@ from crm_shared.errors import (
 from crm_shared.eventstore import CrmApplication
 from services.customer.application import CustomerApplication
 from services.customer.domain import Customer
+from services.customer.store import SUBJECT_KEYS
 from services.sales.application import SalesApplication
 from services.service_desk.application import ServiceDeskApplication
 from tests.support import customer_payload, sales_force
@@ -290,3 +291,19 @@ def test_erasing_twice_answers_the_first_time_and_seals_nothing_new(
             meta(operator),
             SALES_FORCE,
         )
+
+
+def test_a_customers_key_is_stored_with_its_first_event_and_not_without_it(
+    store_env: dict[str, str], operator: Caller
+) -> None:
+    app = CustomerApplication(env=store_env)
+    payload = customer_payload()
+    first = register(app, operator, national_id=payload["national_id"])
+    with pytest.raises(DuplicateCustomer):  # its append fails: the new customer's key with it
+        register(app, operator, national_id=payload["national_id"])
+    rows = app.subject_keys.tables.query(f"SELECT subject_id FROM {SUBJECT_KEYS}")
+    assert [r["subject_id"] for r in rows if r["subject_id"] == first] == [first]
+    customers = {
+        str(n.originator_id) for b in app.notifications(0) for n in b if n.topic.endswith("Registered")
+    }
+    assert {r["subject_id"] for r in rows} <= {str(uuid.UUID(c)) for c in customers}
