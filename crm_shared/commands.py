@@ -50,8 +50,10 @@ class Decision:
     changed: tuple[CrmAggregate, ...] = ()
     # Called when the append collides and this was not a repeat of the command: it may raise the
     # refusal the collision means (a national id claimed meanwhile), so that a check can be left to
-    # the atomic append instead of a read on every command. Otherwise: concurrency_conflict.
-    explain_conflict: Callable[[], None] | None = None
+    # the atomic append instead of a read on every command; or answer the decision to store in its
+    # place, once (a national id whose customer was erased is claimed again). Otherwise:
+    # concurrency_conflict.
+    explain_conflict: Callable[[], Decision | None] | None = None
     # Done once the append succeeded (not for a repeat): what must follow the recorded fact.
     then: Callable[[], None] | None = None
 
@@ -131,23 +133,26 @@ def command(
             raise
         if not decision.changed:  # it stores nothing; a repeat of one that did gets its answer
             return recorded_answer(self, operation, data, meta) or decision.answer
-        record = CommandRecord.record(
-            operation, fingerprint(operation, data, self.fingerprint_key), decision.answer, meta
-        )
-        try:
-            self.save(*decision.changed, record)
-        except IntegrityError:
-            if (first := recorded_answer(self, operation, data, meta)) is not None:
-                return first
-            if decision.explain_conflict is not None:
-                decision.explain_conflict()
-            raise ConcurrencyConflict(
-                "another command changed this record at the same time; reload it and retry"
-            ) from None
-        except CrmError:  # refused while storing (a subject erased meanwhile): a repeat answers
-            if (first := recorded_answer(self, operation, data, meta)) is not None:
-                return first
-            raise
+        for attempt in (1, 2):
+            record = CommandRecord.record(
+                operation, fingerprint(operation, data, self.fingerprint_key), decision.answer, meta
+            )
+            try:
+                self.save(*decision.changed, record)
+                break
+            except IntegrityError:
+                if (first := recorded_answer(self, operation, data, meta)) is not None:
+                    return first
+                instead = decision.explain_conflict() if decision.explain_conflict and attempt == 1 else None
+                if instead is None:
+                    raise ConcurrencyConflict(
+                        "another command changed this record at the same time; reload it and retry"
+                    ) from None
+                decision = instead
+            except CrmError:  # refused while storing (a subject erased meanwhile): a repeat answers
+                if (first := recorded_answer(self, operation, data, meta)) is not None:
+                    return first
+                raise
         if decision.then is not None:
             decision.then()
         return decision.answer

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from eventsourcing.application import AggregateNotFoundError
@@ -204,16 +204,20 @@ class CustomerApplication(Handover):
         require_active_owner(sales_force, owner, "owning_agent_id")
         national_id = normalise_national_id(data["national_id"])
         digest = self.national_id_digest(national_id)
-        customer = Customer.register(
-            full_name=data["full_name"],
-            national_id=national_id,
-            mobile_phone=data["mobile_phone"],
-            email=data["email"],
-            date_of_birth=data["date_of_birth"],
-            address=data["address"],
-            owning_agent_id=data["owning_agent_id"],
-            meta=meta,
-        )
+
+        def new_customer() -> Customer:
+            return Customer.register(
+                full_name=data["full_name"],
+                national_id=national_id,
+                mobile_phone=data["mobile_phone"],
+                email=data["email"],
+                date_of_birth=data["date_of_birth"],
+                address=data["address"],
+                owning_agent_id=data["owning_agent_id"],
+                meta=meta,
+            )
+
+        customer = new_customer()
         # The claim's id is derived from the national id, so a person registered before (or by a
         # registration racing this one) collides with it in the same atomic append: no read first.
         claim = NationalIdClaim.claim(digest, str(customer.id), meta)
@@ -227,7 +231,7 @@ class CustomerApplication(Handover):
         return Decision(
             answer,
             (customer, claim),
-            explain_conflict=lambda: self._refuse_if_claimed(digest, meta, sales_force),
+            explain_conflict=lambda: self._explain_claimed(digest, meta, sales_force, answer, new_customer),
         )
 
     def national_id_digest(self, national_id: str) -> str:
@@ -245,20 +249,27 @@ class CustomerApplication(Handover):
         found = duplicate_candidates(visible, exclude=customer_id)
         return {"possible_duplicates": [{**f, "owning_agent_id": owners[f["customer_id"]]} for f in found]}
 
-    def _refuse_if_claimed(self, digest: str, meta: CommandMeta, scope: TeamScope) -> None:
+    def _explain_claimed(
+        self,
+        digest: str,
+        meta: CommandMeta,
+        scope: TeamScope,
+        answer: dict[str, Any],
+        new_customer: Callable[[], Customer],
+    ) -> Decision | None:
+        """Why the national id's claim collided: the person is a customer already (refused), or was
+        one and was erased (the claim passes to the new registration, which is stored instead)."""
         try:
             claim: NationalIdClaim = self.repository.get(NationalIdClaim.id_for(digest))
         except AggregateNotFoundError:
-            return
+            return None
         claimed = self.find(Customer, claim.customer_id)
         existing = self.survivor_of(claimed) if claimed is not None else None
+        if existing is not None and existing.erased_at is not None:
+            customer = new_customer()
+            claim.reclaim(str(customer.id), meta)
+            return Decision(answer, (customer, claim))
         in_scope = existing is not None and may_act_on(meta.actor, existing.owning_agent_id, scope)
-        if existing is not None and in_scope and existing.erased_at is not None:
-            raise DuplicateCustomer(
-                f"this national id belonged to customer {existing.id}, whose personal data was "
-                "erased; registering the same person again is not supported yet",
-                details={"existing_customer_id": str(existing.id)},
-            )
         if existing is not None and in_scope:
             raise DuplicateCustomer(
                 f"a customer with this national id already exists: {existing.id}",

@@ -512,7 +512,24 @@ class NationalIdClaim(CrmAggregate):
     class Claimed(CrmAggregate.Created):
         customer_id: str
 
+    class Reclaimed(CrmAggregate.Event):
+        """The customer who held the national id was erased; the person registered again."""
+
+        customer_id: str
+        erased_customer_id: str
+
+        def apply(self, claim: NationalIdClaim) -> None:
+            claim.customer_id = self.customer_id
+
     customer_id: str
+
+    def reclaim(self, customer_id: str, meta: CommandMeta) -> None:
+        self.trigger_event(
+            self.Reclaimed,
+            meta=meta.as_event_meta(),
+            customer_id=customer_id,
+            erased_customer_id=self.customer_id,
+        )
 
     @staticmethod
     def id_for(national_id_digest: str) -> uuid.UUID:

@@ -307,3 +307,20 @@ def test_a_customers_key_is_stored_with_its_first_event_and_not_without_it(
         str(n.originator_id) for b in app.notifications(0) for n in b if n.topic.endswith("Registered")
     }
     assert {r["subject_id"] for r in rows} <= {str(uuid.UUID(c)) for c in customers}
+
+
+def test_a_person_erased_may_register_again_under_the_same_national_id(
+    store_env: dict[str, str], operator: Caller
+) -> None:
+    app = CustomerApplication(env=store_env)
+    payload = customer_payload()
+    first = register(app, operator, national_id=payload["national_id"])
+    request = {"customer_id": uuid.UUID(first), "reason": "request", "request_reference": "DSR-11"}
+    app.erase_customer(request, meta(operator), SALES_FORCE)
+    again = register(app, operator, national_id=payload["national_id"], full_name="Back Again")
+    assert again != first
+    view = app.get_customer({"customer_id": uuid.UUID(again)}, meta(operator), SALES_FORCE)
+    assert view["full_name"] == "Back Again" and view["national_id"] == payload["national_id"]
+    with pytest.raises(DuplicateCustomer) as refused:  # the claim is the new customer's now
+        register(app, operator, national_id=payload["national_id"])
+    assert refused.value.as_dict()["existing_customer_id"] == again
