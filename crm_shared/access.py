@@ -48,11 +48,12 @@ def may_act_on(
     return False
 
 
-def unknown_customer(customer_id: str) -> NotFound:
-    """The answer for a customer that does not exist, or that the caller may not act on."""
+def unknown_customer(customer_id: str, field: str = "customer_id") -> NotFound:
+    """The answer for a customer that does not exist, or that the caller may not act on (``field``
+    names where the request gave its id)."""
     return NotFound(
         f"no customer {customer_id} that you may act on",
-        fields=[FieldError("customer_id", "unknown_customer", "no such customer in your scope")],
+        fields=[FieldError(field, "unknown_customer", "no such customer in your scope")],
     )
 
 
@@ -63,8 +64,9 @@ def require_customer_access(
     scope: TeamScope | None,
     *,
     also: Iterable[Role] = (),
+    field: str = "customer_id",
 ) -> None:
     """Refuses unless the customer exists (``owning_agent_id`` is None for one that does not) and
     the caller may act on it, with one answer for both."""
     if owning_agent_id is None or not may_act_on(caller, owning_agent_id, scope, also=also):
-        raise unknown_customer(customer_id)
+        raise unknown_customer(customer_id, field)

@@ -17,9 +17,7 @@ from crm_shared.domain import CommandMeta, json_ready
 from crm_shared.errors import (
     CustomerMerged,
     DuplicateCustomer,
-    FieldError,
     InvalidState,
-    NotFound,
     PermissionDenied,
     ValidationFailed,
 )
@@ -166,15 +164,8 @@ class CustomerApplication(Handover):
         learn where it went (``customer_merged``), or, with ``merged_too``, read it."""
         customer = self.find(Customer, customer_id)
         survivor = self.survivor_of(customer) if customer is not None else None
-        try:
-            require_customer_access(
-                meta.actor, customer_id, survivor.owning_agent_id if survivor else None, scope, also=also
-            )
-        except NotFound as unknown:
-            raise NotFound(
-                unknown.message,
-                fields=[FieldError(field, "unknown_customer", "no such customer in your scope")],
-            ) from None
+        owner = survivor.owning_agent_id if survivor else None
+        require_customer_access(meta.actor, customer_id, owner, scope, also=also, field=field)
         assert customer is not None and survivor is not None
         if customer is not survivor and not merged_too:
             raise CustomerMerged.into(customer_id, survivor.id)
@@ -362,8 +353,7 @@ class CustomerApplication(Handover):
     def may_contact(self, data: dict[str, Any], meta: CommandMeta, scope: TeamScope) -> dict[str, Any]:
         """Whether the customer may be contacted on a channel for a purpose now, and why."""
         customer = self.customer_in_scope(str(data["customer_id"]), meta, scope, also=(Role.SERVICE_DESK,))
-        duplicates = [d for d in map(self._merged, customer.merged_from) if d is not None]
-        permission = customer.may_contact(data["channel"], data["purpose"], duplicates)
+        permission = customer.may_contact(data["channel"], data["purpose"], self.duplicates_of(customer))
         return {
             "customer_id": str(customer.id),
             "channel": data["channel"],
@@ -428,7 +418,7 @@ class CustomerApplication(Handover):
         premiums and tickets stay (statutory records)."""
         meta.actor.require_role(Role.OPERATOR, Role.ADMIN)
         customer = self.customer_in_scope(str(data["customer_id"]), meta, scope, merged_too=True)
-        records = [customer, *(d for d in map(self._merged, customer.merged_from) if d is not None)]
+        records = [customer, *self.duplicates_of(customer)]
         erasing = [r for r in records if r.erased_at is None]
         if not erasing:
             raise InvalidState(f"customer {customer.id} was erased already, on {customer.erased_at}")
@@ -445,8 +435,9 @@ class CustomerApplication(Handover):
         subjects = [str(r.id) for r in erasing]
         return Decision(answer, tuple(erasing), then=lambda: self.subject_keys.shred(subjects))
 
-    def _merged(self, customer_id: str) -> Customer | None:
-        return self.find(Customer, customer_id)
+    def duplicates_of(self, customer: Customer) -> list[Customer]:
+        """The records merged into ``customer``."""
+        return [d for d in (self.find(Customer, i) for i in customer.merged_from) if d is not None]
 
     def get_customer_history(
         self, data: dict[str, Any], meta: CommandMeta, scope: TeamScope

@@ -47,8 +47,9 @@ class CustomerStore(CrmApplication):
         super().__init__(env, clock)
         self.data_key = data_key_from(self.env)
         self.fingerprint_key = subkey(self.data_key, b"command fingerprints")
-        self.subject_keys = SubjectKeys(LocalTables(self), SUBJECT_KEYS, self.data_key)
-        if LocalTables(self).creates_tables:
+        tables = LocalTables(self)
+        self.subject_keys = SubjectKeys(tables, SUBJECT_KEYS, self.data_key)
+        if tables.creates_tables:
             self.subject_keys.create_tables()
         assert isinstance(self.mapper, SealingMapper)
         self.mapper.keys = self.subject_keys
