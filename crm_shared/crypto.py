@@ -172,22 +172,18 @@ class SubjectKeys:
         fresh = os.urandom(KEY_BYTES)
         return fresh, (subject, self._wrap(fresh, subject), datetime.now(UTC).isoformat())
 
-    def key_to_seal(self, subject: str, first_event: bool = False) -> bytes:
-        """The subject's key, made on first use; refuses a shredded subject. For a subject's
-        ``first_event`` the key is made without looking for one first (a retried command finds the
-        one made before by the insert's conflict)."""
-        entry = self._cache.get(subject)
-        if entry is not None and entry[1] is not None and entry[0] >= time.monotonic():
-            return entry[1]
-        key = None if first_event else self.key_for(subject)
+    def key_to_seal(self, subject: str) -> bytes:
+        """The subject's key, made on first use in a transaction of its own (for a store whose
+        recorder does not append new keys with their events); refuses a shredded subject."""
+        key = self.key_for(subject)
         if key is not None:
             return key
-        fresh = os.urandom(KEY_BYTES)
+        fresh, row = self.new_key(subject)
         with self.tables.transaction() as cursor:
             made = cursor.execute(
                 f"INSERT INTO {self.table} (subject_id, wrapped_key, created_at) VALUES (?, ?, ?) "
                 "ON CONFLICT (subject_id) DO NOTHING",
-                (subject, self._wrap(fresh, subject), datetime.now(UTC).isoformat()),
+                row,
             )
         if made == 1:
             self._remember(subject, fresh)
@@ -270,12 +266,11 @@ class SealingMapper(Mapper[uuid.UUID]):
         subject = str(domain_event.originator_id)
         state = dict(vars(domain_event))
         secret = {name: state.pop(name) for name in personal}
-        first = domain_event.originator_version == 1
         new_key: tuple[str, str, str] | None = None
-        if first and self.keys_in_append:
+        if domain_event.originator_version == 1 and self.keys_in_append:
             key, new_key = self.keys.new_key(subject)
         else:
-            key = self.keys.key_to_seal(subject, first_event=first)
+            key = self.keys.key_to_seal(subject)
         sealed = seal(key, self.transcoder.encode(secret), subject)
         state[SEALED] = base64.b64encode(sealed).decode()
         clear = object.__new__(type(domain_event))

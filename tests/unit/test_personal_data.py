@@ -16,6 +16,7 @@ from crm_shared.errors import CustomerMerged, InvalidState, ValidationFailed
 from crm_shared.eventstore import DateAsISO
 from services.customer.domain import Customer, merge_refusal
 from services.customer.matching import duplicate_candidates, match_values, normalised_name
+from tests.support import registered_customer
 
 DATA_KEY = bytes(range(32))
 NAME, NATIONAL_ID, PHONE = "Li Wei", "11010519491231002X", "13800138000"
@@ -35,7 +36,7 @@ class KeysInADict:
     def key_for(self, subject: str) -> bytes | None:
         return self.keys.get(subject)
 
-    def key_to_seal(self, subject: str, first_event: bool = False) -> bytes:
+    def key_to_seal(self, subject: str) -> bytes:
         return self.keys.setdefault(subject, bytes(32 * [len(self.keys) + 1])) or b""
 
     def shred(self, subject: str) -> None:
@@ -53,16 +54,7 @@ def mapper() -> tuple[SealingMapper, KeysInADict]:
 
 
 def customer(n: int = 0, name: str = NAME, phone: str = PHONE) -> Customer:
-    return Customer.register(
-        full_name=name,
-        national_id=NATIONAL_ID,
-        mobile_phone=phone,
-        email="li@example.cn",
-        date_of_birth=date(1949, 12, 31),
-        address={"line1": "1 Road", "city": "Beijing", "province": "Beijing"},
-        owning_agent_id="A-1",
-        meta=meta(n),
-    )
+    return registered_customer(meta(n), full_name=name, mobile_phone=phone, email="li@example.cn")
 
 
 def test_personal_fields_are_stored_sealed_and_read_back_whole() -> None:
