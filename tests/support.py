@@ -328,3 +328,20 @@ def write_book(path: Path, rows: int, agents: list[str], departed_agent: str) ->
             if bad:
                 expected[number] = bad
     return expected
+
+
+def registered_customer(meta: CommandMeta, **overrides: Any) -> Any:
+    """A ``Customer`` aggregate as registration makes it (Li Wei, of a valid national id), its
+    registration event still pending; for the domain's unit tests."""
+    from services.customer.domain import Customer
+
+    details: dict[str, Any] = {
+        "full_name": "Li Wei",
+        "national_id": "11010519491231002X",
+        "mobile_phone": "13800138000",
+        "email": None,
+        "date_of_birth": date(1949, 12, 31),
+        "address": {"line1": "1 Road", "city": "Beijing", "province": "Beijing"},
+        "owning_agent_id": "A-1",
+    }
+    return Customer.register(**{**details, **overrides}, meta=meta)

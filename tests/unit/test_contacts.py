@@ -3,7 +3,7 @@ contacting a customer. No I/O."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,6 +12,7 @@ from crm_shared.domain import CommandMeta
 from crm_shared.errors import ValidationFailed
 from services.customer.contacts import consent_state, contact_permission
 from services.customer.domain import Customer
+from tests.support import registered_customer
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 FORM = {"kind": "form", "reference": "F-2026-0042"}
@@ -22,16 +23,7 @@ def meta(n: int, role: Role = Role.SERVICE_DESK) -> CommandMeta:
 
 
 def customer() -> Customer:
-    registered = Customer.register(
-        full_name="Li Wei",
-        national_id="11010519491231002X",
-        mobile_phone="13800138000",
-        email=None,
-        date_of_birth=date(1949, 12, 31),
-        address={"line1": "1 Road", "city": "Beijing", "province": "Beijing"},
-        owning_agent_id="A-1",
-        meta=meta(0),
-    )
+    registered = registered_customer(meta(0))
     registered.collect_events()
     return registered
 

@@ -11,24 +11,15 @@ from crm_shared.auth import Caller, Role
 from crm_shared.domain import CommandMeta
 from crm_shared.eventstore import build_envelope
 from services.analytics.customer_360 import VersionGap, project, public_view
-from services.customer.domain import Customer
 from services.sales.domain import Policy
 from services.service_desk.domain import Complaint
+from tests.support import registered_customer
 
 META = CommandMeta("corr", "cmd-1", Caller("op", Role.OPERATOR))
 
 
 def history() -> tuple[str, list[dict]]:
-    customer = Customer.register(
-        full_name="Li Wei",
-        national_id="11010519491231002X",
-        mobile_phone="13800138000",
-        email=None,
-        date_of_birth=date(1949, 12, 31),
-        address={"line1": "1 Road", "city": "Beijing", "province": "Beijing"},
-        owning_agent_id="A-1",
-        meta=META,
-    )
+    customer = registered_customer(META)
     cid = str(customer.id)
     policies = [
         Policy.sell(
@@ -114,16 +105,7 @@ def test_a_version_arriving_before_its_predecessor_is_refused_not_recorded() -> 
 def test_an_erased_customers_events_replay_into_an_erased_view() -> None:
     """After erasure the store gives the personal fields as null (their key is gone); a rebuild or a
     lagging relay must still fold them, and end with nothing personal."""
-    customer = Customer.register(
-        full_name="Li Wei",
-        national_id="11010519491231002X",
-        mobile_phone="13800138000",
-        email=None,
-        date_of_birth=date(1949, 12, 31),
-        address={"line1": "1 Road", "city": "Beijing", "province": "Beijing"},
-        owning_agent_id="A-1",
-        meta=META,
-    )
+    customer = registered_customer(META)
     customer.update_profile({"mobile_phone": "13700000000"}, "new phone", META)
     customer.add_contact_point("email", "home", "li@example.cn", True, META)
     customer.erase("request", "DSR-1", META)
