@@ -23,6 +23,9 @@ class Role(StrEnum):
     SERVICE_DESK = "service_desk"
     OPERATOR = "operator"
     ADMIN = "admin"
+    # Internal systems (the core policy and claims systems, process managers): they report facts
+    # (payments, lapses, claims) and create follow-up work, and read no one's personal data.
+    SYSTEM = "system"
 
 
 @dataclass(frozen=True)

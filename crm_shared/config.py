@@ -26,6 +26,8 @@ class Settings:
     auth_secret: bytes
     # POSTGRES_* connection settings and CRM_CREATE_TABLES, for a PostgreSQL event store.
     postgres: Mapping[str, str]
+    # The business's time zone (IANA name): what a "day" is in daily plans and day reports.
+    timezone: str = "Asia/Shanghai"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, require_secret: bool = True) -> Settings:
@@ -53,4 +55,5 @@ class Settings:
             event_store=event_store,
             auth_secret=secret.encode(),
             postgres={k: v for k, v in env.items() if k.startswith("POSTGRES_") or k == "CRM_CREATE_TABLES"},
+            timezone=env.get("CRM_TIMEZONE", "Asia/Shanghai"),
         )

@@ -7,6 +7,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 import eventlet
@@ -98,10 +99,18 @@ class RpcCustomerDirectory:
     def __init__(self, customer_rpc: Any) -> None:
         self.customer_rpc = customer_rpc
 
-    def owning_agent_of(self, customer_id: str) -> str:
+    def _customer(self, customer_id: str) -> dict[str, Any]:
         reply = bounded_call(self.customer_rpc.get_customer, {"customer_id": customer_id}, "customer")
         raise_for(reply, f"customer {customer_id}")
-        return str(reply["result"]["owning_agent_id"])
+        result: dict[str, Any] = reply["result"]
+        return result
+
+    def owning_agent_of(self, customer_id: str) -> str:
+        return str(self._customer(customer_id)["owning_agent_id"])
+
+    def birth_date_of(self, customer_id: str) -> date | None:
+        born = self._customer(customer_id)["date_of_birth"]
+        return date.fromisoformat(born) if born else None
 
 
 class TtlCache:

@@ -10,6 +10,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, Protocol
 
 from marshmallow import Schema, ValidationError
@@ -53,6 +54,10 @@ class CustomerDirectory(Protocol):
     owns it. Raises NotFound for an unknown customer, PermissionDenied if the caller may not see it."""
 
     def owning_agent_of(self, customer_id: str) -> str: ...
+
+    def birth_date_of(self, customer_id: str) -> date | None:
+        """None for a record that holds none (an erased customer)."""
+        ...
 
 
 def unknown_customer_field(customer_id: str) -> ValidationFailed:

@@ -57,6 +57,10 @@ class SalesForce(CrmApplication):
             raise RuntimeError(f"team {team_id} has no roster")
         return roster
 
+    def team_agents(self, team_id: str) -> list[str]:
+        """The team's active agents, in the order they joined."""
+        return list(self._roster(team_id).members)
+
     def _managed(self, user_id: str, meta: CommandMeta) -> ManagedTeams:
         return self.find(ManagedTeams, ManagedTeams.id_for(user_id)) or ManagedTeams.start(user_id, meta)
 

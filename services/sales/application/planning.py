@@ -1,0 +1,331 @@
+"""The agent's day: activities planned, rescheduled, done or cancelled; follow-ups other parts of
+the company ask for; the daily plan and a manager's team day."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from crm_shared.access import TeamScope, may_act_on
+from crm_shared.auth import Caller, Role
+from crm_shared.commands import Decision, command
+from crm_shared.domain import CommandMeta, CrmAggregate
+from crm_shared.errors import FieldError, NotFound, ValidationFailed
+from crm_shared.rpc import CustomerDirectory
+from services.sales.application.base import SalesBase
+from services.sales.application.opportunities import yuan
+from services.sales.domain.activity import (
+    ACTIVITY_NAMESPACE,
+    Activity,
+    ActivityKind,
+    AgentDay,
+    Booking,
+    PlanStatus,
+    clashes,
+    day_bounds,
+    days_touched,
+    follow_up_id,
+    plan_status,
+)
+
+PLANNERS = (Role.AGENT, Role.MANAGER, Role.OPERATOR, Role.ADMIN)
+# Who may ask for follow-up work in an agent's day: process managers and internal systems.
+REQUESTERS = (Role.SYSTEM, Role.OPERATOR, Role.ADMIN)
+FOLLOW_UP_STARTS = time(9, 0)
+FOLLOW_UP_LASTS = timedelta(minutes=30)
+
+
+def unknown_activity(activity_id: str) -> NotFound:
+    return NotFound(
+        f"no activity {activity_id} that you may see",
+        fields=[FieldError("activity_id", "unknown_activity", "no such activity in your scope")],
+    )
+
+
+def activity_view(activity: Activity) -> dict[str, Any]:
+    return {
+        "activity_id": activity.activity_id,
+        "agent_id": activity.agent_id,
+        "customer_id": activity.customer_id,
+        "kind": activity.kind,
+        "planned_start": activity.planned_start.isoformat(),
+        "planned_end": activity.planned_end.isoformat(),
+        "purpose": activity.purpose,
+        "source": activity.source,
+        "state": activity.state,
+        "outcome": activity.outcome,
+        "completed_at": activity.completed_at.isoformat() if activity.completed_at else None,
+        "version": activity.version,
+    }
+
+
+def plan_entry(row: dict[str, Any], now: datetime) -> dict[str, Any]:
+    return {
+        "activity_id": row["activity_id"],
+        "kind": row["kind"],
+        "customer_id": row["customer_id"],
+        "planned_start": row["planned_start"],
+        "planned_end": row["planned_end"],
+        "purpose": row["purpose"],
+        "source": row["source"],
+        "state": row["state"],
+        "status": plan_status(row["state"], datetime.fromisoformat(row["planned_end"]), now).value,
+        "outcome": row["outcome"],
+        "completed_at": row["completed_at"],
+    }
+
+
+def with_clashes(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Marks the planned visits and meetings that overlap another (an activity handed over with its
+    customer lands whatever the new owner's day holds)."""
+    appointments = [
+        Booking(e["activity_id"], datetime.fromisoformat(e["planned_start"]), datetime.fromisoformat(e["planned_end"]))
+        for e in entries
+        if e["kind"] in ("visit", "meeting") and e["state"] == "planned"
+    ]
+    for entry in entries:
+        entry["clashes_with"] = []
+        if entry["kind"] in ("visit", "meeting") and entry["state"] == "planned":
+            entry["clashes_with"] = clashes(
+                appointments,
+                datetime.fromisoformat(entry["planned_start"]),
+                datetime.fromisoformat(entry["planned_end"]),
+                ignore=entry["activity_id"],
+            )
+    return entries
+
+
+class Planning(SalesBase):
+    # Loading ------------------------------------------------------------------------------------
+
+    def activity_in_scope(self, activity_id: str, caller: Caller) -> Activity:
+        activity = self.find(Activity, activity_id)
+        if activity is None or not may_act_on(caller, activity.agent_id, self):
+            raise unknown_activity(activity_id)
+        return activity
+
+    def agent_in_scope(self, agent_id: str | None, caller: Caller) -> str:
+        """The agent whose day it is: the caller by default; refused, as an unknown agent, outside
+        the caller's scope or for one who departed."""
+        agent_id = agent_id or caller.agent_id
+        if not agent_id:
+            raise ValidationFailed.single("agent_id", "required", "name the agent whose day it is")
+        if not may_act_on(caller, agent_id, self):
+            raise ValidationFailed.single("agent_id", "unknown_agent", f"no agent {agent_id} in your scope")
+        self.active_agent(agent_id)
+        return agent_id
+
+    def _days(self, agent_id: str, start: datetime, end: datetime, meta: CommandMeta) -> list[AgentDay]:
+        return [
+            self.find(AgentDay, AgentDay.id_for(agent_id, day)) or AgentDay.start(agent_id, day, meta)
+            for day in days_touched(start, end, self.zone)
+        ]
+
+    def _book(self, activity: Activity, meta: CommandMeta, *, force: bool = False) -> list[CrmAggregate]:
+        """The agent's days that hold an appointment, booked (refused if it overlaps another,
+        unless ``force``)."""
+        if not activity.is_appointment:
+            return []
+        days = self._days(activity.agent_id, activity.planned_start, activity.planned_end, meta)
+        for day in days:
+            day.book(activity.activity_id, activity.planned_start, activity.planned_end, meta, force=force)
+        return list(days)
+
+    def _release(self, activity: Activity, meta: CommandMeta) -> list[CrmAggregate]:
+        if not activity.is_appointment:
+            return []
+        days = [
+            d
+            for day in days_touched(activity.planned_start, activity.planned_end, self.zone)
+            if (d := self.find(AgentDay, AgentDay.id_for(activity.agent_id, day))) is not None
+        ]
+        for day in days:
+            day.release(activity.activity_id, meta)
+        return list(days)
+
+    # Commands -----------------------------------------------------------------------------------
+
+    @command
+    def plan_activity(
+        self, data: dict[str, Any], meta: CommandMeta, customers: CustomerDirectory, scope: TeamScope
+    ) -> Decision:
+        caller = meta.actor
+        caller.require_role(*PLANNERS)
+        agent_id = self.agent_in_scope(data.get("agent_id"), caller)
+        customer_id = str(data["customer_id"]) if data.get("customer_id") else None
+        if customer_id is not None:
+            self.owner_in_scope(customer_id, meta, customers, scope)
+        activity = Activity.plan(
+            agent_id=agent_id,
+            customer_id=customer_id,
+            kind=ActivityKind(data["kind"]),
+            planned_start=data["planned_start"],
+            planned_end=data["planned_end"],
+            purpose=data["purpose"],
+            source="agent" if caller.agent_id == agent_id else "manager",
+            source_key=None,
+            meta=meta,
+        )
+        return Decision(activity_view(activity), (activity, *self._book(activity, meta)))
+
+    @command
+    def plan_follow_up(self, data: dict[str, Any], meta: CommandMeta) -> Decision:
+        """Work another part of the company asks for (a churn warning, a campaign, a call-back):
+        planned once per (source, idempotency key), however often it is asked for."""
+        meta.actor.require_role(*REQUESTERS)
+        agent_id = data["agent_id"]
+        if self.owner_status(agent_id) != "active":
+            raise ValidationFailed.single(
+                "agent_id", "unknown_agent", f"{agent_id} is not an active agent or a team's pool"
+            )
+        activity_id = follow_up_id(data["source"], data["idempotency_key"])
+        start = data.get("planned_start") or datetime.combine(data["due_on"], FOLLOW_UP_STARTS, self.zone)
+        activity = Activity.plan(
+            agent_id=agent_id,
+            customer_id=str(data["customer_id"]),
+            kind=ActivityKind(data.get("kind") or ActivityKind.FOLLOW_UP),
+            planned_start=start,
+            planned_end=start + FOLLOW_UP_LASTS,
+            purpose=data["purpose"],
+            source=data["source"],
+            source_key=data["idempotency_key"],
+            meta=meta,
+            activity_id=activity_id,
+        )
+        changed = (activity, *self._book(activity, meta, force=True))
+        return Decision(
+            activity_view(activity) | {"already_planned": False},
+            changed,
+            explain_conflict=lambda: self._planned_already(activity_id),
+        )
+
+    def _planned_already(self, activity_id: uuid.UUID) -> Decision | None:
+        existing = self.find(Activity, activity_id)
+        if existing is None:
+            return None
+        return Decision(activity_view(existing) | {"already_planned": True})
+
+    @command
+    def reschedule_activity(self, data: dict[str, Any], meta: CommandMeta) -> Decision:
+        meta.actor.require_role(*PLANNERS)
+        activity = self.activity_in_scope(str(data["activity_id"]), meta.actor)
+        released = self._release(activity, meta)
+        activity.reschedule(data["planned_start"], data["planned_end"], data["reason"], meta)
+        booked = self._book(activity, meta)
+        days = {d.id: d for d in (*released, *booked)}  # a day released and booked again is one
+        return Decision(activity_view(activity), (activity, *days.values()))
+
+    @command
+    def complete_activity(self, data: dict[str, Any], meta: CommandMeta) -> Decision:
+        meta.actor.require_role(*PLANNERS)
+        activity = self.activity_in_scope(str(data["activity_id"]), meta.actor)
+        activity.complete(
+            outcome=data["outcome"],
+            notes=data.get("notes"),
+            next_step=data.get("next_step"),
+            at=self.now(),
+            meta=meta,
+        )
+        changed: list[CrmAggregate] = [activity]
+        answer = activity_view(activity) | {"next_activity_id": None}
+        follow = data.get("follow_up")
+        if follow is not None:
+            # The next step, planned with the completion: one command, one append.
+            next_activity = Activity.plan(
+                agent_id=activity.agent_id,
+                customer_id=activity.customer_id,
+                kind=ActivityKind(follow["kind"]),
+                planned_start=follow["planned_start"],
+                planned_end=follow["planned_end"],
+                purpose=follow["purpose"],
+                source=activity.source if activity.source != "manager" else "agent",
+                source_key=None,
+                meta=meta,
+                activity_id=uuid.uuid5(ACTIVITY_NAMESPACE, f"{meta.causation_id}:next"),
+            )
+            changed += [next_activity, *self._book(next_activity, meta)]
+            answer["next_activity_id"] = next_activity.activity_id
+        return Decision(answer, tuple(changed))
+
+    @command
+    def cancel_activity(self, data: dict[str, Any], meta: CommandMeta) -> Decision:
+        meta.actor.require_role(*PLANNERS)
+        activity = self.activity_in_scope(str(data["activity_id"]), meta.actor)
+        activity.cancel(data["reason"], meta)
+        return Decision(activity_view(activity), (activity, *self._release(activity, meta)))
+
+    # Queries ------------------------------------------------------------------------------------
+
+    def get_activity(self, data: dict[str, Any], meta: CommandMeta) -> dict[str, Any]:
+        return activity_view(self.activity_in_scope(str(data["activity_id"]), meta.actor))
+
+    def get_daily_plan(self, data: dict[str, Any], meta: CommandMeta) -> dict[str, Any]:
+        caller = meta.actor
+        caller.require_role(*PLANNERS)
+        agent_id = data.get("agent_id") or caller.agent_id
+        if not agent_id or not may_act_on(caller, agent_id, self) or self.team_of(agent_id) is None:
+            raise NotFound(
+                f"no agent {agent_id} that you may see",
+                fields=[FieldError("agent_id", "unknown_agent", "no such agent in your scope")],
+            )
+        day: date = data.get("date") or self.today()
+        start, end = day_bounds(day, self.zone)
+        now = self.now()
+        self.work.catch_up()
+        entries = with_clashes([plan_entry(r, now) for r in self.work.activities_of(agent_id, start, end)])
+        counts = {s.value: 0 for s in PlanStatus}
+        for entry in entries:
+            counts[entry["status"]] += 1
+        earlier = [plan_entry(r, now) for r in self.work.carried_over(agent_id, start)] if day <= self.today() else []
+        return {
+            "agent_id": agent_id,
+            "date": day.isoformat(),
+            "timezone": str(self.zone),
+            "as_of": now.isoformat(),
+            "activities": entries,
+            "counts": counts,
+            # Still planned from earlier days: overdue work the day should also see.
+            "carried_over": earlier,
+        }
+
+    def get_team_day(self, data: dict[str, Any], meta: CommandMeta) -> dict[str, Any]:
+        caller = meta.actor
+        caller.require_role(Role.MANAGER, Role.OPERATOR, Role.ADMIN)
+        _, agents = self.agents_in_view({"team_id": data["team_id"]}, caller)
+        day: date = data.get("date") or self.today()
+        start, end = day_bounds(day, self.zone)
+        now = self.now()
+        self.work.catch_up()
+        counts = self.work.day_counts(agents, start, end, now)
+        moves = self.work.moves_on(agents, start, end)
+        sold = self.work.premium_sold(agents, start, end)
+        rows = []
+        totals = {"planned": 0, "done": 0, "overdue": 0, "cancelled": 0, "opportunities_moved": 0, "policies_sold": 0}
+        premium_total = 0
+        for agent_id in agents:
+            day_counts = counts.get(agent_id, {"planned": 0, "done": 0, "overdue": 0, "cancelled": 0})
+            policies, premium = sold.get(agent_id, (0, 0))
+            row = {
+                "agent_id": agent_id,
+                **day_counts,
+                "done_share": None
+                if not day_counts["planned"]
+                else str((Decimal(day_counts["done"]) / day_counts["planned"]).quantize(Decimal("0.01"))),
+                "opportunities_moved": moves.get(agent_id, 0),
+                "policies_sold": policies,
+                "premium_sold": yuan(premium),
+            }
+            rows.append(row)
+            for name in totals:
+                totals[name] += int(row[name])  # type: ignore[call-overload]
+            premium_total += premium
+        return {
+            "team_id": data["team_id"],
+            "date": day.isoformat(),
+            "timezone": str(self.zone),
+            "as_of": now.isoformat(),
+            "agents": rows,
+            "totals": {**totals, "premium_sold": yuan(premium_total)},
+        }
