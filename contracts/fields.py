@@ -25,6 +25,38 @@ COMPLAINT_CATEGORIES = (
 )
 POLICY_STATUSES = ("active", "lapsed", "cancelled", "expired")
 
+# Selling and the agent's day.
+OPPORTUNITY_STAGES = ("new", "contacted", "needs_analysis", "proposal", "negotiation", "won", "lost")
+OPPORTUNITY_SOURCES = ("referral", "campaign", "walk_in", "renewal", "cross_sell", "churn_follow_up")
+LOST_REASONS = ("price", "chose_competitor", "no_need", "no_response", "not_eligible", "timing", "other")
+CUSTOMER_KINDS = ("existing", "prospect")
+CANCELLATION_REASONS = (
+    "customer_request",
+    "cooling_off",
+    "replaced",
+    "non_payment",
+    "non_disclosure",
+    "fraud",
+    "death_of_insured",
+    "other",
+)
+CLAIM_STATUSES = ("reported", "under_review", "approved", "rejected", "paid")
+ACTIVITY_KINDS = ("call", "visit", "meeting", "follow_up", "paperwork")
+ACTIVITY_STATES = ("planned", "done", "cancelled")
+ACTIVITY_OUTCOMES = (
+    "done",
+    "reached",
+    "no_answer",
+    "callback_requested",
+    "interested",
+    "not_interested",
+    "sold",
+)
+# Where an activity came from: the agent's own plan, their manager, or work another part of the
+# company asks for (``plan_follow_up`` takes the last four).
+ACTIVITY_SOURCES = ("agent", "manager", "churn_warning", "campaign", "service_desk", "renewal")
+FOLLOW_UP_SOURCES = ACTIVITY_SOURCES[2:]
+
 # The customer record: ways to reach a person, and what they agreed to be contacted for.
 CONTACT_KINDS = ("phone", "email", "postal_address", "messaging")
 MESSAGING_SERVICES = ("wechat", "qq", "whatsapp", "line", "telegram", "other")

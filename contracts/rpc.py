@@ -100,30 +100,66 @@ class ListCustomers(Strict):
     cursor = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
 
 
-class SellPolicy(Strict):
-    customer_id = f.uuid_field(required=True)
-    product = f.one_of(f.PRODUCTS, required=True)
-    annual_premium = f.money(required=True)
-    start_date = fields.Date(
-        required=True,
+def _business_date(**kwargs: Any) -> fields.Date:
+    return fields.Date(
         validate=rule(
             "range",
             lambda d: date(1900, 1, 1) <= d <= date(2200, 12, 31),
             "must be between 1900-01-01 and 2200-12-31",
         ),
+        **kwargs,
     )
-    term_years = fields.Integer(
+
+
+def _term_years(**kwargs: Any) -> fields.Integer:
+    return fields.Integer(
         strict=True,
-        required=True,
         validate=validate.Range(min=1, max=100, error="range: must be between {min} and {max}"),
+        **kwargs,
     )
+
+
+def _policy_number(**kwargs: Any) -> fields.String:
+    return fields.String(
+        validate=validate.Regexp(r"^POL-[0-9A-F]{16}$", error="format: POL- and 16 hex digits"), **kwargs
+    )
+
+
+def _moment(**kwargs: Any) -> fields.AwareDateTime:
+    """A point in time in ISO 8601 with its UTC offset (2027-03-01T09:30:00+08:00)."""
+    return fields.AwareDateTime(
+        format="iso",
+        validate=rule(
+            "range",
+            lambda m: 2000 <= m.year <= 2200,
+            "must be between the years 2000 and 2200",
+        ),
+        **kwargs,
+    )
+
+
+class SellPolicy(Strict):
+    """From a quote (``quote_id``: its product, premium, term and start are the sale's), or on
+    terms given: product, annual premium, start date and term."""
+
+    customer_id = f.uuid_field(required=True)
+    quote_id = f.uuid_field(load_default=None, allow_none=True)
+    product = f.one_of(f.PRODUCTS, load_default=None)
+    annual_premium = f.money(load_default=None)
+    start_date = _business_date(load_default=None)
+    term_years = _term_years(load_default=None)
+
+    @validates_schema
+    def _terms_or_quote(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("quote_id") is not None:
+            return
+        for name in ("product", "annual_premium", "start_date", "term_years"):
+            if data.get(name) is None:
+                raise ValidationError("required: give it, or sell from a quote_id", name)
 
 
 class GetPolicy(Strict):
-    policy_number = fields.String(
-        required=True,
-        validate=validate.Regexp(r"^POL-[0-9A-F]{16}$", error="format: POL- and 16 hex digits"),
-    )
+    policy_number = _policy_number(required=True)
 
 
 class OpenComplaint(Strict):
@@ -410,3 +446,198 @@ class MayContact(Strict):
     customer_id = f.uuid_field(required=True)
     channel = f.one_of(f.CONTACT_CHANNELS, required=True)
     purpose = f.one_of(f.CONSENT_PURPOSES, required=True)
+
+
+# Selling: opportunities, quotes, the policy's life ----------------------------------------------
+
+
+class OpenOpportunity(Strict):
+    customer_id = f.uuid_field(required=True)
+    product = f.one_of(f.PRODUCTS, required=True)
+    expected_annual_premium = f.money(required=True)
+    source = f.one_of(f.OPPORTUNITY_SOURCES, required=True)
+    expected_close_date = _business_date(load_default=None, allow_none=True)
+    note = f.text(1000, load_default=None, allow_none=True)
+
+
+class MoveOpportunity(Strict):
+    opportunity_id = f.uuid_field(required=True)
+    stage = f.one_of(f.OPPORTUNITY_STAGES[1:], required=True)
+    lost_reason = f.one_of(f.LOST_REASONS, load_default=None, allow_none=True)
+    policy_number = _policy_number(load_default=None, allow_none=True)
+    note = f.text(1000, load_default=None, allow_none=True)
+
+    @validates_schema
+    def _what_closing_needs(self, data: dict[str, Any], **_: Any) -> None:
+        if data["stage"] == "lost" and not data.get("lost_reason"):
+            raise ValidationError("required: a lost opportunity names why", "lost_reason")
+        if data["stage"] == "won" and not data.get("policy_number"):
+            raise ValidationError("required: a won opportunity names the policy sold", "policy_number")
+
+
+class GetOpportunity(Strict):
+    opportunity_id = f.uuid_field(required=True)
+
+
+class AgentOrTeam(Strict):
+    agent_id = f.agent_id(load_default=None)
+    team_id = f.code(load_default=None)
+
+    @validates_schema
+    def _one_of_them(self, data: dict[str, Any], **_: Any) -> None:
+        if (data.get("agent_id") is None) == (data.get("team_id") is None):
+            raise ValidationError("one_of: give agent_id or team_id, not both", "agent_id")
+
+
+class GetPipeline(AgentOrTeam):
+    pass
+
+
+class IssueQuote(Strict):
+    customer_id = f.uuid_field(required=True)
+    product = f.one_of(f.PRODUCTS, required=True)
+    sum_insured = f.money(required=True)
+    term_years = _term_years(required=True)
+    start_date = _business_date(load_default=None, allow_none=True)
+
+
+class GetQuote(Strict):
+    quote_id = f.uuid_field(required=True)
+
+
+class RenewPolicy(Strict):
+    """For another term: from a quote, or at the premium given, or at the present premium."""
+
+    policy_number = _policy_number(required=True)
+    quote_id = f.uuid_field(load_default=None, allow_none=True)
+    term_years = _term_years(load_default=None, allow_none=True)
+    annual_premium = f.money(load_default=None, allow_none=True)
+
+    @validates_schema
+    def _quote_or_terms(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("quote_id") is not None:
+            for name in ("term_years", "annual_premium"):
+                if data.get(name) is not None:
+                    raise ValidationError("not_allowed: a renewal from a quote takes the quote's terms", name)
+
+
+class RecordPremiumPayment(Strict):
+    policy_number = _policy_number(required=True)
+    payment_id = f.code(required=True)
+    amount = f.money(required=True)
+    due_date = _business_date(required=True)
+    paid_on = _business_date(load_default=None, allow_none=True)
+
+
+class RecordPolicyLapse(Strict):
+    policy_number = _policy_number(required=True)
+    missed_due_date = _business_date(required=True)
+    lapsed_on = _business_date(load_default=None, allow_none=True)
+
+
+class ReinstatePolicy(Strict):
+    policy_number = _policy_number(required=True)
+    reason = f.text(1000, required=True)
+    reinstated_on = _business_date(load_default=None, allow_none=True)
+
+
+class CancelPolicy(Strict):
+    policy_number = _policy_number(required=True)
+    reason = f.one_of(f.CANCELLATION_REASONS, required=True)
+    cancelled_on = _business_date(load_default=None, allow_none=True)
+    note = f.text(1000, load_default=None, allow_none=True)
+
+
+class RecordClaim(Strict):
+    """A claim as the core claims system has it now: sent again with a later status, it updates."""
+
+    policy_number = _policy_number(required=True)
+    claim_id = f.code(required=True)
+    loss_date = _business_date(required=True)
+    amount_claimed = f.money(required=True)
+    status = f.one_of(f.CLAIM_STATUSES, required=True)
+    amount_paid = f.money(load_default=None, allow_none=True)
+
+    @validates_schema
+    def _paid_amount(self, data: dict[str, Any], **_: Any) -> None:
+        if data["status"] == "paid" and data.get("amount_paid") is None:
+            raise ValidationError("required: a paid claim says how much was paid", "amount_paid")
+        if data["status"] != "paid" and data.get("amount_paid") is not None:
+            raise ValidationError("not_allowed: only a paid claim has an amount paid", "amount_paid")
+
+
+# The agent's day ----------------------------------------------------------------------------------
+
+
+class _Window(Strict):
+    planned_start = _moment(required=True)
+    planned_end = _moment(required=True)
+
+    @validates_schema
+    def _ends_after_start(self, data: dict[str, Any], **_: Any) -> None:
+        if data["planned_end"] <= data["planned_start"]:
+            raise ValidationError("after_start: an activity ends after it starts", "planned_end")
+
+
+class NextActivity(_Window):
+    kind = f.one_of(f.ACTIVITY_KINDS, required=True)
+    purpose = f.text(500, required=True)
+
+
+class PlanActivity(_Window):
+    """For the caller's own day by default (an agent); a manager names an agent of their teams."""
+
+    agent_id = f.agent_id(load_default=None, allow_none=True)
+    customer_id = f.uuid_field(load_default=None, allow_none=True)
+    kind = f.one_of(f.ACTIVITY_KINDS, required=True)
+    purpose = f.text(500, required=True)
+
+
+class PlanFollowUp(Strict):
+    """Work another part of the company puts in an owner's day (an agent, or a team's pool):
+    planned once per (source, idempotency_key), however often it is sent."""
+
+    agent_id = f.agent_id(required=True)
+    customer_id = f.uuid_field(required=True)
+    source = f.one_of(f.FOLLOW_UP_SOURCES, required=True)
+    idempotency_key = f.text(200, required=True)
+    due_on = _business_date(required=True)
+    planned_start = _moment(load_default=None, allow_none=True)
+    kind = f.one_of(("call", "follow_up", "visit"), load_default="follow_up")
+    purpose = f.text(500, required=True)
+
+
+class RescheduleActivity(_Window):
+    activity_id = f.uuid_field(required=True)
+    reason = f.text(1000, required=True)
+
+
+class CompleteActivity(Strict):
+    activity_id = f.uuid_field(required=True)
+    outcome = f.one_of(f.ACTIVITY_OUTCOMES, required=True)
+    notes = f.text(4000, load_default=None, allow_none=True)
+    next_step = f.text(1000, load_default=None, allow_none=True)
+    # The next step planned at once, with the completion.
+    follow_up = fields.Nested(NextActivity, load_default=None, allow_none=True)
+
+
+class CancelActivity(Strict):
+    activity_id = f.uuid_field(required=True)
+    reason = f.text(1000, required=True)
+
+
+class GetActivity(Strict):
+    activity_id = f.uuid_field(required=True)
+
+
+class GetDailyPlan(Strict):
+    """An agent's day (the caller's own by default); the date in the business's time zone, today
+    by default."""
+
+    agent_id = f.agent_id(load_default=None, allow_none=True)
+    date = _business_date(load_default=None, allow_none=True)
+
+
+class GetTeamDay(Strict):
+    team_id = f.code(required=True)
+    date = _business_date(load_default=None, allow_none=True)

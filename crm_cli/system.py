@@ -280,6 +280,7 @@ class System:
             commands[f"relay-{context}"] = [bin_path("crm-relay"), context]
         commands["projector"] = [bin_path("crm-projector")]
         commands["handover"] = [bin_path("crm-handover")]
+        commands["sales-reactions"] = [bin_path("crm-sales-reactions")]
         return commands
 
     def start(self, names: list[str] | None = None) -> None:
@@ -347,7 +348,11 @@ class System:
                     if time.monotonic() > deadline:
                         raise TimeoutError(f"the {service} service did not answer in {timeout}s")
                     time.sleep(0.5)
-        for name, queue in (("projector", "analytics.customer_360"), ("handover", "customer.handover")):
+        for name, queue in (
+            ("projector", "analytics.customer_360"),
+            ("handover", "customer.handover"),
+            ("sales-reactions", "sales.work_follows_customer"),
+        ):
             while rpc_consumers(self.amqp_uri, queue=queue) == 0:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"the {name} process did not start consuming in {timeout}s")

@@ -16,6 +16,7 @@ from eventsourcing.domain import Aggregate
 
 from crm_shared.auth import Caller
 
+REACTION_NAMESPACE = uuid.UUID("b5d3e7a1-2c84-4f09-9a6e-7e1f0c3b8d42")
 _BASE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
 
 
@@ -43,6 +44,16 @@ class CommandMeta:
     @classmethod
     def new(cls, actor: Caller, correlation_id: str | None = None) -> CommandMeta:
         return cls(correlation_id or str(uuid.uuid4()), str(uuid.uuid4()), actor)
+
+    @classmethod
+    def for_reaction(cls, envelope: dict[str, Any], reaction: str, actor: Caller) -> CommandMeta:
+        """The command a process manager issues for an event: its id comes from the event and the
+        reaction's name, so a redelivered event is the same command and has its effect once."""
+        return cls(
+            correlation_id=str(envelope["correlation_id"]),
+            causation_id=str(uuid.uuid5(REACTION_NAMESPACE, f"{reaction}:{envelope['event_id']}")),
+            actor=actor,
+        )
 
 
 def json_ready(value: Any) -> Any:

@@ -18,6 +18,7 @@ _BUILTIN_RULES = {
     "Invalid input type.": "type",
     "Not a valid email address.": "format",
     "Special numeric values (nan or infinity) are not permitted.": "finite",
+    "Not a valid aware datetime.": "timezone",
 }
 
 

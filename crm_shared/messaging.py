@@ -78,6 +78,7 @@ def dead_letter_queue(name: str) -> Queue:
 CONSUMER_QUEUES: dict[str, str] = {
     "analytics.customer_360": "#",
     "customer.handover": "sales.agent_departed",
+    "sales.work_follows_customer": "customer.owner_changed",
 }
 
 

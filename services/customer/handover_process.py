@@ -10,7 +10,6 @@ import argparse
 import logging
 import signal
 import threading
-import uuid
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError
@@ -25,18 +24,7 @@ from services.customer.handover import HANDOVER
 
 QUEUE = "customer.handover"
 REACTION = "hand_over_departed_agents_book"
-REACTION_NAMESPACE = uuid.UUID("b5d3e7a1-2c84-4f09-9a6e-7e1f0c3b8d42")
 log = logging.getLogger("crm.handover")
-
-
-def reaction_meta(envelope: dict[str, Any]) -> CommandMeta:
-    """The reaction's command id comes from the event and the reaction's name: a redelivered event
-    is the same command, and has its effect once."""
-    return CommandMeta(
-        correlation_id=str(envelope["correlation_id"]),
-        causation_id=str(uuid.uuid5(REACTION_NAMESPACE, f"{REACTION}:{envelope['event_id']}")),
-        actor=HANDOVER,
-    )
 
 
 class HandoverProcess:
@@ -51,7 +39,9 @@ class HandoverProcess:
         for envelope in envelopes:
             try:
                 if envelope["event_type"] == "sales.agent_departed":
-                    self.app.hand_over_departed_agents_book(envelope, reaction_meta(envelope))
+                    self.app.hand_over_departed_agents_book(
+                        envelope, CommandMeta.for_reaction(envelope, REACTION, HANDOVER)
+                    )
                 outcomes.append(None)
             except Exception as e:  # retried alone, then dead-lettered with the reason
                 outcomes.append(e)

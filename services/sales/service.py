@@ -1,13 +1,14 @@
-"""Nameko entrypoint of the sales context.
+"""Nameko entrypoint of the sales context: one line per RPC.
 
-Sales learns that a customer exists by asking the customer service over RPC at the moment of the
-sale, as the original caller. The customer context is the only source of truth for who exists and who
-owns them, and a policy sold to a customer registered a second earlier must not be refused by a
-replica that has not caught up. The sales force (teams, agents) lives here: it answers the other
-contexts' scope questions (``scope_of``) and is its own scope."""
+Sales learns that a customer exists, and who owns them, by asking the customer service over RPC at
+the moment of the command, as the original caller. The customer context is the only source of truth
+for who exists and who owns them, and a policy sold to a customer registered a second earlier must
+not be refused by a replica that has not caught up. The sales force (teams, agents) lives here: it
+answers the other contexts' scope questions (``scope_of``) and is its own scope."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from marshmallow import Schema
@@ -17,6 +18,9 @@ from contracts import rpc as schemas
 from crm_shared.nameko_support import Application, CrmService, RpcCustomerDirectory
 from crm_shared.rpc import Handler
 from services.sales.application import SalesApplication
+
+# A handler that asks the customer context about the customer: (data, meta, customers, scope).
+WithCustomers = Callable[..., Any]
 
 
 class SalesService(CrmService):
@@ -28,25 +32,127 @@ class SalesService(CrmService):
     def _command(self, operation: str, schema: type[Schema], payload: Any, handler: Handler) -> dict:
         return self.request.run(operation, schema, payload, handler, command=True)
 
+    def _about_customers(self, handler: WithCustomers) -> Handler:
+        directory = RpcCustomerDirectory(self.customer_rpc)
+        return lambda data, meta: handler(data, meta, directory, self.app)
+
+    def _customer_command(
+        self, operation: str, schema: type[Schema], payload: Any, handler: WithCustomers
+    ) -> dict:
+        return self._command(operation, schema, payload, self._about_customers(handler))
+
+    def _customer_query(
+        self, operation: str, schema: type[Schema], payload: Any, handler: WithCustomers
+    ) -> dict:
+        return self.request.run(operation, schema, payload, self._about_customers(handler))
+
+    # Policies and quotes -------------------------------------------------------------------------
+
     @rpc
     def sell_policy(self, payload: Any) -> dict:
-        directory = RpcCustomerDirectory(self.customer_rpc)
-        return self._command(
-            "sell_policy",
-            schemas.SellPolicy,
-            payload,
-            lambda data, meta: self.app.sell_policy(data, meta, directory, self.app),
-        )
+        return self._customer_command("sell_policy", schemas.SellPolicy, payload, self.app.sell_policy)
 
     @rpc
     def get_policy(self, payload: Any) -> dict:
-        directory = RpcCustomerDirectory(self.customer_rpc)
-        return self.request.run(
-            "get_policy",
-            schemas.GetPolicy,
-            payload,
-            lambda data, meta: self.app.get_policy(data, meta, directory, self.app),
+        return self._customer_query("get_policy", schemas.GetPolicy, payload, self.app.get_policy)
+
+    @rpc
+    def issue_quote(self, payload: Any) -> dict:
+        return self._customer_command("issue_quote", schemas.IssueQuote, payload, self.app.issue_quote)
+
+    @rpc
+    def get_quote(self, payload: Any) -> dict:
+        return self._customer_query("get_quote", schemas.GetQuote, payload, self.app.get_quote)
+
+    @rpc
+    def renew_policy(self, payload: Any) -> dict:
+        return self._customer_command("renew_policy", schemas.RenewPolicy, payload, self.app.renew_policy)
+
+    @rpc
+    def record_premium_payment(self, payload: Any) -> dict:
+        return self._customer_command(
+            "record_premium_payment", schemas.RecordPremiumPayment, payload, self.app.record_premium_payment
         )
+
+    @rpc
+    def record_policy_lapse(self, payload: Any) -> dict:
+        return self._customer_command(
+            "record_policy_lapse", schemas.RecordPolicyLapse, payload, self.app.record_policy_lapse
+        )
+
+    @rpc
+    def reinstate_policy(self, payload: Any) -> dict:
+        return self._customer_command(
+            "reinstate_policy", schemas.ReinstatePolicy, payload, self.app.reinstate_policy
+        )
+
+    @rpc
+    def cancel_policy(self, payload: Any) -> dict:
+        return self._customer_command("cancel_policy", schemas.CancelPolicy, payload, self.app.cancel_policy)
+
+    @rpc
+    def record_claim(self, payload: Any) -> dict:
+        return self._customer_command("record_claim", schemas.RecordClaim, payload, self.app.record_claim)
+
+    # Opportunities -----------------------------------------------------------------------------
+
+    @rpc
+    def open_opportunity(self, payload: Any) -> dict:
+        return self._customer_command(
+            "open_opportunity", schemas.OpenOpportunity, payload, self.app.open_opportunity
+        )
+
+    @rpc
+    def move_opportunity(self, payload: Any) -> dict:
+        return self._command("move_opportunity", schemas.MoveOpportunity, payload, self.app.move_opportunity)
+
+    @rpc
+    def get_opportunity(self, payload: Any) -> dict:
+        return self.request.run("get_opportunity", schemas.GetOpportunity, payload, self.app.get_opportunity)
+
+    @rpc
+    def get_pipeline(self, payload: Any) -> dict:
+        return self.request.run("get_pipeline", schemas.GetPipeline, payload, self.app.get_pipeline)
+
+    # The agent's day ---------------------------------------------------------------------------
+
+    @rpc
+    def plan_activity(self, payload: Any) -> dict:
+        return self._customer_command("plan_activity", schemas.PlanActivity, payload, self.app.plan_activity)
+
+    @rpc
+    def plan_follow_up(self, payload: Any) -> dict:
+        return self._command("plan_follow_up", schemas.PlanFollowUp, payload, self.app.plan_follow_up)
+
+    @rpc
+    def reschedule_activity(self, payload: Any) -> dict:
+        return self._command(
+            "reschedule_activity", schemas.RescheduleActivity, payload, self.app.reschedule_activity
+        )
+
+    @rpc
+    def complete_activity(self, payload: Any) -> dict:
+        return self._command(
+            "complete_activity", schemas.CompleteActivity, payload, self.app.complete_activity
+        )
+
+    @rpc
+    def cancel_activity(self, payload: Any) -> dict:
+        return self._command("cancel_activity", schemas.CancelActivity, payload, self.app.cancel_activity)
+
+    @rpc
+    def get_activity(self, payload: Any) -> dict:
+        return self.request.run("get_activity", schemas.GetActivity, payload, self.app.get_activity)
+
+    @rpc
+    def get_daily_plan(self, payload: Any) -> dict:
+        return self.request.run("get_daily_plan", schemas.GetDailyPlan, payload, self.app.get_daily_plan)
+
+    @rpc
+    def get_team_day(self, payload: Any) -> dict:
+        return self.request.run("get_team_day", schemas.GetTeamDay, payload, self.app.get_team_day)
+
+    # The sales force ---------------------------------------------------------------------------
 
     @rpc
     def create_team(self, payload: Any) -> dict:

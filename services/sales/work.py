@@ -101,8 +101,8 @@ class WorkIndex:
 
     def _activity_planned(self, cursor: Cursor, e: Activity.Planned) -> None:
         cursor.execute(
-            f"INSERT INTO {ACTIVITIES} (activity_id, agent_id, customer_id, kind, planned_start, planned_end, "
-            "state, purpose, source) VALUES (?, ?, ?, ?, ?, ?, 'planned', ?, ?) "
+            f"INSERT INTO {ACTIVITIES} (activity_id, agent_id, customer_id, kind, planned_start, "
+            "planned_end, state, purpose, source) VALUES (?, ?, ?, ?, ?, ?, 'planned', ?, ?) "
             "ON CONFLICT (activity_id) DO NOTHING",
             (
                 e.activity_id,
@@ -132,7 +132,9 @@ class WorkIndex:
         cursor.execute(f"UPDATE {ACTIVITIES} SET state = 'cancelled' WHERE activity_id = ?", (e.activity_id,))
 
     def _activity_reassigned(self, cursor: Cursor, e: Activity.Reassigned) -> None:
-        cursor.execute(f"UPDATE {ACTIVITIES} SET agent_id = ? WHERE activity_id = ?", (e.to_agent_id, e.activity_id))
+        cursor.execute(
+            f"UPDATE {ACTIVITIES} SET agent_id = ? WHERE activity_id = ?", (e.to_agent_id, e.activity_id)
+        )
 
     def _opportunity_opened(self, cursor: Cursor, e: Opportunity.Opened) -> None:
         cursor.execute(
@@ -171,18 +173,28 @@ class WorkIndex:
 
     def _opportunity_reassigned(self, cursor: Cursor, e: Opportunity.Reassigned) -> None:
         cursor.execute(
-            f"UPDATE {OPPORTUNITIES} SET agent_id = ? WHERE opportunity_id = ?", (e.to_agent_id, e.opportunity_id)
+            f"UPDATE {OPPORTUNITIES} SET agent_id = ? WHERE opportunity_id = ?",
+            (e.to_agent_id, e.opportunity_id),
         )
 
     def _policy_sold(self, cursor: Cursor, e: Policy.Sold) -> None:
         cursor.execute(
             f"INSERT INTO {POLICIES} (policy_number, customer_id, agent_id, product, annual_premium_cents, "
             "sold_at, status) VALUES (?, ?, ?, ?, ?, ?, 'active') ON CONFLICT (policy_number) DO NOTHING",
-            (e.policy_number, e.customer_id, e.agent_id, e.product, cents(e.annual_premium), stamp(e.timestamp)),
+            (
+                e.policy_number,
+                e.customer_id,
+                e.agent_id,
+                e.product,
+                cents(e.annual_premium),
+                stamp(e.timestamp),
+            ),
         )
 
     def _status(self, cursor: Cursor, policy_number: str, status: PolicyStatus) -> None:
-        cursor.execute(f"UPDATE {POLICIES} SET status = ? WHERE policy_number = ?", (status.value, policy_number))
+        cursor.execute(
+            f"UPDATE {POLICIES} SET status = ? WHERE policy_number = ?", (status.value, policy_number)
+        )
 
     def _policy_lapsed(self, cursor: Cursor, e: Policy.Lapsed) -> None:
         self._status(cursor, e.policy_number, PolicyStatus.LAPSED)
@@ -195,7 +207,9 @@ class WorkIndex:
 
     # Reading ------------------------------------------------------------------------------------
 
-    def activities_of(self, agent_id: str, start: datetime, end: datetime, limit: int = 500) -> list[dict[str, Any]]:
+    def activities_of(
+        self, agent_id: str, start: datetime, end: datetime, limit: int = 500
+    ) -> list[dict[str, Any]]:
         """An agent's activities starting in ``[start, end)``, in plan order."""
         return self.tables.query(
             f"SELECT * FROM {ACTIVITIES} WHERE agent_id = ? AND planned_start >= ? AND planned_start < ? "
@@ -212,7 +226,9 @@ class WorkIndex:
             (agent_id, stamp(before), limit),
         )
 
-    def day_counts(self, agent_ids: Sequence[str], start: datetime, end: datetime, now: datetime) -> dict[str, dict[str, int]]:
+    def day_counts(
+        self, agent_ids: Sequence[str], start: datetime, end: datetime, now: datetime
+    ) -> dict[str, dict[str, int]]:
         """Per agent, the day's activities: planned (not cancelled), done, overdue, cancelled."""
         if not agent_ids:
             return {}
@@ -226,7 +242,10 @@ class WorkIndex:
             "AND planned_start >= ? AND planned_start < ? GROUP BY agent_id",
             (stamp(now), *agent_ids, stamp(start), stamp(end)),
         )
-        return {r["agent_id"]: {k: int(r[k] or 0) for k in ("planned", "done", "overdue", "cancelled")} for r in rows}
+        return {
+            r["agent_id"]: {k: int(r[k] or 0) for k in ("planned", "done", "overdue", "cancelled")}
+            for r in rows
+        }
 
     def moves_on(self, agent_ids: Sequence[str], start: datetime, end: datetime) -> dict[str, int]:
         """Per agent, how many opportunities they moved to another stage in ``[start, end)``."""
@@ -240,13 +259,16 @@ class WorkIndex:
         )
         return {r["agent_id"]: int(r["n"]) for r in rows}
 
-    def premium_sold(self, agent_ids: Sequence[str], start: datetime, end: datetime) -> dict[str, tuple[int, int]]:
+    def premium_sold(
+        self, agent_ids: Sequence[str], start: datetime, end: datetime
+    ) -> dict[str, tuple[int, int]]:
         """Per agent, the policies sold in ``[start, end)`` and their annual premium in cents."""
         if not agent_ids:
             return {}
         rows = self.tables.query(
             f"SELECT agent_id, COUNT(*) AS n, SUM(annual_premium_cents) AS total FROM {POLICIES} "
-            f"WHERE agent_id IN ({placeholders(agent_ids)}) AND sold_at >= ? AND sold_at < ? GROUP BY agent_id",
+            f"WHERE agent_id IN ({placeholders(agent_ids)}) AND sold_at >= ? AND sold_at < ? "
+            "GROUP BY agent_id",
             (*agent_ids, stamp(start), stamp(end)),
         )
         return {r["agent_id"]: (int(r["n"]), int(r["total"] or 0)) for r in rows}
@@ -279,12 +301,14 @@ class WorkIndex:
             (customer_id, *CLOSED),
         )
         activities = self.tables.query(
-            f"SELECT activity_id FROM {ACTIVITIES} WHERE customer_id = ? AND state = 'planned'", (customer_id,)
+            f"SELECT activity_id FROM {ACTIVITIES} WHERE customer_id = ? AND state = 'planned'",
+            (customer_id,),
         )
         return [r["opportunity_id"] for r in opportunities], [r["activity_id"] for r in activities]
 
     def holds_policy_in_force(self, customer_id: str) -> bool:
         rows = self.tables.query(
-            f"SELECT 1 AS one FROM {POLICIES} WHERE customer_id = ? AND status = 'active' LIMIT 1", (customer_id,)
+            f"SELECT 1 AS one FROM {POLICIES} WHERE customer_id = ? AND status = 'active' LIMIT 1",
+            (customer_id,),
         )
         return bool(rows)

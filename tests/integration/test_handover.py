@@ -17,8 +17,8 @@ from crm_shared.auth import Caller, Role
 from crm_shared.domain import CommandMeta
 from crm_shared.eventstore import sqlite_env
 from services.customer.application import CustomerApplication
-from services.customer.handover import COMPLETION_GRACE_SECONDS
-from services.customer.handover_process import reaction_meta
+from services.customer.handover import COMPLETION_GRACE_SECONDS, HANDOVER
+from services.customer.handover_process import REACTION
 from services.sales.application import SalesApplication
 from tests.support import InProcessSalesForce, customer_payload, staffed
 
@@ -177,8 +177,12 @@ def test_the_same_departure_delivered_twice_starts_one_transfer(world: Any, cloc
             "successors": ["A-2"],
         },
     }
-    first = customers.hand_over_departed_agents_book(envelope, reaction_meta(envelope))
-    again = customers.hand_over_departed_agents_book(envelope, reaction_meta(envelope))
+    first = customers.hand_over_departed_agents_book(
+        envelope, CommandMeta.for_reaction(envelope, REACTION, HANDOVER)
+    )
+    again = customers.hand_over_departed_agents_book(
+        envelope, CommandMeta.for_reaction(envelope, REACTION, HANDOVER)
+    )
     assert first == again
     customers.owners.catch_up()
     assert customers.owners.active_transfers() == [first["transfer_id"]]

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import functools
 from datetime import date, datetime, tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from eventsourcing.utils import EnvType
-
-from typing import Any
 
 from crm_shared.access import TeamScope, may_act_on
 from crm_shared.auth import Caller, Role
@@ -24,7 +23,9 @@ DEFAULT_TIMEZONE = "Asia/Shanghai"
 
 
 class SalesBase(SalesForce):
-    def __init__(self, env: EnvType | None = None, clock: Clock = utc_now, zone: tzinfo | None = None) -> None:
+    def __init__(
+        self, env: EnvType | None = None, clock: Clock = utc_now, zone: tzinfo | None = None
+    ) -> None:
         super().__init__(env, clock)
         self.zone: tzinfo = zone or ZoneInfo(DEFAULT_TIMEZONE)
 

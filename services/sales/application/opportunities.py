@@ -42,7 +42,9 @@ def opportunity_view(opportunity: Opportunity) -> dict[str, Any]:
         "probability": str(PROBABILITY[stage]),
         "expected_annual_premium": str(opportunity.expected_annual_premium),
         "weighted_premium": str(opportunity.weighted_premium),
-        "expected_close_date": opportunity.expected_close_date.isoformat() if opportunity.expected_close_date else None,
+        "expected_close_date": opportunity.expected_close_date.isoformat()
+        if opportunity.expected_close_date
+        else None,
         "lost_reason": opportunity.lost_reason,
         "policy_number": opportunity.policy_number,
         "next_stages": allowed_moves(stage),
@@ -113,10 +115,16 @@ class Opportunities(SalesBase):
             policy = self.find(Policy, Policy.id_for(policy_number))
             if policy is None or policy.customer_id != opportunity.customer_id:
                 raise ValidationFailed.single(
-                    "policy_number", "unknown_policy", f"no policy {policy_number} of this opportunity's customer"
+                    "policy_number",
+                    "unknown_policy",
+                    f"no policy {policy_number} of this opportunity's customer",
                 )
         opportunity.move(
-            to_stage, lost_reason=data.get("lost_reason"), policy_number=policy_number, note=data.get("note"), meta=meta
+            to_stage,
+            lost_reason=data.get("lost_reason"),
+            policy_number=policy_number,
+            note=data.get("note"),
+            meta=meta,
         )
         return Decision(opportunity_view(opportunity), (opportunity,))
 

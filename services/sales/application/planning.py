@@ -81,7 +81,11 @@ def with_clashes(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Marks the planned visits and meetings that overlap another (an activity handed over with its
     customer lands whatever the new owner's day holds)."""
     appointments = [
-        Booking(e["activity_id"], datetime.fromisoformat(e["planned_start"]), datetime.fromisoformat(e["planned_end"]))
+        Booking(
+            e["activity_id"],
+            datetime.fromisoformat(e["planned_start"]),
+            datetime.fromisoformat(e["planned_end"]),
+        )
         for e in entries
         if e["kind"] in ("visit", "meeting") and e["state"] == "planned"
     ]
@@ -278,7 +282,11 @@ class Planning(SalesBase):
         counts = {s.value: 0 for s in PlanStatus}
         for entry in entries:
             counts[entry["status"]] += 1
-        earlier = [plan_entry(r, now) for r in self.work.carried_over(agent_id, start)] if day <= self.today() else []
+        earlier = (
+            [plan_entry(r, now) for r in self.work.carried_over(agent_id, start)]
+            if day <= self.today()
+            else []
+        )
         return {
             "agent_id": agent_id,
             "date": day.isoformat(),
@@ -302,12 +310,19 @@ class Planning(SalesBase):
         moves = self.work.moves_on(agents, start, end)
         sold = self.work.premium_sold(agents, start, end)
         rows = []
-        totals = {"planned": 0, "done": 0, "overdue": 0, "cancelled": 0, "opportunities_moved": 0, "policies_sold": 0}
+        totals = {
+            "planned": 0,
+            "done": 0,
+            "overdue": 0,
+            "cancelled": 0,
+            "opportunities_moved": 0,
+            "policies_sold": 0,
+        }
         premium_total = 0
         for agent_id in agents:
             day_counts = counts.get(agent_id, {"planned": 0, "done": 0, "overdue": 0, "cancelled": 0})
             policies, premium = sold.get(agent_id, (0, 0))
-            row = {
+            row: dict[str, Any] = {
                 "agent_id": agent_id,
                 **day_counts,
                 "done_share": None
@@ -319,7 +334,7 @@ class Planning(SalesBase):
             }
             rows.append(row)
             for name in totals:
-                totals[name] += int(row[name])  # type: ignore[call-overload]
+                totals[name] += int(row[name])
             premium_total += premium
         return {
             "team_id": data["team_id"],

@@ -16,7 +16,7 @@ from crm_shared.auth import Role
 from crm_shared.commands import Decision, command
 from crm_shared.domain import CommandMeta, CrmAggregate
 from crm_shared.errors import FieldError, NotFound, ValidationFailed
-from crm_shared.rpc import CustomerDirectory, owning_agent_of_known_customer, unknown_customer_field
+from crm_shared.rpc import CustomerDirectory, owning_agent_of_known_customer
 from services.sales.application.base import SalesBase
 from services.sales.domain.policy import ClaimStatus, Policy, policy_number_for
 from services.sales.domain.rating import Quote, age_on, catalogue_in_force, load_catalogue
@@ -93,7 +93,9 @@ class Selling(SalesBase):
         owner = self.owner_in_scope(customer_id, meta, customers, scope)
         born = customers.birth_date_of(customer_id)
         if born is None:
-            raise ValidationFailed.single("customer_id", "no_birth_date", "the customer record holds no birth date")
+            raise ValidationFailed.single(
+                "customer_id", "no_birth_date", "the customer record holds no birth date"
+            )
         today = self.today()
         start = data.get("start_date") or today
         if start < today:
@@ -138,7 +140,9 @@ class Selling(SalesBase):
         meta.actor.require_role(*SELLERS)
         customer_id = str(data["customer_id"])
         owning_agent = self.owner_in_scope(customer_id, meta, customers, scope)
-        terms = {k: data.get(k) for k in ("product", "annual_premium", "term_years", "start_date")}
+        terms: dict[str, Any] = {
+            k: data.get(k) for k in ("product", "annual_premium", "term_years", "start_date")
+        }
         changed: list[CrmAggregate] = []
         quote: Quote | None = None
         if data.get("quote_id") is not None:
@@ -152,7 +156,9 @@ class Selling(SalesBase):
             for name, value in quoted.items():
                 if terms[name] is not None and terms[name] != value:
                     raise ValidationFailed.single(
-                        name, "differs_from_quote", f"quote {quote.quote_id} says {value}; leave it out or issue a new quote"
+                        name,
+                        "differs_from_quote",
+                        f"quote {quote.quote_id} says {value}; leave it out or issue a new quote",
                     )
             terms = quoted
         policy = Policy.sell(
@@ -209,11 +215,16 @@ class Selling(SalesBase):
     def get_policy(
         self, data: dict[str, Any], meta: CommandMeta, customers: CustomerDirectory, scope: TeamScope
     ) -> dict[str, Any]:
-        policy = self.policy_in_scope(data["policy_number"], meta, customers, scope, also=(Role.SERVICE_DESK, Role.SYSTEM))
+        policy = self.policy_in_scope(
+            data["policy_number"], meta, customers, scope, also=(Role.SERVICE_DESK, Role.SYSTEM)
+        )
         return policy_view(policy)
 
     def _acted(self, policy: Policy) -> Decision:
-        return Decision({"policy_number": policy.policy_number, "status": policy.status, "version": policy.version}, (policy,))
+        return Decision(
+            {"policy_number": policy.policy_number, "status": policy.status, "version": policy.version},
+            (policy,),
+        )
 
     @command
     def renew_policy(
@@ -228,12 +239,19 @@ class Selling(SalesBase):
         if data.get("quote_id") is not None:
             quote = self._usable_quote(data["quote_id"], policy.customer_id)
             if quote.product != policy.product:
-                raise ValidationFailed.single("quote_id", "other_product", f"quote {quote.quote_id} is for {quote.product}")
+                raise ValidationFailed.single(
+                    "quote_id", "other_product", f"quote {quote.quote_id} is for {quote.product}"
+                )
             term_years, premium, quote_id = quote.term_years, quote.annual_premium, quote.quote_id
             quote.accept(policy.policy_number, meta)
             changed.append(quote)
-        policy.renew(on=self.today(), term_years=term_years, annual_premium=premium, quote_id=quote_id, meta=meta)
-        answer = self._acted(policy).answer | {"end_date": policy.end_date.isoformat(), "annual_premium": str(premium)}
+        policy.renew(
+            on=self.today(), term_years=term_years, annual_premium=premium, quote_id=quote_id, meta=meta
+        )
+        answer = self._acted(policy).answer | {
+            "end_date": policy.end_date.isoformat(),
+            "annual_premium": str(premium),
+        }
         return Decision(answer, tuple(changed))
 
     @command
@@ -243,8 +261,16 @@ class Selling(SalesBase):
         meta.actor.require_role(*CORE_SYSTEM_REPORTS)
         policy = self.policy_in_scope(data["policy_number"], meta, customers, scope, also=(Role.SYSTEM,))
         paid_on: date = data.get("paid_on") or self.today()
-        policy.pay(payment_id=data["payment_id"], amount=data["amount"], due_date=data["due_date"], paid_on=paid_on, meta=meta)
-        return Decision(self._acted(policy).answer | {"paid_through": data["due_date"].isoformat()}, (policy,))
+        policy.pay(
+            payment_id=data["payment_id"],
+            amount=data["amount"],
+            due_date=data["due_date"],
+            paid_on=paid_on,
+            meta=meta,
+        )
+        return Decision(
+            self._acted(policy).answer | {"paid_through": data["due_date"].isoformat()}, (policy,)
+        )
 
     @command
     def record_policy_lapse(
@@ -252,7 +278,11 @@ class Selling(SalesBase):
     ) -> Decision:
         meta.actor.require_role(*CORE_SYSTEM_REPORTS)
         policy = self.policy_in_scope(data["policy_number"], meta, customers, scope, also=(Role.SYSTEM,))
-        policy.lapse(missed_due_date=data["missed_due_date"], lapsed_on=data.get("lapsed_on") or self.today(), meta=meta)
+        policy.lapse(
+            missed_due_date=data["missed_due_date"],
+            lapsed_on=data.get("lapsed_on") or self.today(),
+            meta=meta,
+        )
         return self._acted(policy)
 
     @command
@@ -270,7 +300,12 @@ class Selling(SalesBase):
     ) -> Decision:
         meta.actor.require_role(*SERVICING)
         policy = self.policy_in_scope(data["policy_number"], meta, customers, scope, also=(Role.SYSTEM,))
-        policy.cancel(on=data.get("cancelled_on") or self.today(), reason=data["reason"], note=data.get("note"), meta=meta)
+        policy.cancel(
+            on=data.get("cancelled_on") or self.today(),
+            reason=data["reason"],
+            note=data.get("note"),
+            meta=meta,
+        )
         return self._acted(policy)
 
     @command
@@ -287,5 +322,9 @@ class Selling(SalesBase):
             amount_paid=data.get("amount_paid"),
             meta=meta,
         )
-        answer = {"policy_number": policy.policy_number, "claim_id": data["claim_id"], "status": data["status"]}
+        answer = {
+            "policy_number": policy.policy_number,
+            "claim_id": data["claim_id"],
+            "status": data["status"],
+        }
         return Decision(answer, (policy,) if changed else ())

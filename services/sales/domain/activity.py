@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from typing import Any
 
+from contracts import fields
 from crm_shared.domain import CommandMeta, CrmAggregate
 from crm_shared.errors import InvalidState, ValidationFailed
 
@@ -41,9 +42,8 @@ class ActivityState(StrEnum):
     CANCELLED = "cancelled"
 
 
-OUTCOMES = ("done", "reached", "no_answer", "callback_requested", "interested", "not_interested", "sold")
-# Where an activity came from: the agent's own plan, or work another part of the company asks for.
-SOURCES = ("agent", "manager", "churn_warning", "campaign", "service_desk", "renewal")
+OUTCOMES = fields.ACTIVITY_OUTCOMES
+SOURCES = fields.ACTIVITY_SOURCES
 
 
 class PlanStatus(StrEnum):
@@ -101,7 +101,9 @@ class Booking:
         return self.start < end and start < self.end
 
 
-def clashes(bookings: Iterable[Booking], start: datetime, end: datetime, *, ignore: str | None = None) -> list[str]:
+def clashes(
+    bookings: Iterable[Booking], start: datetime, end: datetime, *, ignore: str | None = None
+) -> list[str]:
     """The appointments that overlap ``[start, end)`` (half open: one may start as another ends)."""
     return sorted(b.activity_id for b in bookings if b.activity_id != ignore and b.overlaps(start, end))
 
@@ -249,9 +251,13 @@ class Activity(CrmAggregate):
         if not self.is_open:
             raise InvalidState(f"activity {self.activity_id} is {self.state}: it cannot be {doing}")
 
-    def _event(self, kind: type[CrmAggregate.Event], meta: CommandMeta, **fields: Any) -> None:
+    def _event(self, event_class: type[CrmAggregate.Event], meta: CommandMeta, **fields: Any) -> None:
         self.trigger_event(
-            kind, meta=meta.as_event_meta(), activity_id=self.activity_id, customer_id=self.customer_id, **fields
+            event_class,
+            meta=meta.as_event_meta(),
+            activity_id=self.activity_id,
+            customer_id=self.customer_id,
+            **fields,
         )
 
     def reschedule(self, start: datetime, end: datetime, reason: str, meta: CommandMeta) -> None:
@@ -259,7 +265,9 @@ class Activity(CrmAggregate):
         start, end = utc(start), utc(end)
         require_window(start, end)
         if (start, end) == (self.planned_start, self.planned_end):
-            raise ValidationFailed.single("planned_start", "unchanged", "the activity is planned for that time")
+            raise ValidationFailed.single(
+                "planned_start", "unchanged", "the activity is planned for that time"
+            )
         self._event(
             self.Rescheduled,
             meta,
@@ -347,12 +355,16 @@ class AgentDay(CrmAggregate):
 
     @classmethod
     def start(cls, agent_id: str, day: date, meta: CommandMeta) -> AgentDay:
-        return cls._create(cls.Started, id=cls.id_for(agent_id, day), meta=meta.as_event_meta(), agent_id=agent_id, day=day)
+        return cls._create(
+            cls.Started, id=cls.id_for(agent_id, day), meta=meta.as_event_meta(), agent_id=agent_id, day=day
+        )
 
     def booked(self) -> list[Booking]:
         return [Booking(a, s, e) for a, (s, e) in self.bookings.items()]
 
-    def book(self, activity_id: str, start: datetime, end: datetime, meta: CommandMeta, *, force: bool = False) -> None:
+    def book(
+        self, activity_id: str, start: datetime, end: datetime, meta: CommandMeta, *, force: bool = False
+    ) -> None:
         """Refuses an appointment that overlaps another of the day, unless ``force`` (an activity
         handed over with its customer lands whatever the new owner's day holds; the plan shows the
         clash)."""
@@ -361,9 +373,12 @@ class AgentDay(CrmAggregate):
             raise ValidationFailed.single(
                 "planned_start",
                 "overlaps",
-                f"agent {self.agent_id} has another visit or meeting then ({', '.join(clashing)}); pick another time",
+                f"agent {self.agent_id} has another visit or meeting then ({', '.join(clashing)}); "
+                "pick another time",
             )
-        self.trigger_event(self.Booked, meta=meta.as_event_meta(), activity_id=activity_id, start=start, end=end)
+        self.trigger_event(
+            self.Booked, meta=meta.as_event_meta(), activity_id=activity_id, start=start, end=end
+        )
 
     def release(self, activity_id: str, meta: CommandMeta) -> None:
         if activity_id in self.bookings:

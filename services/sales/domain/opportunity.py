@@ -13,6 +13,7 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
+from contracts import fields
 from crm_shared.domain import CommandMeta, CrmAggregate
 from crm_shared.errors import InvalidState, ValidationFailed
 
@@ -52,19 +53,11 @@ TRANSITIONS: dict[Stage, frozenset[Stage]] = {
     Stage.LOST: frozenset(),
 }
 
-SOURCES = ("referral", "campaign", "walk_in", "renewal", "cross_sell", "churn_follow_up")
-LOST_REASONS = (
-    "price",
-    "chose_competitor",
-    "no_need",
-    "no_response",
-    "not_eligible",
-    "timing",
-    "other",
-)
+SOURCES = fields.OPPORTUNITY_SOURCES
+LOST_REASONS = fields.LOST_REASONS
 # Whom an opportunity is for: a customer who holds a policy in force, or a prospect (a customer
 # record with none yet).
-CUSTOMER_KINDS = ("existing", "prospect")
+CUSTOMER_KINDS = fields.CUSTOMER_KINDS
 
 
 def forecast(expected_annual_premium: Decimal, stage: Stage) -> Decimal:
@@ -205,7 +198,9 @@ class Opportunity(CrmAggregate):
         if to_stage != Stage.LOST and lost_reason is not None:
             raise ValidationFailed.single("lost_reason", "not_allowed", "only a lost opportunity has one")
         if to_stage == Stage.WON and not policy_number:
-            raise ValidationFailed.single("policy_number", "required", "a won opportunity names the policy sold")
+            raise ValidationFailed.single(
+                "policy_number", "required", "a won opportunity names the policy sold"
+            )
         if to_stage != Stage.WON and policy_number is not None:
             raise ValidationFailed.single("policy_number", "not_allowed", "only a won opportunity has one")
         self.trigger_event(
@@ -222,7 +217,9 @@ class Opportunity(CrmAggregate):
             note=note,
         )
 
-    def follow_owner(self, previous_agent_id: str, new_agent_id: str, owner_version: int, reason: str, meta: CommandMeta) -> bool:
+    def follow_owner(
+        self, previous_agent_id: str, new_agent_id: str, owner_version: int, reason: str, meta: CommandMeta
+    ) -> bool:
         """Move an open opportunity with its customer to the customer's new owner, once per change
         of owner (``owner_version``, the customer's version that changed it: a change seen again, or
         an older one arriving late, moves nothing). True if it moved."""

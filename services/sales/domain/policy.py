@@ -16,6 +16,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from contracts import fields
 from crm_shared.domain import CommandMeta, CrmAggregate
 from crm_shared.errors import InvalidState, ValidationFailed
 
@@ -41,21 +42,14 @@ class PolicyAction(StrEnum):
 
 
 ALLOWED: dict[PolicyStatus, frozenset[PolicyAction]] = {
-    PolicyStatus.ACTIVE: frozenset({PolicyAction.RENEW, PolicyAction.PAY, PolicyAction.LAPSE, PolicyAction.CANCEL}),
+    PolicyStatus.ACTIVE: frozenset(
+        {PolicyAction.RENEW, PolicyAction.PAY, PolicyAction.LAPSE, PolicyAction.CANCEL}
+    ),
     PolicyStatus.LAPSED: frozenset({PolicyAction.REINSTATE, PolicyAction.CANCEL}),
     PolicyStatus.CANCELLED: frozenset(),
 }
 
-CANCELLATION_REASONS = (
-    "customer_request",
-    "cooling_off",
-    "replaced",
-    "non_payment",
-    "non_disclosure",
-    "fraud",
-    "death_of_insured",
-    "other",
-)
+CANCELLATION_REASONS = fields.CANCELLATION_REASONS
 
 
 class ClaimStatus(StrEnum):
@@ -251,9 +245,9 @@ class Policy(CrmAggregate):
                 f"(a {self.status} policy allows {allowed})"
             )
 
-    def _event(self, kind: type[CrmAggregate.Event], meta: CommandMeta, **fields: Any) -> None:
+    def _event(self, event_class: type[CrmAggregate.Event], meta: CommandMeta, **fields: Any) -> None:
         self.trigger_event(
-            kind,
+            event_class,
             meta=meta.as_event_meta(),
             policy_number=self.policy_number,
             customer_id=self.customer_id,
@@ -285,7 +279,9 @@ class Policy(CrmAggregate):
             quote_id=quote_id,
         )
 
-    def pay(self, *, payment_id: str, amount: Decimal, due_date: date, paid_on: date, meta: CommandMeta) -> None:
+    def pay(
+        self, *, payment_id: str, amount: Decimal, due_date: date, paid_on: date, meta: CommandMeta
+    ) -> None:
         self._require(PolicyAction.PAY)
         if self.paid_through is not None and due_date <= self.paid_through:
             raise ValidationFailed.single(
@@ -293,7 +289,9 @@ class Policy(CrmAggregate):
             )
         if not self.start_date <= due_date <= self.end_date:
             raise ValidationFailed.single(
-                "due_date", "outside_term", f"policy {self.policy_number} runs {self.start_date} to {self.end_date}"
+                "due_date",
+                "outside_term",
+                f"policy {self.policy_number} runs {self.start_date} to {self.end_date}",
             )
         self._event(
             self.PremiumPaid,
@@ -335,8 +333,12 @@ class Policy(CrmAggregate):
     def cancel(self, *, on: date, reason: str, note: str | None, meta: CommandMeta) -> None:
         self._require(PolicyAction.CANCEL)
         if reason not in CANCELLATION_REASONS:
-            raise ValidationFailed.single("reason", "one_of", f"must be one of {', '.join(CANCELLATION_REASONS)}")
-        self._event(self.Cancelled, meta, previous_status=self.status, cancelled_on=on, reason=reason, note=note)
+            raise ValidationFailed.single(
+                "reason", "one_of", f"must be one of {', '.join(CANCELLATION_REASONS)}"
+            )
+        self._event(
+            self.Cancelled, meta, previous_status=self.status, cancelled_on=on, reason=reason, note=note
+        )
 
     # Claims ---------------------------------------------------------------------------------
 
@@ -362,7 +364,9 @@ class Policy(CrmAggregate):
         if status == ClaimStatus.PAID and not amount_paid:
             raise ValidationFailed.single("amount_paid", "required", "a paid claim says how much was paid")
         if status != ClaimStatus.PAID and amount_paid is not None:
-            raise ValidationFailed.single("amount_paid", "not_allowed", "only a paid claim has an amount paid")
+            raise ValidationFailed.single(
+                "amount_paid", "not_allowed", "only a paid claim has an amount paid"
+            )
         known = (self.claims or {}).get(claim_id)
         if known is None:
             if not self.in_force_on(loss_date):
@@ -380,7 +384,9 @@ class Policy(CrmAggregate):
         if ClaimStatus(known) == status:
             return False
         if status not in CLAIM_MOVES[ClaimStatus(known)]:
-            allowed = ", ".join(sorted(s.value for s in CLAIM_MOVES[ClaimStatus(known)])) or "nothing: it is final"
+            allowed = (
+                ", ".join(sorted(s.value for s in CLAIM_MOVES[ClaimStatus(known)])) or "nothing: it is final"
+            )
             raise InvalidState(f"claim {claim_id} is {known}; it may become {allowed}")
         self._event(
             self.ClaimUpdated,

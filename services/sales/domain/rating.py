@@ -93,7 +93,9 @@ class Catalogue:
             )
             for code, spec in data["products"].items()
         }
-        return cls(data["version"], date.fromisoformat(data["effective_from"]), data["quote_valid_days"], products)
+        return cls(
+            data["version"], date.fromisoformat(data["effective_from"]), data["quote_valid_days"], products
+        )
 
     def product(self, code: str) -> Product:
         if code not in self.products:
@@ -106,7 +108,9 @@ class Catalogue:
         offered = self.product(product)
         if term_years not in offered.terms:
             raise ValidationFailed.single(
-                "term_years", "one_of", f"{offered.name} is sold for {', '.join(map(str, offered.terms))} years"
+                "term_years",
+                "one_of",
+                f"{offered.name} is sold for {', '.join(map(str, offered.terms))} years",
             )
         if not offered.min_sum_insured <= sum_insured <= offered.max_sum_insured:
             raise ValidationFailed.single(
@@ -119,9 +123,13 @@ class Catalogue:
         if rate is None:
             terms = ", ".join(map(str, sorted(band.rate_per_thousand)))
             raise ValidationFailed.single(
-                "term_years", "not_offered_at_age", f"at ages {band.label} {offered.name} is sold for {terms} years"
+                "term_years",
+                "not_offered_at_age",
+                f"at ages {band.label} {offered.name} is sold for {terms} years",
             )
-        premium = max(offered.minimum_premium, (sum_insured / 1000 * rate).quantize(CENT, rounding=ROUND_HALF_UP))
+        premium = max(
+            offered.minimum_premium, (sum_insured / 1000 * rate).quantize(CENT, rounding=ROUND_HALF_UP)
+        )
         return Rating(self.version, product, age, band.label, term_years, sum_insured, rate, premium)
 
 
@@ -222,14 +230,18 @@ class Quote(CrmAggregate):
     def require_usable(self, customer_id: str, on: date, field: str = "quote_id") -> None:
         """A quote is sold once, to its customer, on or before its last valid day."""
         if self.customer_id != customer_id:
-            raise ValidationFailed.single(field, "other_customer", f"quote {self.quote_id} is for another customer")
+            raise ValidationFailed.single(
+                field, "other_customer", f"quote {self.quote_id} is for another customer"
+            )
         if self.policy_number is not None:
             raise ValidationFailed.single(
                 field, "used", f"quote {self.quote_id} was sold already, as policy {self.policy_number}"
             )
         if on > self.valid_until:
             raise ValidationFailed.single(
-                field, "expired", f"quote {self.quote_id} was valid until {self.valid_until}; issue a new quote"
+                field,
+                "expired",
+                f"quote {self.quote_id} was valid until {self.valid_until}; issue a new quote",
             )
 
     def accept(self, policy_number: str, meta: CommandMeta) -> None:
