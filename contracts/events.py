@@ -267,6 +267,172 @@ class BookTransferUndoneV1(Schema):
     left_total = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
 
 
+# Selling and the agent's day ----------------------------------------------------------------------
+
+
+def _probability(**kwargs: Any) -> fields.Decimal:
+    return fields.Decimal(as_string=True, validate=validate.Range(min=0, max=1), **kwargs)
+
+
+class OpportunityOpenedV1(Schema):
+    opportunity_id = fields.UUID(required=True)
+    customer_id = fields.UUID(required=True)
+    customer_kind = f.one_of(f.CUSTOMER_KINDS, required=True)
+    agent_id = f.agent_id(required=True)
+    product = f.one_of(f.PRODUCTS, required=True)
+    expected_annual_premium = f.money(required=True)
+    source = f.one_of(f.OPPORTUNITY_SOURCES, required=True)
+    stage = f.one_of(f.OPPORTUNITY_STAGES, required=True)
+    probability = _probability(required=True)
+    expected_close_date = fields.Date(required=True, allow_none=True)
+    note = fields.String(required=True, allow_none=True)
+
+
+class OpportunityMovedV1(Schema):
+    opportunity_id = fields.UUID(required=True)
+    customer_id = fields.UUID(required=True)
+    agent_id = f.agent_id(required=True)
+    from_stage = f.one_of(f.OPPORTUNITY_STAGES, required=True)
+    to_stage = f.one_of(f.OPPORTUNITY_STAGES, required=True)
+    probability = _probability(required=True)
+    lost_reason = f.one_of(f.LOST_REASONS, required=True, allow_none=True)
+    policy_number = fields.String(required=True, allow_none=True)
+    note = fields.String(required=True, allow_none=True)
+
+
+class OpportunityReassignedV1(Schema):
+    opportunity_id = fields.UUID(required=True)
+    customer_id = fields.UUID(required=True)
+    from_agent_id = f.agent_id(required=True)
+    to_agent_id = f.agent_id(required=True)
+    reason = fields.String(required=True)
+    owner_version = fields.Integer(required=True, strict=True)
+
+
+class QuoteIssuedV1(Schema):
+    quote_id = fields.UUID(required=True)
+    customer_id = fields.UUID(required=True)
+    agent_id = f.agent_id(required=True)
+    product = f.one_of(f.PRODUCTS, required=True)
+    sum_insured = f.money(required=True)
+    term_years = fields.Integer(required=True, strict=True)
+    start_date = fields.Date(required=True)
+    age = fields.Integer(required=True, strict=True)
+    age_band = fields.String(required=True)
+    rate_per_thousand = fields.Decimal(as_string=True, required=True)
+    annual_premium = f.money(required=True)
+    catalogue_version = fields.String(required=True)
+    issued_on = fields.Date(required=True)
+    valid_until = fields.Date(required=True)
+
+
+class QuoteAcceptedV1(Schema):
+    quote_id = fields.UUID(required=True)
+    customer_id = fields.UUID(required=True)
+    policy_number = fields.String(required=True)
+
+
+class _PolicyEvent(Schema):
+    policy_number = fields.String(required=True)
+    customer_id = fields.UUID(required=True)
+
+
+class PolicyRenewedV1(_PolicyEvent):
+    previous_end_date = fields.Date(required=True)
+    start_date = fields.Date(required=True)
+    end_date = fields.Date(required=True)
+    term_years = fields.Integer(required=True, strict=True)
+    annual_premium = f.money(required=True)
+    quote_id = fields.UUID(required=True, allow_none=True)
+
+
+class PremiumPaidV1(_PolicyEvent):
+    payment_id = fields.String(required=True)
+    amount = f.money(required=True)
+    due_date = fields.Date(required=True)
+    paid_on = fields.Date(required=True)
+    days_late = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+
+
+class PolicyLapsedV1(_PolicyEvent):
+    missed_due_date = fields.Date(required=True)
+    lapsed_on = fields.Date(required=True)
+
+
+class PolicyReinstatedV1(_PolicyEvent):
+    lapsed_on = fields.Date(required=True)
+    reinstated_on = fields.Date(required=True)
+    reason = fields.String(required=True)
+
+
+class PolicyCancelledV1(_PolicyEvent):
+    previous_status = f.one_of(f.POLICY_STATUSES, required=True)
+    cancelled_on = fields.Date(required=True)
+    reason = f.one_of(f.CANCELLATION_REASONS, required=True)
+    note = fields.String(required=True, allow_none=True)
+
+
+class ClaimRecordedV1(_PolicyEvent):
+    claim_id = fields.String(required=True)
+    loss_date = fields.Date(required=True)
+    amount_claimed = f.money(required=True)
+    status = f.one_of(f.CLAIM_STATUSES, required=True)
+    amount_paid = f.money(required=True, allow_none=True)
+
+
+class ClaimUpdatedV1(_PolicyEvent):
+    claim_id = fields.String(required=True)
+    previous_status = f.one_of(f.CLAIM_STATUSES, required=True)
+    status = f.one_of(f.CLAIM_STATUSES, required=True)
+    amount_paid = f.money(required=True, allow_none=True)
+
+
+class _ActivityEvent(Schema):
+    activity_id = fields.UUID(required=True)
+    # None for an activity about no customer (a team meeting, paperwork).
+    customer_id = fields.UUID(required=True, allow_none=True)
+
+
+class ActivityPlannedV1(_ActivityEvent):
+    agent_id = f.agent_id(required=True)
+    kind = f.one_of(f.ACTIVITY_KINDS, required=True)
+    planned_start = fields.AwareDateTime(required=True)
+    planned_end = fields.AwareDateTime(required=True)
+    purpose = fields.String(required=True)
+    source = f.one_of(f.ACTIVITY_SOURCES, required=True)
+    source_key = fields.String(required=True, allow_none=True)
+
+
+class ActivityRescheduledV1(_ActivityEvent):
+    agent_id = f.agent_id(required=True)
+    previous_start = fields.AwareDateTime(required=True)
+    previous_end = fields.AwareDateTime(required=True)
+    planned_start = fields.AwareDateTime(required=True)
+    planned_end = fields.AwareDateTime(required=True)
+    reason = fields.String(required=True)
+
+
+class ActivityCompletedV1(_ActivityEvent):
+    agent_id = f.agent_id(required=True)
+    kind = f.one_of(f.ACTIVITY_KINDS, required=True)
+    outcome = f.one_of(f.ACTIVITY_OUTCOMES, required=True)
+    notes = fields.String(required=True, allow_none=True)
+    next_step = fields.String(required=True, allow_none=True)
+    completed_at = fields.AwareDateTime(required=True)
+
+
+class ActivityCancelledV1(_ActivityEvent):
+    agent_id = f.agent_id(required=True)
+    reason = fields.String(required=True)
+
+
+class ActivityReassignedV1(_ActivityEvent):
+    from_agent_id = f.agent_id(required=True)
+    to_agent_id = f.agent_id(required=True)
+    reason = fields.String(required=True)
+    owner_version = fields.Integer(required=True, strict=True)
+
+
 PAYLOAD_SCHEMAS: dict[tuple[str, int], type[Schema]] = {
     ("customer.book_transfer_started", 1): BookTransferStartedV1,
     ("customer.book_transfer_progressed", 1): BookTransferProgressedV1,
@@ -292,6 +458,23 @@ PAYLOAD_SCHEMAS: dict[tuple[str, int], type[Schema]] = {
     ("sales.policy_sold", 1): PolicySoldV1,
     ("service_desk.complaint_opened", 1): ComplaintOpenedV1,
     ("service_desk.complaint_closed", 1): ComplaintClosedV1,
+    ("sales.opportunity_opened", 1): OpportunityOpenedV1,
+    ("sales.opportunity_moved", 1): OpportunityMovedV1,
+    ("sales.opportunity_reassigned", 1): OpportunityReassignedV1,
+    ("sales.quote_issued", 1): QuoteIssuedV1,
+    ("sales.quote_accepted", 1): QuoteAcceptedV1,
+    ("sales.policy_renewed", 1): PolicyRenewedV1,
+    ("sales.premium_paid", 1): PremiumPaidV1,
+    ("sales.policy_lapsed", 1): PolicyLapsedV1,
+    ("sales.policy_reinstated", 1): PolicyReinstatedV1,
+    ("sales.policy_cancelled", 1): PolicyCancelledV1,
+    ("sales.claim_recorded", 1): ClaimRecordedV1,
+    ("sales.claim_updated", 1): ClaimUpdatedV1,
+    ("sales.activity_planned", 1): ActivityPlannedV1,
+    ("sales.activity_rescheduled", 1): ActivityRescheduledV1,
+    ("sales.activity_completed", 1): ActivityCompletedV1,
+    ("sales.activity_cancelled", 1): ActivityCancelledV1,
+    ("sales.activity_reassigned", 1): ActivityReassignedV1,
 }
 
 

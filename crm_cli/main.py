@@ -13,15 +13,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from crm_cli import contacts, erasure, importing, merging, ownership, record, sales_force
+from crm_cli import contacts, erasure, importing, merging, ownership, planning, record, sales_force, selling
 from crm_cli.client import CrmClient
 from crm_cli.system import REPO, rpc_consumers
 from crm_shared.auth import Caller, Role
 from crm_shared.config import DEFAULT_AMQP_URI, DEFAULT_MONGO_URI
 from crm_shared.messaging import broker_reachable
 
-# Command groups of their own, each with its COMMANDS, add_commands() and run(args, client).
-CUSTOMER_GROUPS = (ownership, record, contacts, merging, erasure)
+# Command groups of their own, each with its COMMANDS, add_commands() and run(args, client), and
+# the SERVICE it talks to (the customer service unless it says).
+GROUPS = (ownership, record, contacts, merging, erasure, planning)
 
 
 def _caller(args: argparse.Namespace) -> Caller:
@@ -71,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sales_force.add_commands(commands)
-    for group in CUSTOMER_GROUPS:
+    selling.add_commands(commands)
+    for group in GROUPS:
         group.add_commands(commands)
 
     register = commands.add_parser("register", help="register a customer; prints its id")
@@ -89,16 +91,6 @@ def build_parser() -> argparse.ArgumentParser:
     customer = commands.add_parser("customer", help="show a customer as the customer context has it")
     customer.add_argument("customer_id")
     customer.add_argument("--history", action="store_true", help="who owned the customer, when and why")
-
-    sell = commands.add_parser("sell", help="sell a policy to a customer; prints the policy number")
-    sell.add_argument("customer_id")
-    sell.add_argument("--product", required=True, choices=["life", "health", "auto", "property"])
-    sell.add_argument("--premium", required=True, help="annual premium in yuan, e.g. 12000.00")
-    sell.add_argument("--start", required=True, help="start date, YYYY-MM-DD")
-    sell.add_argument("--term", required=True, type=int, help="term in years")
-
-    policy = commands.add_parser("policy", help="show a policy")
-    policy.add_argument("policy_number")
 
     complain = commands.add_parser("complain", help="open a complaint; prints ticket and deadline")
     complain.add_argument("customer_id")
@@ -207,12 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _group_of(command: str) -> Any:
-    return next((group for group in CUSTOMER_GROUPS if command in group.COMMANDS), None)
+    return next((group for group in GROUPS if command in group.COMMANDS), None)
 
 
 def request_for(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]:
-    if args.command in sales_force.COMMANDS:
-        return sales_force.request_for(args)
+    for module in (sales_force, selling):
+        if args.command in module.COMMANDS:
+            return module.request_for(args)
     match args.command:
         case "register":
             address = {"line1": args.street, "city": args.city, "province": args.province}
@@ -231,20 +224,6 @@ def request_for(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]:
             return "customer", "register_customer", payload
         case "customer":
             return "customer", "get_customer", {"customer_id": args.customer_id}
-        case "sell":
-            return (
-                "sales",
-                "sell_policy",
-                {
-                    "customer_id": args.customer_id,
-                    "product": args.product,
-                    "annual_premium": args.premium,
-                    "start_date": args.start,
-                    "term_years": args.term,
-                },
-            )
-        case "policy":
-            return "sales", "get_policy", {"policy_number": args.policy_number}
         case "complain":
             return (
                 "service_desk",
@@ -411,7 +390,9 @@ def main(argv: list[str] | None = None) -> None:
             )
         )
     service, method, payload = (
-        ("customer", "", {}) if (group := _group_of(args.command)) else request_for(args)
+        (getattr(group, "SERVICE", "customer"), "", {})
+        if (group := _group_of(args.command))
+        else request_for(args)
     )
     problem = broker_reachable(args.amqp_uri)
     if problem:

@@ -28,6 +28,13 @@ def empty_document(customer_id: str) -> Document:
         "ownership_history": [],
         "policies": [],
         "complaints": [],
+        # Each policy's changes of status (sold, renewed, lapsed, reinstated, cancelled), and the
+        # claims made on the customer's policies.
+        "policy_status_history": [],
+        "claims": [],
+        "opportunities": [],
+        # Activities with the customer in any agent's day (the view shows the last and the next).
+        "activities": [],
         "contact_points": [],
         "preferred_contact_points": {},
         "contact_preferences": {"preferred_channel": None, "best_time_to_call": None, "do_not_call": False},
@@ -38,6 +45,8 @@ def empty_document(customer_id: str) -> Document:
         "merged_from": [],
         "erased_at": None,
         "policy_count": 0,
+        "claim_count": 0,
+        "late_payment_count": 0,
         # Cents, so that the database can add to it in place; the view shows yuan.
         "total_annual_premium_cents": 0,
         "open_complaint_count": 0,
@@ -79,7 +88,13 @@ LIST_ORDER: dict[str, tuple[str, ...]] = {
     "ownership_history": ("changed_at", "to_agent_id"),
     "contact_points": ("added_at", "contact_point_id"),
     "merged_from": ("merged_at", "customer_id"),
+    "policy_status_history": ("at", "policy_number", "status"),
+    "claims": ("loss_date", "claim_id"),
+    "opportunities": ("opened_at", "opportunity_id"),
+    "activities": ("planned_at", "activity_id"),
 }
+# The lists a survivor's view takes from its duplicates (see ``with_duplicates``).
+COMBINED_LISTS = ("policies", "complaints", "policy_status_history", "claims", "opportunities", "activities")
 
 
 def mask_national_id(national_id: str | None) -> str | None:
@@ -220,7 +235,7 @@ def _erased(_: dict[str, Any], message: Message) -> Change:
     )
 
 
-def _policy_sold(payload: dict[str, Any], _: Message) -> Change:
+def _policy_sold(payload: dict[str, Any], message: Message) -> Change:
     return Change(
         push={
             "policies": {
@@ -231,10 +246,181 @@ def _policy_sold(payload: dict[str, Any], _: Message) -> Change:
                 "end_date": payload["end_date"],
                 "agent_id": payload["agent_id"],
                 "status": "active",
-            }
+                "paid_through": None,
+                "renewals": 0,
+            },
+            "policy_status_history": _status_entry(payload, message, "active", "sold"),
         },
         inc={"policy_count": 1, "total_annual_premium_cents": cents(payload["annual_premium"])},
     )
+
+
+def _status_entry(payload: dict[str, Any], message: Message, status: str, reason: str) -> dict[str, Any]:
+    return {
+        "policy_number": payload["policy_number"],
+        "status": status,
+        "reason": reason,
+        "at": message["occurred_at"],
+    }
+
+
+def _policy(payload: dict[str, Any]) -> Element:
+    return Element("policies", "policy_number", payload["policy_number"])
+
+
+def _policy_status(
+    status: str, reason: Callable[[dict[str, Any]], str]
+) -> Callable[[dict[str, Any], Message], Change]:
+    def change(payload: dict[str, Any], message: Message) -> Change:
+        return Change(
+            set={"policies.$.status": status},
+            push={"policy_status_history": _status_entry(payload, message, status, reason(payload))},
+            element=_policy(payload),
+        )
+
+    return change
+
+
+def _policy_renewed(payload: dict[str, Any], message: Message) -> Change:
+    return Change(
+        set={
+            "policies.$.end_date": payload["end_date"],
+            "policies.$.annual_premium": payload["annual_premium"],
+            "policies.$.term_years": payload["term_years"],
+        },
+        push={
+            "policy_status_history": _status_entry(
+                payload, message, "active", f"renewed to {payload['end_date']}"
+            )
+        },
+        element=_policy(payload),
+    )
+
+
+def _premium_paid(payload: dict[str, Any], _: Message) -> Change:
+    return Change(
+        set={"policies.$.paid_through": payload["due_date"], "policies.$.last_paid_on": payload["paid_on"]},
+        inc={"late_payment_count": 1 if payload["days_late"] > 0 else 0},
+        element=_policy(payload),
+    )
+
+
+def _claim_recorded(payload: dict[str, Any], _: Message) -> Change:
+    return Change(
+        push={
+            "claims": {
+                "claim_id": payload["claim_id"],
+                "policy_number": payload["policy_number"],
+                "loss_date": payload["loss_date"],
+                "amount_claimed": payload["amount_claimed"],
+                "status": payload["status"],
+                "amount_paid": payload["amount_paid"],
+            }
+        },
+        inc={"claim_count": 1},
+    )
+
+
+def _claim_updated(payload: dict[str, Any], _: Message) -> Change:
+    return Change(
+        set={"claims.$.status": payload["status"], "claims.$.amount_paid": payload["amount_paid"]},
+        element=Element("claims", "claim_id", payload["claim_id"]),
+    )
+
+
+def _opportunity(payload: dict[str, Any]) -> Element:
+    return Element("opportunities", "opportunity_id", payload["opportunity_id"])
+
+
+def _opportunity_opened(payload: dict[str, Any], message: Message) -> Change:
+    return Change(
+        push={
+            "opportunities": {
+                "opportunity_id": payload["opportunity_id"],
+                "product": payload["product"],
+                "source": payload["source"],
+                "stage": payload["stage"],
+                "probability": payload["probability"],
+                "expected_annual_premium": payload["expected_annual_premium"],
+                "agent_id": payload["agent_id"],
+                "opened_at": message["occurred_at"],
+                "closed_at": None,
+                "lost_reason": None,
+                "policy_number": None,
+            }
+        }
+    )
+
+
+def _opportunity_moved(payload: dict[str, Any], message: Message) -> Change:
+    closed = payload["to_stage"] in ("won", "lost")
+    return Change(
+        set={
+            "opportunities.$.stage": payload["to_stage"],
+            "opportunities.$.probability": payload["probability"],
+            "opportunities.$.lost_reason": payload["lost_reason"],
+            "opportunities.$.policy_number": payload["policy_number"],
+            "opportunities.$.closed_at": message["occurred_at"] if closed else None,
+        },
+        element=_opportunity(payload),
+    )
+
+
+def _opportunity_reassigned(payload: dict[str, Any], _: Message) -> Change:
+    return Change(set={"opportunities.$.agent_id": payload["to_agent_id"]}, element=_opportunity(payload))
+
+
+def _activity(payload: dict[str, Any]) -> Element:
+    return Element("activities", "activity_id", payload["activity_id"])
+
+
+def _activity_planned(payload: dict[str, Any], message: Message) -> Change:
+    return Change(
+        push={
+            "activities": {
+                "activity_id": payload["activity_id"],
+                "kind": payload["kind"],
+                "agent_id": payload["agent_id"],
+                "purpose": payload["purpose"],
+                "source": payload["source"],
+                "planned_start": payload["planned_start"],
+                "planned_end": payload["planned_end"],
+                "planned_at": message["occurred_at"],
+                "state": "planned",
+                "outcome": None,
+                "completed_at": None,
+            }
+        }
+    )
+
+
+def _activity_rescheduled(payload: dict[str, Any], _: Message) -> Change:
+    return Change(
+        set={
+            "activities.$.planned_start": payload["planned_start"],
+            "activities.$.planned_end": payload["planned_end"],
+        },
+        element=_activity(payload),
+    )
+
+
+def _activity_completed(payload: dict[str, Any], _: Message) -> Change:
+    return Change(
+        set={
+            "activities.$.state": "done",
+            "activities.$.outcome": payload["outcome"],
+            "activities.$.completed_at": payload["completed_at"],
+        },
+        element=_activity(payload),
+    )
+
+
+def _activity_cancelled(payload: dict[str, Any], _: Message) -> Change:
+    return Change(set={"activities.$.state": "cancelled"}, element=_activity(payload))
+
+
+def _activity_reassigned(payload: dict[str, Any], _: Message) -> Change:
+    return Change(set={"activities.$.agent_id": payload["to_agent_id"]}, element=_activity(payload))
 
 
 def _complaint_opened(payload: dict[str, Any], message: Message) -> Change:
@@ -282,6 +468,21 @@ CHANGES: dict[str, Callable[[dict[str, Any], Message], Change]] = {
     "customer.duplicate_merged": _duplicate_merged,
     "customer.erased": _erased,
     "sales.policy_sold": _policy_sold,
+    "sales.policy_renewed": _policy_renewed,
+    "sales.premium_paid": _premium_paid,
+    "sales.policy_lapsed": _policy_status("lapsed", lambda p: f"premium due {p['missed_due_date']} missed"),
+    "sales.policy_reinstated": _policy_status("active", lambda p: f"reinstated: {p['reason']}"),
+    "sales.policy_cancelled": _policy_status("cancelled", lambda p: p["reason"]),
+    "sales.claim_recorded": _claim_recorded,
+    "sales.claim_updated": _claim_updated,
+    "sales.opportunity_opened": _opportunity_opened,
+    "sales.opportunity_moved": _opportunity_moved,
+    "sales.opportunity_reassigned": _opportunity_reassigned,
+    "sales.activity_planned": _activity_planned,
+    "sales.activity_rescheduled": _activity_rescheduled,
+    "sales.activity_completed": _activity_completed,
+    "sales.activity_cancelled": _activity_cancelled,
+    "sales.activity_reassigned": _activity_reassigned,
     "service_desk.complaint_opened": _complaint_opened,
     "service_desk.complaint_closed": _complaint_closed,
 }
@@ -291,7 +492,8 @@ def customer_of(message: Message) -> str | None:
     """Which customer's 360 view a message belongs to, or None when it belongs to none."""
     if message["event_type"] not in CHANGES:
         return None
-    return str(message["payload"]["customer_id"])
+    customer_id = message["payload"]["customer_id"]
+    return None if customer_id is None else str(customer_id)  # an activity about no customer
 
 
 def change_of(message: Message) -> Change | None:
@@ -314,9 +516,9 @@ def project(doc: Document | None, message: Message) -> Document | None:
     letting the missing one be skipped for good. (Every version of a published aggregate is public;
     internal events live on aggregates of their own.)"""
     change = change_of(message)
-    if change is None:
+    customer_id = customer_of(message)
+    if change is None or customer_id is None:
         return None
-    customer_id = str(message["payload"]["customer_id"])
     current = doc if doc is not None else empty_document(customer_id)
     aggregate_id = str(message["aggregate_id"])
     last_applied = current["applied_versions"].get(aggregate_id, 0)
@@ -368,22 +570,30 @@ def with_duplicates(survivor: Document, duplicates: list[Document]) -> Document:
     that a replay of either customer's events needs no merging)."""
     combined = copy.deepcopy(survivor)
     for duplicate in duplicates:
-        for name in ("policies", "complaints"):
+        for name in COMBINED_LISTS:
             combined[name] = combined.get(name, []) + duplicate.get(name, [])
-        for name in ("policy_count", "total_annual_premium_cents", "open_complaint_count"):
+        for name in ("policy_count", "total_annual_premium_cents", "open_complaint_count", "claim_count"):
             combined[name] = combined.get(name, 0) + duplicate.get(name, 0)
-    for name in ("policies", "complaints"):
+    for name in COMBINED_LISTS:
         combined[name].sort(key=lambda item, n=name: tuple(item[key] for key in LIST_ORDER[n]))
     return combined
 
 
 def public_view(doc: Document) -> dict[str, Any]:
     """The document as RPC callers see it: without bookkeeping fields (``write_id`` is the store's
-    compare-and-set token), and the premium total in yuan."""
+    compare-and-set token), the premium total in yuan, the open opportunities, and the last activity
+    done and the next one planned with the customer."""
     view = {
         k: v
         for k, v in doc.items()
         if k not in ("_id", "applied_versions", "revision", "write_id", "total_annual_premium_cents")
     }
     view["total_annual_premium"] = str(Decimal(doc.get("total_annual_premium_cents", 0)).scaleb(-2))
+    opportunities = doc.get("opportunities", [])
+    view["open_opportunities"] = [o for o in opportunities if o["stage"] not in ("won", "lost")]
+    activities = doc.get("activities", [])
+    done = [a for a in activities if a["state"] == "done"]
+    planned = [a for a in activities if a["state"] == "planned"]
+    view["last_activity"] = max(done, key=lambda a: (a["completed_at"], a["activity_id"]), default=None)
+    view["next_activity"] = min(planned, key=lambda a: (a["planned_start"], a["activity_id"]), default=None)
     return view
