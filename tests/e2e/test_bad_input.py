@@ -660,6 +660,174 @@ CASES: list[tuple[str, str, Any, str, str, str]] = [
         "customer_id",
         "type",
     ),
+    # Selling, the policy's life and the agent's day.
+    *[
+        ("sales", method, build, "validation_failed", field, rule)
+        for method, build, field, rule in [
+            (
+                "issue_quote",
+                lambda k: {"customer_id": k["customer_id"], "product": "life", "term_years": 20},
+                "sum_insured",
+                "required",
+            ),
+            (
+                "issue_quote",
+                lambda k: {
+                    "customer_id": k["customer_id"],
+                    "product": "boat",
+                    "sum_insured": "1000.00",
+                    "term_years": 1,
+                },
+                "product",
+                "one_of",
+            ),
+            ("get_quote", lambda k: {"quote_id": "not-a-uuid"}, "quote_id", "type"),
+            (
+                "sell_policy",
+                lambda k: {
+                    "customer_id": k["customer_id"],
+                    "product": "life",
+                    "annual_premium": "10.00",
+                    "start_date": "2027-01-01",
+                },
+                "term_years",
+                "required",
+            ),
+            (
+                "renew_policy",
+                lambda k: {"policy_number": k["policy_number"], "quote_id": new_id(), "term_years": 2},
+                "term_years",
+                "not_allowed",
+            ),
+            (
+                "record_premium_payment",
+                lambda k: {
+                    "policy_number": k["policy_number"],
+                    "payment_id": "P-1",
+                    "amount": "-5.00",
+                    "due_date": "2027-02-01",
+                },
+                "amount",
+                "positive",
+            ),
+            (
+                "record_policy_lapse",
+                lambda k: {"policy_number": k["policy_number"], "missed_due_date": "2027-13-01"},
+                "missed_due_date",
+                "type",
+            ),
+            (
+                "reinstate_policy",
+                lambda k: {"policy_number": k["policy_number"], "reason": "   "},
+                "reason",
+                "not_blank",
+            ),
+            (
+                "cancel_policy",
+                lambda k: {"policy_number": k["policy_number"], "reason": "bored"},
+                "reason",
+                "one_of",
+            ),
+            (
+                "record_claim",
+                lambda k: {
+                    "policy_number": k["policy_number"],
+                    "claim_id": "CL-1",
+                    "loss_date": "2027-03-01",
+                    "amount_claimed": "100.00",
+                    "status": "paid",
+                },
+                "amount_paid",
+                "required",
+            ),
+            (
+                "open_opportunity",
+                lambda k: {
+                    "customer_id": k["customer_id"],
+                    "product": "life",
+                    "expected_annual_premium": "100.00",
+                    "source": "cold_call",
+                },
+                "source",
+                "one_of",
+            ),
+            (
+                "move_opportunity",
+                lambda k: {"opportunity_id": new_id(), "stage": "lost"},
+                "lost_reason",
+                "required",
+            ),
+            ("move_opportunity", lambda k: {"opportunity_id": new_id(), "stage": "new"}, "stage", "one_of"),
+            ("get_opportunity", lambda k: {}, "opportunity_id", "required"),
+            ("get_pipeline", lambda k: {"agent_id": "A-1", "team_id": "T-1"}, "agent_id", "one_of"),
+            (
+                "plan_activity",
+                lambda k: {
+                    "kind": "visit",
+                    "planned_start": "2027-01-01T09:00:00",
+                    "planned_end": "2027-01-01T10:00:00+08:00",
+                    "purpose": "renewal talk",
+                },
+                "planned_start",
+                "timezone",
+            ),
+            (
+                "plan_activity",
+                lambda k: {
+                    "kind": "visit",
+                    "planned_start": "2027-01-01T10:00:00+08:00",
+                    "planned_end": "2027-01-01T09:00:00+08:00",
+                    "purpose": "renewal talk",
+                },
+                "planned_end",
+                "after_start",
+            ),
+            (
+                "plan_activity",
+                lambda k: {
+                    "kind": "nap",
+                    "planned_start": "2027-01-01T09:00:00+08:00",
+                    "planned_end": "2027-01-01T10:00:00+08:00",
+                    "purpose": "x",
+                },
+                "kind",
+                "one_of",
+            ),
+            (
+                "plan_follow_up",
+                lambda k: {
+                    "agent_id": "A-1001",
+                    "customer_id": k["customer_id"],
+                    "source": "agent",
+                    "idempotency_key": "k-1",
+                    "due_on": "2027-01-05",
+                    "purpose": "call back",
+                },
+                "source",
+                "one_of",
+            ),
+            (
+                "reschedule_activity",
+                lambda k: {
+                    "activity_id": new_id(),
+                    "planned_start": "2027-01-01T09:00:00+08:00",
+                    "planned_end": "2027-01-01T10:00:00+08:00",
+                },
+                "reason",
+                "required",
+            ),
+            (
+                "complete_activity",
+                lambda k: {"activity_id": new_id(), "outcome": "great"},
+                "outcome",
+                "one_of",
+            ),
+            ("cancel_activity", lambda k: {"activity_id": new_id(), "reason": ""}, "reason", "length"),
+            ("get_activity", lambda k: {"activity_id": 7}, "activity_id", "type"),
+            ("get_daily_plan", lambda k: {"agent_id": "A-1001", "date": "tomorrow"}, "date", "type"),
+            ("get_team_day", lambda k: {"team_id": "bad id!"}, "team_id", "format"),
+        ]
+    ],
 ]
 
 

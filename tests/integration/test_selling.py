@@ -1,0 +1,322 @@
+"""Selling on real event stores (SQLite and PostgreSQL) with a clock the test moves: quotes expire,
+the daily plan says what is overdue, a follow-up asked for twice is planned once, two overlapping
+visits cannot both be planned, and a customer's open work follows them to a new owner once per
+owner change, and back when it is undone. The customer context is a real application beside it."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from contracts import rpc
+from crm_shared.auth import Caller, Role
+from crm_shared.domain import CommandMeta
+from crm_shared.errors import ConcurrencyConflict, CrmError, ValidationFailed
+from services.customer.application import CustomerApplication
+from services.sales.application import SalesApplication
+from services.sales.reactions import REACTION, SALES_REACTIONS
+from tests.support import InProcessSalesForce, customer_payload, staffed
+
+OPERATOR = Caller("op-selling", Role.OPERATOR)
+AGENT = Caller("u-a1001", Role.AGENT, "A-1001")
+SYSTEM = Caller("core-policy-system", Role.SYSTEM)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class InProcessCustomers:
+    """The customer context's answers to sales (``crm_shared.rpc.CustomerDirectory``), from a real
+    customer application in this process."""
+
+    def __init__(self, customers: CustomerApplication, sales_force: InProcessSalesForce) -> None:
+        self.customers = customers
+        self.sales_force = sales_force
+
+    def _customer(self, customer_id: str) -> dict[str, Any]:
+        return self.customers.get_customer(
+            {"customer_id": customer_id}, CommandMeta.new(OPERATOR), self.sales_force
+        )  # type: ignore[no-any-return]
+
+    def owning_agent_of(self, customer_id: str) -> str:
+        return str(self._customer(customer_id)["owning_agent_id"])
+
+    def birth_date_of(self, customer_id: str) -> date | None:
+        born = self._customer(customer_id)["date_of_birth"]
+        return date.fromisoformat(born) if born else None
+
+
+@pytest.fixture
+def world(store_env: dict[str, str], tmp_path: Any) -> dict[str, Any]:
+    clock = Clock()
+    sales = staffed(SalesApplication(env=store_env, clock=clock))
+    customer_env = dict(store_env)
+    if "SQLITE_DBNAME" in customer_env:
+        customer_env["SQLITE_DBNAME"] = str(tmp_path / "customers.sqlite")
+    customers = CustomerApplication(env=customer_env)
+    force = InProcessSalesForce(sales)
+    return {
+        "clock": clock,
+        "sales": sales,
+        "customers": customers,
+        "force": force,
+        "directory": InProcessCustomers(customers, force),
+    }
+
+
+def register(world: dict[str, Any], agent_id: str = "A-1001") -> str:
+    data = rpc.RegisterCustomer().load(customer_payload(agent_id=agent_id))
+    return str(
+        world["customers"].register_customer(data, CommandMeta.new(OPERATOR), world["force"])["customer_id"]
+    )
+
+
+def call(
+    world: dict[str, Any], method: str, schema: type, payload: dict[str, Any], caller: Caller = AGENT
+) -> Any:
+    sales = world["sales"]
+    handler = getattr(sales, method)
+    data = schema().load(payload)
+    if method in (
+        "issue_quote",
+        "sell_policy",
+        "plan_activity",
+        "open_opportunity",
+        "record_premium_payment",
+    ):
+        return handler(data, CommandMeta.new(caller), world["directory"], sales)
+    return handler(data, CommandMeta.new(caller))
+
+
+def test_a_quote_sells_at_its_premium_until_it_expires_and_then_is_refused(world: dict[str, Any]) -> None:
+    customer = register(world)
+    quote = call(
+        world,
+        "issue_quote",
+        rpc.IssueQuote,
+        {"customer_id": customer, "product": "health", "sum_insured": "200000.00", "term_years": 1},
+    )
+    assert quote["valid_until"] == "2026-12-31"
+    world["clock"].now += timedelta(days=31)
+    before = world["sales"].max_position()
+    with pytest.raises(ValidationFailed) as expired:
+        call(world, "sell_policy", rpc.SellPolicy, {"customer_id": customer, "quote_id": quote["quote_id"]})
+    assert [(f.field, f.rule) for f in expired.value.fields] == [("quote_id", "expired")]
+    assert world["sales"].max_position() == before  # refused: nothing appended
+
+    fresh = call(
+        world,
+        "issue_quote",
+        rpc.IssueQuote,
+        {"customer_id": customer, "product": "health", "sum_insured": "200000.00", "term_years": 1},
+    )
+    sold = call(
+        world, "sell_policy", rpc.SellPolicy, {"customer_id": customer, "quote_id": fresh["quote_id"]}
+    )
+    assert Decimal(sold["annual_premium"]) == Decimal(fresh["annual_premium"])
+    with pytest.raises(ValidationFailed) as again:
+        call(world, "sell_policy", rpc.SellPolicy, {"customer_id": customer, "quote_id": fresh["quote_id"]})
+    assert [(f.field, f.rule) for f in again.value.fields] == [("quote_id", "used")]
+
+
+def plan(
+    world: dict[str, Any],
+    kind: str,
+    start: datetime,
+    minutes: int,
+    customer: str | None = None,
+    caller: Caller = AGENT,
+) -> dict[str, Any]:
+    payload = {
+        "kind": kind,
+        "planned_start": start.isoformat(),
+        "planned_end": (start + timedelta(minutes=minutes)).isoformat(),
+        "purpose": f"{kind} at {start:%H:%M}",
+        "customer_id": customer,
+    }
+    return call(world, "plan_activity", rpc.PlanActivity, payload, caller)  # type: ignore[no-any-return]
+
+
+def test_the_daily_plan_says_what_is_done_overdue_and_to_come_as_the_clock_moves(
+    world: dict[str, Any],
+) -> None:
+    customer = register(world)
+    day = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
+    visit = plan(world, "visit", day, 60, customer)
+    call_ = plan(world, "call", day + timedelta(hours=2), 15, customer)
+    later = plan(world, "paperwork", day + timedelta(hours=6), 30)
+    yesterday = plan(world, "call", day - timedelta(days=1), 15, customer)
+    call(
+        world,
+        "complete_activity",
+        rpc.CompleteActivity,
+        {"activity_id": visit["activity_id"], "outcome": "interested"},
+    )
+
+    def statuses() -> dict[str, str]:
+        answer = call(world, "get_daily_plan", rpc.GetDailyPlan, {"date": "2026-12-01"})
+        return {e["activity_id"]: e["status"] for e in answer["activities"]} | {
+            e["activity_id"]: "carried_over" for e in answer["carried_over"]
+        }
+
+    assert statuses() == {
+        visit["activity_id"]: "done",
+        call_["activity_id"]: "to_come",
+        later["activity_id"]: "to_come",
+        yesterday["activity_id"]: "carried_over",
+    }
+    world["clock"].now = day + timedelta(hours=3)
+    assert statuses()[call_["activity_id"]] == "overdue"
+    answer = call(world, "get_daily_plan", rpc.GetDailyPlan, {"date": "2026-12-01"})
+    assert [e["activity_id"] for e in answer["activities"]] == [
+        visit["activity_id"],
+        call_["activity_id"],
+        later["activity_id"],
+    ]
+    assert answer["counts"] == {"done": 1, "cancelled": 0, "overdue": 1, "to_come": 1}
+
+
+def test_two_overlapping_visits_cannot_both_be_planned_even_at_once(world: dict[str, Any]) -> None:
+    customer = register(world)
+    start = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
+    outcomes: list[object] = []
+
+    def attempt(offset: int) -> None:
+        try:
+            outcomes.append(plan(world, "visit", start + timedelta(minutes=offset), 60, customer))
+        except CrmError as e:
+            outcomes.append(e)
+
+    threads = [threading.Thread(target=attempt, args=(i * 10,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    planned = [o for o in outcomes if isinstance(o, dict)]
+    assert len(planned) == 1, outcomes
+    assert all(
+        isinstance(o, ValidationFailed | ConcurrencyConflict) for o in outcomes if not isinstance(o, dict)
+    )
+    # Back to back is not an overlap.
+    plan(world, "visit", datetime.fromisoformat(planned[0]["planned_end"]), 30, customer)
+
+
+def test_a_follow_up_asked_for_twice_is_planned_once(world: dict[str, Any]) -> None:
+    customer = register(world)
+    request = {
+        "agent_id": "A-1001",
+        "customer_id": customer,
+        "source": "churn_warning",
+        "idempotency_key": "churn:abc:1",
+        "due_on": "2026-12-03",
+        "purpose": "customer at risk: call",
+    }
+    first = call(world, "plan_follow_up", rpc.PlanFollowUp, request, SYSTEM)
+    second = call(world, "plan_follow_up", rpc.PlanFollowUp, request, SYSTEM)  # another command id
+    assert first["activity_id"] == second["activity_id"]
+    assert (first["already_planned"], second["already_planned"]) == (False, True)
+    assert first["planned_start"] == "2026-12-03T01:00:00+00:00"  # 09:00 in Shanghai
+    plans = call(world, "get_daily_plan", rpc.GetDailyPlan, {"date": "2026-12-03"})
+    assert [e["activity_id"] for e in plans["activities"]] == [first["activity_id"]]
+
+
+def owner_changes(customers: CustomerApplication) -> list[dict[str, Any]]:
+    return [
+        m
+        for batch in customers.notifications(0)
+        for n in batch
+        if (m := customers.envelope(n)) and m["event_type"] == "customer.owner_changed"
+    ]
+
+
+def test_open_work_follows_the_customer_to_a_new_owner_once_and_back_when_undone(
+    world: dict[str, Any],
+) -> None:
+    sales, customers = world["sales"], world["customers"]
+    customer = register(world)
+    opportunity = call(
+        world,
+        "open_opportunity",
+        rpc.OpenOpportunity,
+        {
+            "customer_id": customer,
+            "product": "life",
+            "expected_annual_premium": "6000.00",
+            "source": "referral",
+        },
+    )
+    visit = plan(world, "visit", datetime(2026, 12, 4, 1, 0, tzinfo=UTC), 60, customer)
+    done = plan(world, "call", datetime(2026, 12, 1, 1, 0, tzinfo=UTC), 10, customer)
+    call(
+        world,
+        "complete_activity",
+        rpc.CompleteActivity,
+        {"activity_id": done["activity_id"], "outcome": "reached"},
+    )
+    own = plan(world, "paperwork", datetime(2026, 12, 4, 3, 0, tzinfo=UTC), 30)  # about no customer
+
+    def reassign(to: str) -> dict[str, Any]:
+        customers.reassign_customer(
+            {"customer_id": customer, "new_agent_id": to, "reason": "test"},
+            CommandMeta.new(OPERATOR),
+            world["force"],
+        )
+        return owner_changes(customers)[-1]
+
+    def follow(envelope: dict[str, Any]) -> dict[str, Any]:
+        return sales.follow_customer_owner(
+            envelope, CommandMeta.for_reaction(envelope, REACTION, SALES_REACTIONS)
+        )  # type: ignore[no-any-return]
+
+    def agents() -> tuple[str, str, str, str]:
+        return (
+            call(
+                world,
+                "get_opportunity",
+                rpc.GetOpportunity,
+                {"opportunity_id": opportunity["opportunity_id"]},
+                OPERATOR,
+            )["agent_id"],
+            call(world, "get_activity", rpc.GetActivity, {"activity_id": visit["activity_id"]}, OPERATOR)[
+                "agent_id"
+            ],
+            call(world, "get_activity", rpc.GetActivity, {"activity_id": done["activity_id"]}, OPERATOR)[
+                "agent_id"
+            ],
+            call(world, "get_activity", rpc.GetActivity, {"activity_id": own["activity_id"]}, OPERATOR)[
+                "agent_id"
+            ],
+        )
+
+    moved = reassign("A-2002")
+    assert follow(moved) == {
+        "customer_id": customer,
+        "to_agent_id": "A-2002",
+        "opportunities": 1,
+        "activities": 1,
+    }
+    assert agents() == ("A-2002", "A-2002", "A-1001", "A-1001")  # done work and other work stay
+    before = sales.max_position()
+    follow(moved)  # the same event again
+    assert sales.max_position() == before
+    new_owner_day = call(
+        world, "get_daily_plan", rpc.GetDailyPlan, {"agent_id": "A-2002", "date": "2026-12-04"}, OPERATOR
+    )
+    assert [e["activity_id"] for e in new_owner_day["activities"]] == [visit["activity_id"]]
+
+    back = reassign("A-1001")
+    follow(back)
+    assert agents() == ("A-1001", "A-1001", "A-1001", "A-1001")
+    again = sales.max_position()
+    follow({**moved, "event_id": "a-requeued-copy"})  # the older change arriving late moves nothing
+    assert sales.max_position() == again
+    assert agents()[0] == "A-1001"
