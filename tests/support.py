@@ -47,15 +47,19 @@ def make_national_id(birth: date = date(1985, 6, 15), serial: int | None = None)
 _people = itertools.count(uuid.uuid4().int % 10_000_000)
 
 
-def unique_person() -> tuple[date, str]:
-    """A birth date and a national id no other call in this process returns."""
+def unique_person(first_birth: date = date(1940, 1, 1), birth_days: int = 25_000) -> tuple[date, str]:
+    """A birth date (from ``first_birth``, within ``birth_days``) and a national id no other call
+    in this process returns."""
     n = next(_people)
-    birth = date(1940, 1, 1) + timedelta(days=(n // 1000) % 25_000)
+    birth = first_birth + timedelta(days=(n // 1000) % birth_days)
     return birth, make_national_id(birth, n % 1000)
 
 
-def customer_payload(agent_id: str = "A-1001", **overrides: Any) -> dict[str, Any]:
-    birth, national_id = unique_person()
+def customer_payload(
+    agent_id: str = "A-1001", *, working_age: bool = False, **overrides: Any
+) -> dict[str, Any]:
+    """``working_age``: born 1970-1994 (so that every product of the catalogue quotes for them)."""
+    birth, national_id = unique_person(date(1970, 1, 1), 9_000) if working_age else unique_person()
     payload = {
         # A name of its own too: people sharing a name and a birth date are possible duplicates.
         "full_name": f"Wang Fang {national_id[14:17]}{birth.toordinal() % 100_000}",

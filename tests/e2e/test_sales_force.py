@@ -39,10 +39,9 @@ def new_team(client: CrmClient, manager: str, agents: int) -> tuple[str, list[st
     return team_id, agent_ids
 
 
-def register_for(client: CrmClient, agent_id: str) -> str:
-    return str(
-        ok(client.call("customer", "register_customer", customer_payload(agent_id=agent_id)))["customer_id"]
-    )
+def register_for(client: CrmClient, agent_id: str, **options: Any) -> str:
+    payload = customer_payload(agent_id=agent_id, **options)
+    return str(ok(client.call("customer", "register_customer", payload))["customer_id"])
 
 
 def test_a_departure_hands_the_book_over_evenly_once_each_and_the_agent_loses_it(

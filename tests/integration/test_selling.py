@@ -74,7 +74,7 @@ def world(store_env: dict[str, str], tmp_path: Any) -> dict[str, Any]:
 
 
 def register(world: dict[str, Any], agent_id: str = "A-1001") -> str:
-    data = rpc.RegisterCustomer().load(customer_payload(agent_id=agent_id))
+    data = rpc.RegisterCustomer().load(customer_payload(agent_id=agent_id, working_age=True))
     return str(
         world["customers"].register_customer(data, CommandMeta.new(OPERATOR), world["force"])["customer_id"]
     )
