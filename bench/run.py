@@ -12,6 +12,7 @@ import argparse
 import itertools
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -20,10 +21,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from kombu import Connection, Queue
 from pymongo import MongoClient, ReplaceOne
@@ -65,11 +67,14 @@ class Sizes:
     book: int
     # Rows of the two books imported: the larger one's rate is the figure, the peaks compare.
     import_rows: tuple[int, int]
+    # Days of history of a team of 30 agents with 40 activities each a day, and seconds of reads.
+    plan_days: int = 60
+    plan_seconds: float = 10.0
 
     @classmethod
     def of(cls, quick: bool) -> Sizes:
         if quick:
-            return cls(3.0, 150, (10_000, 30_000), 5_000, 3_000, 1_000, (1_000, 5_000))
+            return cls(3.0, 150, (10_000, 30_000), 5_000, 3_000, 1_000, (1_000, 5_000), 10, 3.0)
         return cls(10.0, 1_000, (100_000, 500_000), 50_000, 30_000, 10_000, (10_000, 100_000))
 
 
@@ -321,6 +326,137 @@ def grow_history(data_dir: Path, events: int) -> None:
         sales.save(*batch_policies)
     customers.close()
     sales.close()
+
+
+# 2d. The agent's day ----------------------------------------------------------------------------
+
+DAY_TEAM = "T-DAY"
+DAY_AGENTS = tuple(f"D-{i:02d}" for i in range(30))
+ACTIVITIES_A_DAY = 40
+
+
+def seed_agents_days(data_dir: Path, days: int) -> int:
+    """``days`` of history up to today for the day team: 40 activities an agent a day, 12 minutes
+    apart from 08:00 (one in ten a meeting, booked in the agent's day), most of the past ones done,
+    some cancelled, some left overdue; appended straight to the sales store, a day of an agent per
+    append. Returns the activities stored."""
+    from services.sales.domain.activity import Activity, ActivityKind, AgentDay
+
+    sales = SalesApplication(env=sqlite_env(data_dir / "sales.sqlite"))
+    zone = sales.zone
+    today = datetime.now(zone).date()
+    kinds = (ActivityKind.CALL, ActivityKind.FOLLOW_UP, ActivityKind.CALL, ActivityKind.PAPERWORK)
+    stored = 0
+    for agent_id in DAY_AGENTS:
+        meta = CommandMeta.new(Caller(f"u-{agent_id}", Role.AGENT, agent_id))
+        for back in range(days):
+            day = today - timedelta(days=days - 1 - back)
+            agent_day = AgentDay.start(agent_id, day, meta)
+            batch: list[Any] = [agent_day]
+            for i in range(ACTIVITIES_A_DAY):
+                start = datetime.combine(day, datetime.min.time(), zone) + timedelta(hours=8, minutes=12 * i)
+                kind = ActivityKind.MEETING if i % 10 == 0 else kinds[i % 4]
+                activity = Activity.plan(
+                    agent_id=agent_id,
+                    customer_id=None,
+                    kind=kind,
+                    planned_start=start,
+                    planned_end=start + timedelta(minutes=10),
+                    purpose=f"{kind.value} {i}",
+                    source="agent",
+                    source_key=None,
+                    meta=CommandMeta.new(meta.actor),
+                )
+                if activity.is_appointment:
+                    agent_day.book(activity.activity_id, activity.planned_start, activity.planned_end, meta)
+                if day < today and i % 10 not in (3, 7):
+                    activity.complete(
+                        outcome="done", notes=None, next_step=None, at=activity.planned_end, meta=meta
+                    )
+                elif day < today and i % 10 == 3:
+                    activity.cancel("rescheduled by the customer", meta)
+                batch.append(activity)
+            sales.save(*batch)
+            stored += ACTIVITIES_A_DAY
+    sales.work.catch_up()  # the tables beside the store, as the service would on its first read
+    sales.close()
+    return stored
+
+
+def latencies(
+    system: System, clients: int, seconds: float, call: Callable[[CrmClient, int], object], caller: Caller
+) -> list[float]:
+    """Each call's latency (seconds) from ``clients`` threads calling back to back."""
+    samples: list[list[float]] = [[] for _ in range(clients)]
+    start = threading.Barrier(clients + 1)
+    stop = threading.Event()
+
+    def work(i: int) -> None:
+        with CrmClient.for_caller(system.amqp_uri, caller, system.secret, timeout=30) as client:
+            call(client, i)
+            start.wait()
+            n = 0
+            while not stop.is_set():
+                began = time.perf_counter()
+                call(client, i + n)
+                samples[i].append(time.perf_counter() - began)
+                n += clients
+
+    threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(clients)]
+    for t in threads:
+        t.start()
+    start.wait()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join()
+    return [s for per_client in samples for s in per_client]
+
+
+def agents_day(system: System, days: int, seconds: float) -> dict[str, list[float]]:
+    """Latencies of ``get_daily_plan`` (a random agent of the team, a random day of the history)
+    and ``get_team_day`` (the team, a random day), read by its manager, and of ``ping`` by the same
+    clients."""
+    with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=30) as client:
+        assert client.call(
+            "sales",
+            "create_team",
+            {"team_id": DAY_TEAM, "name": "Day", "branch": "Ningbo", "manager_user_id": "mgr-day"},
+        )["ok"]
+        for agent_id in DAY_AGENTS:
+            reply = client.call(
+                "sales",
+                "register_agent",
+                {"agent_id": agent_id, "name": agent_id, "team_id": DAY_TEAM, "hired_on": "2020-01-01"},
+            )
+            assert reply["ok"], reply
+    stored = seed_agents_days(system.run_dir / "data", days)
+    print(f"  seeded {stored:,} activities", file=sys.stderr, flush=True)
+    zone = ZoneInfo(system.env.get("CRM_TIMEZONE", "Asia/Shanghai"))
+    today = datetime.now(zone).date()
+    picks = random.Random(7)
+    dates = [(today - timedelta(days=picks.randrange(days))).isoformat() for _ in range(10_000)]
+    agents = [DAY_AGENTS[picks.randrange(len(DAY_AGENTS))] for _ in range(10_000)]
+    manager = Caller("mgr-day", Role.MANAGER)
+
+    def daily_plan(client: CrmClient, n: int) -> None:
+        reply = client.call(
+            "sales", "get_daily_plan", {"agent_id": agents[n % 10_000], "date": dates[n % 10_000]}
+        )
+        assert reply["ok"] and len(reply["result"]["activities"]) == ACTIVITIES_A_DAY, reply
+
+    def team_day(client: CrmClient, n: int) -> None:
+        reply = client.call("sales", "get_team_day", {"team_id": DAY_TEAM, "date": dates[n % 10_000]})
+        assert reply["ok"] and reply["result"]["totals"]["planned"] > 0, reply
+
+    def sales_ping(client: CrmClient, _: int) -> None:
+        assert client.call("sales", "ping", {})["ok"]
+
+    return {
+        "ping": latencies(system, 4, seconds, sales_ping, manager),
+        "get_daily_plan": latencies(system, 4, seconds, daily_plan, manager),
+        "get_team_day": latencies(system, 4, seconds, team_day, manager),
+    }
 
 
 # 5. Book transfer ------------------------------------------------------------------------------
@@ -587,6 +723,21 @@ def main(argv: list[str] | None = None) -> None:
                     rejected_rows=summary["rejected_rows"],
                 )
             report.add(f"import peak RSS at {rows:,} rows", import_mb, None, "MB", "-")
+
+        print("2d. the agent's day", file=sys.stderr, flush=True)
+        day_latencies = agents_day(system, sizes.plan_days, sizes.plan_seconds)
+        for name in ("get_daily_plan", "get_team_day"):
+            for p in (50, 99):
+                report.add(
+                    f"{name} p{p}",
+                    percentile(day_latencies[name], p) * 1000,
+                    percentile(day_latencies["ping"], p) * 1000,
+                    "ms",
+                    f"sales ping p{p}, same 4 clients",
+                    samples=len(day_latencies[name]),
+                    note=f"team of {len(DAY_AGENTS)} agents, {ACTIVITIES_A_DAY} activities each a day, "
+                    f"{sizes.plan_days} days; the ratio is how many pings one read costs",
+                )
 
         system.stop([n for n in system.processes if n != "mongo"])
         print("3. rebuild", file=sys.stderr, flush=True)

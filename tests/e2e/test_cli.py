@@ -62,10 +62,25 @@ def test_a_newcomers_walkthrough_with_the_cli(system: System) -> None:
 
     person = customer_payload(agent_id=first)
     registered = crm(
-        system, "register", "--name", person["full_name"], "--national-id", person["national_id"],
-        "--phone", person["mobile_phone"], "--birth-date", person["date_of_birth"], "--street", "1 Road",
-        "--city", "Ningbo", "--province", "Zhejiang", "--agent", first,
-    )  # fmt: skip
+        system,
+        "register",
+        "--name",
+        person["full_name"],
+        "--national-id",
+        person["national_id"],
+        "--phone",
+        person["mobile_phone"],
+        "--birth-date",
+        person["date_of_birth"],
+        "--street",
+        "1 Road",
+        "--city",
+        "Ningbo",
+        "--province",
+        "Zhejiang",
+        "--agent",
+        first,
+    )
     assert registered.returncode == 0, registered.stderr
     customer_id = json.loads(registered.stdout)["customer_id"]
 
@@ -93,10 +108,25 @@ def test_a_newcomers_walkthrough_with_the_cli(system: System) -> None:
 def test_contact_points_consents_duplicates_merge_and_erasure_with_the_cli(system: System) -> None:
     person = customer_payload(agent_id="A-1001")
     registered = crm(
-        system, "register", "--name", person["full_name"], "--national-id", person["national_id"],
-        "--phone", person["mobile_phone"], "--birth-date", person["date_of_birth"], "--street", "1 Road",
-        "--city", "Ningbo", "--province", "Zhejiang", "--agent", "A-1001",
-    )  # fmt: skip
+        system,
+        "register",
+        "--name",
+        person["full_name"],
+        "--national-id",
+        person["national_id"],
+        "--phone",
+        person["mobile_phone"],
+        "--birth-date",
+        person["date_of_birth"],
+        "--street",
+        "1 Road",
+        "--city",
+        "Ningbo",
+        "--province",
+        "Zhejiang",
+        "--agent",
+        "A-1001",
+    )
     customer_id = json.loads(registered.stdout)["customer_id"]
 
     added = crm(
@@ -140,3 +170,136 @@ def test_contact_points_consents_duplicates_merge_and_erasure_with_the_cli(syste
     assert sorted(json.loads(erased.stdout)["erased"]) == sorted([customer_id, twin_id])
     assert json.loads(crm(system, "customer", customer_id).stdout)["full_name"] is None
     assert "--storage-path" in crm(system, "compact-read-store", "--help").stdout
+
+
+def test_selling_and_the_agents_day_with_the_cli(system: System) -> None:
+    team = f"T-DAY-{uuid.uuid4().hex[:6]}"
+    agent = f"{team}-A1"
+    assert (
+        crm(
+            system, "team", "create", team, "--name", "Day", "--branch", "Wuxi", "--manager", "m-day"
+        ).returncode
+        == 0
+    )
+    assert (
+        crm(
+            system, "agent", "register", agent, "--name", agent, "--team", team, "--hired-on", "2024-03-01"
+        ).returncode
+        == 0
+    )
+    person = customer_payload(agent_id=agent, working_age=True)
+    customer = json.loads(
+        crm(
+            system, "register", "--name", person["full_name"], "--national-id", person["national_id"],
+            "--phone", person["mobile_phone"], "--birth-date", person["date_of_birth"], "--street", "1 Road",
+            "--city", "Wuxi", "--province", "Jiangsu", "--agent", agent,
+        ).stdout
+    )["customer_id"]  # fmt: skip
+    as_agent = ("--as", "agent", "--agent-id", agent)
+    opened = json.loads(
+        crm(
+            system,
+            *as_agent,
+            "opportunity",
+            "open",
+            customer,
+            "--product",
+            "life",
+            "--premium",
+            "6000.00",
+            "--source",
+            "referral",
+        ).stdout
+    )
+    assert opened["stage"] == "new"
+    quote = json.loads(
+        crm(
+            system,
+            *as_agent,
+            "quote",
+            customer,
+            "--product",
+            "life",
+            "--sum-insured",
+            "300000.00",
+            "--term",
+            "10",
+        ).stdout
+    )
+    sold = json.loads(crm(system, *as_agent, "sell", customer, "--quote", quote["quote_id"]).stdout)
+    assert sold["annual_premium"] == quote["annual_premium"]
+    for stage in ("contacted", "needs_analysis", "proposal"):
+        assert (
+            crm(
+                system, *as_agent, "opportunity", "move", opened["opportunity_id"], "--stage", stage
+            ).returncode
+            == 0
+        )
+    won = crm(
+        system,
+        *as_agent,
+        "opportunity",
+        "move",
+        opened["opportunity_id"],
+        "--stage",
+        "won",
+        "--policy",
+        sold["policy_number"],
+    )
+    assert won.returncode == 0, won.stderr
+    wrong = crm(
+        system,
+        *as_agent,
+        "policy",
+        "pay",
+        sold["policy_number"],
+        "--payment-id",
+        "P1",
+        "--amount",
+        "10.00",
+        "--due",
+        "2027-01-01",
+    )
+    assert wrong.returncode == 1 and "permission_denied" in wrong.stderr
+    planned = crm(
+        system,
+        *as_agent,
+        "plan",
+        "add",
+        "--kind",
+        "visit",
+        "--start",
+        "2030-03-04 10:00",
+        "--end",
+        "2030-03-04 11:00",
+        "--customer",
+        customer,
+        "--purpose",
+        "policy review",
+    )
+    assert planned.returncode == 0, planned.stderr
+    clash = crm(
+        system,
+        *as_agent,
+        "plan",
+        "add",
+        "--kind",
+        "meeting",
+        "--start",
+        "2030-03-04 10:30",
+        "--end",
+        "2030-03-04 11:30",
+        "--purpose",
+        "team meeting",
+    )
+    assert clash.returncode == 1 and "planned_start: overlaps" in clash.stderr
+    day = crm(system, *as_agent, "day", "--date", "2030-03-04")
+    assert day.returncode == 0 and "10:00-11:00  to come    visit      policy review" in day.stdout, (
+        day.stdout
+    )
+    team_day = crm(system, "--as", "manager", "--user", "m-day", "team-day", team, "--date", "2030-03-04")
+    assert team_day.returncode == 0 and agent in team_day.stdout, team_day.stderr
+    pipeline = json.loads(
+        crm(system, "--as", "manager", "--user", "m-day", "pipeline", "--team", team).stdout
+    )
+    assert {s["stage"]: s["count"] for s in pipeline["stages"]}["won"] == 1

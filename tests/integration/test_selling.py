@@ -62,7 +62,7 @@ def world(store_env: dict[str, str], tmp_path: Any) -> dict[str, Any]:
     customer_env = dict(store_env)
     if "SQLITE_DBNAME" in customer_env:
         customer_env["SQLITE_DBNAME"] = str(tmp_path / "customers.sqlite")
-    customers = CustomerApplication(env=customer_env)
+    customers = CustomerApplication(env=customer_env, clock=clock)
     force = InProcessSalesForce(sales)
     return {
         "clock": clock,
@@ -320,3 +320,67 @@ def test_open_work_follows_the_customer_to_a_new_owner_once_and_back_when_undone
     follow({**moved, "event_id": "a-requeued-copy"})  # the older change arriving late moves nothing
     assert sales.max_position() == again
     assert agents()[0] == "A-1001"
+
+
+def test_a_book_transfer_moves_the_books_open_work_and_its_undoing_moves_it_back(
+    world: dict[str, Any],
+) -> None:
+    sales, customers, clock = world["sales"], world["customers"], world["clock"]
+    book = [register(world) for _ in range(5)]
+    opportunities = [
+        call(
+            world,
+            "open_opportunity",
+            rpc.OpenOpportunity,
+            {"customer_id": c, "product": "auto", "expected_annual_premium": "3000.00", "source": "renewal"},
+        )["opportunity_id"]
+        for c in book
+    ]
+    calls = [
+        plan(world, "call", datetime(2026, 12, 5, 1, i, tzinfo=UTC), 1, c)["activity_id"]
+        for i, c in enumerate(book)
+    ]
+    transfer_id = customers.transfer_book(
+        {
+            "from_agent_id": "A-1001",
+            "successor": {"kind": "agent", "agent_id": "A-2002"},
+            "reason": "reorganised",
+        },
+        CommandMeta.new(OPERATOR),
+        world["force"],
+    )["transfer_id"]
+
+    def run_and_follow() -> None:
+        for _ in range(100):
+            if not customers.advance_transfers():
+                # the transfer's completion grace, counted from when it was stored
+                clock.now = max(clock.now, datetime.now(UTC)) + timedelta(seconds=10)
+            customers.owners.catch_up()
+            if not customers.owners.active_transfers():
+                break
+        for change in owner_changes(customers):
+            sales.follow_customer_owner(change, CommandMeta.for_reaction(change, REACTION, SALES_REACTIONS))
+
+    def holders() -> set[str]:
+        return {
+            call(world, "get_opportunity", rpc.GetOpportunity, {"opportunity_id": o}, OPERATOR)["agent_id"]
+            for o in opportunities
+        } | {
+            call(world, "get_activity", rpc.GetActivity, {"activity_id": a}, OPERATOR)["agent_id"]
+            for a in calls
+        }
+
+    run_and_follow()
+    assert holders() == {"A-2002"}
+    customers.undo_book_transfer(
+        {"transfer_id": transfer_id, "reason": "wrong agent"}, CommandMeta.new(OPERATOR), world["force"]
+    )
+    run_and_follow()  # every owner change is followed again, the first ones included: nothing doubles
+    assert holders() == {"A-1001"}
+    reassigned = [
+        m
+        for batch in sales.notifications(0)
+        for n in batch
+        if (m := sales.envelope(n)) and m["event_type"] == "sales.opportunity_reassigned"
+    ]
+    assert len(reassigned) == 2 * len(book)  # there, and back, once each
