@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import uuid
+from typing import Any
 
 from crm_cli.system import REPO, System
 from tests.support import customer_payload
@@ -29,6 +30,30 @@ def crm(system: System, *args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=120,
+    )
+
+
+def register_with_cli(system: System, person: dict[str, Any], agent: str) -> subprocess.CompletedProcess[str]:
+    """``crm register`` of the person of a ``customer_payload``."""
+    return crm(
+        system,
+        "register",
+        "--name",
+        person["full_name"],
+        "--national-id",
+        person["national_id"],
+        "--phone",
+        person["mobile_phone"],
+        "--birth-date",
+        person["date_of_birth"],
+        "--street",
+        "1 Road",
+        "--city",
+        "Ningbo",
+        "--province",
+        "Zhejiang",
+        "--agent",
+        agent,
     )
 
 
@@ -61,26 +86,7 @@ def test_a_newcomers_walkthrough_with_the_cli(system: System) -> None:
     assert [a["agent_id"] for a in shown["agents"]] == [first, second]
 
     person = customer_payload(agent_id=first)
-    registered = crm(
-        system,
-        "register",
-        "--name",
-        person["full_name"],
-        "--national-id",
-        person["national_id"],
-        "--phone",
-        person["mobile_phone"],
-        "--birth-date",
-        person["date_of_birth"],
-        "--street",
-        "1 Road",
-        "--city",
-        "Ningbo",
-        "--province",
-        "Zhejiang",
-        "--agent",
-        first,
-    )
+    registered = register_with_cli(system, person, first)
     assert registered.returncode == 0, registered.stderr
     customer_id = json.loads(registered.stdout)["customer_id"]
 
@@ -107,26 +113,7 @@ def test_a_newcomers_walkthrough_with_the_cli(system: System) -> None:
 
 def test_contact_points_consents_duplicates_merge_and_erasure_with_the_cli(system: System) -> None:
     person = customer_payload(agent_id="A-1001")
-    registered = crm(
-        system,
-        "register",
-        "--name",
-        person["full_name"],
-        "--national-id",
-        person["national_id"],
-        "--phone",
-        person["mobile_phone"],
-        "--birth-date",
-        person["date_of_birth"],
-        "--street",
-        "1 Road",
-        "--city",
-        "Ningbo",
-        "--province",
-        "Zhejiang",
-        "--agent",
-        "A-1001",
-    )
+    registered = register_with_cli(system, person, "A-1001")
     customer_id = json.loads(registered.stdout)["customer_id"]
 
     added = crm(
@@ -188,13 +175,7 @@ def test_selling_and_the_agents_day_with_the_cli(system: System) -> None:
         == 0
     )
     person = customer_payload(agent_id=agent, working_age=True)
-    customer = json.loads(
-        crm(
-            system, "register", "--name", person["full_name"], "--national-id", person["national_id"],
-            "--phone", person["mobile_phone"], "--birth-date", person["date_of_birth"], "--street", "1 Road",
-            "--city", "Wuxi", "--province", "Jiangsu", "--agent", agent,
-        ).stdout
-    )["customer_id"]  # fmt: skip
+    customer = json.loads(register_with_cli(system, person, agent).stdout)["customer_id"]
     as_agent = ("--as", "agent", "--agent-id", agent)
     opened = json.loads(
         crm(

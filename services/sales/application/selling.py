@@ -220,6 +220,19 @@ class Selling(SalesBase):
         )
         return policy_view(policy)
 
+    def _serviced(
+        self,
+        data: dict[str, Any],
+        meta: CommandMeta,
+        customers: CustomerDirectory,
+        scope: TeamScope,
+        roles: tuple[Role, ...],
+    ) -> Policy:
+        """The policy a servicing command names, for a caller of ``roles``: internal systems act on
+        every policy, the others on their customers' (see ``policy_in_scope``)."""
+        meta.actor.require_role(*roles)
+        return self.policy_in_scope(data["policy_number"], meta, customers, scope, also=(Role.SYSTEM,))
+
     def _acted(self, policy: Policy) -> Decision:
         return Decision(
             {"policy_number": policy.policy_number, "status": policy.status, "version": policy.version},
@@ -258,8 +271,7 @@ class Selling(SalesBase):
     def record_premium_payment(
         self, data: dict[str, Any], meta: CommandMeta, customers: CustomerDirectory, scope: TeamScope
     ) -> Decision:
-        meta.actor.require_role(*CORE_SYSTEM_REPORTS)
-        policy = self.policy_in_scope(data["policy_number"], meta, customers, scope, also=(Role.SYSTEM,))
+        policy = self._serviced(data, meta, customers, scope, CORE_SYSTEM_REPORTS)
         paid_on: date = data.get("paid_on") or self.today()
         policy.pay(
             payment_id=data["payment_id"],
@@ -276,8 +288,7 @@ class Selling(SalesBase):
     def record_policy_lapse(
         self, data: dict[str, Any], meta: CommandMeta, customers: CustomerDirectory, scope: TeamScope
     ) -> Decision:
-        meta.actor.require_role(*CORE_SYSTEM_REPORTS)
-        policy = self.policy_in_scope(data["policy_number"], meta, customers, scope, also=(Role.SYSTEM,))
+        policy = self._serviced(data, meta, customers, scope, CORE_SYSTEM_REPORTS)
         policy.lapse(
             missed_due_date=data["missed_due_date"],
             lapsed_on=data.get("lapsed_on") or self.today(),
@@ -289,8 +300,7 @@ class Selling(SalesBase):
     def reinstate_policy(
         self, data: dict[str, Any], meta: CommandMeta, customers: CustomerDirectory, scope: TeamScope
     ) -> Decision:
-        meta.actor.require_role(*SERVICING)
-        policy = self.policy_in_scope(data["policy_number"], meta, customers, scope, also=(Role.SYSTEM,))
+        policy = self._serviced(data, meta, customers, scope, SERVICING)
         policy.reinstate(on=data.get("reinstated_on") or self.today(), reason=data["reason"], meta=meta)
         return self._acted(policy)
 
@@ -298,8 +308,7 @@ class Selling(SalesBase):
     def cancel_policy(
         self, data: dict[str, Any], meta: CommandMeta, customers: CustomerDirectory, scope: TeamScope
     ) -> Decision:
-        meta.actor.require_role(*SERVICING)
-        policy = self.policy_in_scope(data["policy_number"], meta, customers, scope, also=(Role.SYSTEM,))
+        policy = self._serviced(data, meta, customers, scope, SERVICING)
         policy.cancel(
             on=data.get("cancelled_on") or self.today(),
             reason=data["reason"],
@@ -312,8 +321,7 @@ class Selling(SalesBase):
     def record_claim(
         self, data: dict[str, Any], meta: CommandMeta, customers: CustomerDirectory, scope: TeamScope
     ) -> Decision:
-        meta.actor.require_role(*CORE_SYSTEM_REPORTS)
-        policy = self.policy_in_scope(data["policy_number"], meta, customers, scope, also=(Role.SYSTEM,))
+        policy = self._serviced(data, meta, customers, scope, CORE_SYSTEM_REPORTS)
         changed = policy.record_claim(
             claim_id=data["claim_id"],
             loss_date=data["loss_date"],

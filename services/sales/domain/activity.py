@@ -18,6 +18,7 @@ from typing import Any
 from contracts import fields
 from crm_shared.domain import CommandMeta, CrmAggregate
 from crm_shared.errors import InvalidState, ValidationFailed
+from services.sales.domain.following import follows_owner
 
 ACTIVITY_NAMESPACE = uuid.UUID("f1c83b26-7e4d-4a09-b5d2-6c0a9e3f7b18")
 FOLLOW_UP_NAMESPACE = uuid.UUID("0c6e2a9f-3b71-4d58-8e04-a2f9d1b7c365")
@@ -305,11 +306,8 @@ class Activity(CrmAggregate):
     ) -> bool:
         """Move a planned activity with its customer to the new owner, once per owner change (see
         ``Opportunity.follow_owner``). True if it moved."""
-        if (
-            not self.is_open
-            or owner_version <= self.owner_version
-            or self.agent_id != previous_agent_id
-            or new_agent_id == self.agent_id
+        if not follows_owner(
+            self.is_open, self.agent_id, self.owner_version, previous_agent_id, new_agent_id, owner_version
         ):
             return False
         self._event(

@@ -16,6 +16,7 @@ from enum import StrEnum
 from contracts import fields
 from crm_shared.domain import CommandMeta, CrmAggregate
 from crm_shared.errors import InvalidState, ValidationFailed
+from services.sales.domain.following import follows_owner
 
 OPPORTUNITY_NAMESPACE = uuid.UUID("3e8a1c5d-9b24-4f70-a6d3-1c0e7b9f2a48")
 
@@ -223,11 +224,8 @@ class Opportunity(CrmAggregate):
         """Move an open opportunity with its customer to the customer's new owner, once per change
         of owner (``owner_version``, the customer's version that changed it: a change seen again, or
         an older one arriving late, moves nothing). True if it moved."""
-        if (
-            not self.is_open
-            or owner_version <= self.owner_version
-            or self.agent_id != previous_agent_id
-            or new_agent_id == self.agent_id
+        if not follows_owner(
+            self.is_open, self.agent_id, self.owner_version, previous_agent_id, new_agent_id, owner_version
         ):
             return False
         self.trigger_event(
