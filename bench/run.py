@@ -335,15 +335,14 @@ DAY_AGENTS = tuple(f"D-{i:02d}" for i in range(30))
 ACTIVITIES_A_DAY = 40
 
 
-def seed_agents_days(data_dir: Path, days: int) -> int:
+def seed_agents_days(data_dir: Path, days: int, zone: ZoneInfo) -> int:
     """``days`` of history up to today for the day team: 40 activities an agent a day, 12 minutes
     apart from 08:00 (one in ten a meeting, booked in the agent's day), most of the past ones done,
     some cancelled, some left overdue; appended straight to the sales store, a day of an agent per
     append. Returns the activities stored."""
     from services.sales.domain.activity import Activity, ActivityKind, AgentDay
 
-    sales = SalesApplication(env=sqlite_env(data_dir / "sales.sqlite"))
-    zone = sales.zone
+    sales = SalesApplication(env=sqlite_env(data_dir / "sales.sqlite"), zone=zone)
     today = datetime.now(zone).date()
     kinds = (ActivityKind.CALL, ActivityKind.FOLLOW_UP, ActivityKind.CALL, ActivityKind.PAPERWORK)
     stored = 0
@@ -388,19 +387,26 @@ def latencies(
 ) -> list[float]:
     """Each call's latency (seconds) from ``clients`` threads calling back to back."""
     samples: list[list[float]] = [[] for _ in range(clients)]
+    failures: list[BaseException] = []
     start = threading.Barrier(clients + 1)
     stop = threading.Event()
 
     def work(i: int) -> None:
-        with CrmClient.for_caller(system.amqp_uri, caller, system.secret, timeout=30) as client:
-            call(client, i)
-            start.wait()
-            n = 0
-            while not stop.is_set():
-                began = time.perf_counter()
-                call(client, i + n)
-                samples[i].append(time.perf_counter() - began)
-                n += clients
+        try:
+            with CrmClient.for_caller(system.amqp_uri, caller, system.secret, timeout=30) as client:
+                try:
+                    call(client, i)  # warm the connection
+                finally:
+                    start.wait()  # whatever happened, so that the run does not wait for ever
+                n = 0
+                while not stop.is_set():
+                    began = time.perf_counter()
+                    call(client, i + n)
+                    samples[i].append(time.perf_counter() - began)
+                    n += clients
+        except BaseException as e:
+            failures.append(e)
+            stop.set()
 
     threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(clients)]
     for t in threads:
@@ -410,6 +416,8 @@ def latencies(
     stop.set()
     for t in threads:
         t.join()
+    if failures:
+        raise failures[0]
     return [s for per_client in samples for s in per_client]
 
 
@@ -430,9 +438,9 @@ def agents_day(system: System, days: int, seconds: float) -> dict[str, list[floa
                 {"agent_id": agent_id, "name": agent_id, "team_id": DAY_TEAM, "hired_on": "2020-01-01"},
             )
             assert reply["ok"], reply
-    stored = seed_agents_days(system.run_dir / "data", days)
-    print(f"  seeded {stored:,} activities", file=sys.stderr, flush=True)
     zone = ZoneInfo(system.env.get("CRM_TIMEZONE", "Asia/Shanghai"))
+    stored = seed_agents_days(system.run_dir / "data", days, zone)
+    print(f"  seeded {stored:,} activities", file=sys.stderr, flush=True)
     today = datetime.now(zone).date()
     picks = random.Random(7)
     dates = [(today - timedelta(days=picks.randrange(days))).isoformat() for _ in range(10_000)]

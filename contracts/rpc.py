@@ -603,7 +603,8 @@ class PlanFollowUp(Strict):
     idempotency_key = f.text(200, required=True)
     due_on = _business_date(required=True)
     planned_start = _moment(load_default=None, allow_none=True)
-    kind = f.one_of(("call", "follow_up", "visit"), load_default="follow_up")
+    # Not a visit or a meeting: work asked for by others fits around the agent's appointments.
+    kind = f.one_of(("call", "follow_up"), load_default="follow_up")
     purpose = f.text(500, required=True)
 
 

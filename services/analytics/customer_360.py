@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -89,10 +90,11 @@ LIST_ORDER: dict[str, tuple[str, ...]] = {
     "contact_points": ("added_at", "contact_point_id"),
     "merged_from": ("merged_at", "customer_id"),
     "policy_status_history": ("at", "policy_number", "status"),
-    "claims": ("loss_date", "claim_id"),
+    "claims": ("loss_date", "claim_key"),
     "opportunities": ("opened_at", "opportunity_id"),
     "activities": ("planned_at", "activity_id"),
 }
+COUNTERS = ("claim_count", "late_payment_count")
 # The lists a survivor's view takes from its duplicates (see ``with_duplicates``).
 COMBINED_LISTS = ("policies", "complaints", "policy_status_history", "claims", "opportunities", "activities")
 
@@ -247,7 +249,6 @@ def _policy_sold(payload: dict[str, Any], message: Message) -> Change:
                 "agent_id": payload["agent_id"],
                 "status": "active",
                 "paid_through": None,
-                "renewals": 0,
             },
             "policy_status_history": _status_entry(payload, message, "active", "sold"),
         },
@@ -305,10 +306,16 @@ def _premium_paid(payload: dict[str, Any], _: Message) -> Change:
     )
 
 
+def claim_key(payload: dict[str, Any]) -> str:
+    """A claim's id is the claims system's, unique within its policy."""
+    return f"{payload['policy_number']}/{payload['claim_id']}"
+
+
 def _claim_recorded(payload: dict[str, Any], _: Message) -> Change:
     return Change(
         push={
             "claims": {
+                "claim_key": claim_key(payload),
                 "claim_id": payload["claim_id"],
                 "policy_number": payload["policy_number"],
                 "loss_date": payload["loss_date"],
@@ -324,7 +331,7 @@ def _claim_recorded(payload: dict[str, Any], _: Message) -> Change:
 def _claim_updated(payload: dict[str, Any], _: Message) -> Change:
     return Change(
         set={"claims.$.status": payload["status"], "claims.$.amount_paid": payload["amount_paid"]},
-        element=Element("claims", "claim_id", payload["claim_id"]),
+        element=Element("claims", "claim_key", claim_key(payload)),
     )
 
 
@@ -381,7 +388,8 @@ def _activity_planned(payload: dict[str, Any], message: Message) -> Change:
                 "activity_id": payload["activity_id"],
                 "kind": payload["kind"],
                 "agent_id": payload["agent_id"],
-                "purpose": payload["purpose"],
+                # Not the purpose: free text may say what the customer told, and it stays in the
+                # daily plan of the agent who holds it.
                 "source": payload["source"],
                 "planned_start": payload["planned_start"],
                 "planned_end": payload["planned_end"],
@@ -572,17 +580,23 @@ def with_duplicates(survivor: Document, duplicates: list[Document]) -> Document:
     for duplicate in duplicates:
         for name in COMBINED_LISTS:
             combined[name] = combined.get(name, []) + duplicate.get(name, [])
-        for name in ("policy_count", "total_annual_premium_cents", "open_complaint_count", "claim_count"):
+        for name in ("policy_count", "total_annual_premium_cents", "open_complaint_count", *COUNTERS):
             combined[name] = combined.get(name, 0) + duplicate.get(name, 0)
     for name in COMBINED_LISTS:
         combined[name].sort(key=lambda item, n=name: tuple(item[key] for key in LIST_ORDER[n]))
     return combined
 
 
-def public_view(doc: Document) -> dict[str, Any]:
-    """The document as RPC callers see it: without bookkeeping fields (``write_id`` is the store's
-    compare-and-set token), the premium total in yuan, the open opportunities, and the last activity
-    done and the next one planned with the customer."""
+def utc_text(moment: str) -> str:
+    """An ISO time in UTC, comparable as text with ``datetime.now(UTC).isoformat()``."""
+    return datetime.fromisoformat(moment).astimezone(UTC).isoformat()
+
+
+def public_view(doc: Document, now: datetime | None = None) -> dict[str, Any]:
+    """The document as RPC callers see it at ``now``: without bookkeeping fields (``write_id`` is
+    the store's compare-and-set token), the premium total in yuan, the open opportunities, the last
+    activity done with the customer, the next one to come, and how many planned are overdue."""
+    moment = (now or datetime.now(UTC)).isoformat()
     view = {
         k: v
         for k, v in doc.items()
@@ -594,6 +608,8 @@ def public_view(doc: Document) -> dict[str, Any]:
     activities = doc.get("activities", [])
     done = [a for a in activities if a["state"] == "done"]
     planned = [a for a in activities if a["state"] == "planned"]
+    coming = [a for a in planned if utc_text(a["planned_end"]) > moment]
     view["last_activity"] = max(done, key=lambda a: (a["completed_at"], a["activity_id"]), default=None)
-    view["next_activity"] = min(planned, key=lambda a: (a["planned_start"], a["activity_id"]), default=None)
+    view["next_activity"] = min(coming, key=lambda a: (a["planned_start"], a["activity_id"]), default=None)
+    view["overdue_activity_count"] = len(planned) - len(coming)
     return view

@@ -7,7 +7,7 @@ Read after catching up with the store, so a reader sees every command that was a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -53,6 +53,7 @@ class WorkIndex:
             Opportunity.Moved,
             Opportunity.Reassigned,
             Policy.Sold,
+            Policy.Renewed,
             Policy.Lapsed,
             Policy.Reinstated,
             Policy.Cancelled,
@@ -71,12 +72,15 @@ class WorkIndex:
             "purpose TEXT NOT NULL, source TEXT NOT NULL, outcome TEXT, completed_at TEXT)",
             f"CREATE INDEX IF NOT EXISTS {ACTIVITIES}_by_agent ON {ACTIVITIES} (agent_id, planned_start)",
             f"CREATE INDEX IF NOT EXISTS {ACTIVITIES}_by_customer ON {ACTIVITIES} (customer_id, state)",
+            # Work still planned from earlier days, without walking all that was done.
+            f"CREATE INDEX IF NOT EXISTS {ACTIVITIES}_open ON {ACTIVITIES} (agent_id, state, planned_start)",
             f"CREATE TABLE IF NOT EXISTS {OPPORTUNITIES} ("
             "opportunity_id TEXT PRIMARY KEY, agent_id TEXT NOT NULL, customer_id TEXT NOT NULL, "
             "customer_kind TEXT NOT NULL, product TEXT NOT NULL, source TEXT NOT NULL, stage TEXT NOT NULL, "
             "expected_premium_cents BIGINT NOT NULL, opened_at TEXT NOT NULL, closed_at TEXT)",
             f"CREATE INDEX IF NOT EXISTS {OPPORTUNITIES}_by_agent ON {OPPORTUNITIES} (agent_id, stage)",
             f"CREATE INDEX IF NOT EXISTS {OPPORTUNITIES}_by_customer ON {OPPORTUNITIES} (customer_id, stage)",
+            f"CREATE INDEX IF NOT EXISTS {OPPORTUNITIES}_by_opening ON {OPPORTUNITIES} (agent_id, opened_at)",
             f"CREATE TABLE IF NOT EXISTS {STAGE_ENTRIES} ("
             "opportunity_id TEXT NOT NULL, version BIGINT NOT NULL, stage TEXT NOT NULL, "
             "agent_id TEXT NOT NULL, entered_at TEXT NOT NULL, PRIMARY KEY (opportunity_id, version))",
@@ -84,7 +88,7 @@ class WorkIndex:
             f"CREATE TABLE IF NOT EXISTS {POLICIES} ("
             "policy_number TEXT PRIMARY KEY, customer_id TEXT NOT NULL, agent_id TEXT NOT NULL, "
             "product TEXT NOT NULL, annual_premium_cents BIGINT NOT NULL, sold_at TEXT NOT NULL, "
-            "status TEXT NOT NULL)",
+            "end_date TEXT NOT NULL, status TEXT NOT NULL)",
             f"CREATE INDEX IF NOT EXISTS {POLICIES}_by_customer ON {POLICIES} (customer_id, status)",
             f"CREATE INDEX IF NOT EXISTS {POLICIES}_by_agent ON {POLICIES} (agent_id, sold_at)",
         )
@@ -180,7 +184,8 @@ class WorkIndex:
     def _policy_sold(self, cursor: Cursor, e: Policy.Sold) -> None:
         cursor.execute(
             f"INSERT INTO {POLICIES} (policy_number, customer_id, agent_id, product, annual_premium_cents, "
-            "sold_at, status) VALUES (?, ?, ?, ?, ?, ?, 'active') ON CONFLICT (policy_number) DO NOTHING",
+            "sold_at, end_date, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'active') "
+            "ON CONFLICT (policy_number) DO NOTHING",
             (
                 e.policy_number,
                 e.customer_id,
@@ -188,7 +193,14 @@ class WorkIndex:
                 e.product,
                 cents(e.annual_premium),
                 stamp(e.timestamp),
+                e.end_date.isoformat(),
             ),
+        )
+
+    def _policy_renewed(self, cursor: Cursor, e: Policy.Renewed) -> None:
+        cursor.execute(
+            f"UPDATE {POLICIES} SET end_date = ? WHERE policy_number = ?",
+            (e.end_date.isoformat(), e.policy_number),
         )
 
     def _status(self, cursor: Cursor, policy_number: str, status: PolicyStatus) -> None:
@@ -273,25 +285,28 @@ class WorkIndex:
         )
         return {r["agent_id"]: (int(r["n"]), int(r["total"] or 0)) for r in rows}
 
-    def pipeline_of(self, agent_ids: Sequence[str]) -> list[dict[str, Any]]:
-        """Per stage now: count and expected premium (cents)."""
+    def pipeline_of(self, agent_ids: Sequence[str], closed_since: datetime) -> list[dict[str, Any]]:
+        """Per stage now: count and expected premium (cents) of the open opportunities, and of
+        those won or lost since ``closed_since``."""
         if not agent_ids:
             return []
         return self.tables.query(
             "SELECT stage, COUNT(*) AS n, SUM(expected_premium_cents) AS expected "
-            f"FROM {OPPORTUNITIES} WHERE agent_id IN ({placeholders(agent_ids)}) GROUP BY stage",
-            tuple(agent_ids),
+            f"FROM {OPPORTUNITIES} WHERE agent_id IN ({placeholders(agent_ids)}) "
+            "AND (closed_at IS NULL OR closed_at >= ?) GROUP BY stage",
+            (*agent_ids, stamp(closed_since)),
         )
 
-    def stages_reached(self, agent_ids: Sequence[str]) -> list[dict[str, Any]]:
-        """For conversion: per stage reached and stage now, how many opportunities."""
+    def stages_reached(self, agent_ids: Sequence[str], opened_since: datetime) -> list[dict[str, Any]]:
+        """For conversion: of the opportunities opened since ``opened_since``, per stage reached
+        and stage now, how many."""
         if not agent_ids:
             return []
         return self.tables.query(
             "SELECT e.stage AS reached, o.stage AS now, COUNT(DISTINCT o.opportunity_id) AS n "
             f"FROM {OPPORTUNITIES} o JOIN {STAGE_ENTRIES} e ON e.opportunity_id = o.opportunity_id "
-            f"WHERE o.agent_id IN ({placeholders(agent_ids)}) GROUP BY e.stage, o.stage",
-            tuple(agent_ids),
+            f"WHERE o.agent_id IN ({placeholders(agent_ids)}) AND o.opened_at >= ? GROUP BY e.stage, o.stage",
+            (*agent_ids, stamp(opened_since)),
         )
 
     def open_work_of(self, customer_id: str) -> tuple[list[str], list[str]]:
@@ -306,9 +321,10 @@ class WorkIndex:
         )
         return [r["opportunity_id"] for r in opportunities], [r["activity_id"] for r in activities]
 
-    def holds_policy_in_force(self, customer_id: str) -> bool:
+    def holds_policy_in_force(self, customer_id: str, on: date) -> bool:
         rows = self.tables.query(
-            f"SELECT 1 AS one FROM {POLICIES} WHERE customer_id = ? AND status = 'active' LIMIT 1",
-            (customer_id,),
+            f"SELECT 1 AS one FROM {POLICIES} "
+            "WHERE customer_id = ? AND status = 'active' AND end_date > ? LIMIT 1",
+            (customer_id, on.isoformat()),
         )
         return bool(rows)

@@ -241,7 +241,7 @@ def test_selling_and_the_agents_day_with_the_cli(system: System) -> None:
         "--due",
         "2027-01-01",
     )
-    assert wrong.returncode == 1 and "permission_denied" in wrong.stderr
+    assert wrong.returncode == 1 and "permission_denied" in wrong.stdout
     planned = crm(
         system,
         *as_agent,

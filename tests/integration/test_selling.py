@@ -384,3 +384,35 @@ def test_a_book_transfer_moves_the_books_open_work_and_its_undoing_moves_it_back
         if (m := sales.envelope(n)) and m["event_type"] == "sales.opportunity_reassigned"
     ]
     assert len(reassigned) == 2 * len(book)  # there, and back, once each
+
+
+def test_two_visits_of_a_day_move_out_of_the_old_owners_day_and_into_the_new_owners(
+    world: dict[str, Any],
+) -> None:
+    sales, customers = world["sales"], world["customers"]
+    customer = register(world)
+    morning, noon = datetime(2026, 12, 8, 1, 0, tzinfo=UTC), datetime(2026, 12, 8, 4, 0, tzinfo=UTC)
+    visits = [plan(world, "visit", at, 60, customer)["activity_id"] for at in (morning, noon)]
+    customers.reassign_customer(
+        {"customer_id": customer, "new_agent_id": "A-2002", "reason": "test"},
+        CommandMeta.new(OPERATOR),
+        world["force"],
+    )
+    change = owner_changes(customers)[-1]
+    assert (
+        sales.follow_customer_owner(change, CommandMeta.for_reaction(change, REACTION, SALES_REACTIONS))[
+            "activities"
+        ]
+        == 2
+    )
+    # The old owner's day is free at those hours again; the new owner's holds both visits.
+    other = register(world)
+    for at in (morning, noon):
+        plan(world, "visit", at, 60, other)
+    new_owner = Caller("u-a2002", Role.AGENT, "A-2002")
+    for at in (morning, noon):
+        with pytest.raises(ValidationFailed) as taken:
+            plan(world, "meeting", at + timedelta(minutes=30), 30, None, caller=new_owner)
+        assert [(f.field, f.rule) for f in taken.value.fields] == [("planned_start", "overlaps")]
+    day = call(world, "get_daily_plan", rpc.GetDailyPlan, {"date": "2026-12-08"}, new_owner)
+    assert [e["activity_id"] for e in day["activities"]] == visits

@@ -24,9 +24,9 @@ from services.sales.domain.activity import (
     clashes,
     day_bounds,
     days_touched,
-    in_plan_order,
     plan_status,
 )
+from services.sales.domain.following import FollowedOwner
 from services.sales.domain.opportunity import (
     CLOSED_STAGES,
     PROBABILITY,
@@ -46,6 +46,8 @@ from services.sales.domain.policy import (
 from services.sales.domain.rating import Catalogue, age_on, catalogue_in_force, load_catalogue
 
 AGENT = Caller("u-a1", Role.AGENT, "A-1")
+# The day the policies of these tests are serviced on: after all they report.
+TODAY = date(2029, 1, 1)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
@@ -111,7 +113,7 @@ def test_every_transition_is_allowed_or_refused_as_the_table_says(origin: Stage,
     if target in TRANSITIONS[origin]:
         move(opp, target)
         assert opp.stage == target
-        assert opp.probability == PROBABILITY[Stage.NEW]  # the opening's; the view reads the stage's
+        assert opp.probability == PROBABILITY[target]
     else:
         with pytest.raises(InvalidState):
             move(opp, target)
@@ -149,15 +151,35 @@ def test_lost_needs_a_reason_and_won_needs_the_policy() -> None:
     assert rule_of(stray.value) == ("lost_reason", "not_allowed")
 
 
-def test_an_opportunity_follows_its_customers_owner_once_per_change() -> None:
-    opp = opportunity()
-    assert opp.follow_owner("A-1", "A-2", 3, "moved", meta()) is True
+def test_open_work_follows_the_customers_owner_now_whatever_order_the_changes_come_in() -> None:
+    followed = FollowedOwner.start("c-1", meta())
+    opp, closed = opportunity(), at_stage(Stage.LOST)
+    owner, former = followed.learn(3, "A-1", "A-2", meta())
+    assert (owner, former) == ("A-2", frozenset({"A-1"}))
+    assert opp.follow_owner(former, owner, 3, "moved", meta()) is True
     assert opp.agent_id == "A-2"
-    assert opp.follow_owner("A-1", "A-2", 3, "moved", meta()) is False  # the same change again
-    assert opp.follow_owner("A-9", "A-3", 2, "older", meta()) is False  # an older change, late
-    assert opp.follow_owner("A-2", "A-1", 4, "undone", meta()) is True  # undone: back
-    closed = at_stage(Stage.LOST)
-    assert closed.follow_owner("A-1", "A-2", 5, "moved", meta()) is False  # closed work stays
+    assert opp.follow_owner(former, owner, 3, "moved", meta()) is False  # moved already
+    assert closed.follow_owner(former, owner, 3, "moved", meta()) is False  # closed work stays
+    # The undoing (A-2 -> A-1) is followed before a requeued older change (A-1 -> A-2) comes back:
+    # the older one cannot move the work away from the owner now.
+    undone = FollowedOwner.start("c-2", meta())
+    work = opportunity()  # held by A-1, the first change never followed
+    owner, former = undone.learn(4, "A-2", "A-1", meta())
+    assert owner == "A-1" and work.follow_owner(former, owner, 4, "undone", meta()) is False
+    owner, former = undone.learn(3, "A-1", "A-2", meta())
+    assert (owner, former) == ("A-1", frozenset({"A-2"}))
+    assert work.follow_owner(former, owner, 3, "late", meta()) is False
+    assert work.agent_id == "A-1"
+
+
+def test_an_older_change_arriving_late_still_moves_what_a_former_owner_holds() -> None:
+    followed = FollowedOwner.start("c-3", meta())
+    work = opportunity()  # held by A-1
+    followed.learn(6, "A-2", "A-3", meta())  # the newer change, first: A-1's work is not A-2's
+    owner, former = followed.learn(5, "A-1", "A-2", meta())  # then the older one: A-1 owned before
+    assert (owner, former) == ("A-3", frozenset({"A-1", "A-2"}))
+    assert work.follow_owner(former, owner, 6, "late", meta()) is True
+    assert work.agent_id == "A-3"
 
 
 # Quotes -------------------------------------------------------------------------------------------
@@ -255,9 +277,9 @@ def policy(status: PolicyStatus = PolicyStatus.ACTIVE) -> Policy:
         meta=meta(),
     )
     if status != PolicyStatus.ACTIVE:
-        sold.lapse(missed_due_date=date(2026, 6, 1), lapsed_on=date(2026, 8, 1), meta=meta())
+        sold.lapse(today=TODAY, missed_due_date=date(2026, 6, 1), lapsed_on=date(2026, 8, 1), meta=meta())
     if status == PolicyStatus.CANCELLED:
-        sold.cancel(on=date(2026, 8, 2), reason="non_payment", note=None, meta=meta())
+        sold.cancel(today=TODAY, on=date(2026, 8, 2), reason="non_payment", note=None, meta=meta())
     return sold
 
 
@@ -273,6 +295,7 @@ def act(on: Policy, action: PolicyAction) -> None:
             )
         case PolicyAction.PAY:
             on.pay(
+                today=TODAY,
                 payment_id="p-1",
                 amount=Decimal("100.00"),
                 due_date=date(2026, 9, 1),
@@ -280,11 +303,11 @@ def act(on: Policy, action: PolicyAction) -> None:
                 meta=meta(),
             )
         case PolicyAction.LAPSE:
-            on.lapse(missed_due_date=date(2026, 9, 1), lapsed_on=date(2026, 11, 1), meta=meta())
+            on.lapse(today=TODAY, missed_due_date=date(2026, 9, 1), lapsed_on=date(2026, 11, 1), meta=meta())
         case PolicyAction.REINSTATE:
-            on.reinstate(on=date(2026, 11, 15), reason="arrears paid", meta=meta())
+            on.reinstate(today=TODAY, on=date(2026, 11, 15), reason="arrears paid", meta=meta())
         case PolicyAction.CANCEL:
-            on.cancel(on=date(2026, 9, 1), reason="customer_request", note=None, meta=meta())
+            on.cancel(today=TODAY, on=date(2026, 9, 1), reason="customer_request", note=None, meta=meta())
 
 
 @pytest.mark.parametrize(("status", "action"), list(itertools.product(PolicyStatus, PolicyAction)))
@@ -340,6 +363,7 @@ def test_renewals_open_90_days_before_the_end_and_close_30_days_after() -> None:
 def test_a_premium_is_paid_once_per_due_date_and_a_paid_one_does_not_lapse() -> None:
     subject = policy()
     subject.pay(
+        today=TODAY,
         payment_id="p-1",
         amount=Decimal("100.00"),
         due_date=date(2026, 2, 1),
@@ -349,6 +373,7 @@ def test_a_premium_is_paid_once_per_due_date_and_a_paid_one_does_not_lapse() -> 
     assert subject.pending_events[-1].days_late == 9  # type: ignore[attr-defined]
     with pytest.raises(ValidationFailed) as again:
         subject.pay(
+            today=TODAY,
             payment_id="p-2",
             amount=Decimal("100.00"),
             due_date=date(2026, 2, 1),
@@ -357,19 +382,19 @@ def test_a_premium_is_paid_once_per_due_date_and_a_paid_one_does_not_lapse() -> 
         )
     assert rule_of(again.value) == ("due_date", "already_paid")
     with pytest.raises(InvalidState):
-        subject.lapse(missed_due_date=date(2026, 2, 1), lapsed_on=date(2026, 4, 1), meta=meta())
+        subject.lapse(today=TODAY, missed_due_date=date(2026, 2, 1), lapsed_on=date(2026, 4, 1), meta=meta())
     with pytest.raises(ValidationFailed) as early:
-        subject.lapse(missed_due_date=date(2026, 3, 1), lapsed_on=date(2026, 3, 1), meta=meta())
+        subject.lapse(today=TODAY, missed_due_date=date(2026, 3, 1), lapsed_on=date(2026, 3, 1), meta=meta())
     assert rule_of(early.value) == ("lapsed_on", "after_due_date")
 
 
 def test_reinstatement_is_possible_for_two_years_after_a_lapse() -> None:
     subject = policy(PolicyStatus.LAPSED)
     with pytest.raises(InvalidState):
-        subject.reinstate(on=date(2028, 8, 1) + timedelta(days=1), reason="late", meta=meta())
+        subject.reinstate(today=TODAY, on=date(2028, 8, 1) + timedelta(days=1), reason="late", meta=meta())
     with pytest.raises(ValidationFailed):
-        subject.reinstate(on=date(2026, 7, 31), reason="before", meta=meta())
-    subject.reinstate(on=date(2028, 7, 31), reason="in time", meta=meta())
+        subject.reinstate(today=TODAY, on=date(2026, 7, 31), reason="before", meta=meta())
+    subject.reinstate(today=TODAY, on=date(2028, 7, 31), reason="in time", meta=meta())
 
 
 def record(
@@ -395,6 +420,67 @@ def test_a_claim_is_for_a_loss_while_the_policy_was_in_force() -> None:
         )  # fmt: skip
     with pytest.raises(InvalidState):
         record(policy(), ClaimStatus.REPORTED, loss=date(2025, 12, 31))
+
+
+def test_a_loss_while_lapsed_is_not_covered_after_a_reinstatement_either() -> None:
+    subject = policy(PolicyStatus.LAPSED)  # lapsed on 2026-08-01
+    subject.reinstate(today=TODAY, on=date(2026, 9, 1), reason="arrears paid", meta=meta())
+    with pytest.raises(InvalidState):
+        record(subject, ClaimStatus.REPORTED, loss=date(2026, 8, 15))
+    assert record(subject, ClaimStatus.REPORTED, loss=date(2026, 9, 1)) is True
+
+
+def test_the_same_payment_reported_again_changes_nothing_and_dates_cannot_be_ahead() -> None:
+    subject = policy()
+    pay = {"payment_id": "p-1", "amount": Decimal("100.00"), "due_date": date(2026, 3, 1), "meta": meta()}
+    assert subject.pay(today=TODAY, paid_on=date(2026, 3, 1), **pay) is True
+    assert subject.pay(today=TODAY, paid_on=date(2026, 3, 1), **pay) is False
+    subject.pay(
+        today=TODAY,
+        payment_id="p-0",
+        amount=Decimal("100.00"),
+        due_date=date(2026, 2, 1),
+        paid_on=date(2026, 3, 2),
+        meta=meta(),
+    )
+    assert subject.paid_through == date(2026, 3, 1)  # an earlier due date paid late
+    for change, field in (
+        (
+            lambda: subject.pay(
+                today=date(2026, 4, 1),
+                payment_id="p-9",
+                amount=Decimal("1.00"),
+                due_date=date(2026, 5, 1),
+                paid_on=date(2026, 4, 2),
+                meta=meta(),
+            ),
+            "paid_on",
+        ),
+        (
+            lambda: subject.lapse(
+                today=date(2026, 4, 1),
+                missed_due_date=date(2026, 4, 1),
+                lapsed_on=date(2026, 6, 1),
+                meta=meta(),
+            ),
+            "lapsed_on",
+        ),
+        (
+            lambda: subject.cancel(
+                today=date(2026, 4, 1), on=date(2026, 4, 2), reason="customer_request", note=None, meta=meta()
+            ),
+            "cancelled_on",
+        ),
+        (
+            lambda: subject.cancel(
+                today=TODAY, on=date(2025, 12, 31), reason="customer_request", note=None, meta=meta()
+            ),
+            "cancelled_on",
+        ),
+    ):
+        with pytest.raises(ValidationFailed) as refused:
+            change()
+        assert rule_of(refused.value)[0] == field
 
 
 @pytest.mark.parametrize(("first", "then"), list(itertools.product(ClaimStatus, ClaimStatus)))
@@ -427,15 +513,6 @@ def test_a_plans_status_is_done_cancelled_overdue_or_to_come() -> None:
     assert plan_status("cancelled", at(9), now) == PlanStatus.CANCELLED
     assert plan_status("planned", at(12), now) == PlanStatus.OVERDUE  # its end has come
     assert plan_status("planned", at(12, 1), now) == PlanStatus.TO_COME  # under way
-
-
-def test_a_daily_plan_is_in_time_order_then_id_order() -> None:
-    entries = [
-        {"activity_id": "b", "planned_start": "2026-12-01T02:00:00+00:00"},
-        {"activity_id": "c", "planned_start": "2026-12-01T01:00:00+00:00"},
-        {"activity_id": "a", "planned_start": "2026-12-01T02:00:00+00:00"},
-    ]
-    assert [e["activity_id"] for e in in_plan_order(entries)] == ["c", "a", "b"]
 
 
 def test_appointments_overlap_when_their_times_intersect_and_may_touch() -> None:

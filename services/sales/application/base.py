@@ -17,9 +17,13 @@ from crm_shared.domain import CommandMeta
 from crm_shared.errors import FieldError, NotFound, PermissionDenied
 from crm_shared.rpc import CustomerDirectory, owning_agent_of_known_customer, unknown_customer_field
 from services.sales.application.sales_force import SalesForce
+from services.sales.domain.agent import pool_of
 from services.sales.work import WorkIndex
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
+# Who works sales: agents their own customers and days, managers their teams', operators and
+# admins everyone's.
+SELLERS = (Role.AGENT, Role.MANAGER, Role.OPERATOR, Role.ADMIN)
 
 
 class SalesBase(SalesForce):
@@ -53,26 +57,30 @@ class SalesBase(SalesForce):
             raise unknown_customer_field(customer_id)
         return owner
 
+    def agent_in_view(self, agent_id: str | None, caller: Caller) -> str:
+        """The agent (or team pool) whose work a question is about, the caller by default;
+        refused outside the caller's scope with the answer an unknown agent gets."""
+        agent_id = agent_id or caller.agent_id
+        if not agent_id or self.team_of(agent_id) is None or not may_act_on(caller, agent_id, self):
+            raise NotFound(
+                f"no agent {agent_id} that you may see",
+                fields=[FieldError("agent_id", "unknown_agent", "no such agent in your scope")],
+            )
+        return agent_id
+
     def agents_in_view(self, data: dict[str, Any], caller: Caller) -> tuple[str, list[str]]:
-        """Whose work a question is about: one agent, or a team's agents (and its pool). Refused
-        outside the caller's scope, with the answer an unknown agent or team gets."""
+        """Whose work a question is about: one agent, or a team's agents and its pool (whoever may
+        act on the team's pool may see the team). Refused outside the caller's scope, with the
+        answer an unknown agent or team gets."""
         if data.get("agent_id"):
-            agent_id = data["agent_id"]
-            if self.team_of(agent_id) is None or not may_act_on(caller, agent_id, self):
-                raise NotFound(
-                    f"no agent {agent_id} that you may see",
-                    fields=[FieldError("agent_id", "unknown_agent", "no such agent in your scope")],
-                )
-            return "agent", [agent_id]
+            return "agent", [self.agent_in_view(data["agent_id"], caller)]
         team_id = data["team_id"]
-        may = caller.sees_everything or (
-            caller.role == Role.MANAGER and team_id in self.teams_managed_by(caller.user_id)
-        )
-        if not may or self.team_of(f"{team_id}.pool") is None:
+        pool = pool_of(team_id)
+        if self.team_of(pool) is None or not may_act_on(caller, pool, self):
             if caller.role == Role.AGENT:
                 raise PermissionDenied("an agent sees their own pipeline and day; ask for agent_id")
             raise NotFound(
                 f"no team {team_id} that you may see",
                 fields=[FieldError("team_id", "unknown_team", "no such team in your scope")],
             )
-        return "team", [*self.team_agents(team_id), f"{team_id}.pool"]
+        return "team", [*self.team_agents(team_id), pool]

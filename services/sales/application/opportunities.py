@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from crm_shared.access import TeamScope, may_act_on
-from crm_shared.auth import Caller, Role
+from crm_shared.auth import Caller
 from crm_shared.commands import Decision, command
 from crm_shared.domain import CommandMeta
 from crm_shared.errors import FieldError, NotFound, ValidationFailed
 from crm_shared.rpc import CustomerDirectory
-from services.sales.application.base import SalesBase
+from services.sales.application.base import SELLERS, SalesBase
 from services.sales.domain.opportunity import (
     OPEN_STAGES,
     PROBABILITY,
@@ -22,7 +23,7 @@ from services.sales.domain.opportunity import (
 )
 from services.sales.domain.policy import Policy
 
-SELLERS = (Role.AGENT, Role.MANAGER, Role.OPERATOR, Role.ADMIN)
+PIPELINE_WINDOW = timedelta(days=365)
 
 
 def yuan(cents: int) -> str:
@@ -94,7 +95,9 @@ class Opportunities(SalesBase):
         self.work.catch_up()
         opportunity = Opportunity.open(
             customer_id=customer_id,
-            customer_kind="existing" if self.work.holds_policy_in_force(customer_id) else "prospect",
+            customer_kind="existing"
+            if self.work.holds_policy_in_force(customer_id, self.today())
+            else "prospect",
             agent_id=owner,
             product=data["product"],
             expected_annual_premium=data["expected_annual_premium"],
@@ -137,7 +140,8 @@ class Opportunities(SalesBase):
         meta.actor.require_role(*SELLERS)
         kind, agents = self.agents_in_view(data, meta.actor)
         self.work.catch_up()
-        rows = {r["stage"]: r for r in self.work.pipeline_of(agents)}
+        window = self.now() - PIPELINE_WINDOW
+        rows = {r["stage"]: r for r in self.work.pipeline_of(agents, closed_since=window)}
         stages = []
         open_count, expected_open, weighted_open = 0, Decimal(0), Decimal(0)
         for stage in (*OPEN_STAGES, Stage.WON, Stage.LOST):
@@ -167,5 +171,7 @@ class Opportunities(SalesBase):
                 # The forecast: expected premium times each stage's probability, summed.
                 "forecast": str(weighted_open.quantize(Decimal("0.01"))),
             },
-            "conversion": conversion(self.work.stages_reached(agents)),
+            # Won and lost, and conversion, over the last year: a pipeline is about now.
+            "window_days": PIPELINE_WINDOW.days,
+            "conversion": conversion(self.work.stages_reached(agents, opened_since=window)),
         }

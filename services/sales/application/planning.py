@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, overload
 
 from crm_shared.access import TeamScope, may_act_on
 from crm_shared.auth import Caller, Role
@@ -14,7 +14,7 @@ from crm_shared.commands import Decision, command
 from crm_shared.domain import CommandMeta, CrmAggregate
 from crm_shared.errors import FieldError, NotFound, ValidationFailed
 from crm_shared.rpc import CustomerDirectory
-from services.sales.application.base import SalesBase
+from services.sales.application.base import SELLERS, SalesBase
 from services.sales.application.opportunities import yuan
 from services.sales.domain.activity import (
     ACTIVITY_NAMESPACE,
@@ -30,7 +30,6 @@ from services.sales.domain.activity import (
     plan_status,
 )
 
-PLANNERS = (Role.AGENT, Role.MANAGER, Role.OPERATOR, Role.ADMIN)
 # Who may ask for follow-up work in an agent's day: process managers and internal systems.
 REQUESTERS = (Role.SYSTEM, Role.OPERATOR, Role.ADMIN)
 FOLLOW_UP_STARTS = time(9, 0)
@@ -101,6 +100,35 @@ def with_clashes(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return entries
 
 
+class AgentDays:
+    """The agents' days one command touches, each loaded once: the store keeps no aggregate cache,
+    so two loads of one day are two copies of one version, and only one of them could be saved."""
+
+    def __init__(self, app: SalesBase, meta: CommandMeta) -> None:
+        self.app = app
+        self.meta = meta
+        self.loaded: dict[uuid.UUID, AgentDay] = {}
+
+    @overload
+    def of(self, agent_id: str, day: date) -> AgentDay: ...
+
+    @overload
+    def of(self, agent_id: str, day: date, create: bool) -> AgentDay | None: ...
+
+    def of(self, agent_id: str, day: date, create: bool = True) -> AgentDay | None:
+        """The agent's day, started if it has none yet (unless not ``create``)."""
+        day_id = AgentDay.id_for(agent_id, day)
+        if day_id not in self.loaded:
+            found = self.app.find(AgentDay, day_id)
+            if found is None and not create:
+                return None
+            self.loaded[day_id] = found or AgentDay.start(agent_id, day, self.meta)
+        return self.loaded[day_id]
+
+    def changed(self) -> list[AgentDay]:
+        return [d for d in self.loaded.values() if d.pending_events]
+
+
 class Planning(SalesBase):
     # Loading ------------------------------------------------------------------------------------
 
@@ -121,33 +149,21 @@ class Planning(SalesBase):
         self.active_agent(agent_id)
         return agent_id
 
-    def _days(self, agent_id: str, start: datetime, end: datetime, meta: CommandMeta) -> list[AgentDay]:
-        return [
-            self.find(AgentDay, AgentDay.id_for(agent_id, day)) or AgentDay.start(agent_id, day, meta)
-            for day in days_touched(start, end, self.zone)
-        ]
-
-    def _book(self, activity: Activity, meta: CommandMeta, *, force: bool = False) -> list[CrmAggregate]:
-        """The agent's days that hold an appointment, booked (refused if it overlaps another,
+    def _book(self, activity: Activity, days: AgentDays, *, force: bool = False) -> None:
+        """Books an appointment in the agent's days it falls on (refused if it overlaps another,
         unless ``force``)."""
-        if not activity.is_appointment:
-            return []
-        days = self._days(activity.agent_id, activity.planned_start, activity.planned_end, meta)
-        for day in days:
-            day.book(activity.activity_id, activity.planned_start, activity.planned_end, meta, force=force)
-        return list(days)
+        if activity.is_appointment:
+            for day in days_touched(activity.planned_start, activity.planned_end, self.zone):
+                days.of(activity.agent_id, day).book(
+                    activity.activity_id, activity.planned_start, activity.planned_end, days.meta, force=force
+                )
 
-    def _release(self, activity: Activity, meta: CommandMeta) -> list[CrmAggregate]:
-        if not activity.is_appointment:
-            return []
-        days = [
-            d
-            for day in days_touched(activity.planned_start, activity.planned_end, self.zone)
-            if (d := self.find(AgentDay, AgentDay.id_for(activity.agent_id, day))) is not None
-        ]
-        for day in days:
-            day.release(activity.activity_id, meta)
-        return list(days)
+    def _release(self, activity: Activity, days: AgentDays, holder: str | None = None) -> None:
+        """Frees an appointment's time in the days of ``holder`` (its agent by default)."""
+        if activity.is_appointment:
+            for day in days_touched(activity.planned_start, activity.planned_end, self.zone):
+                if (booked := days.of(holder or activity.agent_id, day, create=False)) is not None:
+                    booked.release(activity.activity_id, days.meta)
 
     # Commands -----------------------------------------------------------------------------------
 
@@ -156,7 +172,7 @@ class Planning(SalesBase):
         self, data: dict[str, Any], meta: CommandMeta, customers: CustomerDirectory, scope: TeamScope
     ) -> Decision:
         caller = meta.actor
-        caller.require_role(*PLANNERS)
+        caller.require_role(*SELLERS)
         agent_id = self.agent_in_scope(data.get("agent_id"), caller)
         customer_id = str(data["customer_id"]) if data.get("customer_id") else None
         if customer_id is not None:
@@ -172,7 +188,9 @@ class Planning(SalesBase):
             source_key=None,
             meta=meta,
         )
-        return Decision(activity_view(activity), (activity, *self._book(activity, meta)))
+        days = AgentDays(self, meta)
+        self._book(activity, days)
+        return Decision(activity_view(activity), (activity, *days.changed()))
 
     @command
     def plan_follow_up(self, data: dict[str, Any], meta: CommandMeta) -> Decision:
@@ -198,10 +216,10 @@ class Planning(SalesBase):
             meta=meta,
             activity_id=activity_id,
         )
-        changed = (activity, *self._book(activity, meta, force=True))
+        # A call or a follow-up: not an appointment, so it needs no room in the day.
         return Decision(
             activity_view(activity) | {"already_planned": False},
-            changed,
+            (activity,),
             explain_conflict=lambda: self._planned_already(activity_id),
         )
 
@@ -213,17 +231,17 @@ class Planning(SalesBase):
 
     @command
     def reschedule_activity(self, data: dict[str, Any], meta: CommandMeta) -> Decision:
-        meta.actor.require_role(*PLANNERS)
+        meta.actor.require_role(*SELLERS)
         activity = self.activity_in_scope(str(data["activity_id"]), meta.actor)
-        released = self._release(activity, meta)
+        days = AgentDays(self, meta)
+        self._release(activity, days)
         activity.reschedule(data["planned_start"], data["planned_end"], data["reason"], meta)
-        booked = self._book(activity, meta)
-        days = {d.id: d for d in (*released, *booked)}  # a day released and booked again is one
-        return Decision(activity_view(activity), (activity, *days.values()))
+        self._book(activity, days)
+        return Decision(activity_view(activity), (activity, *days.changed()))
 
     @command
     def complete_activity(self, data: dict[str, Any], meta: CommandMeta) -> Decision:
-        meta.actor.require_role(*PLANNERS)
+        meta.actor.require_role(*SELLERS)
         activity = self.activity_in_scope(str(data["activity_id"]), meta.actor)
         activity.complete(
             outcome=data["outcome"],
@@ -249,16 +267,20 @@ class Planning(SalesBase):
                 meta=meta,
                 activity_id=uuid.uuid5(ACTIVITY_NAMESPACE, f"{meta.causation_id}:next"),
             )
-            changed += [next_activity, *self._book(next_activity, meta)]
+            days = AgentDays(self, meta)
+            self._book(next_activity, days)
+            changed += [next_activity, *days.changed()]
             answer["next_activity_id"] = next_activity.activity_id
         return Decision(answer, tuple(changed))
 
     @command
     def cancel_activity(self, data: dict[str, Any], meta: CommandMeta) -> Decision:
-        meta.actor.require_role(*PLANNERS)
+        meta.actor.require_role(*SELLERS)
         activity = self.activity_in_scope(str(data["activity_id"]), meta.actor)
         activity.cancel(data["reason"], meta)
-        return Decision(activity_view(activity), (activity, *self._release(activity, meta)))
+        days = AgentDays(self, meta)
+        self._release(activity, days)
+        return Decision(activity_view(activity), (activity, *days.changed()))
 
     # Queries ------------------------------------------------------------------------------------
 
@@ -267,13 +289,8 @@ class Planning(SalesBase):
 
     def get_daily_plan(self, data: dict[str, Any], meta: CommandMeta) -> dict[str, Any]:
         caller = meta.actor
-        caller.require_role(*PLANNERS)
-        agent_id = data.get("agent_id") or caller.agent_id
-        if not agent_id or not may_act_on(caller, agent_id, self) or self.team_of(agent_id) is None:
-            raise NotFound(
-                f"no agent {agent_id} that you may see",
-                fields=[FieldError("agent_id", "unknown_agent", "no such agent in your scope")],
-            )
+        caller.require_role(*SELLERS)
+        agent_id = self.agent_in_view(data.get("agent_id"), caller)
         day: date = data.get("date") or self.today()
         start, end = day_bounds(day, self.zone)
         now = self.now()

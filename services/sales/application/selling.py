@@ -15,16 +15,18 @@ from crm_shared.access import TeamScope, may_act_on
 from crm_shared.auth import Role
 from crm_shared.commands import Decision, command
 from crm_shared.domain import CommandMeta, CrmAggregate
-from crm_shared.errors import FieldError, NotFound, ValidationFailed
+from crm_shared.errors import FieldError, NotFound, PermissionDenied, ValidationFailed
 from crm_shared.rpc import CustomerDirectory, owning_agent_of_known_customer
-from services.sales.application.base import SalesBase
+from services.sales.application.base import SELLERS, SalesBase
 from services.sales.domain.policy import ClaimStatus, Policy, policy_number_for
 from services.sales.domain.rating import Quote, age_on, catalogue_in_force, load_catalogue
 
-SELLERS = (Role.AGENT, Role.MANAGER, Role.OPERATOR, Role.ADMIN)
 # What the core systems report: facts about money and claims, kept where they happen.
 CORE_SYSTEM_REPORTS = (Role.SYSTEM, Role.OPERATOR, Role.ADMIN)
 SERVICING = (*SELLERS, Role.SYSTEM)
+# What the sales force may cancel a policy for; the rest (non-payment, fraud, a death) is decided by
+# the core policy system.
+SELLERS_CANCEL_FOR = ("customer_request", "cooling_off", "replaced")
 
 
 def unknown_policy(number: str) -> NotFound:
@@ -131,6 +133,17 @@ class Selling(SalesBase):
         quote.require_usable(customer_id, self.today())
         return quote
 
+    def _sellable_quote(self, quote_id: Any, customer_id: str) -> Quote:
+        """A quote sold as a new policy: its cover may not start before the sale."""
+        quote = self._usable_quote(quote_id, customer_id)
+        if quote.start_date < self.today():
+            raise ValidationFailed.single(
+                "quote_id",
+                "start_passed",
+                f"quote {quote.quote_id} covers from {quote.start_date}, before today: issue a new quote",
+            )
+        return quote
+
     # Selling ------------------------------------------------------------------------------------
 
     @command
@@ -146,7 +159,7 @@ class Selling(SalesBase):
         changed: list[CrmAggregate] = []
         quote: Quote | None = None
         if data.get("quote_id") is not None:
-            quote = self._usable_quote(data["quote_id"], customer_id)
+            quote = self._sellable_quote(data["quote_id"], customer_id)
             quoted = {
                 "product": quote.product,
                 "annual_premium": quote.annual_premium,
@@ -255,6 +268,13 @@ class Selling(SalesBase):
                 raise ValidationFailed.single(
                     "quote_id", "other_product", f"quote {quote.quote_id} is for {quote.product}"
                 )
+            if quote.start_date != policy.end_date:
+                raise ValidationFailed.single(
+                    "quote_id",
+                    "other_start",
+                    f"a renewal starts on {policy.end_date}: quote for that start date (the age and the "
+                    f"catalogue then), not {quote.start_date}",
+                )
             term_years, premium, quote_id = quote.term_years, quote.annual_premium, quote.quote_id
             quote.accept(policy.policy_number, meta)
             changed.append(quote)
@@ -273,16 +293,19 @@ class Selling(SalesBase):
     ) -> Decision:
         policy = self._serviced(data, meta, customers, scope, CORE_SYSTEM_REPORTS)
         paid_on: date = data.get("paid_on") or self.today()
-        policy.pay(
+        recorded = policy.pay(
             payment_id=data["payment_id"],
             amount=data["amount"],
             due_date=data["due_date"],
             paid_on=paid_on,
+            today=self.today(),
             meta=meta,
         )
-        return Decision(
-            self._acted(policy).answer | {"paid_through": data["due_date"].isoformat()}, (policy,)
-        )
+        answer = self._acted(policy).answer | {
+            "paid_through": policy.paid_through.isoformat() if policy.paid_through else None,
+            "already_recorded": not recorded,
+        }
+        return Decision(answer, (policy,) if recorded else ())
 
     @command
     def record_policy_lapse(
@@ -292,6 +315,7 @@ class Selling(SalesBase):
         policy.lapse(
             missed_due_date=data["missed_due_date"],
             lapsed_on=data.get("lapsed_on") or self.today(),
+            today=self.today(),
             meta=meta,
         )
         return self._acted(policy)
@@ -301,7 +325,9 @@ class Selling(SalesBase):
         self, data: dict[str, Any], meta: CommandMeta, customers: CustomerDirectory, scope: TeamScope
     ) -> Decision:
         policy = self._serviced(data, meta, customers, scope, SERVICING)
-        policy.reinstate(on=data.get("reinstated_on") or self.today(), reason=data["reason"], meta=meta)
+        policy.reinstate(
+            on=data.get("reinstated_on") or self.today(), reason=data["reason"], today=self.today(), meta=meta
+        )
         return self._acted(policy)
 
     @command
@@ -309,10 +335,20 @@ class Selling(SalesBase):
         self, data: dict[str, Any], meta: CommandMeta, customers: CustomerDirectory, scope: TeamScope
     ) -> Decision:
         policy = self._serviced(data, meta, customers, scope, SERVICING)
+        if (
+            meta.actor.role in SELLERS
+            and not meta.actor.sees_everything
+            and data["reason"] not in SELLERS_CANCEL_FOR
+        ):
+            raise PermissionDenied(
+                f"an agent or a manager cancels for {', '.join(SELLERS_CANCEL_FOR)}; a cancellation for "
+                f"{data['reason']} comes from the core policy system or an operator"
+            )
         policy.cancel(
             on=data.get("cancelled_on") or self.today(),
             reason=data["reason"],
             note=data.get("note"),
+            today=self.today(),
             meta=meta,
         )
         return self._acted(policy)

@@ -9,7 +9,7 @@ business's time zone."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
@@ -107,11 +107,6 @@ def clashes(
 ) -> list[str]:
     """The appointments that overlap ``[start, end)`` (half open: one may start as another ends)."""
     return sorted(b.activity_id for b in bookings if b.activity_id != ignore and b.overlaps(start, end))
-
-
-def in_plan_order(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A daily plan's order: by planned start, then id (so equal starts keep one order)."""
-    return sorted(entries, key=lambda e: (e["planned_start"], e["activity_id"]))
 
 
 def follow_up_id(source: str, key: str) -> uuid.UUID:
@@ -302,19 +297,18 @@ class Activity(CrmAggregate):
         self._event(self.Cancelled, meta, agent_id=self.agent_id, reason=reason)
 
     def follow_owner(
-        self, previous_agent_id: str, new_agent_id: str, owner_version: int, reason: str, meta: CommandMeta
+        self, former: frozenset[str], owner: str, owner_version: int, reason: str, meta: CommandMeta
     ) -> bool:
-        """Move a planned activity with its customer to the new owner, once per owner change (see
-        ``Opportunity.follow_owner``). True if it moved."""
-        if not follows_owner(
-            self.is_open, self.agent_id, self.owner_version, previous_agent_id, new_agent_id, owner_version
-        ):
+        """Moves open work held by one of the customer's former owners to the owner now
+        (``owner_version``: the customer's version that made them the owner; see
+        ``following.FollowedOwner``). True if it moved."""
+        if not follows_owner(self.is_open, self.agent_id, former, owner):
             return False
         self._event(
             self.Reassigned,
             meta,
             from_agent_id=self.agent_id,
-            to_agent_id=new_agent_id,
+            to_agent_id=owner,
             reason=reason,
             owner_version=owner_version,
         )

@@ -99,6 +99,7 @@ class Opportunity(CrmAggregate):
 
         def apply(self, opportunity: Opportunity) -> None:
             opportunity.stage = self.to_stage
+            opportunity.probability = self.probability
             opportunity.lost_reason = self.lost_reason
             opportunity.policy_number = self.policy_number
 
@@ -219,14 +220,12 @@ class Opportunity(CrmAggregate):
         )
 
     def follow_owner(
-        self, previous_agent_id: str, new_agent_id: str, owner_version: int, reason: str, meta: CommandMeta
+        self, former: frozenset[str], owner: str, owner_version: int, reason: str, meta: CommandMeta
     ) -> bool:
-        """Move an open opportunity with its customer to the customer's new owner, once per change
-        of owner (``owner_version``, the customer's version that changed it: a change seen again, or
-        an older one arriving late, moves nothing). True if it moved."""
-        if not follows_owner(
-            self.is_open, self.agent_id, self.owner_version, previous_agent_id, new_agent_id, owner_version
-        ):
+        """Moves open work held by one of the customer's former owners to the owner now
+        (``owner_version``: the customer's version that made them the owner; see
+        ``following.FollowedOwner``). True if it moved."""
+        if not follows_owner(self.is_open, self.agent_id, former, owner):
             return False
         self.trigger_event(
             self.Reassigned,
@@ -234,7 +233,7 @@ class Opportunity(CrmAggregate):
             opportunity_id=self.opportunity_id,
             customer_id=self.customer_id,
             from_agent_id=self.agent_id,
-            to_agent_id=new_agent_id,
+            to_agent_id=owner,
             reason=reason,
             owner_version=owner_version,
         )

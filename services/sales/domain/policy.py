@@ -122,7 +122,9 @@ class Policy(CrmAggregate):
         days_late: int
 
         def apply(self, policy: Policy) -> None:
-            policy.paid_through = self.due_date
+            policy.paid_through = max(policy.paid_through or self.due_date, self.due_date)
+            policy.paid_due_dates = (*(policy.paid_due_dates or ()), self.due_date)
+            policy.payment_ids = (*(policy.payment_ids or ()), self.payment_id)
 
     class Lapsed(CrmAggregate.Event):
         EVENT_TYPE = "sales.policy_lapsed"
@@ -146,6 +148,7 @@ class Policy(CrmAggregate):
         def apply(self, policy: Policy) -> None:
             policy.status = PolicyStatus.ACTIVE.value
             policy.lapsed_on = None
+            policy.gaps = (*(policy.gaps or ()), (self.lapsed_on, self.reinstated_on))
 
     class Cancelled(CrmAggregate.Event):
         EVENT_TYPE = "sales.policy_cancelled"
@@ -197,7 +200,11 @@ class Policy(CrmAggregate):
     term_start: date | None = None  # of the term in force, once renewed
     renewals: int = 0
     paid_through: date | None = None  # the latest due date paid
+    paid_due_dates: tuple[date, ...] | None = None
+    payment_ids: tuple[str, ...] | None = None
     lapsed_on: date | None = None
+    # The lapses it was reinstated from: (lapsed on, reinstated on), out of force in between.
+    gaps: tuple[tuple[date, date], ...] | None = None
     cancelled_on: date | None = None
     claims: dict[str, str] | None = None  # claim id -> status
 
@@ -280,18 +287,35 @@ class Policy(CrmAggregate):
         )
 
     def pay(
-        self, *, payment_id: str, amount: Decimal, due_date: date, paid_on: date, meta: CommandMeta
-    ) -> None:
+        self,
+        *,
+        payment_id: str,
+        amount: Decimal,
+        due_date: date,
+        paid_on: date,
+        today: date,
+        meta: CommandMeta,
+    ) -> bool:
+        """A premium paid for ``due_date``. The same payment reported again changes nothing (False);
+        a second payment for a due date paid already is refused."""
         self._require(PolicyAction.PAY)
-        if self.paid_through is not None and due_date <= self.paid_through:
+        if payment_id in (self.payment_ids or ()):
+            return False
+        if due_date in (self.paid_due_dates or ()):
             raise ValidationFailed.single(
-                "due_date", "already_paid", f"policy {self.policy_number} is paid through {self.paid_through}"
+                "due_date",
+                "already_paid",
+                f"the premium due {due_date} of policy {self.policy_number} is paid",
             )
         if not self.start_date <= due_date <= self.end_date:
             raise ValidationFailed.single(
                 "due_date",
                 "outside_term",
                 f"policy {self.policy_number} runs {self.start_date} to {self.end_date}",
+            )
+        if paid_on > today:
+            raise ValidationFailed.single(
+                "paid_on", "in_the_future", f"a payment is reported once made (today is {today})"
             )
         self._event(
             self.PremiumPaid,
@@ -302,27 +326,37 @@ class Policy(CrmAggregate):
             paid_on=paid_on,
             days_late=max(0, (paid_on - due_date).days),
         )
+        return True
 
-    def lapse(self, *, missed_due_date: date, lapsed_on: date, meta: CommandMeta) -> None:
+    def lapse(self, *, missed_due_date: date, lapsed_on: date, today: date, meta: CommandMeta) -> None:
         self._require(PolicyAction.LAPSE)
-        if self.paid_through is not None and missed_due_date <= self.paid_through:
-            raise InvalidState(
-                f"the premium due {missed_due_date} of policy {self.policy_number} was paid "
-                f"(paid through {self.paid_through})"
+        if missed_due_date in (self.paid_due_dates or ()):
+            raise InvalidState(f"the premium due {missed_due_date} of policy {self.policy_number} was paid")
+        if not self.start_date <= missed_due_date <= self.end_date:
+            raise ValidationFailed.single(
+                "missed_due_date",
+                "outside_term",
+                f"policy {self.policy_number} runs {self.start_date} to {self.end_date}",
             )
         if lapsed_on <= missed_due_date:
             raise ValidationFailed.single(
                 "lapsed_on", "after_due_date", "a policy lapses after the grace period of the missed premium"
             )
+        if lapsed_on > today:
+            raise ValidationFailed.single(
+                "lapsed_on", "in_the_future", f"a lapse is reported once it happened (today is {today})"
+            )
         self._event(self.Lapsed, meta, missed_due_date=missed_due_date, lapsed_on=lapsed_on)
 
-    def reinstate(self, *, on: date, reason: str, meta: CommandMeta) -> None:
+    def reinstate(self, *, on: date, reason: str, today: date, meta: CommandMeta) -> None:
         self._require(PolicyAction.REINSTATE)
         assert self.lapsed_on is not None
         if on < self.lapsed_on:
             raise ValidationFailed.single(
                 "reinstated_on", "before_lapse", f"policy {self.policy_number} lapsed on {self.lapsed_on}"
             )
+        if on > today:
+            raise ValidationFailed.single("reinstated_on", "in_the_future", f"today is {today}")
         if on > self.lapsed_on + REINSTATEMENT_WINDOW:
             raise InvalidState(
                 f"policy {self.policy_number} lapsed on {self.lapsed_on}: reinstatement is possible for "
@@ -330,11 +364,20 @@ class Policy(CrmAggregate):
             )
         self._event(self.Reinstated, meta, lapsed_on=self.lapsed_on, reinstated_on=on, reason=reason)
 
-    def cancel(self, *, on: date, reason: str, note: str | None, meta: CommandMeta) -> None:
+    def cancel(self, *, on: date, reason: str, note: str | None, today: date, meta: CommandMeta) -> None:
+        """Cancelled from ``on``: not before the policy was sold (or its cover started, if that was
+        earlier), nor before a lapse it is in, nor in the future."""
         self._require(PolicyAction.CANCEL)
         if reason not in CANCELLATION_REASONS:
             raise ValidationFailed.single(
                 "reason", "one_of", f"must be one of {', '.join(CANCELLATION_REASONS)}"
+            )
+        earliest = max(min(self.start_date, self.created_on.date()), self.lapsed_on or date.min)
+        if not earliest <= on <= today:
+            raise ValidationFailed.single(
+                "cancelled_on",
+                "range",
+                f"policy {self.policy_number} can be cancelled from {earliest} to {today}",
             )
         self._event(
             self.Cancelled, meta, previous_status=self.status, cancelled_on=on, reason=reason, note=note
@@ -346,6 +389,8 @@ class Policy(CrmAggregate):
         if not self.start_date <= day < self.end_date:
             return False
         if self.cancelled_on is not None and day >= self.cancelled_on:
+            return False
+        if any(lapsed <= day < reinstated for lapsed, reinstated in self.gaps or ()):
             return False
         return not (self.lapsed_on is not None and day >= self.lapsed_on)
 
