@@ -176,6 +176,14 @@ def test_reassigning_to_the_same_or_a_departed_agent_is_refused(
             {"agent_id": second, "departed_on": "2026-11-30", "reason": "x", "successor": {"kind": "pool"}},
         )
     )
+
+    def handed_over() -> bool:
+        # The departure's (empty) book transfer appends to the customer store by itself: let it
+        # finish before counting what the refusals append.
+        reply = operator_rpc.call("customer", "get_book_transfer", {"from_agent_id": second})
+        return bool(reply["ok"] and reply["result"]["state"] == "completed")
+
+    wait_until(handed_over, timeout=60, interval=0.2, what="the departed agent's transfer completed")
     before = stores.positions()
     for new_owner, rule in ((first, "unchanged"), (second, "agent_departed")):
         reply = operator_rpc.call(
