@@ -18,7 +18,7 @@ from typing import Any
 from contracts import fields
 from crm_shared.domain import CommandMeta, CrmAggregate
 from crm_shared.errors import InvalidState, ValidationFailed
-from services.sales.domain.following import follows_owner
+from services.sales.domain.following import FollowsItsCustomer
 
 ACTIVITY_NAMESPACE = uuid.UUID("f1c83b26-7e4d-4a09-b5d2-6c0a9e3f7b18")
 FOLLOW_UP_NAMESPACE = uuid.UUID("0c6e2a9f-3b71-4d58-8e04-a2f9d1b7c365")
@@ -115,7 +115,9 @@ def follow_up_id(source: str, key: str) -> uuid.UUID:
     return uuid.uuid5(FOLLOW_UP_NAMESPACE, f"{source}:{key}")
 
 
-class Activity(CrmAggregate):
+class Activity(FollowsItsCustomer, CrmAggregate):
+    WORK_ID = "activity_id"
+
     class Planned(CrmAggregate.Created):
         EVENT_TYPE = "sales.activity_planned"
         activity_id: str
@@ -180,7 +182,6 @@ class Activity(CrmAggregate):
 
         def apply(self, activity: Activity) -> None:
             activity.agent_id = self.to_agent_id
-            activity.owner_version = self.owner_version
 
     activity_id: str
     agent_id: str
@@ -194,7 +195,6 @@ class Activity(CrmAggregate):
     state: str = ActivityState.PLANNED.value
     outcome: str | None = None
     completed_at: datetime | None = None
-    owner_version: int = 0
 
     @classmethod
     def plan(
@@ -295,24 +295,6 @@ class Activity(CrmAggregate):
     def cancel(self, reason: str, meta: CommandMeta) -> None:
         self._require_planned("cancelled")
         self._event(self.Cancelled, meta, agent_id=self.agent_id, reason=reason)
-
-    def follow_owner(
-        self, former: frozenset[str], owner: str, owner_version: int, reason: str, meta: CommandMeta
-    ) -> bool:
-        """Moves open work held by one of the customer's former owners to the owner now
-        (``owner_version``: the customer's version that made them the owner; see
-        ``following.FollowedOwner``). True if it moved."""
-        if not follows_owner(self.is_open, self.agent_id, former, owner):
-            return False
-        self._event(
-            self.Reassigned,
-            meta,
-            from_agent_id=self.agent_id,
-            to_agent_id=owner,
-            reason=reason,
-            owner_version=owner_version,
-        )
-        return True
 
 
 class AgentDay(CrmAggregate):

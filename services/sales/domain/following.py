@@ -10,6 +10,7 @@ work backwards; it only teaches which owners came before."""
 from __future__ import annotations
 
 import uuid
+from typing import Any, ClassVar
 
 from crm_shared.domain import CommandMeta, CrmAggregate
 
@@ -20,6 +21,35 @@ def follows_owner(is_open: bool, holder: str, former: frozenset[str], owner: str
     """Open work held by a former owner moves to the owner now. Closed work stays with whoever did
     it, and work someone else holds for the customer (a manager's meeting) with them."""
     return is_open and holder in former and holder != owner
+
+
+class FollowsItsCustomer:
+    """Work an agent holds for a customer (an opportunity, an activity), which moves with the
+    customer to a new owner. The aggregate names its id field in ``WORK_ID`` and declares a
+    ``Reassigned`` event of that id, ``customer_id``, ``from_agent_id``, ``to_agent_id``, ``reason``
+    and ``owner_version``."""
+
+    WORK_ID: ClassVar[str]
+
+    def follow_owner(
+        self: Any, former: frozenset[str], owner: str, owner_version: int, reason: str, meta: CommandMeta
+    ) -> bool:
+        """Moves open work held by one of the customer's former owners to the owner now
+        (``owner_version``: the customer's version that made them the owner; see
+        ``FollowedOwner``). True if it moved."""
+        if not follows_owner(self.is_open, self.agent_id, former, owner):
+            return False
+        self.trigger_event(
+            self.Reassigned,
+            meta=meta.as_event_meta(),
+            customer_id=self.customer_id,
+            from_agent_id=self.agent_id,
+            to_agent_id=owner,
+            reason=reason,
+            owner_version=owner_version,
+            **{self.WORK_ID: getattr(self, self.WORK_ID)},
+        )
+        return True
 
 
 class FollowedOwner(CrmAggregate):

@@ -16,7 +16,7 @@ from enum import StrEnum
 from contracts import fields
 from crm_shared.domain import CommandMeta, CrmAggregate
 from crm_shared.errors import InvalidState, ValidationFailed
-from services.sales.domain.following import follows_owner
+from services.sales.domain.following import FollowsItsCustomer
 
 OPPORTUNITY_NAMESPACE = uuid.UUID("3e8a1c5d-9b24-4f70-a6d3-1c0e7b9f2a48")
 
@@ -70,7 +70,9 @@ def allowed_moves(stage: Stage) -> list[str]:
     return sorted(s.value for s in TRANSITIONS[stage])
 
 
-class Opportunity(CrmAggregate):
+class Opportunity(FollowsItsCustomer, CrmAggregate):
+    WORK_ID = "opportunity_id"
+
     class Opened(CrmAggregate.Created):
         EVENT_TYPE = "sales.opportunity_opened"
         opportunity_id: str
@@ -110,12 +112,11 @@ class Opportunity(CrmAggregate):
         from_agent_id: str
         to_agent_id: str
         reason: str
-        # The customer's ownership version this follows (see ``follow_owner``).
+        # The customer version whose owner change this follows (see ``following.FollowedOwner``).
         owner_version: int
 
         def apply(self, opportunity: Opportunity) -> None:
             opportunity.agent_id = self.to_agent_id
-            opportunity.owner_version = self.owner_version
 
     opportunity_id: str
     customer_id: str
@@ -130,7 +131,6 @@ class Opportunity(CrmAggregate):
     note: str | None
     lost_reason: str | None = None
     policy_number: str | None = None
-    owner_version: int = 0
 
     @classmethod
     def open(
@@ -218,23 +218,3 @@ class Opportunity(CrmAggregate):
             policy_number=policy_number,
             note=note,
         )
-
-    def follow_owner(
-        self, former: frozenset[str], owner: str, owner_version: int, reason: str, meta: CommandMeta
-    ) -> bool:
-        """Moves open work held by one of the customer's former owners to the owner now
-        (``owner_version``: the customer's version that made them the owner; see
-        ``following.FollowedOwner``). True if it moved."""
-        if not follows_owner(self.is_open, self.agent_id, former, owner):
-            return False
-        self.trigger_event(
-            self.Reassigned,
-            meta=meta.as_event_meta(),
-            opportunity_id=self.opportunity_id,
-            customer_id=self.customer_id,
-            from_agent_id=self.agent_id,
-            to_agent_id=owner,
-            reason=reason,
-            owner_version=owner_version,
-        )
-        return True
