@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from contracts.fields import ACTIVITY_KINDS, ACTIVITY_OUTCOMES
 from crm_cli.client import CrmClient
 from crm_cli.ownership import print_failure
+from crm_cli.selling import given
 
 COMMANDS = ("plan", "day", "team-day")
 SERVICE = "sales"
@@ -81,14 +82,10 @@ def add_commands(commands: Any) -> None:
     team_day.add_argument("--json", action="store_true", help="print the answer as JSON")
 
 
-def _given(**values: Any) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v is not None}
-
-
 def request_for(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     match (args.command, getattr(args, "action", None)):
         case ("plan", "add"):
-            return "plan_activity", _given(
+            return "plan_activity", given(
                 agent_id=args.agent,
                 customer_id=args.customer,
                 kind=args.kind,
@@ -97,7 +94,7 @@ def request_for(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
                 purpose=args.purpose,
             )
         case ("plan", "done"):
-            return "complete_activity", _given(
+            return "complete_activity", given(
                 activity_id=args.activity_id, outcome=args.outcome, notes=args.notes, next_step=args.next_step
             )
         case ("plan", "move"):
@@ -108,9 +105,9 @@ def request_for(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         case ("plan", "show"):
             return "get_activity", {"activity_id": args.activity_id}
         case ("day", _):
-            return "get_daily_plan", _given(agent_id=args.agent, date=args.date)
+            return "get_daily_plan", given(agent_id=args.agent, date=args.date)
         case ("team-day", _):
-            return "get_team_day", _given(team_id=args.team_id, date=args.date)
+            return "get_team_day", given(team_id=args.team_id, date=args.date)
     raise SystemExit(f"unknown command {args.command}")
 
 

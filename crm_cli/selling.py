@@ -120,7 +120,8 @@ def add_commands(commands: Any) -> None:
     claim.add_argument("--paid", help="amount paid, with --status paid")
 
 
-def _given(**values: Any) -> dict[str, Any]:
+def given(**values: Any) -> dict[str, Any]:
+    """The options given (a payload leaves out what the user did not say)."""
     return {k: v for k, v in values.items() if v is not None}
 
 
@@ -130,7 +131,7 @@ def request_for(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]:
             return (
                 "sales",
                 "open_opportunity",
-                _given(
+                given(
                     customer_id=args.customer_id,
                     product=args.product,
                     expected_annual_premium=args.premium,
@@ -143,7 +144,7 @@ def request_for(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]:
             return (
                 "sales",
                 "move_opportunity",
-                _given(
+                given(
                     opportunity_id=args.opportunity_id,
                     stage=args.stage,
                     lost_reason=args.lost_reason,
@@ -154,12 +155,12 @@ def request_for(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]:
         case ("opportunity", "show"):
             return "sales", "get_opportunity", {"opportunity_id": args.opportunity_id}
         case ("pipeline", _):
-            return "sales", "get_pipeline", _given(agent_id=args.agent, team_id=args.team)
+            return "sales", "get_pipeline", given(agent_id=args.agent, team_id=args.team)
         case ("quote", _):
             return (
                 "sales",
                 "issue_quote",
-                _given(
+                given(
                     customer_id=args.customer_id,
                     product=args.product,
                     sum_insured=args.sum_insured,
@@ -171,7 +172,7 @@ def request_for(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]:
             return (
                 "sales",
                 "sell_policy",
-                _given(
+                given(
                     customer_id=args.customer_id,
                     quote_id=args.quote,
                     product=args.product,
@@ -186,7 +187,7 @@ def request_for(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]:
             return (
                 "sales",
                 "renew_policy",
-                _given(
+                given(
                     policy_number=args.policy_number,
                     quote_id=args.quote,
                     term_years=args.term,
@@ -197,7 +198,7 @@ def request_for(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]:
             return (
                 "sales",
                 "record_premium_payment",
-                _given(
+                given(
                     policy_number=args.policy_number,
                     payment_id=args.payment_id,
                     amount=args.amount,
@@ -209,7 +210,7 @@ def request_for(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]:
             return (
                 "sales",
                 "record_policy_lapse",
-                _given(
+                given(
                     policy_number=args.policy_number,
                     missed_due_date=args.missed_due,
                     lapsed_on=args.lapsed_on,
@@ -219,13 +220,13 @@ def request_for(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]:
             return (
                 "sales",
                 "reinstate_policy",
-                _given(policy_number=args.policy_number, reason=args.reason, reinstated_on=args.on),
+                given(policy_number=args.policy_number, reason=args.reason, reinstated_on=args.on),
             )
         case ("policy", "cancel"):
             return (
                 "sales",
                 "cancel_policy",
-                _given(
+                given(
                     policy_number=args.policy_number, reason=args.reason, cancelled_on=args.on, note=args.note
                 ),
             )
@@ -233,7 +234,7 @@ def request_for(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]:
             return (
                 "sales",
                 "record_claim",
-                _given(
+                given(
                     policy_number=args.policy_number,
                     claim_id=args.claim_id,
                     loss_date=args.loss_date,

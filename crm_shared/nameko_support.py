@@ -94,16 +94,19 @@ def raise_for(reply: dict[str, Any], what: str) -> None:
 
 class RpcCustomerDirectory:
     """Asks the customer service who owns a customer (as the caller: a customer outside the
-    caller's scope is not found)."""
+    caller's scope is not found). One per request: a customer asked about twice in one request (a
+    quote needs the owner and the birth date) is fetched once."""
 
     def __init__(self, customer_rpc: Any) -> None:
         self.customer_rpc = customer_rpc
+        self._answers: dict[str, dict[str, Any]] = {}
 
     def _customer(self, customer_id: str) -> dict[str, Any]:
-        reply = bounded_call(self.customer_rpc.get_customer, {"customer_id": customer_id}, "customer")
-        raise_for(reply, f"customer {customer_id}")
-        result: dict[str, Any] = reply["result"]
-        return result
+        if customer_id not in self._answers:
+            reply = bounded_call(self.customer_rpc.get_customer, {"customer_id": customer_id}, "customer")
+            raise_for(reply, f"customer {customer_id}")
+            self._answers[customer_id] = reply["result"]
+        return self._answers[customer_id]
 
     def owning_agent_of(self, customer_id: str) -> str:
         return str(self._customer(customer_id)["owning_agent_id"])
