@@ -18,8 +18,10 @@ from services.sales.application.base import SELLERS, SalesBase
 from services.sales.application.opportunities import yuan
 from services.sales.domain.activity import (
     ACTIVITY_NAMESPACE,
+    APPOINTMENTS,
     Activity,
     ActivityKind,
+    ActivityState,
     AgentDay,
     Booking,
     PlanStatus,
@@ -79,24 +81,22 @@ def plan_entry(row: dict[str, Any], now: datetime) -> dict[str, Any]:
 def with_clashes(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Marks the planned visits and meetings that overlap another (an activity handed over with its
     customer lands whatever the new owner's day holds)."""
-    appointments = [
-        Booking(
+    appointments = {
+        e["activity_id"]: Booking(
             e["activity_id"],
             datetime.fromisoformat(e["planned_start"]),
             datetime.fromisoformat(e["planned_end"]),
         )
         for e in entries
-        if e["kind"] in ("visit", "meeting") and e["state"] == "planned"
-    ]
+        if e["state"] == ActivityState.PLANNED and ActivityKind(e["kind"]) in APPOINTMENTS
+    }
     for entry in entries:
-        entry["clashes_with"] = []
-        if entry["kind"] in ("visit", "meeting") and entry["state"] == "planned":
-            entry["clashes_with"] = clashes(
-                appointments,
-                datetime.fromisoformat(entry["planned_start"]),
-                datetime.fromisoformat(entry["planned_end"]),
-                ignore=entry["activity_id"],
-            )
+        booked = appointments.get(entry["activity_id"])
+        entry["clashes_with"] = (
+            []
+            if booked is None
+            else clashes(appointments.values(), booked.start, booked.end, ignore=booked.activity_id)
+        )
     return entries
 
 
