@@ -119,19 +119,33 @@ class Report:
 # 1. Command path -------------------------------------------------------------------------------
 
 
-def closed_loop(system: System, clients: int, seconds: float, call: Callable[[CrmClient], object]) -> float:
-    """Operations per second from ``clients`` threads calling as fast as answers come back."""
-    counts = [0] * clients
+def clients_calling(
+    system: System, clients: int, seconds: float, call: Callable[[CrmClient, int], object], caller: Caller
+) -> tuple[list[float], float]:
+    """``clients`` threads, each with its own client, calling back to back for ``seconds`` (the
+    n-th call of all gets ``n``): each call's latency (seconds), and the time from the start until
+    the last call came back."""
+    samples: list[list[float]] = [[] for _ in range(clients)]
+    failures: list[BaseException] = []
     start = threading.Barrier(clients + 1)
     stop = threading.Event()
 
     def work(i: int) -> None:
-        with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=30) as client:
-            call(client)  # warm the connection
-            start.wait()
-            while not stop.is_set():
-                call(client)
-                counts[i] += 1
+        try:
+            with CrmClient.for_caller(system.amqp_uri, caller, system.secret, timeout=30) as client:
+                try:
+                    call(client, i)  # warm the connection
+                finally:
+                    start.wait()  # whatever happened, so that the run does not wait for ever
+                n = 0
+                while not stop.is_set():
+                    began = time.perf_counter()
+                    call(client, i + n)
+                    samples[i].append(time.perf_counter() - began)
+                    n += clients
+        except BaseException as e:
+            failures.append(e)
+            stop.set()
 
     threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(clients)]
     for t in threads:
@@ -142,7 +156,22 @@ def closed_loop(system: System, clients: int, seconds: float, call: Callable[[Cr
     stop.set()
     for t in threads:
         t.join()
-    return sum(counts) / (time.monotonic() - began)
+    if failures:
+        raise failures[0]
+    return [s for per_client in samples for s in per_client], time.monotonic() - began
+
+
+def closed_loop(system: System, clients: int, seconds: float, call: Callable[[CrmClient], object]) -> float:
+    """Operations per second from ``clients`` threads calling as fast as answers come back."""
+    done, elapsed = clients_calling(system, clients, seconds, lambda client, _n: call(client), OPERATOR)
+    return len(done) / elapsed
+
+
+def latencies(
+    system: System, clients: int, seconds: float, call: Callable[[CrmClient, int], object], caller: Caller
+) -> list[float]:
+    """Each call's latency (seconds) from ``clients`` threads calling back to back."""
+    return clients_calling(system, clients, seconds, call, caller)[0]
 
 
 def ping(client: CrmClient) -> None:
@@ -380,45 +409,6 @@ def seed_agents_days(data_dir: Path, days: int, zone: ZoneInfo) -> int:
     sales.work.catch_up()  # the tables beside the store, as the service would on its first read
     sales.close()
     return stored
-
-
-def latencies(
-    system: System, clients: int, seconds: float, call: Callable[[CrmClient, int], object], caller: Caller
-) -> list[float]:
-    """Each call's latency (seconds) from ``clients`` threads calling back to back."""
-    samples: list[list[float]] = [[] for _ in range(clients)]
-    failures: list[BaseException] = []
-    start = threading.Barrier(clients + 1)
-    stop = threading.Event()
-
-    def work(i: int) -> None:
-        try:
-            with CrmClient.for_caller(system.amqp_uri, caller, system.secret, timeout=30) as client:
-                try:
-                    call(client, i)  # warm the connection
-                finally:
-                    start.wait()  # whatever happened, so that the run does not wait for ever
-                n = 0
-                while not stop.is_set():
-                    began = time.perf_counter()
-                    call(client, i + n)
-                    samples[i].append(time.perf_counter() - began)
-                    n += clients
-        except BaseException as e:
-            failures.append(e)
-            stop.set()
-
-    threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(clients)]
-    for t in threads:
-        t.start()
-    start.wait()
-    time.sleep(seconds)
-    stop.set()
-    for t in threads:
-        t.join()
-    if failures:
-        raise failures[0]
-    return [s for per_client in samples for s in per_client]
 
 
 def agents_day(system: System, days: int, seconds: float) -> dict[str, list[float]]:
