@@ -349,3 +349,9 @@ def registered_customer(meta: CommandMeta, **overrides: Any) -> Any:
         "owning_agent_id": "A-1",
     }
     return Customer.register(**{**details, **overrides}, meta=meta)
+
+
+def rule_of(error: Any) -> tuple[str, str]:
+    """The (field, rule) of a refusal that names one field."""
+    [problem] = error.fields
+    return problem.field, problem.rule

@@ -12,7 +12,7 @@ import pytest
 from crm_shared.access import may_act_on, require_customer_access
 from crm_shared.auth import Caller, Role
 from crm_shared.domain import CommandMeta
-from crm_shared.errors import CrmError, InvalidState, NotFound, PermissionDenied, ValidationFailed
+from crm_shared.errors import InvalidState, NotFound, PermissionDenied, ValidationFailed
 from services.sales.application import SalesApplication
 from services.sales.domain import (
     Agent,
@@ -22,17 +22,13 @@ from services.sales.domain import (
     successors,
     team_of_pool,
 )
+from tests.support import rule_of
 
 OPERATOR = Caller("op-1", Role.OPERATOR)
 
 
 def meta(caller: Caller = OPERATOR) -> CommandMeta:
     return CommandMeta.new(caller)
-
-
-def rule_of(error: CrmError) -> tuple[str, str]:
-    [field] = error.fields
-    return field.field, field.rule
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from contracts import fields
 from crm_shared.auth import Caller, Role
 from crm_shared.domain import CommandMeta
-from crm_shared.errors import CrmError, InvalidState, ValidationFailed
+from crm_shared.errors import InvalidState, ValidationFailed
 from services.sales.application.planning import with_clashes
 from services.sales.domain.activity import (
     Activity,
@@ -44,6 +44,7 @@ from services.sales.domain.policy import (
     PolicyStatus,
 )
 from services.sales.domain.rating import Catalogue, age_on, catalogue_in_force, load_catalogue
+from tests.support import rule_of
 
 AGENT = Caller("u-a1", Role.AGENT, "A-1")
 # The day the policies of these tests are serviced on: after all they report.
@@ -53,11 +54,6 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 def meta() -> CommandMeta:
     return CommandMeta.new(AGENT)
-
-
-def rule_of(error: CrmError) -> tuple[str, str]:
-    [problem] = error.fields
-    return problem.field, problem.rule
 
 
 # Opportunities ------------------------------------------------------------------------------------
