@@ -186,6 +186,163 @@ class ComplaintClosedV1(Schema):
     closed_within_sla = fields.Boolean(required=True)
 
 
+# The service desk (version 2 of it: tickets). complaint_opened and complaint_closed are no longer
+# emitted; they stay readable for histories that hold them.
+
+
+class _OnTicketV1(Schema):
+    ticket_id = fields.UUID(required=True)
+    customer_id = fields.UUID(required=True)
+
+
+def _user(**kwargs: Any) -> fields.String:
+    return f.code(required=True, allow_none=True, **kwargs)
+
+
+class TicketOpenedV1(_OnTicketV1):
+    """``owning_agent_id``: the customer's owner when the ticket opened, to be told of it."""
+
+    owning_agent_id = f.agent_id(required=True)
+    kind = f.one_of(f.TICKET_KINDS, required=True)
+    channel = f.one_of(f.CHANNELS, required=True)
+    category = fields.String(required=True, validate=validate.Regexp(f.CATEGORY_PATTERN))
+    priority = f.one_of(f.PRIORITIES, required=True)
+    queue_id = f.code(required=True)
+    subject = fields.String(required=True)
+    description = fields.String(required=True)
+    sla_target_hours = fields.Integer(required=True, strict=True)
+    warning_share = fields.Float(required=True)
+    sla_deadline = fields.AwareDateTime(required=True)
+    sla_warning_at = fields.AwareDateTime(required=True)
+
+
+class TicketAssignedV1(_OnTicketV1):
+    queue_id = f.code(required=True)
+    assignee_user_id = _user()
+    previous_queue_id = f.code(required=True)
+    previous_assignee_user_id = _user()
+    state = f.one_of(f.TICKET_STATES, required=True)
+
+
+class TicketNoteAddedV1(_OnTicketV1):
+    note_id = fields.UUID(required=True)
+    author_user_id = fields.String(required=True)
+    text = fields.String(required=True)
+
+
+class TicketAwaitingCustomerV1(_OnTicketV1):
+    """The SLA clock stands still from here until the customer answers."""
+
+    question = fields.String(required=True)
+    sla_remaining_seconds = fields.Integer(required=True, strict=True)
+
+
+class _ClockRunsV1(_OnTicketV1):
+    state = f.one_of(f.TICKET_STATES, required=True)
+    sla_deadline = fields.AwareDateTime(required=True)
+    sla_warning_at = fields.AwareDateTime(required=True, allow_none=True)
+
+
+class TicketCustomerRepliedV1(_ClockRunsV1):
+    reply = fields.String(required=True)
+
+
+class TicketReopenedV1(_ClockRunsV1):
+    kind = f.one_of(f.TICKET_KINDS, required=True)
+    reason = fields.String(required=True)
+    previous_state = f.one_of(("resolved", "closed"), required=True)
+
+
+class TicketEscalatedV1(_OnTicketV1):
+    level = fields.Integer(required=True, strict=True, validate=validate.Range(1, 3))
+    previous_level = fields.Integer(required=True, strict=True, validate=validate.Range(0, 2))
+    reason = fields.String(required=True)
+    escalated_to_user_id = _user()
+    queue_id = f.code(required=True)
+    on_breach = fields.Boolean(required=True)
+
+
+class _TicketEndV1(_OnTicketV1):
+    kind = f.one_of(f.TICKET_KINDS, required=True)
+    queue_id = f.code(required=True)
+    assignee_user_id = _user()
+
+
+class TicketResolvedV1(_TicketEndV1):
+    resolution = fields.String(required=True)
+    within_sla = fields.Boolean(required=True)
+    auto_close_at = fields.AwareDateTime(required=True)
+
+
+class TicketClosedV1(_TicketEndV1):
+    reason = f.one_of(f.CLOSE_REASONS, required=True)
+    resolution = fields.String(required=True, allow_none=True)
+    closed_within_sla = fields.Boolean(required=True)
+    satisfaction = fields.Integer(required=True, allow_none=True, strict=True, validate=validate.Range(1, 5))
+    call_back_id = fields.UUID(required=True, allow_none=True)
+
+
+class SlaWarningV1(_OnTicketV1):
+    """Three quarters of the ticket's window are gone: the assignee (or the queue) is told."""
+
+    queue_id = f.code(required=True)
+    assignee_user_id = _user()
+    due_at = fields.AwareDateTime(required=True)
+    sla_deadline = fields.AwareDateTime(required=True)
+
+
+class SlaBreachedV1(_OnTicketV1):
+    """The deadline passed unresolved; a ``ticket_escalated`` to the queue's lead follows."""
+
+    kind = f.one_of(f.TICKET_KINDS, required=True)
+    priority = f.one_of(f.PRIORITIES, required=True)
+    queue_id = f.code(required=True)
+    assignee_user_id = _user()
+    sla_deadline = fields.AwareDateTime(required=True)
+
+
+class CallBackScheduledV1(_OnTicketV1):
+    call_back_id = fields.UUID(required=True)
+    queue_id = f.code(required=True)
+    assignee_user_id = _user()
+    due_at = fields.AwareDateTime(required=True)
+    survey_set_id = fields.String(required=True)
+
+
+class CallBackMadeV1(_OnTicketV1):
+    call_back_id = fields.UUID(required=True)
+    queue_id = f.code(required=True)
+    made_by_user_id = fields.String(required=True)
+    reached = fields.Boolean(required=True)
+    satisfied = fields.Boolean(required=True, allow_none=True)
+
+
+class SurveyAnswerV1(Schema):
+    question_id = fields.String(required=True)
+    score = fields.Integer(required=True, allow_none=True, strict=True, validate=validate.Range(1, 5))
+    text = fields.String(required=True, allow_none=True)
+
+
+class SurveyAnsweredV1(_OnTicketV1):
+    call_back_id = fields.UUID(required=True)
+    queue_id = f.code(required=True)
+    survey_set_id = fields.String(required=True)
+    answers = fields.List(fields.Nested(SurveyAnswerV1), required=True)
+    average_score = fields.Float(required=True, allow_none=True)
+    recorded_by_user_id = fields.String(required=True)
+
+
+class FeedbackRecordedV1(Schema):
+    feedback_id = fields.UUID(required=True)
+    customer_id = fields.UUID(required=True)
+    channel = f.one_of(f.CHANNELS, required=True)
+    about_agent_id = f.agent_id(required=True, allow_none=True)
+    about_user_id = _user()
+    ticket_id = fields.UUID(required=True, allow_none=True)
+    text = fields.String(required=True)
+    recorded_by_user_id = fields.String(required=True)
+
+
 class TeamCreatedV1(Schema):
     team_id = f.code(required=True)
     name = fields.String(required=True)
@@ -458,6 +615,22 @@ PAYLOAD_SCHEMAS: dict[tuple[str, int], type[Schema]] = {
     ("sales.policy_sold", 1): PolicySoldV1,
     ("service_desk.complaint_opened", 1): ComplaintOpenedV1,
     ("service_desk.complaint_closed", 1): ComplaintClosedV1,
+    ("service_desk.ticket_opened", 1): TicketOpenedV1,
+    ("service_desk.ticket_assigned", 1): TicketAssignedV1,
+    ("service_desk.ticket_note_added", 1): TicketNoteAddedV1,
+    ("service_desk.ticket_awaiting_customer", 1): TicketAwaitingCustomerV1,
+    ("service_desk.ticket_customer_replied", 1): TicketCustomerRepliedV1,
+    ("service_desk.ticket_escalated", 1): TicketEscalatedV1,
+    ("service_desk.ticket_resolved", 1): TicketResolvedV1,
+    ("service_desk.ticket_closed", 1): TicketClosedV1,
+    ("service_desk.ticket_reopened", 1): TicketReopenedV1,
+    ("service_desk.sla_warning", 1): SlaWarningV1,
+    ("service_desk.sla_breached", 1): SlaBreachedV1,
+    ("service_desk.call_back_scheduled", 1): CallBackScheduledV1,
+    ("service_desk.call_back_made", 1): CallBackMadeV1,
+    ("service_desk.survey_answered", 1): SurveyAnsweredV1,
+    ("service_desk.praise_recorded", 1): FeedbackRecordedV1,
+    ("service_desk.suggestion_recorded", 1): FeedbackRecordedV1,
     ("sales.opportunity_opened", 1): OpportunityOpenedV1,
     ("sales.opportunity_moved", 1): OpportunityMovedV1,
     ("sales.opportunity_reassigned", 1): OpportunityReassignedV1,

@@ -12,7 +12,8 @@ from contracts.validators import not_blank, rule, validate_national_id
 AGENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 MOBILE_PHONE_PATTERN = r"^(\+86)?1[3-9][0-9]{9}$"
 PRODUCTS = ("life", "health", "auto", "property")
-CHANNELS = ("phone", "email", "web", "sms", "in_person")
+# Where a ticket or a compliment comes in.
+CHANNELS = ("phone", "email", "web", "sms", "messaging", "in_person", "letter")
 PRIORITIES = ("urgent", "ordinary")
 COMPLAINT_CATEGORIES = (
     "claims",
@@ -23,6 +24,14 @@ COMPLAINT_CATEGORIES = (
     "product",
     "other",
 )
+# The service desk.
+TICKET_KINDS = ("inquiry", "service_request", "complaint")
+TICKET_STATES = ("open", "in_progress", "awaiting_customer", "resolved", "closed")
+# Why a ticket closed: confirmed by the customer, closed as settled by the desk, closed by itself
+# when the customer did not confirm in time, or closed unresolved.
+CLOSE_REASONS = ("confirmed", "resolved", "auto_closed", "withdrawn", "duplicate")
+SLA_STATES = ("on_track", "warned", "breached", "paused")
+CATEGORY_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
 POLICY_STATUSES = ("active", "lapsed", "cancelled", "expired")
 
 # Selling and the agent's day.

@@ -184,6 +184,175 @@ class GetTicket(Strict):
     ticket_id = f.uuid_field(required=True)
 
 
+# The service desk --------------------------------------------------------------------------------
+
+
+def _category(**kwargs: Any) -> fields.String:
+    return fields.String(
+        validate=validate.Regexp(
+            f.CATEGORY_PATTERN, error="format: a category code such as claims.payment_delay"
+        ),
+        **kwargs,
+    )
+
+
+class OpenTicket(Strict):
+    customer_id = f.uuid_field(required=True)
+    kind = f.one_of(f.TICKET_KINDS, required=True)
+    channel = f.one_of(f.CHANNELS, required=True)
+    category = _category(required=True)
+    priority = f.one_of(f.PRIORITIES, required=True)
+    subject = f.text(200, required=True)
+    description = f.text(4000, required=True)
+
+
+class _OnTicket(Strict):
+    ticket_id = f.uuid_field(required=True)
+
+
+class AssignTicket(_OnTicket):
+    """To a queue (the ticket's own by default) and a person in it, or to the queue alone
+    (``assignee_user_id`` null: back to the queue)."""
+
+    queue_id = f.code(load_default=None, allow_none=True)
+    assignee_user_id = f.code(load_default=None, allow_none=True)
+
+
+class AddTicketNote(_OnTicket):
+    text = f.text(4000, required=True)
+
+
+class RequestCustomerInfo(_OnTicket):
+    question = f.text(2000, required=True)
+
+
+class RecordCustomerReply(_OnTicket):
+    reply = f.text(4000, required=True)
+
+
+class EscalateTicket(_OnTicket):
+    level = fields.Integer(
+        strict=True, required=True, validate=validate.Range(min=1, max=3, error="range: 1 (team lead) to 3")
+    )
+    reason = f.text(1000, required=True)
+    escalated_to_user_id = f.code(load_default=None, allow_none=True)
+
+
+class ResolveTicket(_OnTicket):
+    resolution = f.text(4000, required=True)
+
+
+class ConfirmResolution(_OnTicket):
+    pass
+
+
+class ReopenTicket(_OnTicket):
+    reason = f.text(1000, required=True)
+
+
+class CloseTicket(_OnTicket):
+    """Closes a resolved ticket as settled, or an unresolved one as withdrawn or a duplicate."""
+
+    reason = f.one_of(("resolved", "withdrawn", "duplicate"), required=True)
+
+
+def _limit(default: int = 50) -> fields.Integer:
+    return fields.Integer(
+        strict=True, load_default=default, validate=validate.Range(min=1, max=500, error="range: 1 to 500")
+    )
+
+
+class GetQueue(Strict):
+    """A queue's open tickets, or a person's, the nearest to breach first (paged with ``after``,
+    the ``next`` of the previous page)."""
+
+    queue_id = f.code(load_default=None)
+    assignee_user_id = f.code(load_default=None)
+    limit = _limit()
+    after = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+
+    @validates_schema
+    def _one_of_them(self, data: dict[str, Any], **_: Any) -> None:
+        if (data.get("queue_id") is None) == (data.get("assignee_user_id") is None):
+            raise ValidationError("one_of: give queue_id or assignee_user_id, not both", "queue_id")
+
+
+class GetSlaBoard(Strict):
+    queue_id = f.code(load_default=None, allow_none=True)
+
+
+class ListTicketCategories(Strict):
+    pass
+
+
+class RecordCallBack(_OnTicket):
+    reached = fields.Boolean(required=True, truthy={True}, falsy={False})
+    satisfied = fields.Boolean(load_default=None, allow_none=True, truthy={True}, falsy={False})
+
+
+class GetSurvey(_OnTicket):
+    pass
+
+
+class SurveyAnswer(Strict):
+    question_id = fields.String(
+        required=True, validate=validate.Regexp(r"^Q[0-9]{2,3}$", error="format: Q01")
+    )
+    score = fields.Integer(
+        strict=True,
+        load_default=None,
+        allow_none=True,
+        validate=validate.Range(min=1, max=5, error="range: must be between {min} and {max}"),
+    )
+    text = f.text(2000, load_default=None, allow_none=True)
+
+
+class RecordSurveyResponse(_OnTicket):
+    answers = fields.List(
+        fields.Nested(SurveyAnswer),
+        required=True,
+        validate=validate.Length(min=1, max=10, error="length: 1 to 10 answers"),
+    )
+
+
+class RecordFeedback(Strict):
+    customer_id = f.uuid_field(required=True)
+    channel = f.one_of(f.CHANNELS, required=True)
+    about_agent_id = f.agent_id(load_default=None, allow_none=True)
+    about_user_id = f.code(load_default=None, allow_none=True)
+    ticket_id = f.uuid_field(load_default=None, allow_none=True)
+    text = f.text(4000, required=True)
+
+
+class RecordPraise(RecordFeedback):
+    pass
+
+
+class RecordSuggestion(RecordFeedback):
+    pass
+
+
+class GetDeskSummary(Strict):
+    """One person's or one queue's (a team's) work, or the whole desk's, on a day or in a month
+    (in the business's time zone; today by default)."""
+
+    user_id = f.code(load_default=None, allow_none=True)
+    queue_id = f.code(load_default=None, allow_none=True)
+    date = _business_date(load_default=None, allow_none=True)
+    month = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Regexp(r"^[0-9]{4}-(0[1-9]|1[0-2])$", error="format: YYYY-MM"),
+    )
+
+    @validates_schema
+    def _one_period(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("user_id") is not None and data.get("queue_id") is not None:
+            raise ValidationError("one_of: give user_id or queue_id (or neither: the whole desk)", "user_id")
+        if data.get("date") is not None and data.get("month") is not None:
+            raise ValidationError("one_of: give date or month, not both", "date")
+
+
 class GetCustomer360(Strict):
     customer_id = f.uuid_field(required=True)
 

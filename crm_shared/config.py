@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from crm_shared.clock import Clock, FileClock, utc_now
+
 DEFAULT_AMQP_URI = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_MONGO_URI = "mongodb://127.0.0.1:27117/?retryWrites=false"
 
@@ -28,6 +30,11 @@ class Settings:
     postgres: Mapping[str, str]
     # The business's time zone (IANA name): what a "day" is in daily plans and day reports.
     timezone: str = "Asia/Shanghai"
+    # Tests that run real processes move their time through this file (crm_shared.clock).
+    clock_file: Path | None = None
+
+    def clock(self) -> Clock:
+        return FileClock(self.clock_file) if self.clock_file else utc_now
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, require_secret: bool = True) -> Settings:
@@ -56,4 +63,5 @@ class Settings:
             auth_secret=secret.encode(),
             postgres={k: v for k, v in env.items() if k.startswith("POSTGRES_") or k == "CRM_CREATE_TABLES"},
             timezone=env.get("CRM_TIMEZONE", "Asia/Shanghai"),
+            clock_file=Path(env["CRM_TEST_CLOCK_FILE"]) if env.get("CRM_TEST_CLOCK_FILE") else None,
         )

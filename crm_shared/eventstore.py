@@ -90,7 +90,7 @@ class CrmApplication(Application):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CrmApplication:
-        return cls(env=event_store_env(cls.CONTEXT, settings))
+        return cls(env=event_store_env(cls.CONTEXT, settings), clock=settings.clock())
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

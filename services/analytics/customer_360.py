@@ -10,14 +10,13 @@ writing an event needs no read first; ``project`` serves the checks, repairs and
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-Document = dict[str, Any]
-Message = dict[str, Any]
+from services.analytics.changes import Change, Document, Element, Message
+from services.analytics.desk_changes import DESK_CHANGES, DESK_COUNTERS, DESK_LISTS, sla_state
 
 
 def empty_document(customer_id: str) -> Document:
@@ -28,7 +27,12 @@ def empty_document(customer_id: str) -> Document:
         "owning_agent_id": None,
         "ownership_history": [],
         "policies": [],
-        "complaints": [],
+        # Every ticket (inquiries, service requests, complaints) with its SLA clock; the call-backs
+        # after complaints; survey scores and call-back answers; praise and suggestions.
+        "tickets": [],
+        "call_backs": [],
+        "satisfaction_history": [],
+        "feedback": [],
         # Each policy's changes of status (sold, renewed, lapsed, reinstated, cancelled), and the
         # claims made on the customer's policies.
         "policy_status_history": [],
@@ -51,6 +55,7 @@ def empty_document(customer_id: str) -> Document:
         # Cents, so that the database can add to it in place; the view shows yuan.
         "total_annual_premium_cents": 0,
         "open_complaint_count": 0,
+        "open_ticket_count": 0,
         "last_event_at": None,
         # aggregate id -> last applied version: what makes every apply idempotent.
         "applied_versions": {},
@@ -58,34 +63,10 @@ def empty_document(customer_id: str) -> Document:
     }
 
 
-@dataclass(frozen=True)
-class Element:
-    """The item of a list a change's ``$`` refers to: the one whose ``key`` equals ``value``."""
-
-    array: str
-    key: str
-    value: Any
-
-
-@dataclass(frozen=True)
-class Change:
-    """What one event does to a document. ``set`` paths are dotted (``profile`` or
-    ``complaints.$.status``, where ``$`` is the ``element``); ``push`` adds to top-level lists
-    (kept in ``LIST_ORDER``), ``inc`` adds to top-level counters. The bookkeeping every event does
-    (its version, the revision, the last event time) is added by ``project`` and by the store, not
-    by the event's change."""
-
-    set: Mapping[str, Any] = field(default_factory=dict)
-    push: Mapping[str, Any] = field(default_factory=dict)
-    inc: Mapping[str, int] = field(default_factory=dict)
-    element: Element | None = None
-
-
 # Lists are kept sorted by these keys, so a document depends on which events it holds, never on
 # the order they arrived in (a replay reads each store in turn; live events interleave).
 LIST_ORDER: dict[str, tuple[str, ...]] = {
     "policies": ("start_date", "policy_number"),
-    "complaints": ("opened_at", "ticket_id"),
     "ownership_history": ("changed_at", "to_agent_id"),
     "contact_points": ("added_at", "contact_point_id"),
     "merged_from": ("merged_at", "customer_id"),
@@ -93,10 +74,11 @@ LIST_ORDER: dict[str, tuple[str, ...]] = {
     "claims": ("loss_date", "claim_key"),
     "opportunities": ("opened_at", "opportunity_id"),
     "activities": ("planned_at", "activity_id"),
+    **DESK_LISTS,
 }
 COUNTERS = ("claim_count", "late_payment_count")
 # The lists a survivor's view takes from its duplicates (see ``with_duplicates``).
-COMBINED_LISTS = ("policies", "complaints", "policy_status_history", "claims", "opportunities", "activities")
+COMBINED_LISTS = ("policies", "policy_status_history", "claims", "opportunities", "activities", *DESK_LISTS)
 
 
 def mask_national_id(national_id: str | None) -> str | None:
@@ -431,39 +413,6 @@ def _activity_reassigned(payload: dict[str, Any], _: Message) -> Change:
     return Change(set={"activities.$.agent_id": payload["to_agent_id"]}, element=_activity(payload))
 
 
-def _complaint_opened(payload: dict[str, Any], message: Message) -> Change:
-    return Change(
-        push={
-            "complaints": {
-                "ticket_id": payload["ticket_id"],
-                "channel": payload["channel"],
-                "category": payload["category"],
-                "priority": payload["priority"],
-                "status": "open",
-                "opened_at": message["occurred_at"],
-                "sla_deadline": payload["sla_deadline"],
-                "closed_at": None,
-                "closed_within_sla": None,
-                "satisfaction": None,
-            }
-        },
-        inc={"open_complaint_count": 1},
-    )
-
-
-def _complaint_closed(payload: dict[str, Any], message: Message) -> Change:
-    return Change(
-        set={
-            "complaints.$.status": "closed",
-            "complaints.$.closed_at": message["occurred_at"],
-            "complaints.$.closed_within_sla": payload["closed_within_sla"],
-            "complaints.$.satisfaction": payload["satisfaction"],
-        },
-        inc={"open_complaint_count": -1},
-        element=Element("complaints", "ticket_id", payload["ticket_id"]),
-    )
-
-
 CHANGES: dict[str, Callable[[dict[str, Any], Message], Change]] = {
     "customer.registered": _customer_registered,
     "customer.owner_changed": _owner_changed,
@@ -491,8 +440,7 @@ CHANGES: dict[str, Callable[[dict[str, Any], Message], Change]] = {
     "sales.activity_completed": _activity_completed,
     "sales.activity_cancelled": _activity_cancelled,
     "sales.activity_reassigned": _activity_reassigned,
-    "service_desk.complaint_opened": _complaint_opened,
-    "service_desk.complaint_closed": _complaint_closed,
+    **DESK_CHANGES,
 }
 
 
@@ -580,7 +528,7 @@ def with_duplicates(survivor: Document, duplicates: list[Document]) -> Document:
     for duplicate in duplicates:
         for name in COMBINED_LISTS:
             combined[name] = combined.get(name, []) + duplicate.get(name, [])
-        for name in ("policy_count", "total_annual_premium_cents", "open_complaint_count", *COUNTERS):
+        for name in ("policy_count", "total_annual_premium_cents", *DESK_COUNTERS, *COUNTERS):
             combined[name] = combined.get(name, 0) + duplicate.get(name, 0)
     for name in COMBINED_LISTS:
         combined[name].sort(key=lambda item, n=name: tuple(item[key] for key in LIST_ORDER[n]))
@@ -596,7 +544,8 @@ def public_view(doc: Document, now: datetime | None = None) -> dict[str, Any]:
     """The document as RPC callers see it at ``now``: without bookkeeping fields (``write_id`` is
     the store's compare-and-set token), the premium total in yuan, the open opportunities, the last
     activity done with the customer, the next one to come, and how many planned are overdue."""
-    moment = (now or datetime.now(UTC)).isoformat()
+    at = now or datetime.now(UTC)
+    moment = at.isoformat()
     view = {
         k: v
         for k, v in doc.items()
@@ -612,4 +561,7 @@ def public_view(doc: Document, now: datetime | None = None) -> dict[str, Any]:
     view["last_activity"] = max(done, key=lambda a: (a["completed_at"], a["activity_id"]), default=None)
     view["next_activity"] = min(coming, key=lambda a: (a["planned_start"], a["activity_id"]), default=None)
     view["overdue_activity_count"] = len(planned) - len(coming)
+    view["tickets"] = [{**t, "sla_state": sla_state(t, at)} for t in doc.get("tickets", [])]
+    # Version 1 of the view listed complaints only, under this name.
+    view["complaints"] = [t for t in view["tickets"] if t["kind"] == "complaint"]
     return view

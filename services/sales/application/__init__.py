@@ -16,7 +16,11 @@ class SalesApplication(HandingOver, Opportunities, Selling):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SalesApplication:
-        return cls(env=event_store_env(cls.CONTEXT, settings), zone=ZoneInfo(settings.timezone))
+        return cls(
+            env=event_store_env(cls.CONTEXT, settings),
+            clock=settings.clock(),
+            zone=ZoneInfo(settings.timezone),
+        )
 
 
 __all__ = ["SalesApplication"]

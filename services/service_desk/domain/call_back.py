@@ -106,7 +106,9 @@ class CallBack(CrmAggregate):
             "queue_id": self.queue_id,
         }
 
-    def record(self, *, reached: bool, satisfied: bool | None, by_user_id: str, at: datetime, meta: CommandMeta) -> None:
+    def record(
+        self, *, reached: bool, satisfied: bool | None, by_user_id: str, at: datetime, meta: CommandMeta
+    ) -> None:
         if self.state == "made":
             raise InvalidState(f"the call-back {self.id} was made already")
         self.trigger_event(
@@ -156,7 +158,9 @@ class SurveyRotation(CrmAggregate):
 
     @classmethod
     def start(cls, customer_id: str, meta: CommandMeta) -> SurveyRotation:
-        return cls._create(cls.Started, id=cls.id_for(customer_id), meta=meta.as_event_meta(), customer_id=customer_id)
+        return cls._create(
+            cls.Started, id=cls.id_for(customer_id), meta=meta.as_event_meta(), customer_id=customer_id
+        )
 
     def give_next(self, bank: SurveyBank, meta: CommandMeta) -> SurveySet:
         chosen = bank.next_set(self.customer_id, self.last_set_id)

@@ -3,10 +3,10 @@ work is seen as well) and suggestions."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 from crm_shared.domain import CommandMeta, CrmAggregate
-import uuid
 
 FEEDBACK_NAMESPACE = uuid.UUID("6a0d3f92-5c1e-4b87-9e26-d4b8a1c7f035")
 

@@ -65,7 +65,9 @@ class DeskRules:
             return self.queues[queue_id]
         except KeyError:
             known = ", ".join(sorted(self.queues))
-            raise ValidationFailed.single(field, "unknown_queue", f"no queue {queue_id!r}; one of {known}") from None
+            raise ValidationFailed.single(
+                field, "unknown_queue", f"no queue {queue_id!r}; one of {known}"
+            ) from None
 
     def queue_for(self, kind: str, category: str) -> Queue:
         """Where a new ticket goes: complaints to the complaint queue, the rest by category."""
@@ -80,7 +82,9 @@ class DeskRules:
         try:
             return cls.from_data(json.loads(config.read_text()), json.loads(categories.read_text()))
         except (OSError, ValueError, KeyError, TypeError) as e:
-            raise DeskConfigError(f"the desk configuration ({config}, {categories}) is not usable: {e}") from e
+            raise DeskConfigError(
+                f"the desk configuration ({config}, {categories}) is not usable: {e}"
+            ) from e
 
     @classmethod
     def from_data(cls, desk: dict[str, Any], tree: dict[str, Any]) -> DeskRules:

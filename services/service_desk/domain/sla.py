@@ -63,7 +63,9 @@ class SlaClock:
     def start(self, at: datetime) -> SlaClock:
         if self.stopped_at is None:
             return self
-        return replace(self, paused_for=self.paused_for + max(at - self.stopped_at, timedelta(0)), stopped_at=None)
+        return replace(
+            self, paused_for=self.paused_for + max(at - self.stopped_at, timedelta(0)), stopped_at=None
+        )
 
     def next_due(self) -> tuple[Due, datetime] | None:
         if not self.running:

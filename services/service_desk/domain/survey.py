@@ -52,7 +52,9 @@ class SurveyBank:
         for s in data["sets"]:
             questions = tuple(items[q] for q in s["items"])
             if not 4 <= len(questions) <= 5:
-                raise DeskConfigError(f"survey set {s['id']} has {len(questions)} questions: a set asks 4 or 5")
+                raise DeskConfigError(
+                    f"survey set {s['id']} has {len(questions)} questions: a set asks 4 or 5"
+                )
             if any(q.answer not in (SCORE, TEXT) for q in questions):
                 raise DeskConfigError(f"survey set {s['id']}: an answer is '{SCORE}' or '{TEXT}'")
             sets.append(SurveySet(s["id"], s["name"], questions))
@@ -85,24 +87,42 @@ def checked_answers(survey_set: SurveySet, answers: Sequence[Mapping[str, Any]])
     for i, answer in enumerate(answers):
         question = by_id.get(answer["question_id"])
         if question is None:
-            errors.append(FieldError(f"answers.{i}.question_id", "not_in_set",
-                                     f"set {survey_set.set_id} asks {', '.join(by_id)}"))
+            errors.append(
+                FieldError(
+                    f"answers.{i}.question_id",
+                    "not_in_set",
+                    f"set {survey_set.set_id} asks {', '.join(by_id)}",
+                )
+            )
         elif answer["question_id"] in given:
-            errors.append(FieldError(f"answers.{i}.question_id", "repeated", "each question is answered once"))
+            errors.append(
+                FieldError(f"answers.{i}.question_id", "repeated", "each question is answered once")
+            )
         elif question.answer == SCORE and answer.get("score") is None:
-            errors.append(FieldError(f"answers.{i}.score", "required", "this question takes a score from 1 to 5"))
+            errors.append(
+                FieldError(f"answers.{i}.score", "required", "this question takes a score from 1 to 5")
+            )
         elif question.answer == TEXT and answer.get("score") is not None:
-            errors.append(FieldError(f"answers.{i}.score", "not_allowed", "this question takes text, not a score"))
+            errors.append(
+                FieldError(f"answers.{i}.score", "not_allowed", "this question takes text, not a score")
+            )
         else:
             given[answer["question_id"]] = answer
     missing = [q for q in by_id if q not in given]
     if missing and not errors:
-        errors.append(FieldError("answers", "incomplete", f"answer every question of the set: missing {', '.join(missing)}"))
+        errors.append(
+            FieldError(
+                "answers", "incomplete", f"answer every question of the set: missing {', '.join(missing)}"
+            )
+        )
     if errors:
         raise ValidationFailed("the survey answers do not fit the set asked", fields=errors)
     return [
-        {"question_id": q.question_id, "score": given[q.question_id].get("score"),
-         "text": given[q.question_id].get("text")}
+        {
+            "question_id": q.question_id,
+            "score": given[q.question_id].get("score"),
+            "text": given[q.question_id].get("text"),
+        }
         for q in survey_set.questions
     ]
 

@@ -86,8 +86,15 @@ class Ticket(CrmAggregate):
         text: str
 
         def apply(self, ticket: Ticket) -> None:
-            ticket.notes = [*ticket.notes, {"note_id": self.note_id, "author_user_id": self.author_user_id,
-                                            "text": self.text, "at": self.timestamp.isoformat()}]
+            ticket.notes = [
+                *ticket.notes,
+                {
+                    "note_id": self.note_id,
+                    "author_user_id": self.author_user_id,
+                    "text": self.text,
+                    "at": self.timestamp.isoformat(),
+                },
+            ]
 
     class AwaitingCustomer(CrmAggregate.Event):
         EVENT_TYPE = "service_desk.ticket_awaiting_customer"
@@ -170,6 +177,7 @@ class Ticket(CrmAggregate):
             ticket.close_reason = self.reason
             ticket.satisfaction = self.satisfaction
             ticket.call_back_id = self.call_back_id
+            ticket.closed_within_sla = self.closed_within_sla
             if self.resolution is not None:
                 ticket.resolution = self.resolution
 
@@ -177,7 +185,9 @@ class Ticket(CrmAggregate):
         EVENT_TYPE = "service_desk.ticket_reopened"
         ticket_id: str
         customer_id: str
+        kind: str
         reason: str
+        previous_state: str
         state: str
         sla_deadline: datetime
         sla_warning_at: datetime | None
@@ -246,6 +256,7 @@ class Ticket(CrmAggregate):
     breached_at: datetime | None = None
     reopen_count: int = 0
     call_back_id: str | None = None
+    closed_within_sla: bool | None = None
 
     def __post_init__(self) -> None:
         self.notes: list[dict[str, str]] = []
@@ -307,8 +318,12 @@ class Ticket(CrmAggregate):
             raise InvalidState(f"ticket {self.id} is {self.state}: it can be {action} only when {allowed}")
 
     def _common(self, meta: CommandMeta, at: datetime) -> dict[str, object]:
-        return {"timestamp": at, "meta": meta.as_event_meta(), "ticket_id": str(self.id),
-                "customer_id": self.customer_id}
+        return {
+            "timestamp": at,
+            "meta": meta.as_event_meta(),
+            "ticket_id": str(self.id),
+            "customer_id": self.customer_id,
+        }
 
     def _worked_state(self) -> str:
         return (TicketState.IN_PROGRESS if self.assignee_user_id else TicketState.OPEN).value
@@ -340,7 +355,11 @@ class Ticket(CrmAggregate):
             raise InvalidState(f"ticket {self.id} is closed: reopen it to add to it")
         note_id = str(uuid.uuid5(NOTE_NAMESPACE, meta.causation_id))
         self.trigger_event(
-            self.NoteAdded, **self._common(meta, at), note_id=note_id, author_user_id=author_user_id, text=text
+            self.NoteAdded,
+            **self._common(meta, at),
+            note_id=note_id,
+            author_user_id=author_user_id,
+            text=text,
         )
         return note_id
 
@@ -395,7 +414,9 @@ class Ticket(CrmAggregate):
             on_breach=on_breach,
         )
 
-    def resolve(self, *, resolution: str, auto_close_after: timedelta, at: datetime, meta: CommandMeta) -> None:
+    def resolve(
+        self, *, resolution: str, auto_close_after: timedelta, at: datetime, meta: CommandMeta
+    ) -> None:
         self._require("resolved", *UNRESOLVED)
         self.trigger_event(
             self.Resolved,
@@ -416,7 +437,7 @@ class Ticket(CrmAggregate):
         meta: CommandMeta,
         resolution: str | None = None,
         satisfaction: int | None = None,
-    ) -> None:
+    ) -> str | None:
         """``reason`` "confirmed", "resolved" or "auto_closed" closes a resolved ticket (or, with a
         ``resolution``, an unresolved one in one step: the complaint shortcut); "withdrawn" and
         "duplicate" close an unresolved one. A complaint closed as settled gets a call-back: its id is
@@ -466,12 +487,16 @@ class Ticket(CrmAggregate):
                 f"{reopen_within.days} days ago: open a new ticket instead"
             )
         if self.close_reason in ("withdrawn", "duplicate"):
-            raise InvalidState(f"ticket {self.id} was closed as {self.close_reason}: open a new ticket instead")
+            raise InvalidState(
+                f"ticket {self.id} was closed as {self.close_reason}: open a new ticket instead"
+            )
         clock = self.clock.start(at)
         self.trigger_event(
             self.Reopened,
             **self._common(meta, at),
+            kind=self.kind,
             reason=reason,
+            previous_state=self.state,
             state=self._worked_state(),
             sla_deadline=clock.deadline(),
             sla_warning_at=clock.warning_at(),
@@ -494,7 +519,7 @@ class Ticket(CrmAggregate):
         )
         return True
 
-    def breach(self, *, lead_user_id: str, at: datetime, meta: CommandMeta) -> bool:
+    def breach(self, *, lead_user_id: str | None, at: datetime, meta: CommandMeta) -> bool:
         """The breach at the deadline, once, with an escalation one level up to the queue's lead;
         False when it is not due or was recorded."""
         deadline = self.clock.deadline()

@@ -1,0 +1,140 @@
+"""The SLA clocks firing on their own: every service desk process asks, every second, which tickets
+have a warning, a breach or a closing by themselves due (the due index of ``DeskTables``) and fires
+them, a batch per append.
+
+Each fires once per ticket and deadline, however many processes run and however often they ask:
+the ticket refuses a second warning or breach (``Ticket.warn``/``breach`` answer False), and two
+processes firing the same ticket at once collide on its next version, so the later append is
+refused whole and its tickets are looked at again on the next round, by then fired. A process that
+was down when something fell due finds it due when it comes back and fires it then, late, once."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from eventsourcing.persistence import IntegrityError
+
+from crm_shared.auth import Caller, Role
+from crm_shared.domain import CommandMeta, CrmAggregate
+from services.service_desk.application.tickets import Tickets
+from services.service_desk.domain.sla import Due
+from services.service_desk.domain.ticket import Ticket
+
+TIMER_NAMESPACE = uuid.UUID("e7a1c5d3-2b9f-4e60-8c14-9f3d6b0a2e71")
+# Whose name the clock's events are recorded under.
+DESK_TIMERS = Caller("service:service-desk-timers", Role.SYSTEM)
+log = logging.getLogger("crm.service_desk.timers")
+
+
+@dataclass
+class Fired:
+    warnings: int = 0
+    breaches: int = 0
+    auto_closed: int = 0
+    overtaken: int = 0  # appended by another process first: looked at again next round
+    looked_at: int = 0
+    latest_due: datetime | None = field(default=None)
+
+    @property
+    def total(self) -> int:
+        return self.warnings + self.breaches + self.auto_closed
+
+    def add(self, other: Fired) -> None:
+        for name in ("warnings", "breaches", "auto_closed", "overtaken", "looked_at"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def timer_meta(ticket: Ticket, due: Due, at: datetime) -> CommandMeta:
+    """The clock's command for a ticket's due moment: the same (ticket, kind, due moment) is the
+    same command, whichever process fires it."""
+    key = f"{ticket.id}:{due.value}:{at.isoformat()}"
+    return CommandMeta(f"sla-timer:{ticket.id}", str(uuid.uuid5(TIMER_NAMESPACE, key)), DESK_TIMERS)
+
+
+class Timers(Tickets):
+    def fire_due(self, batch_size: int = 200, between: Callable[[], None] = lambda: None) -> Fired:
+        """Fire what is due now, one batch (up to ``batch_size`` tickets) per append, until
+        nothing due is left that this round could fire; ``between`` runs between batches (a
+        service yields to its requests there)."""
+        fired = Fired()
+        while True:
+            batch = self.fire_due_batch(batch_size)
+            fired.add(batch)
+            if batch.total == 0:
+                # Nothing left, or what is left is another process's to finish.
+                return fired
+            between()
+
+    def fire_due_batch(self, batch_size: int = 200) -> Fired:
+        self.tables.catch_up()
+        rows = self.tables.due(self.now(), batch_size)
+        return self._fire(rows) if rows else Fired()
+
+    def _fire(self, rows: list[dict[str, object]]) -> Fired:
+        now = self.now()
+        fired = Fired(looked_at=len(rows))
+        changed: list[CrmAggregate] = []
+        for row in rows:
+            ticket = self.find(Ticket, str(row["ticket_id"]))
+            if ticket is None:
+                continue
+            changed.extend(self._fire_ticket(ticket, now, fired))
+        if not changed:
+            return fired
+        try:
+            self.save(*changed)
+        except IntegrityError:
+            # Another process fired some of these first: fire the rest one ticket at a time.
+            return self._fire_one_by_one(rows, now)
+        return fired
+
+    def _fire_ticket(self, ticket: Ticket, now: datetime, fired: Fired) -> list[CrmAggregate]:
+        due = ticket.clock.next_due()
+        if ticket.state == "resolved":
+            meta = timer_meta(ticket, Due.AUTO_CLOSE, ticket.auto_close_at or now)
+            if ticket.auto_close(at=now, meta=meta):
+                fired.auto_closed += 1
+                return [ticket, *self.call_back_for(ticket, meta)]
+            return []
+        if due is None or due[1] > now:
+            return []
+        kind, at = due
+        meta = timer_meta(ticket, kind, at)
+        if kind == Due.WARNING and ticket.warn(at=now, meta=meta):
+            fired.warnings += 1
+            # A ticket whose breach is due too (the clock jumped past both) gets both, in order.
+            deadline = ticket.clock.deadline()
+            if deadline is not None and deadline <= now:
+                breach_meta = timer_meta(ticket, Due.BREACH, deadline)
+                if ticket.breach(lead_user_id=self._lead(ticket), at=now, meta=breach_meta):
+                    fired.breaches += 1
+            return [ticket]
+        if kind == Due.BREACH and ticket.breach(lead_user_id=self._lead(ticket), at=now, meta=meta):
+            fired.breaches += 1
+            return [ticket]
+        return []
+
+    def _lead(self, ticket: Ticket) -> str | None:
+        queue = self.rules.queues.get(ticket.queue_id)
+        return queue.lead_user_id if queue is not None else None
+
+    def _fire_one_by_one(self, rows: list[dict[str, object]], now: datetime) -> Fired:
+        fired = Fired(looked_at=len(rows))
+        for row in rows:
+            ticket = self.find(Ticket, str(row["ticket_id"]))
+            if ticket is None:
+                continue
+            one = Fired()
+            changed = self._fire_ticket(ticket, now, one)
+            if not changed:
+                continue
+            try:
+                self.save(*changed)
+                fired.add(one)
+            except IntegrityError:
+                fired.overtaken += 1
+        return fired
