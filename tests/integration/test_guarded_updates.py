@@ -107,4 +107,4 @@ def test_a_complaint_closed_beside_another_opened_in_one_batch_is_applied(databa
     stored = collection.find_one({"_id": customer_id})
     assert stored is not None and stored.pop(WRITE_ID)
     assert stored == fold([registered, opened_1, closed_1, opened_2])
-    assert [c["status"] for c in stored["complaints"]] == ["closed", "open"]
+    assert [c["status"] for c in stored["tickets"]] == ["closed", "open"]

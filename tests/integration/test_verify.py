@@ -157,8 +157,8 @@ def test_a_clean_read_model_verifies_clean(world: World, database: Any) -> None:
 def test_repair_restores_damaged_documents_and_touches_no_other(world: World, database: Any) -> None:
     collection = database[CUSTOMER_360]
     before = project_all(world, collection)
-    two_policies = [cid for cid in with_policies(before, 2) if len(before[cid]["complaints"]) == 1]
-    open_and_closed = [cid for cid in with_policies(before, 1) if len(before[cid]["complaints"]) == 2]
+    two_policies = [cid for cid in with_policies(before, 2) if len(before[cid]["tickets"]) == 1]
+    open_and_closed = [cid for cid in with_policies(before, 1) if len(before[cid]["tickets"]) == 2]
     deleted = [cid for cid in before if cid not in two_policies and cid not in open_and_closed][:3]
     for customer_id in deleted:
         collection.delete_one({"_id": customer_id})
@@ -187,7 +187,7 @@ def test_repair_restores_damaged_documents_and_touches_no_other(world: World, da
     doc = before[reopened]
     ticket = next(a for a, v in doc["applied_versions"].items() if v == 2)
     complaints = [
-        dict(c, status="open", closed_at=None) if c["ticket_id"] == ticket else c for c in doc["complaints"]
+        dict(c, status="open", closed_at=None) if c["ticket_id"] == ticket else c for c in doc["tickets"]
     ]
     collection.update_one(
         {"_id": reopened},
@@ -195,8 +195,9 @@ def test_repair_restores_damaged_documents_and_touches_no_other(world: World, da
             "$set": {
                 f"applied_versions.{ticket}": 1,
                 "revision": doc["revision"] - 1,
-                "complaints": complaints,
+                "tickets": complaints,
                 "open_complaint_count": doc["open_complaint_count"] + 1,
+                "open_ticket_count": doc["open_ticket_count"] + 1,
             }
         },
     )

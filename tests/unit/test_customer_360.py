@@ -74,7 +74,7 @@ def test_the_360_view_summarises_the_history() -> None:
     assert doc["total_annual_premium_cents"] == 125100
     assert public_view(doc)["total_annual_premium"] == "1251.00"
     assert doc["open_complaint_count"] == 0
-    (complaint,) = doc["complaints"]
+    (complaint,) = doc["tickets"]
     assert complaint["status"] == "closed" and complaint["satisfaction"] == 4
     assert complaint["closed_within_sla"] is True
     assert doc["last_event_at"] == max(m["occurred_at"] for m in messages)
