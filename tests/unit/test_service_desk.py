@@ -404,7 +404,10 @@ def test_the_360_shows_each_ticket_with_its_sla_state_and_the_satisfaction_histo
     )  # fmt: skip
     call_back.record(reached=True, satisfied=True, by_user_id="desk-1", at=hours(76), meta=meta())
     call_back.answer_survey(
-        answers=[{"question_id": "Q01", "score": 4, "text": None}, {"question_id": "Q05", "score": None, "text": "ok"}],
+        answers=[
+            {"question_id": "Q01", "score": 4, "text": None},
+            {"question_id": "Q05", "score": None, "text": "ok"},
+        ],
         by_user_id="desk-1", at=hours(76), meta=meta(),
     )  # fmt: skip
     events += call_back.collect_events()
@@ -414,7 +417,8 @@ def test_the_360_shows_each_ticket_with_its_sla_state_and_the_satisfaction_histo
     assert closed["status"] == "closed" and closed["sla_state"] is None
     assert closed["breached_at"] and closed["escalation_level"] == 1 and closed["closed_within_sla"] is False
     assert doc["open_ticket_count"] == 1 and doc["open_complaint_count"] == 0
-    assert sorted((s["source"], s.get("score"), s.get("satisfied")) for s in view["satisfaction_history"]) == [
+    history = view["satisfaction_history"]
+    assert sorted((s["source"], s.get("score"), s.get("satisfied")) for s in history) == [
         ("call_back", None, True),
         ("survey", 4.0, None),
     ]
