@@ -355,3 +355,28 @@ def rule_of(error: Any) -> tuple[str, str]:
     """The (field, rule) of a refusal that names one field."""
     [problem] = error.fields
     return problem.field, problem.rule
+
+
+class InProcessCustomers:
+    """The customer context's answers to sales (``crm_shared.rpc.CustomerDirectory``), from a real
+    customer application in this process."""
+
+    def __init__(
+        self, customers: Any, sales_force: InProcessSalesForce, caller: Caller | None = None
+    ) -> None:
+        self.customers = customers
+        self.sales_force = sales_force
+        # Who asks: an operator sees every customer; an agent only their own.
+        self.caller = caller or Caller("op-directory", Role.OPERATOR)
+
+    def _customer(self, customer_id: str) -> dict[str, Any]:
+        return self.customers.get_customer(
+            {"customer_id": customer_id}, CommandMeta.new(self.caller), self.sales_force
+        )  # type: ignore[no-any-return]
+
+    def owning_agent_of(self, customer_id: str) -> str:
+        return str(self._customer(customer_id)["owning_agent_id"])
+
+    def birth_date_of(self, customer_id: str) -> date | None:
+        born = self._customer(customer_id)["date_of_birth"]
+        return date.fromisoformat(born) if born else None

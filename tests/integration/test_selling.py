@@ -6,7 +6,7 @@ owner change, and back when it is undone. The customer context is a real applica
 from __future__ import annotations
 
 import threading
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -19,7 +19,7 @@ from crm_shared.errors import ConcurrencyConflict, CrmError, ValidationFailed
 from services.customer.application import CustomerApplication
 from services.sales.application import SalesApplication
 from services.sales.reactions import REACTION, SALES_REACTIONS
-from tests.support import InProcessSalesForce, customer_payload, staffed
+from tests.support import InProcessCustomers, InProcessSalesForce, customer_payload, staffed
 
 OPERATOR = Caller("op-selling", Role.OPERATOR)
 AGENT = Caller("u-a1001", Role.AGENT, "A-1001")
@@ -32,27 +32,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-class InProcessCustomers:
-    """The customer context's answers to sales (``crm_shared.rpc.CustomerDirectory``), from a real
-    customer application in this process."""
-
-    def __init__(self, customers: CustomerApplication, sales_force: InProcessSalesForce) -> None:
-        self.customers = customers
-        self.sales_force = sales_force
-
-    def _customer(self, customer_id: str) -> dict[str, Any]:
-        return self.customers.get_customer(
-            {"customer_id": customer_id}, CommandMeta.new(OPERATOR), self.sales_force
-        )  # type: ignore[no-any-return]
-
-    def owning_agent_of(self, customer_id: str) -> str:
-        return str(self._customer(customer_id)["owning_agent_id"])
-
-    def birth_date_of(self, customer_id: str) -> date | None:
-        born = self._customer(customer_id)["date_of_birth"]
-        return date.fromisoformat(born) if born else None
 
 
 @pytest.fixture
