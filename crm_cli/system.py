@@ -237,6 +237,9 @@ class System:
     mongo_port: int = 27117
     event_store: str = "sqlite"
     extra_env: dict[str, str] = field(default_factory=dict)
+    # How many processes serve a service (the rest: one each). Every service desk process runs the
+    # SLA timers; two show that each warning and breach still fires once.
+    replicas: dict[str, int] = field(default_factory=lambda: {"service_desk": 2})
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -275,13 +278,18 @@ class System:
     def _commands(self) -> dict[str, list[str]]:
         commands = {"mongo": secantus_argv(self.run_dir / "mongo", self.mongo_port)}
         for name, module in SERVICES.items():
-            commands[name] = [bin_path("nameko"), "run", "--config", str(NAMEKO_CONFIG), module]
+            for replica in self.replica_names(name):
+                commands[replica] = [bin_path("nameko"), "run", "--config", str(NAMEKO_CONFIG), module]
         for context in RELAYS:
             commands[f"relay-{context}"] = [bin_path("crm-relay"), context]
         commands["projector"] = [bin_path("crm-projector")]
         commands["handover"] = [bin_path("crm-handover")]
         commands["sales-reactions"] = [bin_path("crm-sales-reactions")]
         return commands
+
+    def replica_names(self, service: str) -> list[str]:
+        """The processes of a service: ``service``, then ``service-2``, ``service-3``..."""
+        return [service if i == 1 else f"{service}-{i}" for i in range(1, self.replicas.get(service, 1) + 1)]
 
     def start(self, names: list[str] | None = None) -> None:
         problem = broker_reachable(self.amqp_uri)
@@ -348,6 +356,11 @@ class System:
                     if time.monotonic() > deadline:
                         raise TimeoutError(f"the {service} service did not answer in {timeout}s")
                     time.sleep(0.5)
+        for service, count in self.replicas.items():
+            while rpc_consumers(self.amqp_uri, service) < count:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"not all {count} {service} processes serve in {timeout}s")
+                time.sleep(0.2)
         for name, queue in (
             ("projector", "analytics.customer_360"),
             ("handover", "customer.handover"),

@@ -19,7 +19,7 @@ class Queries(DependencyProvider):
         settings = Settings.from_env()
         self.client = mongo_client(settings.mongo_uri)
         database = self.client[settings.mongo_database]
-        self.queries = AnalyticsQueries(Customer360Store(database))
+        self.queries = AnalyticsQueries(Customer360Store(database), settings.clock())
 
     def stop(self) -> None:
         self.client.close()

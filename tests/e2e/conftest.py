@@ -30,7 +30,10 @@ def system(amqp_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         Queue(CONTRACT_TAP, exchange=events_exchange, routing_key="#", durable=True).bind(
             conn.default_channel
         ).declare()
-    with System(run_dir, amqp_uri, mongo_port=free_port()).running() as crm:
+    # Every process reads its time from this file while a test holds it (test_service_desk), and
+    # the system clock otherwise.
+    clock_file = {"CRM_TEST_CLOCK_FILE": str(run_dir / "clock")}
+    with System(run_dir, amqp_uri, mongo_port=free_port(), extra_env=clock_file).running() as crm:
         with CrmClient.for_caller(crm.amqp_uri, OPERATOR, crm.secret, timeout=30) as client:
             staff_over_rpc(client)
         yield crm
