@@ -13,7 +13,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from crm_cli import contacts, erasure, importing, merging, ownership, planning, record, sales_force, selling
+from contracts.fields import CHANNELS
+from crm_cli import (
+    contacts,
+    desk,
+    erasure,
+    importing,
+    merging,
+    ownership,
+    planning,
+    record,
+    sales_force,
+    selling,
+)
 from crm_cli.client import CrmClient
 from crm_cli.system import REPO, rpc_consumers
 from crm_shared.auth import Caller, Role
@@ -22,7 +34,7 @@ from crm_shared.messaging import broker_reachable
 
 # Command groups of their own, each with its COMMANDS, add_commands() and run(args, client), and
 # the SERVICE it talks to (the customer service unless it says).
-GROUPS = (ownership, record, contacts, merging, erasure, planning)
+GROUPS = (ownership, record, contacts, merging, erasure, planning, desk)
 
 
 def _caller(args: argparse.Namespace) -> Caller:
@@ -94,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     complain = commands.add_parser("complain", help="open a complaint; prints ticket and deadline")
     complain.add_argument("customer_id")
-    complain.add_argument("--channel", required=True, choices=["phone", "email", "web", "sms", "in_person"])
+    complain.add_argument("--channel", required=True, choices=CHANNELS)
     complain.add_argument("--category", required=True)
     complain.add_argument("--priority", required=True, choices=["urgent", "ordinary"])
     complain.add_argument("--description", required=True)
@@ -103,9 +115,6 @@ def build_parser() -> argparse.ArgumentParser:
     close.add_argument("ticket_id")
     close.add_argument("--resolution", required=True)
     close.add_argument("--satisfaction", required=True, type=int, help="1 (worst) to 5 (best)")
-
-    ticket = commands.add_parser("ticket", help="show a ticket")
-    ticket.add_argument("ticket_id")
 
     view = commands.add_parser("360", help="print a customer's 360 view from analytics")
     view.add_argument("customer_id")
@@ -246,8 +255,6 @@ def request_for(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]:
                     "satisfaction": args.satisfaction,
                 },
             )
-        case "ticket":
-            return "service_desk", "get_ticket", {"ticket_id": args.ticket_id}
         case "360":
             return "analytics", "get_customer_360", {"customer_id": args.customer_id}
     raise SystemExit(f"unknown command {args.command}")

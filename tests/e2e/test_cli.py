@@ -284,3 +284,48 @@ def test_selling_and_the_agents_day_with_the_cli(system: System) -> None:
         crm(system, "--as", "manager", "--user", "m-day", "pipeline", "--team", team).stdout
     )
     assert {s["stage"]: s["count"] for s in pipeline["stages"]}["won"] == 1
+
+
+def test_the_service_desk_with_the_cli(system: System) -> None:
+    customer_id = json.loads(register_with_cli(system, customer_payload(agent_id="A-1001"), "A-1001").stdout)[
+        "customer_id"
+    ]
+
+    def desk(*args: str) -> subprocess.CompletedProcess[str]:
+        return crm(system, "--as", "service_desk", "--user", "desk-cli", *args)
+
+    categories = desk("ticket", "categories")
+    assert '"claims.payment_delay"' in categories.stdout
+    opened = desk(
+        "ticket", "open", customer_id, "--kind", "complaint", "--channel", "letter",
+        "--category", "billing.double_charge", "--priority", "urgent",
+        "--subject", "charged twice", "--description", "twice",
+    )  # fmt: skip
+    assert opened.returncode == 0, opened.stderr
+    ticket_id = json.loads(opened.stdout)["ticket_id"]
+    assert desk("ticket", "assign", ticket_id, "--to", "desk-cli").returncode == 0
+    queue = desk("queue", "--assignee", "desk-cli")
+    assert ticket_id in queue.stdout and "on track" in queue.stdout
+    board = desk("sla-board", "--queue", "complaints")
+    assert "complaints" in board.stdout and "on track" in board.stdout
+    refused = desk("ticket", "confirm", ticket_id)
+    assert refused.returncode == 1 and "invalid_state" in refused.stdout + refused.stderr
+    assert desk("ticket", "resolve", ticket_id, "--resolution", "refunded").returncode == 0
+    assert desk("ticket", "confirm", ticket_id).returncode == 0
+    survey = json.loads(desk("survey", "show", ticket_id).stdout)
+    assert desk("call-back", ticket_id, "--reached", "--satisfied", "yes").returncode == 0
+    options = [
+        f"--score={q['question_id']}=5" if q["answer"] == "score" else f"--text={q['question_id']}=fine"
+        for q in survey["questions"]
+    ]
+    answered = desk("survey", "answer", ticket_id, *options)
+    assert answered.returncode == 0, answered.stdout + answered.stderr
+    assert desk("praise", customer_id, "--channel", "phone", "--text", "kind desk").returncode == 0
+    summary = desk("desk-summary", "--person", "desk-cli")
+    assert summary.returncode == 0
+    assert (
+        "call-backs made             1" in summary.stdout
+        and "surveys answered            1" in summary.stdout
+    )
+    shown = json.loads(desk("ticket", "show", ticket_id).stdout)
+    assert shown["state"] == "closed" and shown["call_back_id"]
