@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 from kombu import Connection, Queue
 from pymongo import MongoClient, ReplaceOne
 
+from bench.sla_clock import sla_clock
 from crm_cli.client import CrmClient
 from crm_cli.system import REPO, System, free_port, fresh_vhost
 from crm_shared.auth import Caller, Role
@@ -70,11 +71,13 @@ class Sizes:
     # Days of history of a team of 30 agents with 40 activities each a day, and seconds of reads.
     plan_days: int = 60
     plan_seconds: float = 10.0
+    # Open tickets whose warnings and breaches the SLA timers fire when the clock jumps.
+    sla_tickets: int = 100_000
 
     @classmethod
     def of(cls, quick: bool) -> Sizes:
         if quick:
-            return cls(3.0, 150, (10_000, 30_000), 5_000, 3_000, 1_000, (1_000, 5_000), 10, 3.0)
+            return cls(3.0, 150, (10_000, 30_000), 5_000, 3_000, 1_000, (1_000, 5_000), 10, 3.0, 5_000)
         return cls(10.0, 1_000, (100_000, 500_000), 50_000, 30_000, 10_000, (10_000, 100_000))
 
 
@@ -735,6 +738,29 @@ def main(argv: list[str] | None = None) -> None:
                     samples=len(day_latencies[name]),
                     note=f"team of {len(DAY_AGENTS)} agents, {ACTIVITIES_A_DAY} activities each a day, "
                     f"{sizes.plan_days} days; the ratio is how many pings one read costs",
+                )
+
+        print("2e. the SLA clock", file=sys.stderr, flush=True)
+        jumps, once = sla_clock(amqp_uri, sizes.sla_tickets)
+        fired = sum(j.expected for j in jumps)
+        report.add(
+            "SLA timers fire",
+            fired / sum(j.seconds for j in jumps),
+            register_rate,
+            "events/s",
+            "register_customer calls/s, same run",
+            note=f"{sizes.sla_tickets:,} open tickets, two desk processes; warnings and breaches "
+            f"(with escalations) after two jumps of the clock; fired {once['fired']:,} of "
+            f"{once['expected']:,}, at most {once['most_per_ticket_and_kind']} per ticket and kind",
+        )
+        for j in jumps:
+            for p, value in ((50, j.lateness_p50), (99, j.lateness_p99)):
+                report.add(
+                    f"SLA lateness p{p}, jump to +{int(j.to.total_seconds() // 3600)}h",
+                    value * 1000,
+                    None,
+                    "ms",
+                    f"{j.expected:,} fell due at the jump",
                 )
 
         system.stop([n for n in system.processes if n != "mongo"])

@@ -10,7 +10,9 @@ was down when something fell due finds it due when it comes back and fires it th
 
 from __future__ import annotations
 
+import functools
 import logging
+import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +30,8 @@ TIMER_NAMESPACE = uuid.UUID("e7a1c5d3-2b9f-4e60-8c14-9f3d6b0a2e71")
 # Whose name the clock's events are recorded under.
 DESK_TIMERS = Caller("service:service-desk-timers", Role.SYSTEM)
 log = logging.getLogger("crm.service_desk.timers")
+DUE_PARTITIONS = 8
+IDLE_ROUNDS = 3
 
 
 @dataclass
@@ -56,22 +60,38 @@ def timer_meta(ticket: Ticket, due: Due, at: datetime) -> CommandMeta:
 
 
 class Timers(Tickets):
+    @functools.cached_property
+    def _partition_picks(self) -> random.Random:
+        return random.Random()
+
     def fire_due(self, batch_size: int = 200, between: Callable[[], None] = lambda: None) -> Fired:
         """Fire what is due now, one batch (up to ``batch_size`` tickets) per append, until
-        nothing due is left that this round could fire; ``between`` runs between batches (a
+        nothing due is left that this process could fire; ``between`` runs between batches (a
         service yields to its requests there)."""
         fired = Fired()
-        while True:
+        idle_rounds = 0
+        while idle_rounds < IDLE_ROUNDS:
             batch = self.fire_due_batch(batch_size)
             fired.add(batch)
-            if batch.total == 0:
-                # Nothing left, or what is left is another process's to finish.
-                return fired
+            if batch.looked_at == 0:
+                break
+            # A round that fired nothing took tickets another process fired first, or not due
+            # after all: a few in a row, and what is left is the other process's to finish.
+            idle_rounds = 0 if batch.total else idle_rounds + 1
             between()
+        return fired
 
     def fire_due_batch(self, batch_size: int = 200) -> Fired:
+        """One batch of what is due, the longest due first. With more due than a batch, the batch
+        is one of ``DUE_PARTITIONS`` slices (by ticket id) of the next due, picked at random, so
+        that processes firing at once mostly take different tickets instead of all racing for
+        the same ones."""
         self.tables.catch_up()
-        rows = self.tables.due(self.now(), batch_size)
+        rows = self.tables.due(self.now(), batch_size * DUE_PARTITIONS)
+        if len(rows) > batch_size:
+            part = self._partition_picks.randrange(DUE_PARTITIONS)
+            mine = [r for r in rows if int(str(r["ticket_id"])[:8], 16) % DUE_PARTITIONS == part]
+            rows = mine[:batch_size] or rows[:batch_size]
         return self._fire(rows) if rows else Fired()
 
     def _fire(self, rows: list[dict[str, object]]) -> Fired:
