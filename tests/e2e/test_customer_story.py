@@ -223,7 +223,7 @@ def test_two_concurrent_closes_of_one_complaint_apply_exactly_once(
     assert refused["error"]["code"] in {"concurrency_conflict", "invalid_state"}
     closed = [
         e
-        for e in stores.events("service_desk", "service_desk.complaint_closed")
+        for e in stores.events("service_desk", "service_desk.ticket_closed")
         if e["aggregate_id"] == ticket_id
     ]
     assert len(closed) == 1
@@ -296,7 +296,7 @@ def test_every_command_sent_twice_with_one_command_id_answers_the_same_and_takes
     assert [e["aggregate_id"] for e in stores.events("customer", "customer.registered")].count(
         customer_id
     ) == 1
-    closes = [e for e in stores.events("service_desk", "service_desk.complaint_closed")]
+    closes = [e for e in stores.events("service_desk", "service_desk.ticket_closed")]
     assert [e["payload"]["ticket_id"] for e in closes].count(opened["ticket_id"]) == 1
 
 
@@ -322,8 +322,8 @@ def test_every_published_message_follows_its_contract(system: System) -> None:
     assert {
         "customer.registered",
         "sales.policy_sold",
-        "service_desk.complaint_opened",
-        "service_desk.complaint_closed",
+        "service_desk.ticket_opened",
+        "service_desk.ticket_closed",
     } <= types
     for message in messages:
         assert validate_message(message) == {}, message

@@ -241,7 +241,7 @@ def test_a_repeated_command_takes_effect_once(store_env: dict[str, str], operato
     open_cmd = meta(operator)
     opened = desk.open_complaint(complaint, open_cmd, owners)
     assert desk.open_complaint(complaint, open_cmd, owners) == opened
-    assert count_events(desk, "service_desk.complaint_opened") == 1
+    assert count_events(desk, "service_desk.ticket_opened") == 1
 
 
 def count_events(app: CrmApplication, event_type: str) -> int:
