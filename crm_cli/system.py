@@ -407,6 +407,8 @@ Try it from another terminal (the commands act as a local operator unless you sa
   .venv/bin/crm complain CUSTOMER_ID --channel phone --category claims --priority urgent \\
       --description "Claim not paid"
   .venv/bin/crm close TICKET_ID --resolution "Paid" --satisfaction 4
+  .venv/bin/crm --as service_desk --user desk-li queue --queue complaints
+  .venv/bin/crm sla-board
   .venv/bin/crm 360 CUSTOMER_ID
   .venv/bin/crm --help
 
