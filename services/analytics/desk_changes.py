@@ -116,7 +116,6 @@ def _resolved(payload: dict[str, Any], message: Message) -> Change:
         set={
             "tickets.$.status": "resolved",
             "tickets.$.resolved_at": message["occurred_at"],
-            "tickets.$.sla_deadline": None,
             "tickets.$.sla_warning_at": None,
         },
         element=_ticket(payload),
@@ -130,7 +129,6 @@ def _closed(payload: dict[str, Any], message: Message) -> Change:
         "tickets.$.close_reason": payload["reason"],
         "tickets.$.closed_within_sla": payload["closed_within_sla"],
         "tickets.$.satisfaction": payload["satisfaction"],
-        "tickets.$.sla_deadline": None,
         "tickets.$.sla_warning_at": None,
     }
     push = {}

@@ -136,8 +136,10 @@ def test_two_commands_on_one_version_apply_exactly_once(store_env: dict[str, str
     first = desk_a.repository.get(ticket_id)
     second = desk_b.repository.get(ticket_id)
     assert first.version == second.version == 1
-    first.close(resolution="paid", satisfaction=5, closed_at=desk_a.clock(), meta=meta(operator))
-    second.close(resolution="paid twice", satisfaction=1, closed_at=desk_b.clock(), meta=meta(operator))
+    first.close(reason="resolved", resolution="paid", satisfaction=5, at=desk_a.clock(), meta=meta(operator))
+    second.close(
+        reason="resolved", resolution="paid twice", satisfaction=1, at=desk_b.clock(), meta=meta(operator)
+    )
     desk_a.save_or_conflict(first)
     with pytest.raises(ConcurrencyConflict):
         desk_b.save_or_conflict(second)
