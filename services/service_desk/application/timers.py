@@ -15,7 +15,7 @@ import logging
 import random
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from eventsourcing.persistence import IntegrityError
@@ -41,7 +41,6 @@ class Fired:
     auto_closed: int = 0
     overtaken: int = 0  # appended by another process first: looked at again next round
     looked_at: int = 0
-    latest_due: datetime | None = field(default=None)
 
     @property
     def total(self) -> int:

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from crm_shared.domain import CommandMeta, CrmAggregate
-from crm_shared.errors import InvalidState
+from crm_shared.errors import InvalidState, ValidationFailed
 from services.service_desk.domain.sla import SlaClock, SlaState
 
 TICKET_NAMESPACE = uuid.UUID("b2c47e0d-5f1a-4e63-8d9c-0a7e3f6b1c25")
@@ -449,7 +449,7 @@ class Ticket(CrmAggregate):
         else:
             self._require("resolved and closed", *UNRESOLVED)
         if satisfaction is not None and not 1 <= satisfaction <= 5:
-            raise InvalidState("satisfaction is a score from 1 to 5")
+            raise ValidationFailed.single("satisfaction", "range", "a score from 1 (worst) to 5 (best)")
         stopped = self.clock.stop(at)
         settled = reason not in ("withdrawn", "duplicate")
         call_back_id = (
