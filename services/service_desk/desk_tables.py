@@ -284,7 +284,8 @@ class DeskTables:
     ) -> list[dict[str, Any]]:
         column, value = ("queue_id", queue_id) if queue_id is not None else ("assignee", assignee)
         return self.tables.query(
-            f"SELECT * FROM {CALL_BACKS} WHERE {column} = ? AND state = 'scheduled' AND due_s <= ? "
+            f"SELECT * FROM {CALL_BACKS} WHERE {column} = ? AND state IN ('scheduled', 'not_reached') "
+            "AND due_s <= ? "
             "ORDER BY due_s, call_back_id LIMIT ?",
             (value, seconds(now), limit),
         )

@@ -330,9 +330,11 @@ def test_a_call_back_is_recorded_once_and_its_survey_answered_once() -> None:
         at=T0,
         meta=meta(),
     )
+    with pytest.raises(InvalidState, match="is scheduled: record the call"):
+        call_back.answer_survey(answers=[], by_user_id="desk-1", at=hours(24), meta=meta())
     call_back.record(reached=False, satisfied=True, by_user_id="desk-1", at=hours(25), meta=meta())
     assert call_back.state == "not_reached" and call_back.satisfied is None
-    with pytest.raises(InvalidState, match="not reached"):
+    with pytest.raises(InvalidState, match="is not_reached"):
         call_back.answer_survey(answers=[], by_user_id="desk-1", at=hours(25), meta=meta())
     call_back.record(reached=True, satisfied=True, by_user_id="desk-1", at=hours(26), meta=meta())
     with pytest.raises(InvalidState, match="made already"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import uuid
 from datetime import date, datetime, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -13,11 +14,13 @@ from eventsourcing.utils import EnvType
 
 from crm_shared.auth import Caller, Role
 from crm_shared.clock import Clock, utc_now
+from crm_shared.domain import CommandMeta
 from crm_shared.errors import FieldError, NotFound, ValidationFailed
 from crm_shared.eventstore import CrmApplication
 from crm_shared.rpc import CustomerDirectory, owning_agent_of_known_customer
 from services.service_desk.desk_tables import DeskTables
 from services.service_desk.domain.rules import DeskRules
+from services.service_desk.domain.sla import Due
 from services.service_desk.domain.survey import SurveyBank
 from services.service_desk.domain.ticket import Ticket
 
@@ -25,6 +28,18 @@ from services.service_desk.domain.ticket import Ticket
 # for the customers in their scope).
 DESK = (Role.SERVICE_DESK, Role.OPERATOR, Role.ADMIN)
 TAKERS = (*DESK, Role.AGENT, Role.MANAGER)
+
+
+TIMER_NAMESPACE = uuid.UUID("e7a1c5d3-2b9f-4e60-8c14-9f3d6b0a2e71")
+# Whose name the clock's events are recorded under.
+DESK_TIMERS = Caller("service:service-desk-timers", Role.SYSTEM)
+
+
+def timer_meta(ticket: Ticket, due: Due, at: datetime) -> CommandMeta:
+    """The clock's command for a ticket's due moment: the same (ticket, kind, due moment) is the
+    same command, whichever process fires it."""
+    key = f"{ticket.id}:{due.value}:{at.isoformat()}"
+    return CommandMeta(f"sla-timer:{ticket.id}", str(uuid.uuid5(TIMER_NAMESPACE, key)), DESK_TIMERS)
 
 
 def unknown_ticket(ticket_id: object) -> NotFound:
@@ -78,6 +93,25 @@ class DeskBase(CrmApplication):
         if ticket is None:
             raise unknown_ticket(ticket_id)
         return ticket
+
+    def lead_of(self, ticket: Ticket) -> str | None:
+        queue = self.rules.queues.get(ticket.queue_id)
+        return queue.lead_user_id if queue is not None else None
+
+    def fire_fallen_due(self, ticket: Ticket, now: datetime) -> tuple[int, int]:
+        """The warning and the breach that fell due by ``now`` and were not recorded yet (the
+        timers had not come to them), in order, under the timers' name: how many of each. Run by
+        the timers, and before a ticket's clock stops (waiting on the customer, resolved, closed),
+        so that a ticket stopped late is still warned and breached."""
+        warnings = breaches = 0
+        due = ticket.clock.next_due()
+        if due is not None and due[0] == Due.WARNING and due[1] <= now:
+            warnings += ticket.warn(at=now, meta=timer_meta(ticket, Due.WARNING, due[1]))
+        deadline = ticket.clock.deadline()
+        if deadline is not None and deadline <= now:
+            meta = timer_meta(ticket, Due.BREACH, deadline)
+            breaches += ticket.breach(lead_user_id=self.lead_of(ticket), at=now, meta=meta)
+        return warnings, breaches
 
     def ticket_in_view(
         self, ticket_id: object, caller: Caller, customers: CustomerDirectory | None

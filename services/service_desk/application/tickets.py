@@ -9,6 +9,7 @@ from typing import Any
 
 from crm_shared.commands import Decision, command
 from crm_shared.domain import CommandMeta, CrmAggregate
+from crm_shared.errors import InvalidState
 from crm_shared.rpc import CustomerDirectory, owning_agent_of_known_customer
 from services.service_desk.application.base import DESK, TAKERS, DeskBase
 from services.service_desk.domain.call_back import CallBack, SurveyRotation
@@ -44,7 +45,8 @@ def ticket_view(ticket: Ticket, now: datetime) -> dict[str, Any]:
             "warned_at": moment(ticket.warned_at),
             "breached_at": moment(ticket.breached_at),
         },
-        "sla_deadline": moment(ticket.clock.deadline()) or moment(ticket.sla_deadline),
+        # While the clock stands still: the deadline it had when it stopped (version 1's field).
+        "sla_deadline": moment(ticket.clock.last_deadline),
         "escalation_level": ticket.escalation_level,
         "escalated_to_user_id": ticket.escalated_to_user_id,
         "notes": ticket.notes,
@@ -134,6 +136,7 @@ class Tickets(DeskBase):
     def request_customer_info(self, data: dict[str, Any], meta: CommandMeta) -> Decision:
         meta.actor.require_role(*DESK)
         ticket = self.ticket(data["ticket_id"])
+        self.fire_fallen_due(ticket, self.now())
         ticket.request_customer_info(question=data["question"], at=self.now(), meta=meta)
         remaining = int(ticket.clock.remaining(self.now()).total_seconds())
         return Decision(state_answer(ticket, sla_remaining_seconds=remaining), (ticket,))
@@ -162,6 +165,7 @@ class Tickets(DeskBase):
     def resolve_ticket(self, data: dict[str, Any], meta: CommandMeta) -> Decision:
         meta.actor.require_role(*DESK)
         ticket = self.ticket(data["ticket_id"])
+        self.fire_fallen_due(ticket, self.now())
         ticket.resolve(
             resolution=data["resolution"],
             auto_close_after=self.rules.auto_close_after,
@@ -181,6 +185,8 @@ class Tickets(DeskBase):
     def close_ticket(self, data: dict[str, Any], meta: CommandMeta) -> Decision:
         meta.actor.require_role(*DESK)
         ticket = self.ticket(data["ticket_id"])
+        if ticket.unresolved:
+            self.fire_fallen_due(ticket, self.now())
         ticket.close(reason=data["reason"], at=self.now(), meta=meta)
         return self._closed(ticket, meta)
 
@@ -189,6 +195,10 @@ class Tickets(DeskBase):
         """Version 1's one step: resolve (unless resolved) and close, with the customer's score."""
         meta.actor.require_role(*DESK)
         ticket = self.ticket(data["ticket_id"])
+        if ticket.kind != "complaint":
+            raise InvalidState(f"ticket {ticket.ticket_id} is an {ticket.kind}: resolve and close it instead")
+        if ticket.unresolved:
+            self.fire_fallen_due(ticket, self.now())
         resolution = None if ticket.state == "resolved" else data["resolution"]
         ticket.close(
             reason="resolved",
@@ -221,10 +231,10 @@ class Tickets(DeskBase):
         customer's rotation; nothing for other tickets."""
         if ticket.call_back_id is None or ticket.closed_at is None:
             return []
-        rotation = self.find(
-            SurveyRotation, SurveyRotation.id_for(ticket.customer_id)
-        ) or SurveyRotation.start(ticket.customer_id, meta)
-        survey_set = rotation.give_next(self.bank, meta)
+        closed_at = ticket.closed_at
+        rotation = self.find(SurveyRotation, SurveyRotation.id_for(ticket.customer_id))
+        rotation = rotation or SurveyRotation.start(ticket.customer_id, closed_at, meta)
+        survey_set = rotation.give_next(self.bank, closed_at, meta)
         call_back = CallBack.schedule(
             call_back_id=ticket.call_back_id,
             ticket_id=ticket.ticket_id,

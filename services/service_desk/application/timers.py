@@ -13,22 +13,18 @@ from __future__ import annotations
 import functools
 import logging
 import random
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from eventsourcing.persistence import IntegrityError
 
-from crm_shared.auth import Caller, Role
-from crm_shared.domain import CommandMeta, CrmAggregate
+from crm_shared.domain import CrmAggregate
+from services.service_desk.application.base import timer_meta
 from services.service_desk.application.tickets import Tickets
 from services.service_desk.domain.sla import Due
 from services.service_desk.domain.ticket import Ticket
 
-TIMER_NAMESPACE = uuid.UUID("e7a1c5d3-2b9f-4e60-8c14-9f3d6b0a2e71")
-# Whose name the clock's events are recorded under.
-DESK_TIMERS = Caller("service:service-desk-timers", Role.SYSTEM)
 log = logging.getLogger("crm.service_desk.timers")
 DUE_PARTITIONS = 8
 IDLE_ROUNDS = 3
@@ -49,13 +45,6 @@ class Fired:
     def add(self, other: Fired) -> None:
         for name in ("warnings", "breaches", "auto_closed", "overtaken", "looked_at"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
-
-
-def timer_meta(ticket: Ticket, due: Due, at: datetime) -> CommandMeta:
-    """The clock's command for a ticket's due moment: the same (ticket, kind, due moment) is the
-    same command, whichever process fires it."""
-    key = f"{ticket.id}:{due.value}:{at.isoformat()}"
-    return CommandMeta(f"sla-timer:{ticket.id}", str(uuid.uuid5(TIMER_NAMESPACE, key)), DESK_TIMERS)
 
 
 class Timers(Tickets):
@@ -112,34 +101,16 @@ class Timers(Tickets):
         return fired
 
     def _fire_ticket(self, ticket: Ticket, now: datetime, fired: Fired) -> list[CrmAggregate]:
-        due = ticket.clock.next_due()
         if ticket.state == "resolved":
             meta = timer_meta(ticket, Due.AUTO_CLOSE, ticket.auto_close_at or now)
             if ticket.auto_close(at=now, meta=meta):
                 fired.auto_closed += 1
                 return [ticket, *self.call_back_for(ticket, meta)]
             return []
-        if due is None or due[1] > now:
-            return []
-        kind, at = due
-        meta = timer_meta(ticket, kind, at)
-        if kind == Due.WARNING and ticket.warn(at=now, meta=meta):
-            fired.warnings += 1
-            # A ticket whose breach is due too (the clock jumped past both) gets both, in order.
-            deadline = ticket.clock.deadline()
-            if deadline is not None and deadline <= now:
-                breach_meta = timer_meta(ticket, Due.BREACH, deadline)
-                if ticket.breach(lead_user_id=self._lead(ticket), at=now, meta=breach_meta):
-                    fired.breaches += 1
-            return [ticket]
-        if kind == Due.BREACH and ticket.breach(lead_user_id=self._lead(ticket), at=now, meta=meta):
-            fired.breaches += 1
-            return [ticket]
-        return []
-
-    def _lead(self, ticket: Ticket) -> str | None:
-        queue = self.rules.queues.get(ticket.queue_id)
-        return queue.lead_user_id if queue is not None else None
+        warnings, breaches = self.fire_fallen_due(ticket, now)
+        fired.warnings += warnings
+        fired.breaches += breaches
+        return [ticket] if warnings or breaches else []
 
     def _fire_one_by_one(self, rows: list[dict[str, object]], now: datetime) -> Fired:
         fired = Fired(looked_at=len(rows))

@@ -125,8 +125,10 @@ class CallBack(CrmAggregate):
         """``answers``: checked against the set already (``survey.checked_answers``)."""
         if self.survey_answered:
             raise InvalidState(f"the survey of call-back {self.id} was answered already")
-        if self.state == "not_reached":
-            raise InvalidState(f"the customer was not reached on call-back {self.id}: record the call first")
+        if self.state != "made":
+            raise InvalidState(
+                f"call-back {self.id} is {self.state}: record the call (reached) before its survey"
+            )
         self.trigger_event(
             self.SurveyAnswered,
             **self._common(meta, at),
@@ -157,12 +159,16 @@ class SurveyRotation(CrmAggregate):
         return uuid.uuid5(ROTATION_NAMESPACE, customer_id)
 
     @classmethod
-    def start(cls, customer_id: str, meta: CommandMeta) -> SurveyRotation:
+    def start(cls, customer_id: str, at: datetime, meta: CommandMeta) -> SurveyRotation:
         return cls._create(
-            cls.Started, id=cls.id_for(customer_id), meta=meta.as_event_meta(), customer_id=customer_id
+            cls.Started,
+            id=cls.id_for(customer_id),
+            timestamp=at,
+            meta=meta.as_event_meta(),
+            customer_id=customer_id,
         )
 
-    def give_next(self, bank: SurveyBank, meta: CommandMeta) -> SurveySet:
+    def give_next(self, bank: SurveyBank, at: datetime, meta: CommandMeta) -> SurveySet:
         chosen = bank.next_set(self.customer_id, self.last_set_id)
-        self.trigger_event(self.Given, meta=meta.as_event_meta(), set_id=chosen.set_id)
+        self.trigger_event(self.Given, timestamp=at, meta=meta.as_event_meta(), set_id=chosen.set_id)
         return chosen

@@ -43,6 +43,11 @@ class SlaClock:
     def _end(self) -> datetime:
         return self.started_at + self.target + self.paused_for
 
+    @property
+    def last_deadline(self) -> datetime:
+        """The deadline now, or the one it had when the clock stopped."""
+        return self._end()
+
     def deadline(self) -> datetime | None:
         """When the breach falls due; None while the clock stands still."""
         return self._end() if self.running else None

@@ -11,8 +11,9 @@ States and what moves between them (anything else is refused with ``invalid_stat
     resolved | closed (within the reopening window) --reopen--> in_progress (or open)
 
 Escalation raises the level (1 team lead, 2 desk manager, 3 head of service) in any unresolved
-state; a breach escalates one level to the queue's lead by itself. The warning and the breach each
-happen once per ticket: the timer asks ``warn``/``breach`` and a second ask is a no-op."""
+state; a breach escalates an unescalated ticket to its queue's lead by itself. The warning and the
+breach each happen once per ticket: the timer asks ``warn``/``breach`` and a second ask is a
+no-op."""
 
 from __future__ import annotations
 
@@ -260,7 +261,8 @@ class Ticket(CrmAggregate):
 
     def __post_init__(self) -> None:
         self.notes: list[dict[str, str]] = []
-        self.clock = SlaClock(self.created_on, timedelta(hours=self.sla_target_hours), self.warning_share)
+        # The window the opening gave, to the second (the event's hours are rounded down).
+        self.clock = SlaClock(self.created_on, self.sla_deadline - self.created_on, self.warning_share)
 
     @classmethod
     def open(
@@ -520,8 +522,8 @@ class Ticket(CrmAggregate):
         return True
 
     def breach(self, *, lead_user_id: str | None, at: datetime, meta: CommandMeta) -> bool:
-        """The breach at the deadline, once, with an escalation one level up to the queue's lead;
-        False when it is not due or was recorded."""
+        """The breach at the deadline, once, with an escalation to the queue's lead (level 1) if
+        nobody escalated it before; False when it is not due or was recorded."""
         deadline = self.clock.deadline()
         if not self.unresolved or self.clock.breached or deadline is None or at < deadline:
             return False
@@ -534,9 +536,10 @@ class Ticket(CrmAggregate):
             assignee_user_id=self.assignee_user_id,
             sla_deadline=deadline,
         )
-        if self.escalation_level < TOP_LEVEL:
+        # To the team lead, unless it went past the lead already.
+        if self.escalation_level == 0:
             self.escalate(
-                level=self.escalation_level + 1,
+                level=1,
                 reason=f"SLA breached: due {deadline.isoformat()}",
                 to_user_id=lead_user_id,
                 at=at,
