@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from contracts.fields import CHANNELS
+from contracts.fields import CHANNELS, PRIORITIES
 from crm_cli import (
     contacts,
     desk,
@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     complain.add_argument("customer_id")
     complain.add_argument("--channel", required=True, choices=CHANNELS)
     complain.add_argument("--category", required=True)
-    complain.add_argument("--priority", required=True, choices=["urgent", "ordinary"])
+    complain.add_argument("--priority", required=True, choices=PRIORITIES)
     complain.add_argument("--description", required=True)
 
     close = commands.add_parser("close", help="close a complaint with its resolution")

@@ -7,7 +7,7 @@ from typing import Any
 
 from crm_shared.commands import Decision, command
 from crm_shared.domain import CommandMeta
-from crm_shared.errors import FieldError, NotFound
+from crm_shared.errors import FieldError, NotFound, ValidationFailed
 from crm_shared.rpc import CustomerDirectory, owning_agent_of_known_customer
 from services.service_desk.application.base import DESK, TAKERS
 from services.service_desk.application.timers import Timers
@@ -85,7 +85,11 @@ class Aftercare(Timers):
         customer_id = str(data["customer_id"])
         owning_agent_of_known_customer(customers, customer_id)
         if data.get("ticket_id") is not None:
-            self.ticket_in_view(data["ticket_id"], meta.actor, customers)
+            ticket = self.ticket_in_view(data["ticket_id"], meta.actor, customers)
+            if ticket.customer_id != customer_id:
+                raise ValidationFailed.single(
+                    "ticket_id", "other_customer", f"ticket {ticket.ticket_id} is another customer's"
+                )
         feedback = Feedback.record(
             suggestion=suggestion,
             customer_id=customer_id,

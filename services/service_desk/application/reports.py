@@ -34,12 +34,16 @@ def utc(seconds: int | None) -> str | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC).isoformat()
 
 
-def _cursor(text: str | None) -> tuple[int, str] | None:
+def _cursor(text: str | None) -> tuple[int, int, str] | None:
+    """A page's end: (the first page's moment, time to breach, ticket id). Every page of a queue
+    is ranked at its first page's moment, so that tickets nearing their deadline while someone
+    pages do not slip past the cursor unseen."""
     if text is None:
         return None
-    head, _, ticket_id = text.partition("/")
+    at, _, rest = text.partition("/")
+    to_breach, _, ticket_id = rest.partition("/")
     try:
-        return int(head), ticket_id
+        return int(at), int(to_breach), ticket_id
     except ValueError:
         raise ValidationFailed.single(
             "after", "format", "pass the 'next' of the previous page as it was"
@@ -52,14 +56,16 @@ class Reports(Aftercare):
         if data.get("queue_id") is not None:
             self.rules.queue(data["queue_id"])
         self.tables.catch_up()
-        now = self.now()
+        cursor = _cursor(data.get("after"))
+        now = datetime.fromtimestamp(cursor[0], UTC) if cursor else self.now().replace(microsecond=0)
         rows = self.tables.queue(
             queue_id=data.get("queue_id"),
             assignee=data.get("assignee_user_id"),
             now=now,
-            limit=data["limit"],
-            after=_cursor(data.get("after")),
+            limit=data["limit"] + 1,
+            after=cursor[1:] if cursor else None,
         )
+        more, rows = len(rows) > data["limit"], rows[: data["limit"]]
         tickets = [
             {
                 "ticket_id": r["ticket_id"],
@@ -79,7 +85,7 @@ class Reports(Aftercare):
             }
             for r in rows
         ]
-        last = rows[-1] if len(rows) == data["limit"] else None
+        last = rows[-1] if more else None
         call_backs = self.tables.call_backs_due(
             queue_id=data.get("queue_id"), assignee=data.get("assignee_user_id"), now=now
         )
@@ -88,7 +94,9 @@ class Reports(Aftercare):
             "assignee_user_id": data.get("assignee_user_id"),
             "at": now.isoformat(),
             "tickets": tickets,
-            "next": f"{int(last['to_breach_s'])}/{last['ticket_id']}" if last else None,
+            "next": f"{int(now.timestamp())}/{int(last['to_breach_s'])}/{last['ticket_id']}"
+            if last
+            else None,
             "call_backs_due": [
                 {
                     "call_back_id": c["call_back_id"],
