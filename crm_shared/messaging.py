@@ -7,7 +7,7 @@ import logging
 import time
 from typing import Any
 
-from kombu import Connection, Exchange, Queue
+from kombu import Connection, Exchange, Queue, binding
 
 from contracts.events import EVENTS_EXCHANGE
 
@@ -45,12 +45,20 @@ def consumer_queue_arguments(name: str) -> dict[str, Any]:
     return quorum_queue_arguments(name, EVENT_DELIVERY_LIMIT)
 
 
-def consumer_queue(name: str, binding_key: str = "#") -> Queue:
-    """A durable quorum queue on ``crm.events`` whose dead letters go to ``<name>.dead``."""
+def consumer_queue(name: str, binding_keys: str | tuple[str, ...] = "#") -> Queue:
+    """A durable quorum queue on ``crm.events``, bound to the event types (routing keys) given,
+    whose dead letters go to ``<name>.dead``."""
+    if isinstance(binding_keys, str):
+        return Queue(
+            name,
+            exchange=events_exchange,
+            routing_key=binding_keys,
+            durable=True,
+            queue_arguments=consumer_queue_arguments(name),
+        )
     return Queue(
         name,
-        exchange=events_exchange,
-        routing_key=binding_key,
+        bindings=[binding(events_exchange, routing_key=key) for key in binding_keys],
         durable=True,
         queue_arguments=consumer_queue_arguments(name),
     )
@@ -75,10 +83,11 @@ def dead_letter_queue(name: str) -> Queue:
 # unroutable. (Downstream systems declare their own queues.)
 # Queue name -> the routing keys it takes. (It names its consumers: to become one declaration per
 # context, read by everything, with the other lists of contexts.)
-CONSUMER_QUEUES: dict[str, str] = {
+CONSUMER_QUEUES: dict[str, str | tuple[str, ...]] = {
     "analytics.customer_360": "#",
     "customer.handover": "sales.agent_departed",
-    "sales.work_follows_customer": "customer.owner_changed",
+    # The sales context's process manager: work follows the customer; complaints reach the owner.
+    "sales.work_follows_customer": ("customer.owner_changed", "service_desk.ticket_opened"),
 }
 
 
@@ -90,9 +99,9 @@ def declare_topology(connection: Connection) -> None:
         declare_consumer(channel, name, binding_key)
 
 
-def declare_consumer(channel: Any, name: str, binding_key: str = "#") -> None:
+def declare_consumer(channel: Any, name: str, binding_keys: str | tuple[str, ...] = "#") -> None:
     """A consumer's durable queue on ``crm.events`` and its dead-letter queue."""
-    consumer_queue(name, binding_key).bind(channel).declare()
+    consumer_queue(name, binding_keys).bind(channel).declare()
     dead_letter_queue(name).bind(channel).declare()
 
 

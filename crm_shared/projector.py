@@ -42,7 +42,7 @@ class ProjectorRunner:
         queue_name: str,
         handle: BatchHandler,
         *,
-        binding_key: str = "#",
+        binding_key: str | tuple[str, ...] = "#",
         is_transient: Callable[[BaseException], bool] = lambda _e: False,
         max_attempts: int = 3,
         prefetch: int = 200,

@@ -1,8 +1,10 @@
-"""The sales context's process manager (``crm-sales-reactions``): work follows the customer. It
+"""The sales context's process manager (``crm-sales-reactions``). Work follows the customer: it
 reacts to ``customer.owner_changed`` (a reassignment, a page of a book transfer, an undone
 transfer) by moving the customer's open opportunities and planned activities to the new owner
-(``HandingOver.follow_customer_owner``). Kill it at any moment: each owner change is one command,
-whose id comes from the event, so a redelivery moves nothing twice. Any number may run."""
+(``HandingOver.follow_customer_owner``). A complaint reaches the owner: on
+``service_desk.ticket_opened`` of a complaint it puts a call to the customer in the owning agent's
+day (``Planning.follow_up_complaint``). Kill it at any moment: each event is one command, whose id
+comes from the event, so a redelivery does nothing twice. Any number may run."""
 
 from __future__ import annotations
 
@@ -19,7 +21,9 @@ from services.sales.application import SalesApplication
 
 QUEUE = "sales.work_follows_customer"
 BINDING = "customer.owner_changed"
+COMPLAINED = "service_desk.ticket_opened"
 REACTION = "move_work_with_customer"
+COMPLAINT_REACTION = "call_the_customer_about_a_complaint"
 # Whose name the moves are recorded under (who changed the owner is in the owner change).
 SALES_REACTIONS = Caller("service:sales-reactions", Role.SYSTEM)
 log = logging.getLogger("crm.sales.reactions")
@@ -28,7 +32,7 @@ log = logging.getLogger("crm.sales.reactions")
 class SalesReactions:
     def __init__(self, app: SalesApplication, amqp_uri: str) -> None:
         self.app = app
-        self.runner = ProjectorRunner(amqp_uri, QUEUE, self.react, binding_key=BINDING)
+        self.runner = ProjectorRunner(amqp_uri, QUEUE, self.react, binding_key=(BINDING, COMPLAINED))
 
     def react(self, envelopes: list[dict[str, Any]]) -> list[BaseException | None]:
         outcomes: list[BaseException | None] = []
@@ -37,6 +41,9 @@ class SalesReactions:
                 if envelope["event_type"] == BINDING:
                     meta = CommandMeta.for_reaction(envelope, REACTION, SALES_REACTIONS)
                     self.app.follow_customer_owner(envelope, meta)
+                elif envelope["event_type"] == COMPLAINED and envelope["payload"]["kind"] == "complaint":
+                    meta = CommandMeta.for_reaction(envelope, COMPLAINT_REACTION, SALES_REACTIONS)
+                    self.app.follow_up_complaint(envelope, meta)
                 outcomes.append(None)
             except Exception as e:  # retried alone, then dead-lettered with the reason
                 outcomes.append(e)
@@ -54,7 +61,8 @@ def main(argv: list[str] | None = None) -> None:
         prog="crm-sales-reactions",
         description=(
             f"Move customers' open opportunities and planned activities with them when their owner "
-            f"changes (reacting to {BINDING} on the queue {QUEUE})."
+            f"changes ({BINDING}), and put a call in the owning agent's day when their customer "
+            f"complains ({COMPLAINED}), from the queue {QUEUE}."
         ),
     ).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

@@ -40,6 +40,10 @@ def clock(system: System) -> Iterator[FileClock]:
     moving.release()
 
 
+def mine_now(opened: dict[str, dict[str, Any]], customer: str) -> set[str]:
+    return {t for t, e in opened.items() if e["payload"]["customer_id"] == customer}
+
+
 def of_ticket(stores: Stores, event_type: str, ticket_id: str) -> list[dict[str, Any]]:
     return [e for e in stores.events("service_desk", event_type) if e["payload"]["ticket_id"] == ticket_id]
 
@@ -95,8 +99,25 @@ def test_the_desk_runs_on_its_clocks_with_two_processes_and_a_restart(
             e["payload"]["ticket_id"]: e for e in stores.events("service_desk", "service_desk.ticket_opened")
         }
         assert {opened[t]["payload"]["channel"] for t in on_channels.values()} == set(fields.CHANNELS)
-        # The owning agent is told of a complaint about their customer by the event.
+        # The owning agent is told of a complaint about their customer by the event: sales puts a
+        # call to the customer in their day, once per complaint.
         assert opened[warned]["payload"]["owning_agent_id"] == agent
+        complaints = {
+            t
+            for t, e in opened.items()
+            if e["payload"]["kind"] == "complaint" and t in mine_now(opened, customer)
+        }
+
+        def calls_planned() -> list[dict[str, Any]] | None:
+            with rpc(Caller(f"u-{agent}", Role.AGENT, agent)) as owner:
+                day = t0.astimezone(SHANGHAI).date().isoformat()
+                plan = ok(owner.call("sales", "get_daily_plan", {"date": day}))
+            calls = [a for a in plan["activities"] if a["source"] == "service_desk"]
+            return calls if len(calls) >= len(complaints) else None
+
+        calls = wait_until(calls_planned, timeout=60, what="the owner's calls about the complaints")
+        assert len(calls) == len(complaints) and all(c["kind"] == "call" for c in calls)
+        assert {c["customer_id"] for c in calls} == {customer}
         assert ok(desk.call("service_desk", "get_ticket", {"ticket_id": reopened}))["state"] == "open"
 
         clock.set(t0 + timedelta(hours=36, minutes=1))

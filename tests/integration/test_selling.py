@@ -18,7 +18,7 @@ from crm_shared.domain import CommandMeta
 from crm_shared.errors import ConcurrencyConflict, CrmError, ValidationFailed
 from services.customer.application import CustomerApplication
 from services.sales.application import SalesApplication
-from services.sales.reactions import REACTION, SALES_REACTIONS
+from services.sales.reactions import COMPLAINT_REACTION, REACTION, SALES_REACTIONS
 from tests.support import InProcessCustomers, InProcessSalesForce, customer_payload, staffed
 
 OPERATOR = Caller("op-selling", Role.OPERATOR)
@@ -206,6 +206,43 @@ def test_a_follow_up_asked_for_twice_is_planned_once(world: dict[str, Any]) -> N
     assert first["planned_start"] == "2026-12-03T01:00:00+00:00"  # 09:00 in Shanghai
     plans = call(world, "get_daily_plan", rpc.GetDailyPlan, {"date": "2026-12-03"})
     assert [e["activity_id"] for e in plans["activities"]] == [first["activity_id"]]
+
+
+def test_a_complaint_puts_one_call_in_the_owners_day_however_often_it_is_delivered(
+    world: dict[str, Any],
+) -> None:
+    customer = register(world)
+    opened = {
+        "event_id": "5d1c9e0a-1111-4c2b-9e7d-3a8f6b2c4d10",
+        "event_type": "service_desk.ticket_opened",
+        "occurred_at": "2026-12-03T02:30:00+00:00",  # 10:30 in Shanghai
+        "correlation_id": "corr-complaint",
+        "payload": {
+            "ticket_id": "8c2b6f0e-2222-4d3a-8f1e-6b9c0d2e4f21",
+            "customer_id": customer,
+            "owning_agent_id": "A-1001",
+            "kind": "complaint",
+            "category": "claims.payment_delay",
+            "priority": "urgent",
+            "channel": "phone",
+        },
+    }
+    sales = world["sales"]
+    for _ in range(2):  # delivered twice: the same command
+        sales.follow_up_complaint(
+            opened, CommandMeta.for_reaction(opened, COMPLAINT_REACTION, SALES_REACTIONS)
+        )
+    plans = call(world, "get_daily_plan", rpc.GetDailyPlan, {"date": "2026-12-03"})
+    (planned,) = plans["activities"]
+    assert (planned["kind"], planned["source"], planned["customer_id"]) == ("call", "service_desk", customer)
+    assert "complained" in planned["purpose"]
+    # An owner who left gets nothing: their book moves, and the ticket is the desk's.
+    departed = {**opened, "event_id": "5d1c9e0a-3333-4c2b-9e7d-3a8f6b2c4d10"}
+    departed["payload"] = {**opened["payload"], "owning_agent_id": "A-gone"}
+    answer = sales.follow_up_complaint(
+        departed, CommandMeta.for_reaction(departed, COMPLAINT_REACTION, SALES_REACTIONS)
+    )
+    assert answer == {"agent_id": "A-gone", "planned": False}
 
 
 def owner_changes(customers: CustomerApplication) -> list[dict[str, Any]]:

@@ -31,6 +31,7 @@ from services.sales.domain.activity import (
     follow_up_id,
     plan_status,
 )
+from services.sales.domain.following import FollowedOwner
 
 # Who may ask for follow-up work in an agent's day: process managers and internal systems.
 REQUESTERS = (Role.SYSTEM, Role.OPERATOR, Role.ADMIN)
@@ -222,6 +223,31 @@ class Planning(SalesBase):
             (activity,),
             explain_conflict=lambda: self._planned_already(activity_id),
         )
+
+    def follow_up_complaint(self, envelope: dict[str, Any], meta: CommandMeta) -> dict[str, Any]:
+        """``envelope``: a ``service_desk.ticket_opened`` of a complaint. The customer's owner (the
+        newest this context followed, else the one the ticket names) gets a call to the customer
+        in their day, on the day it was opened; once however often the event comes. Nothing for
+        an owner no longer active: their book moves, and the ticket is the desk's."""
+        payload = envelope["payload"]
+        customer_id = str(payload["customer_id"])
+        followed = self.find(FollowedOwner, FollowedOwner.id_for(customer_id))
+        owner = followed.owner if followed is not None and followed.owner else payload["owning_agent_id"]
+        opened = datetime.fromisoformat(envelope["occurred_at"])
+        request = {
+            "agent_id": owner,
+            "customer_id": customer_id,
+            "source": "service_desk",
+            "idempotency_key": f"complaint:{payload['ticket_id']}",
+            "due_on": opened.astimezone(self.zone).date(),
+            "planned_start": None,
+            "kind": ActivityKind.CALL.value,
+            "purpose": f"Your customer complained ({payload['category']}, {payload['priority']}, by "
+            f"{payload['channel']}): call them. Ticket {payload['ticket_id']}, handled by the service desk.",
+        }
+        if self.owner_status(owner) != "active":
+            return {"agent_id": owner, "planned": False}
+        return self.plan_follow_up(request, meta)
 
     def _planned_already(self, activity_id: uuid.UUID) -> Decision | None:
         existing = self.find(Activity, activity_id)
