@@ -5,12 +5,11 @@ line. Act as a desk person with ``--as service_desk --user YOUR_ID``."""
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from contracts.fields import CHANNELS, PRIORITIES, TICKET_KINDS
 from crm_cli.client import CrmClient
-from crm_cli.ownership import print_failure
+from crm_cli.ownership import call_and_show
 from crm_cli.selling import given
 
 COMMANDS = ("ticket", "queue", "sla-board", "survey", "call-back", "praise", "suggest", "desk-summary")
@@ -273,16 +272,9 @@ def print_summary(summary: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace, client: CrmClient) -> int:
-    method, payload = request_for(args)
-    reply = client.call(SERVICE, method, payload)
-    if not reply.get("ok"):
-        return print_failure(reply)
-    result = reply["result"]
     printer = {"queue": print_queue, "sla-board": print_board, "desk-summary": print_summary}.get(
         args.command
     )
-    if printer is not None and not args.json:
-        printer(result)
-    else:
-        print(json.dumps(result, indent=2, ensure_ascii=False))
-    return 0
+    return call_and_show(
+        client, SERVICE, request_for(args), None if getattr(args, "json", False) else printer
+    )

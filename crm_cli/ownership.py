@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from crm_cli.client import CrmClient
@@ -48,6 +49,22 @@ def add_commands(commands: Any) -> None:
     customers.add_argument("--page-size", type=int, default=500)
     customers.add_argument("--cursor", help="the next_cursor of the previous page")
     customers.add_argument("--one-page", action="store_true", help="only the page at --cursor")
+
+
+def call_and_show(
+    client: Any, service: str, request: tuple[str, dict[str, Any]], printer: Callable[[Any], None] | None
+) -> int:
+    """Send ``request`` (method, payload); print the answer with ``printer`` (JSON without one),
+    or the failure with what to fix."""
+    method, payload = request
+    reply = client.call(service, method, payload)
+    if not reply.get("ok"):
+        return print_failure(reply)
+    if printer is None:
+        print(json.dumps(reply["result"], indent=2, ensure_ascii=False))
+    else:
+        printer(reply["result"])
+    return 0
 
 
 def print_failure(reply: dict[str, Any]) -> int:

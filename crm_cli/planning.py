@@ -6,7 +6,6 @@ Asia/Shanghai) or in ISO 8601 with an offset."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from datetime import datetime
 from typing import Any
@@ -14,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from contracts.fields import ACTIVITY_KINDS, ACTIVITY_OUTCOMES
 from crm_cli.client import CrmClient
-from crm_cli.ownership import print_failure
+from crm_cli.ownership import call_and_show
 from crm_cli.selling import given
 
 COMMANDS = ("plan", "day", "team-day")
@@ -151,15 +150,7 @@ def print_team_day(day: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace, client: CrmClient) -> int:
-    method, payload = request_for(args)
-    reply = client.call(SERVICE, method, payload)
-    if not reply.get("ok"):
-        return print_failure(reply)
-    result = reply["result"]
-    if args.command == "day" and not args.json:
-        print_day(result)
-    elif args.command == "team-day" and not args.json:
-        print_team_day(result)
-    else:
-        print(json.dumps(result, indent=2, ensure_ascii=False))
-    return 0
+    printer = {"day": print_day, "team-day": print_team_day}.get(args.command)
+    return call_and_show(
+        client, SERVICE, request_for(args), None if getattr(args, "json", False) else printer
+    )

@@ -6,9 +6,10 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Iterator, Sequence
-from datetime import date
+from datetime import date, datetime, tzinfo
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
+from zoneinfo import ZoneInfo
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import (
@@ -84,13 +85,28 @@ class CrmApplication(Application):
     # Keys the command fingerprints (crm_shared.commands) where a context has a secret for it.
     fingerprint_key: bytes | None = None
 
-    def __init__(self, env: EnvType | None = None, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, env: EnvType | None = None, clock: Clock = utc_now, zone: tzinfo | None = None
+    ) -> None:
         super().__init__(env)
         self.clock = clock
+        # The business's time zone: what a "day" is in plans and day reports.
+        self.zone: tzinfo = zone or ZoneInfo(Settings.timezone)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> CrmApplication:
-        return cls(env=event_store_env(cls.CONTEXT, settings), clock=settings.clock())
+    def from_settings(cls, settings: Settings) -> Self:
+        return cls(
+            env=event_store_env(cls.CONTEXT, settings),
+            clock=settings.clock(),
+            zone=ZoneInfo(settings.timezone),
+        )
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def today(self) -> date:
+        """The business's calendar day now."""
+        return self.clock().astimezone(self.zone).date()
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

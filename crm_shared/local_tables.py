@@ -89,6 +89,21 @@ class Cursor:
         return [dict(row) for row in self.cursor.fetchall()]
 
 
+def placeholders(values: Sequence[Any]) -> str:
+    """``?, ?, ?`` for an ``IN (...)`` of ``values``."""
+    return ", ".join("?" for _ in values)
+
+
+def by_event_name(tables: object) -> Callable[[Cursor, Any], None]:
+    """An ``apply`` for ``LocalProjection`` that hands each event to the method of ``tables`` named
+    after it: ``Ticket.Opened`` to ``_ticket_opened(cursor, event)``."""
+
+    def apply(cursor: Cursor, event: Any) -> None:
+        getattr(tables, f"_{type(event).__qualname__.replace('.', '_').lower()}")(cursor, event)
+
+    return apply
+
+
 class Overtaken(Exception):
     """Another process recorded the same batch first; this transaction is rolled back."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from datetime import tzinfo
 
 from eventsourcing.persistence import Mapper, Notification
 from eventsourcing.postgres import PostgresApplicationRecorder
@@ -43,8 +44,10 @@ def is_sealed_topic(topic: str) -> bool:
 
 
 class CustomerStore(CrmApplication):
-    def __init__(self, env: EnvType | None = None, clock: Clock = utc_now) -> None:
-        super().__init__(env, clock)
+    def __init__(
+        self, env: EnvType | None = None, clock: Clock = utc_now, zone: tzinfo | None = None
+    ) -> None:
+        super().__init__(env, clock, zone)
         self.data_key = data_key_from(self.env)
         self.fingerprint_key = subkey(self.data_key, b"command fingerprints")
         tables = LocalTables(self)

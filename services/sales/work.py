@@ -14,7 +14,7 @@ from typing import Any
 from eventsourcing.utils import get_topic
 
 from crm_shared.eventstore import CrmApplication
-from crm_shared.local_tables import Cursor, LocalProjection, LocalTables
+from crm_shared.local_tables import Cursor, LocalProjection, LocalTables, by_event_name, placeholders
 from services.sales.domain.activity import Activity
 from services.sales.domain.opportunity import Opportunity, Stage
 from services.sales.domain.policy import Policy, PolicyStatus
@@ -36,10 +36,6 @@ def cents(amount: Decimal) -> int:
     return int(amount * 100)
 
 
-def placeholders(values: Sequence[Any]) -> str:
-    return ", ".join("?" for _ in values)
-
-
 class WorkIndex:
     def __init__(self, app: CrmApplication) -> None:
         self.tables = LocalTables(app)
@@ -59,7 +55,7 @@ class WorkIndex:
             Policy.Cancelled,
         ]
         self.projection = LocalProjection(
-            self.tables, "work", [get_topic(e) for e in events], self._apply, POSITIONS
+            self.tables, "work", [get_topic(e) for e in events], by_event_name(self), POSITIONS
         )
         if self.tables.creates_tables:
             self.create_tables()
@@ -98,10 +94,6 @@ class WorkIndex:
         return self.projection.catch_up()
 
     # Writing ------------------------------------------------------------------------------------
-
-    def _apply(self, cursor: Cursor, event: Any) -> None:
-        handler = getattr(self, f"_{type(event).__qualname__.replace('.', '_').lower()}")
-        handler(cursor, event)
 
     def _activity_planned(self, cursor: Cursor, e: Activity.Planned) -> None:
         cursor.execute(

@@ -6,14 +6,13 @@ arithmetic in either SQL dialect. Read after catching up with the store."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date, datetime, tzinfo
 from typing import Any
 
 from eventsourcing.utils import get_topic
 
 from crm_shared.eventstore import CrmApplication
-from crm_shared.local_tables import Cursor, LocalProjection, LocalTables
+from crm_shared.local_tables import Cursor, LocalProjection, LocalTables, by_event_name, placeholders
 from services.service_desk.domain.call_back import CallBack
 from services.service_desk.domain.feedback import Feedback
 from services.service_desk.domain.ticket import Ticket
@@ -41,10 +40,6 @@ def seconds(moment: datetime | None) -> int | None:
     return None if moment is None else int(moment.timestamp())
 
 
-def placeholders(values: Sequence[Any]) -> str:
-    return ", ".join("?" for _ in values)
-
-
 def next_due(row: dict[str, Any]) -> int | None:
     """When the row's ticket needs the timers next: its warning, its breach, or (resolved) its
     closing by itself; None when nothing is pending (waiting on the customer, closed)."""
@@ -68,7 +63,7 @@ class DeskTables:
             Feedback.PraiseRecorded, Feedback.SuggestionRecorded,
         ]  # fmt: skip
         self.projection = LocalProjection(
-            self.tables, "desk", [get_topic(e) for e in events], self._apply, POSITIONS
+            self.tables, "desk", [get_topic(e) for e in events], by_event_name(self), POSITIONS
         )
         if self.tables.creates_tables:
             self.create_tables()
@@ -104,10 +99,6 @@ class DeskTables:
         return self.projection.catch_up()
 
     # Writing ------------------------------------------------------------------------------------
-
-    def _apply(self, cursor: Cursor, event: Any) -> None:
-        handler = getattr(self, f"_{type(event).__qualname__.replace('.', '_').lower()}")
-        handler(cursor, event)
 
     def _day(self, moment: datetime) -> str:
         return moment.astimezone(self.zone).date().isoformat()

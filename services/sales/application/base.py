@@ -4,15 +4,10 @@ and "may this caller act on this customer" through the customer context."""
 from __future__ import annotations
 
 import functools
-from datetime import date, datetime, tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo
-
-from eventsourcing.utils import EnvType
 
 from crm_shared.access import TeamScope, may_act_on
 from crm_shared.auth import Caller, Role
-from crm_shared.clock import Clock, utc_now
 from crm_shared.domain import CommandMeta
 from crm_shared.errors import FieldError, NotFound, PermissionDenied
 from crm_shared.rpc import CustomerDirectory, owning_agent_of_known_customer, unknown_customer_field
@@ -20,26 +15,12 @@ from services.sales.application.sales_force import SalesForce
 from services.sales.domain.agent import pool_of
 from services.sales.work import WorkIndex
 
-DEFAULT_TIMEZONE = "Asia/Shanghai"
 # Who works sales: agents their own customers and days, managers their teams', operators and
 # admins everyone's.
 SELLERS = (Role.AGENT, Role.MANAGER, Role.OPERATOR, Role.ADMIN)
 
 
 class SalesBase(SalesForce):
-    def __init__(
-        self, env: EnvType | None = None, clock: Clock = utc_now, zone: tzinfo | None = None
-    ) -> None:
-        super().__init__(env, clock)
-        self.zone: tzinfo = zone or ZoneInfo(DEFAULT_TIMEZONE)
-
-    def now(self) -> datetime:
-        return self.clock()
-
-    def today(self) -> date:
-        """The business's calendar day now."""
-        return self.clock().astimezone(self.zone).date()
-
     @functools.cached_property
     def work(self) -> WorkIndex:
         return WorkIndex(self)

@@ -6,9 +6,8 @@ from __future__ import annotations
 import functools
 import os
 import uuid
-from datetime import date, datetime, tzinfo
+from datetime import datetime, tzinfo
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from eventsourcing.utils import EnvType
 
@@ -70,8 +69,7 @@ class DeskBase(CrmApplication):
         rules: DeskRules | None = None,
         bank: SurveyBank | None = None,
     ) -> None:
-        super().__init__(env, clock)
-        self.zone: tzinfo = zone or ZoneInfo("Asia/Shanghai")
+        super().__init__(env, clock, zone)
         self.rules = rules or rules_from_env()
         self.bank = bank or bank_from_env()
 
@@ -81,12 +79,6 @@ class DeskBase(CrmApplication):
 
     def create_own_tables(self) -> None:
         self.tables.create_tables()
-
-    def now(self) -> datetime:
-        return self.clock()
-
-    def today(self) -> date:
-        return self.clock().astimezone(self.zone).date()
 
     def ticket(self, ticket_id: object) -> Ticket:
         ticket = self.find(Ticket, str(ticket_id))
