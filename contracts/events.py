@@ -225,15 +225,16 @@ class TicketAssignedV1(_OnTicketV1):
 
 
 class TicketNoteAddedV1(_OnTicketV1):
+    """The note's text stays with the desk (``get_ticket``)."""
+
     note_id = fields.UUID(required=True)
     author_user_id = fields.String(required=True)
-    text = fields.String(required=True)
 
 
 class TicketAwaitingCustomerV1(_OnTicketV1):
-    """The SLA clock stands still from here until the customer answers."""
+    """The SLA clock stands still from here until the customer answers (what was asked stays with
+    the desk)."""
 
-    question = fields.String(required=True)
     sla_remaining_seconds = fields.Integer(required=True, strict=True)
 
 
@@ -244,7 +245,7 @@ class _ClockRunsV1(_OnTicketV1):
 
 
 class TicketCustomerRepliedV1(_ClockRunsV1):
-    reply = fields.String(required=True)
+    """The customer answered (what they said stays with the desk): the clock runs again."""
 
 
 class TicketReopenedV1(_ClockRunsV1):
@@ -333,13 +334,14 @@ class SurveyAnsweredV1(_OnTicketV1):
 
 
 class FeedbackRecordedV1(Schema):
+    """Praise or a suggestion; what the customer wrote stays with the desk."""
+
     feedback_id = fields.UUID(required=True)
     customer_id = fields.UUID(required=True)
     channel = f.one_of(f.CHANNELS, required=True)
     about_agent_id = f.agent_id(required=True, allow_none=True)
     about_user_id = _user()
     ticket_id = fields.UUID(required=True, allow_none=True)
-    text = fields.String(required=True)
     recorded_by_user_id = fields.String(required=True)
 
 

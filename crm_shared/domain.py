@@ -73,9 +73,13 @@ def json_ready(value: Any) -> Any:
 
 @functools.cache
 def _payload_fields(event_class: type) -> tuple[str, ...]:
-    """The fields an event publishes: all but the stored bookkeeping and the command's meta."""
+    """The fields an event publishes: all but the stored bookkeeping, the command's meta and the
+    fields the event keeps to its own context (``PRIVATE``)."""
+    private: frozenset[str] = getattr(event_class, "PRIVATE", frozenset())
     return tuple(
-        f.name for f in dataclasses.fields(event_class) if f.name not in _BASE_FIELDS and f.name != "meta"
+        f.name
+        for f in dataclasses.fields(event_class)
+        if f.name not in _BASE_FIELDS and f.name != "meta" and f.name not in private
     )
 
 
@@ -90,6 +94,8 @@ class CrmAggregate(Aggregate):
         # The public event type ("<context>.<event>"); None keeps an event internal.
         EVENT_TYPE: ClassVar[str | None] = None
         SCHEMA_VERSION: ClassVar[int] = 1
+        # Fields stored but not published: free text a customer confided stays in its context.
+        PRIVATE: ClassVar[frozenset[str]] = frozenset()
 
         def public_payload(self) -> dict[str, Any]:
             return {name: json_ready(getattr(self, name)) for name in _payload_fields(type(self))}

@@ -206,7 +206,7 @@ def _survey_answered(payload: dict[str, Any], message: Message) -> Change:
         "survey",
         score=payload["average_score"],
         survey_set_id=payload["survey_set_id"],
-        # The scores, not the free text (it stays with the desk).
+        # The scores: the view keeps no free text.
         answers=[{"question_id": a["question_id"], "score": a["score"]} for a in payload["answers"]],
     )
     return Change(push={"satisfaction_history": entry})

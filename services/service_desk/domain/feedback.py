@@ -14,6 +14,8 @@ FEEDBACK_NAMESPACE = uuid.UUID("6a0d3f92-5c1e-4b87-9e26-d4b8a1c7f035")
 class Feedback(CrmAggregate):
     class PraiseRecorded(CrmAggregate.Created):
         EVENT_TYPE = "service_desk.praise_recorded"
+        # What the customer wrote stays with the desk.
+        PRIVATE = frozenset({"text"})
         feedback_id: str
         customer_id: str
         channel: str

@@ -84,6 +84,7 @@ class Ticket(CrmAggregate):
         note_id: str
         author_user_id: str
         # The text stays in the desk (get_ticket): it may hold what the customer confided.
+        PRIVATE = frozenset({"text"})
         text: str
 
         def apply(self, ticket: Ticket) -> None:
@@ -99,6 +100,7 @@ class Ticket(CrmAggregate):
 
     class AwaitingCustomer(CrmAggregate.Event):
         EVENT_TYPE = "service_desk.ticket_awaiting_customer"
+        PRIVATE = frozenset({"question"})
         ticket_id: str
         customer_id: str
         question: str
@@ -110,6 +112,7 @@ class Ticket(CrmAggregate):
 
     class CustomerReplied(CrmAggregate.Event):
         EVENT_TYPE = "service_desk.ticket_customer_replied"
+        PRIVATE = frozenset({"reply"})
         ticket_id: str
         customer_id: str
         reply: str
