@@ -27,6 +27,7 @@ COMPLAINT_CATEGORIES = (
 # The service desk.
 TICKET_KINDS = ("inquiry", "service_request", "complaint")
 TICKET_STATES = ("open", "in_progress", "awaiting_customer", "resolved", "closed")
+UNRESOLVED_TICKET_STATES = TICKET_STATES[:3]
 # Why a ticket closed: confirmed by the customer, closed as settled by the desk, closed by itself
 # when the customer did not confirm in time, or closed unresolved.
 CLOSE_REASONS = ("confirmed", "resolved", "auto_closed", "withdrawn", "duplicate")

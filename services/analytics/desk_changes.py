@@ -9,9 +9,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from contracts import fields
 from services.analytics.changes import Change, Element, Message
 
-UNRESOLVED = ("open", "in_progress", "awaiting_customer")
 DESK_LISTS: dict[str, tuple[str, ...]] = {
     "tickets": ("opened_at", "ticket_id"),
     "call_backs": ("scheduled_at", "call_back_id"),
@@ -267,7 +267,7 @@ DESK_CHANGES: dict[str, Callable[[dict[str, Any], Message], Change]] = {
 
 def sla_state(ticket: dict[str, Any], now: datetime) -> str | None:
     """On track, warned, breached or paused at ``now``; None once resolved or closed."""
-    if ticket["status"] not in UNRESOLVED:
+    if ticket["status"] not in fields.UNRESOLVED_TICKET_STATES:
         return None
     if ticket.get("breached_at"):
         return "breached"

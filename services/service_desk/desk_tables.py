@@ -11,6 +11,7 @@ from typing import Any
 
 from eventsourcing.utils import get_topic
 
+from contracts import fields
 from crm_shared.eventstore import CrmApplication
 from crm_shared.local_tables import Cursor, LocalProjection, LocalTables, by_event_name, placeholders
 from services.service_desk.domain.call_back import CallBack
@@ -21,7 +22,7 @@ TICKETS = "desk_tickets"
 CALL_BACKS = "desk_call_backs"
 COUNTS = "desk_day_counts"
 POSITIONS = "desk_local_positions"
-UNRESOLVED = ("open", "in_progress", "awaiting_customer")
+UNRESOLVED = fields.UNRESOLVED_TICKET_STATES
 # The SLA board's state of an unresolved ticket at :now (the first match wins), from its row.
 TO_BREACH = "COALESCE(deadline_s - ?, remaining_s)"
 SLA_STATE = (

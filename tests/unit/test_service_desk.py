@@ -346,6 +346,15 @@ def test_a_call_back_is_recorded_once_and_its_survey_answered_once() -> None:
         call_back.answer_survey(answers=[], by_user_id="desk-1", at=hours(26), meta=meta())
 
 
+def test_the_domain_speaks_the_contracts_vocabulary() -> None:
+    from contracts import fields
+    from services.service_desk.domain.ticket import UNRESOLVED, TicketState
+
+    assert [s.value for s in TicketState] == list(fields.TICKET_STATES)
+    assert {s.value for s in UNRESOLVED} == set(fields.UNRESOLVED_TICKET_STATES)
+    assert [s.value for s in SlaState] == list(fields.SLA_STATES)
+
+
 # Rules as data --------------------------------------------------------------------------------------
 
 

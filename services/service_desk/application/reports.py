@@ -7,12 +7,12 @@ import calendar
 from datetime import UTC, date, datetime
 from typing import Any
 
+from contracts.fields import SLA_STATES
 from crm_shared.domain import CommandMeta
 from crm_shared.errors import ValidationFailed
 from services.service_desk.application.aftercare import Aftercare
 from services.service_desk.application.base import DESK
 
-SLA_STATES = ("on_track", "warned", "breached", "paused")
 SUMMARY = (
     "call_backs_made",
     "call_backs_satisfied",
