@@ -21,6 +21,7 @@ from crm_shared.errors import InvalidState, ValidationFailed
 from services.customer.application import CustomerApplication
 from services.sales.application import SalesApplication
 from services.service_desk.application import ServiceDeskApplication
+from services.service_desk.domain import Complaint
 from tests.support import InProcessCustomers, InProcessSalesForce, customer_payload, rule_of, staffed
 
 DESK = Caller("desk-wang", Role.SERVICE_DESK)
@@ -277,3 +278,28 @@ def test_a_resolved_ticket_closes_by_itself_and_may_be_reopened_for_14_days(worl
     world.clock.advance(days=1)
     with pytest.raises(InvalidState, match="withdrawn"):
         world.do("reopen_ticket", rpc.ReopenTicket, {"ticket_id": tid, "reason": "again"})
+
+
+def test_a_complaint_of_version_1_still_reads_and_closes(world: World) -> None:
+    customer = world.register()
+    legacy = Complaint.open(
+        customer_id=customer,
+        channel="phone",
+        category="claims",
+        priority="urgent",
+        description="opened before the upgrade",
+        opened_at=world.clock.now,
+        meta=CommandMeta.new(DESK),
+    )
+    world.desk.save(legacy)
+    tid = str(legacy.id)
+    assert world.do("get_ticket", rpc.GetTicket, {"ticket_id": tid})["status"] == "open"
+    with pytest.raises(InvalidState, match="version 1"):
+        world.do("assign_ticket", rpc.AssignTicket, {"ticket_id": tid, "assignee_user_id": "desk-wang"})
+    closed = world.do(
+        "close_complaint", rpc.CloseComplaint, {"ticket_id": tid, "resolution": "paid", "satisfaction": 4}
+    )
+    assert closed["closed_within_sla"] is True
+    assert [e["event_type"] for e in world.events("service_desk.complaint_closed")] == [
+        "service_desk.complaint_closed"
+    ]

@@ -14,10 +14,11 @@ from eventsourcing.utils import EnvType
 from crm_shared.auth import Caller, Role
 from crm_shared.clock import Clock, utc_now
 from crm_shared.domain import CommandMeta
-from crm_shared.errors import FieldError, NotFound, ValidationFailed
+from crm_shared.errors import FieldError, InvalidState, NotFound, ValidationFailed
 from crm_shared.eventstore import CrmApplication
 from crm_shared.rpc import CustomerDirectory, owning_agent_of_known_customer
 from services.service_desk.desk_tables import DeskTables
+from services.service_desk.domain.legacy import Complaint
 from services.service_desk.domain.rules import DeskRules
 from services.service_desk.domain.sla import Due
 from services.service_desk.domain.survey import SurveyBank
@@ -83,6 +84,11 @@ class DeskBase(CrmApplication):
     def ticket(self, ticket_id: object) -> Ticket:
         ticket = self.find(Ticket, str(ticket_id))
         if ticket is None:
+            if self.find(Complaint, str(ticket_id)) is not None:
+                raise InvalidState(
+                    f"ticket {ticket_id} is a complaint of version 1 of the desk, on no SLA clock: "
+                    "close it with close_complaint"
+                )
             raise unknown_ticket(ticket_id)
         return ticket
 

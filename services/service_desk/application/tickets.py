@@ -13,6 +13,7 @@ from crm_shared.errors import InvalidState
 from crm_shared.rpc import CustomerDirectory, owning_agent_of_known_customer
 from services.service_desk.application.base import DESK, TAKERS, DeskBase
 from services.service_desk.domain.call_back import CallBack, SurveyRotation
+from services.service_desk.domain.legacy import Complaint
 from services.service_desk.domain.ticket import Ticket
 
 
@@ -59,6 +60,27 @@ def ticket_view(ticket: Ticket, now: datetime) -> dict[str, Any]:
         "reopen_count": ticket.reopen_count,
         "call_back_id": ticket.call_back_id,
         "version": ticket.version,
+    }
+
+
+def legacy_view(complaint: Complaint) -> dict[str, Any]:
+    """A complaint of version 1 of the desk, as version 1's get_ticket showed it."""
+    return {
+        "ticket_id": str(complaint.id),
+        "customer_id": complaint.customer_id,
+        "kind": "complaint",
+        "channel": complaint.channel,
+        "category": complaint.category,
+        "priority": complaint.priority,
+        "description": complaint.description,
+        "state": complaint.status,
+        "status": complaint.status,
+        "opened_at": complaint.created_on.isoformat(),
+        "sla_deadline": complaint.sla_deadline.isoformat(),
+        "resolution": complaint.resolution,
+        "satisfaction": complaint.satisfaction,
+        "closed_at": moment(complaint.closed_at),
+        "version": complaint.version,
     }
 
 
@@ -194,6 +216,8 @@ class Tickets(DeskBase):
     def close_complaint(self, data: dict[str, Any], meta: CommandMeta) -> Decision:
         """Version 1's one step: resolve (unless resolved) and close, with the customer's score."""
         meta.actor.require_role(*DESK)
+        if (complaint := self.find(Complaint, str(data["ticket_id"]))) is not None:
+            return self._close_version_1(complaint, data, meta)
         ticket = self.ticket(data["ticket_id"])
         if ticket.kind != "complaint":
             raise InvalidState(f"ticket {ticket.ticket_id} is an {ticket.kind}: resolve and close it instead")
@@ -215,6 +239,21 @@ class Tickets(DeskBase):
         ticket = self.ticket(data["ticket_id"])
         ticket.reopen(reason=data["reason"], reopen_within=self.rules.reopen_within, at=self.now(), meta=meta)
         return Decision(state_answer(ticket, sla_deadline=moment(ticket.clock.deadline())), (ticket,))
+
+    def _close_version_1(self, complaint: Complaint, data: dict[str, Any], meta: CommandMeta) -> Decision:
+        """A complaint opened by version 1 of the desk (still in a store) closes as it did then."""
+        complaint.close(
+            resolution=data["resolution"], satisfaction=data["satisfaction"], closed_at=self.now(), meta=meta
+        )
+        answer = {
+            "ticket_id": str(complaint.id),
+            "state": "closed",
+            "closed_at": moment(complaint.closed_at),
+            "closed_within_sla": complaint.closed_at is not None
+            and complaint.closed_at <= complaint.sla_deadline,
+            "call_back_id": None,
+        }
+        return Decision(answer, (complaint,))
 
     def _closed(self, ticket: Ticket, meta: CommandMeta) -> Decision:
         changed = [ticket, *self.call_back_for(ticket, meta)]
@@ -252,6 +291,10 @@ class Tickets(DeskBase):
         self, data: dict[str, Any], meta: CommandMeta, customers: CustomerDirectory | None = None
     ) -> dict[str, Any]:
         meta.actor.require_role(*TAKERS)
+        if (
+            complaint := self.find(Complaint, str(data["ticket_id"]))
+        ) is not None and meta.actor.role in DESK:
+            return legacy_view(complaint)
         return ticket_view(self.ticket_in_view(data["ticket_id"], meta.actor, customers), self.now())
 
     def list_ticket_categories(self, data: dict[str, Any], meta: CommandMeta) -> dict[str, Any]:
