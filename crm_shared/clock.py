@@ -25,7 +25,11 @@ class FileClock:
 
     def __call__(self) -> datetime:
         try:
-            text = self.path.read_text().strip()
+            with self.path.open() as moment:
+                if os.fstat(moment.fileno()).st_mode & 0o022:
+                    # Whoever may write it could make every deadline fall due.
+                    raise PermissionError(f"{self.path} may be written by others: the clock refuses it")
+                text = moment.read().strip()
         except FileNotFoundError:
             text = ""
         return datetime.fromisoformat(text) if text else utc_now()
@@ -37,6 +41,7 @@ class FileClock:
             raise ValueError("give the time with its UTC offset")
         temporary = self.path.with_name(self.path.name + ".new")
         temporary.write_text(moment.isoformat())
+        temporary.chmod(0o600)
         os.replace(temporary, self.path)
 
     def release(self) -> None:

@@ -16,6 +16,7 @@ import pytest
 
 from contracts import fields, rpc
 from crm_shared.auth import Caller, Role
+from crm_shared.clock import FileClock
 from crm_shared.domain import CommandMeta
 from crm_shared.errors import InvalidState, ValidationFailed
 from services.customer.application import CustomerApplication
@@ -303,3 +304,16 @@ def test_a_complaint_of_version_1_still_reads_and_closes(world: World) -> None:
     assert [e["event_type"] for e in world.events("service_desk.complaint_closed")] == [
         "service_desk.complaint_closed"
     ]
+
+
+def test_the_file_clock_moves_every_reader_and_refuses_a_file_others_may_write(tmp_path: Path) -> None:
+    clock = FileClock(tmp_path / "clock")
+    before = datetime.now(UTC)
+    assert clock() >= before  # no file: the system clock
+    clock.set(START + timedelta(days=3))
+    assert FileClock(tmp_path / "clock")() == START + timedelta(days=3)  # another reader
+    (tmp_path / "clock").chmod(0o666)
+    with pytest.raises(PermissionError, match="written by others"):
+        clock()
+    clock.release()
+    assert clock() >= before
