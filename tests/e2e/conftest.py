@@ -11,7 +11,7 @@ import pytest
 from kombu import Connection, Queue
 
 from crm_cli.client import CrmClient
-from crm_cli.system import System, free_port
+from crm_cli.system import System, free_port, fresh_vhost
 from crm_shared.auth import Caller, Role
 from crm_shared.eventstore import CrmApplication, sqlite_env
 from crm_shared.messaging import events_exchange
@@ -23,21 +23,23 @@ CONTRACT_TAP = "e2e.contract-tap"
 
 
 @pytest.fixture(scope="session")
-def system(amqp_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    """The whole CRM as real processes on a private RabbitMQ vhost and SecantusDB."""
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    """The whole CRM as real processes on a RabbitMQ vhost of its own (so that events other tests
+    publish never reach its process managers, nor its events theirs) and a SecantusDB."""
     run_dir = tmp_path_factory.mktemp("crm-system")
-    with Connection(amqp_uri) as conn:
-        events_exchange.declare(channel=conn.default_channel)
-        Queue(CONTRACT_TAP, exchange=events_exchange, routing_key="#", durable=True).bind(
-            conn.default_channel
-        ).declare()
-    # Every process reads its time from this file while a test holds it (test_service_desk), and
-    # the system clock otherwise.
-    clock_file = {"CRM_TEST_CLOCK_FILE": str(run_dir / "clock")}
-    with System(run_dir, amqp_uri, mongo_port=free_port(), extra_env=clock_file).running() as crm:
-        with CrmClient.for_caller(crm.amqp_uri, OPERATOR, crm.secret, timeout=30) as client:
-            staff_over_rpc(client)
-        yield crm
+    with fresh_vhost() as amqp_uri:
+        with Connection(amqp_uri) as conn:
+            events_exchange.declare(channel=conn.default_channel)
+            Queue(CONTRACT_TAP, exchange=events_exchange, routing_key="#", durable=True).bind(
+                conn.default_channel
+            ).declare()
+        # Every process reads its time from this file while a test holds it (test_service_desk),
+        # and the system clock otherwise.
+        clock_file = {"CRM_TEST_CLOCK_FILE": str(run_dir / "clock")}
+        with System(run_dir, amqp_uri, mongo_port=free_port(), extra_env=clock_file).running() as crm:
+            with CrmClient.for_caller(crm.amqp_uri, OPERATOR, crm.secret, timeout=30) as client:
+                staff_over_rpc(client)
+            yield crm
 
 
 @pytest.fixture(scope="session")

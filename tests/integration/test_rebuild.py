@@ -145,22 +145,37 @@ def test_rebuild_under_live_traffic_loses_nothing_and_doubles_nothing(
     assert CUSTOMER_360 not in database.list_collection_names()
     assert sum(progressed) == summary.events_read
 
-    def as_expected(doc: dict | None, want: dict) -> bool:
-        return (
-            doc is not None
-            and public_view(doc) == public_view(want)
-            and doc["applied_versions"] == want["applied_versions"]
-            and doc["revision"] == want["revision"]
-        )  # every event applied exactly once
+    def difference(doc: dict | None, want: dict) -> str | None:
+        """What keeps a served document from the history's (every event applied exactly once)."""
+        if doc is None:
+            return "missing"
+        served, wanted = public_view(doc), public_view(want)
+        for name in sorted(set(served) | set(wanted)):
+            if served.get(name) != wanted.get(name):
+                return f"{name}: served {served.get(name)!r}, history {wanted.get(name)!r}"
+        if doc["applied_versions"] != want["applied_versions"]:
+            return f"applied_versions: served {doc['applied_versions']}, history {want['applied_versions']}"
+        if doc["revision"] != want["revision"]:
+            return f"revision: served {doc['revision']}, history {want['revision']}"
+        return None
 
     def converged() -> bool:
         served = {d["_id"]: d for d in store.collection().find({})}
-        return len(served) == len(expected) and all(
-            as_expected(served.get(customer_id), doc) for customer_id, doc in expected.items()
+        differences.clear()
+        differences.update(
+            {cid: d for cid, want in expected.items() if (d := difference(served.get(cid), want))}
         )
+        differences.update({cid: "not in the history" for cid in served if cid not in expected})
+        return not differences
 
+    differences: dict[str, str] = {}
     # Generous: under a full test run the projector shares two cores with everything else.
-    wait_until(converged, timeout=180, interval=0.5, what="the rebuilt view to equal the history")
+    try:
+        wait_until(converged, timeout=180, interval=0.5, what="the rebuilt view to equal the history")
+    except AssertionError:
+        raise AssertionError(
+            f"{len(differences)} documents differ, e.g. {list(differences.items())[:3]}"
+        ) from None
     stop_relays.set()
     projector.stop()
 
