@@ -52,6 +52,7 @@ def targets(tickets: int) -> list[timedelta]:
 
 
 def seed(data_dir: Path, start: datetime, windows: list[timedelta]) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     desk = ServiceDeskApplication(env=sqlite_env(data_dir / "service_desk.sqlite"), clock=lambda: start)
     batch: list[Ticket] = []
     for i, window in enumerate(windows):
