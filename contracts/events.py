@@ -342,6 +342,8 @@ class FeedbackRecordedV1(Schema):
     about_agent_id = f.agent_id(required=True, allow_none=True)
     about_user_id = _user()
     ticket_id = fields.UUID(required=True, allow_none=True)
+    # The queue of that ticket, else null.
+    queue_id = f.code(required=True, allow_none=True)
     recorded_by_user_id = fields.String(required=True)
 
 

@@ -228,10 +228,10 @@ class DeskTables:
         self._count(cursor, e, "surveys_answered", e.queue_id, e.recorded_by_user_id)
 
     def _feedback_praiserecorded(self, cursor: Cursor, e: Feedback.PraiseRecorded) -> None:
-        self._count(cursor, e, "praise_recorded", None, e.recorded_by_user_id)
+        self._count(cursor, e, "praise_recorded", e.queue_id, e.recorded_by_user_id)
 
     def _feedback_suggestionrecorded(self, cursor: Cursor, e: Feedback.SuggestionRecorded) -> None:
-        self._count(cursor, e, "suggestions_recorded", None, e.recorded_by_user_id)
+        self._count(cursor, e, "suggestions_recorded", e.queue_id, e.recorded_by_user_id)
 
     # Reading ------------------------------------------------------------------------------------
 

@@ -245,7 +245,13 @@ def test_after_a_complaint_the_call_back_the_rotating_survey_and_the_desk_day(wo
     assert answered["average_score"] == 5.0
     with pytest.raises(InvalidState):
         world.do("record_survey_response", rpc.RecordSurveyResponse, {"ticket_id": tid, "answers": answers})
-    praise = {"customer_id": customer, "channel": "letter", "about_user_id": "desk-wang", "text": "thank you"}
+    praise = {
+        "customer_id": customer,
+        "channel": "letter",
+        "about_user_id": "desk-wang",
+        "ticket_id": tid,
+        "text": "thank you",
+    }
     world.desk.record_praise(rpc.RecordPraise().load(praise), CommandMeta.new(DESK), world.directory)
     suggestion = {"customer_id": customer, "channel": "web", "text": "let me upload claim photos"}
     world.desk.record_suggestion(
@@ -260,6 +266,7 @@ def test_after_a_complaint_the_call_back_the_rotating_survey_and_the_desk_day(wo
     assert (opening_day["complaints_recorded"], opening_day["closed_within_sla"]) == (2, 2)
     month = world.do("get_desk_summary", rpc.GetDeskSummary, {"queue_id": "complaints", "month": "2026-12"})
     assert (month["complaints_recorded"], month["call_backs_made"], month["breached"]) == (2, 1, 0)
+    assert (month["praise_recorded"], month["suggestions_recorded"]) == (1, 0)  # about its ticket
 
 
 def test_a_resolved_ticket_closes_by_itself_and_may_be_reopened_for_14_days(world: World) -> None:

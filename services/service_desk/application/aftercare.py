@@ -84,12 +84,14 @@ class Aftercare(Timers):
         meta.actor.require_role(*TAKERS)
         customer_id = str(data["customer_id"])
         owning_agent_of_known_customer(customers, customer_id)
+        queue_id = None
         if data.get("ticket_id") is not None:
             ticket = self.ticket_in_view(data["ticket_id"], meta.actor, customers)
             if ticket.customer_id != customer_id:
                 raise ValidationFailed.single(
                     "ticket_id", "other_customer", f"ticket {ticket.ticket_id} is another customer's"
                 )
+            queue_id = ticket.queue_id
         feedback = Feedback.record(
             suggestion=suggestion,
             customer_id=customer_id,
@@ -97,6 +99,7 @@ class Aftercare(Timers):
             about_agent_id=data.get("about_agent_id"),
             about_user_id=data.get("about_user_id"),
             ticket_id=str(data["ticket_id"]) if data.get("ticket_id") else None,
+            queue_id=queue_id,
             text=data["text"],
             by_user_id=meta.actor.user_id,
             at=self.now(),

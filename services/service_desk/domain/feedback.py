@@ -23,6 +23,8 @@ class Feedback(CrmAggregate):
         about_agent_id: str | None
         about_user_id: str | None
         ticket_id: str | None
+        # The queue of that ticket (its team counts it), else None.
+        queue_id: str | None
         text: str
         recorded_by_user_id: str
 
@@ -35,6 +37,7 @@ class Feedback(CrmAggregate):
     about_agent_id: str | None
     about_user_id: str | None
     ticket_id: str | None
+    queue_id: str | None
     text: str
     recorded_by_user_id: str
 
@@ -48,6 +51,7 @@ class Feedback(CrmAggregate):
         about_agent_id: str | None,
         about_user_id: str | None,
         ticket_id: str | None,
+        queue_id: str | None,
         text: str,
         by_user_id: str,
         at: datetime,
@@ -65,6 +69,7 @@ class Feedback(CrmAggregate):
             about_agent_id=about_agent_id,
             about_user_id=about_user_id,
             ticket_id=ticket_id,
+            queue_id=queue_id,
             text=text,
             recorded_by_user_id=by_user_id,
         )
