@@ -122,10 +122,15 @@ class DeskTables:
         rows = cursor.fetchall()
         return rows[0] if rows else None
 
-    def _update(self, cursor: Cursor, ticket_id: str, **changes: Any) -> dict[str, Any] | None:
+    def _update(
+        self, cursor: Cursor, ticket_id: str, stop_at: datetime | None = None, **changes: Any
+    ) -> dict[str, Any] | None:
+        """Changes a ticket's row; ``stop_at``: its clock stops then, keeping the time it had left."""
         row = self._row(cursor, ticket_id)
         if row is None:  # a ticket of an older version of the desk
             return None
+        if stop_at is not None and row["deadline_s"] is not None:
+            row.update(deadline_s=None, remaining_s=row["deadline_s"] - seconds(stop_at), warn_s=None)
         row.update(changes)
         row["next_due_s"] = next_due(row)
         names = [c for c in COLUMNS if c != "ticket_id"]
@@ -175,22 +180,13 @@ class DeskTables:
         self._update(cursor, e.ticket_id, escalation_level=e.level)
 
     def _ticket_resolved(self, cursor: Cursor, e: Ticket.Resolved) -> None:
-        row = self._row(cursor, e.ticket_id)
-        if row is None:
-            return
-        remaining = (
-            row["remaining_s"] if row["deadline_s"] is None else row["deadline_s"] - seconds(e.timestamp)
-        )
         self._update(
-            cursor, e.ticket_id, state="resolved", deadline_s=None, remaining_s=remaining, warn_s=None,
-            auto_close_s=seconds(e.auto_close_at),
-        )  # fmt: skip
+            cursor, e.ticket_id, stop_at=e.timestamp, state="resolved", auto_close_s=seconds(e.auto_close_at)
+        )
         self._count(cursor, e, "resolved", e.queue_id, e.assignee_user_id)
 
     def _ticket_closed(self, cursor: Cursor, e: Ticket.Closed) -> None:
-        self._update(
-            cursor, e.ticket_id, state="closed", deadline_s=None, warn_s=None, closed_s=seconds(e.timestamp)
-        )
+        self._update(cursor, e.ticket_id, stop_at=e.timestamp, state="closed", closed_s=seconds(e.timestamp))
         if e.reason not in ("withdrawn", "duplicate"):
             metric = "closed_within_sla" if e.closed_within_sla else "closed_late"
             self._count(cursor, e, metric, e.queue_id, e.assignee_user_id)
