@@ -6,7 +6,7 @@ arithmetic in either SQL dialect. Read after catching up with the store."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, tzinfo
+from datetime import date, datetime
 from typing import Any
 
 from eventsourcing.utils import get_topic
@@ -54,9 +54,9 @@ def next_due(row: dict[str, Any]) -> int | None:
 
 
 class DeskTables:
-    def __init__(self, app: CrmApplication, zone: tzinfo) -> None:
+    def __init__(self, app: CrmApplication) -> None:
         self.tables = LocalTables(app)
-        self.zone = zone
+        self.zone = app.zone
         events = [
             Ticket.Opened, Ticket.Assigned, Ticket.AwaitingCustomer, Ticket.CustomerReplied,
             Ticket.Escalated, Ticket.Resolved, Ticket.Closed, Ticket.Reopened, Ticket.SlaWarning,

@@ -76,7 +76,7 @@ class DeskBase(CrmApplication):
 
     @functools.cached_property
     def tables(self) -> DeskTables:
-        return DeskTables(self, self.zone)
+        return DeskTables(self)
 
     def create_own_tables(self) -> None:
         self.tables.create_tables()
