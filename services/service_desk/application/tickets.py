@@ -157,10 +157,10 @@ class Tickets(DeskBase):
     @command
     def request_customer_info(self, data: dict[str, Any], meta: CommandMeta) -> Decision:
         meta.actor.require_role(*DESK)
-        ticket = self.ticket(data["ticket_id"])
-        self.fire_fallen_due(ticket, self.now())
-        ticket.request_customer_info(question=data["question"], at=self.now(), meta=meta)
-        remaining = int(ticket.clock.remaining(self.now()).total_seconds())
+        ticket, now = self.ticket(data["ticket_id"]), self.now()
+        self.fire_fallen_due(ticket, now)
+        ticket.request_customer_info(question=data["question"], at=now, meta=meta)
+        remaining = int(ticket.clock.remaining(now).total_seconds())
         return Decision(state_answer(ticket, sla_remaining_seconds=remaining), (ticket,))
 
     @command
@@ -175,8 +175,8 @@ class Tickets(DeskBase):
         meta.actor.require_role(*DESK)
         ticket = self.ticket(data["ticket_id"])
         to_user = data.get("escalated_to_user_id")
-        if to_user is None and data["level"] == 1 and ticket.queue_id in self.rules.queues:
-            to_user = self.rules.queues[ticket.queue_id].lead_user_id
+        if to_user is None and data["level"] == 1:
+            to_user = self.lead_of(ticket)
         ticket.escalate(
             level=data["level"], reason=data["reason"], to_user_id=to_user, at=self.now(), meta=meta
         )
@@ -186,12 +186,12 @@ class Tickets(DeskBase):
     @command
     def resolve_ticket(self, data: dict[str, Any], meta: CommandMeta) -> Decision:
         meta.actor.require_role(*DESK)
-        ticket = self.ticket(data["ticket_id"])
-        self.fire_fallen_due(ticket, self.now())
+        ticket, now = self.ticket(data["ticket_id"]), self.now()
+        self.fire_fallen_due(ticket, now)
         ticket.resolve(
             resolution=data["resolution"],
             auto_close_after=self.rules.auto_close_after,
-            at=self.now(),
+            at=now,
             meta=meta,
         )
         return Decision(state_answer(ticket, auto_close_at=moment(ticket.auto_close_at)), (ticket,))
@@ -206,10 +206,10 @@ class Tickets(DeskBase):
     @command
     def close_ticket(self, data: dict[str, Any], meta: CommandMeta) -> Decision:
         meta.actor.require_role(*DESK)
-        ticket = self.ticket(data["ticket_id"])
-        if ticket.unresolved:
-            self.fire_fallen_due(ticket, self.now())
-        ticket.close(reason=data["reason"], at=self.now(), meta=meta)
+        # A resolved ticket's clock stands still: nothing falls due, and this fires nothing.
+        ticket, now = self.ticket(data["ticket_id"]), self.now()
+        self.fire_fallen_due(ticket, now)
+        ticket.close(reason=data["reason"], at=now, meta=meta)
         return self._closed(ticket, meta)
 
     @command
@@ -221,14 +221,14 @@ class Tickets(DeskBase):
         ticket = self.ticket(data["ticket_id"])
         if ticket.kind != "complaint":
             raise InvalidState(f"ticket {ticket.ticket_id} is an {ticket.kind}: resolve and close it instead")
-        if ticket.unresolved:
-            self.fire_fallen_due(ticket, self.now())
+        now = self.now()
+        self.fire_fallen_due(ticket, now)
         resolution = None if ticket.state == "resolved" else data["resolution"]
         ticket.close(
             reason="resolved",
             resolution=resolution,
             satisfaction=data["satisfaction"],
-            at=self.now(),
+            at=now,
             meta=meta,
         )
         return self._closed(ticket, meta)
