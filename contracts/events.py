@@ -594,6 +594,15 @@ class ActivityReassignedV1(_ActivityEvent):
     owner_version = fields.Integer(required=True, strict=True)
 
 
+# The payload fields that are personal data. Once ``customer.erased`` is published for a customer,
+# the history of the write side answers these as null, and every consumer that keeps events must
+# forget them too.
+PERSONAL_FIELDS: dict[str, tuple[str, ...]] = {
+    "customer.registered": ("full_name", "national_id", "mobile_phone", "email", "date_of_birth", "address"),
+    "customer.profile_updated": ("changes",),
+    "customer.contact_point_added": ("label", "value"),
+}
+
 PAYLOAD_SCHEMAS: dict[tuple[str, int], type[Schema]] = {
     ("customer.book_transfer_started", 1): BookTransferStartedV1,
     ("customer.book_transfer_progressed", 1): BookTransferProgressedV1,

@@ -264,8 +264,8 @@ def rebuild_command(args: argparse.Namespace) -> None:
     from crm_cli.progress import ProgressBar
     from crm_shared.config import Settings
     from crm_shared.relay import APPLICATIONS, load_application
+    from services.analytics.catalog import mongo_client
     from services.analytics.rebuild import Rebuilder
-    from services.analytics.store import mongo_client
 
     # --data-dir wins over CRM_DATA_DIR (its default).
     settings = Settings.from_env({**os.environ, "CRM_DATA_DIR": args.data_dir}, require_secret=False)
@@ -294,7 +294,7 @@ def verify_command(args: argparse.Namespace) -> int:
     from crm_cli.progress import ProgressBar
     from crm_shared.config import Settings
     from crm_shared.relay import APPLICATIONS, load_application
-    from services.analytics.store import mongo_client
+    from services.analytics.catalog import mongo_client
     from services.analytics.verify import Phase, Verifier
 
     bars: dict[str, ProgressBar] = {}

@@ -183,7 +183,8 @@ def prepare_queues(amqp_uri: str, queues: Mapping[str, dict[str, Any]]) -> None:
 
 def system_queues(services: list[str]) -> dict[str, dict[str, Any]]:
     """The RPC queues of the given services and the CRM's own consumer queues on crm.events."""
-    from crm_shared.messaging import CONSUMER_QUEUES, consumer_queue_arguments, rpc_queue_arguments
+    from crm_shared.messaging import consumer_queue_arguments, rpc_queue_arguments
+    from services.topology import CONSUMER_QUEUES
 
     queues = {f"rpc-{service}": rpc_queue_arguments(f"rpc-{service}") for service in services}
     return queues | {name: consumer_queue_arguments(name) for name in CONSUMER_QUEUES}
@@ -361,8 +362,10 @@ class System:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"not all {count} {service} processes serve in {timeout}s")
                 time.sleep(0.2)
+        from services.analytics.read_models import PROJECTIONS
+
         for name, queue in (
-            ("projector", "analytics.customer_360"),
+            *(("projector", p.queue) for p in PROJECTIONS.values()),
             ("handover", "customer.handover"),
             ("sales-reactions", "sales.work_follows_customer"),
         ):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from kombu import Connection, Exchange, Queue, binding
@@ -78,24 +79,17 @@ def dead_letter_queue(name: str) -> Queue:
     return Queue(f"{name}.dead", exchange=dead_letter_exchange, routing_key=name, durable=True)
 
 
-# The CRM's own durable consumers of crm.events. Publishers declare them too, so that an event
-# published before its consumer first started waits in the queue instead of being dropped as
-# unroutable. (Downstream systems declare their own queues.)
-# Queue name -> the routing keys it takes. (It names its consumers: to become one declaration per
-# context, read by everything, with the other lists of contexts.)
-CONSUMER_QUEUES: dict[str, str | tuple[str, ...]] = {
-    "analytics.customer_360": "#",
-    "customer.handover": "sales.agent_departed",
-    # The sales context's process manager: work follows the customer; complaints reach the owner.
-    "sales.work_follows_customer": ("customer.owner_changed", "service_desk.ticket_opened"),
-}
+# Queue name -> the routing keys it is bound to.
+ConsumerQueues = Mapping[str, str | tuple[str, ...]]
+# A binding older versions gave every consumer queue, removed where it is not declared.
+ALL_EVENTS = "#"
 
 
-def declare_topology(connection: Connection) -> None:
+def declare_topology(connection: Connection, consumers: ConsumerQueues) -> None:
     channel = connection.default_channel
     events_exchange.declare(channel=channel)
     dead_letter_exchange.declare(channel=channel)
-    for name, binding_key in CONSUMER_QUEUES.items():
+    for name, binding_key in consumers.items():
         declare_consumer(channel, name, binding_key)
 
 
@@ -103,6 +97,10 @@ def declare_consumer(channel: Any, name: str, binding_keys: str | tuple[str, ...
     """A consumer's durable queue on ``crm.events`` and its dead-letter queue."""
     consumer_queue(name, binding_keys).bind(channel).declare()
     dead_letter_queue(name).bind(channel).declare()
+    keys = (binding_keys,) if isinstance(binding_keys, str) else binding_keys
+    if ALL_EVENTS not in keys:
+        # Unbinding what is not bound is no error; a queue upgraded from "#" takes only its types.
+        channel.queue_unbind(name, exchange=events_exchange.name, routing_key=ALL_EVENTS)
 
 
 def encode(message: dict[str, Any]) -> bytes:

@@ -12,6 +12,7 @@ import logging
 import signal
 import threading
 import time
+from typing import Any
 
 from eventsourcing.persistence import Tracking, TrackingRecorder
 from kombu import Connection
@@ -19,6 +20,7 @@ from kombu import Connection
 from crm_shared.config import Settings
 from crm_shared.eventstore import CrmApplication
 from crm_shared.messaging import (
+    ConsumerQueues,
     PipelinedPublisher,
     broker_connection,
     declare_topology,
@@ -33,12 +35,22 @@ APPLICATIONS = {
     "sales": "services.sales.application:SalesApplication",
     "service_desk": "services.service_desk.application:ServiceDeskApplication",
 }
+# Where the CRM's consumer queues are declared (see ``declare_topology``).
+TOPOLOGY = "services.topology:CONSUMER_QUEUES"
 TRACKING_NAME = "crm.relay"
 
 
+def _imported(path: str) -> Any:
+    module_name, _, name = path.partition(":")
+    return getattr(importlib.import_module(module_name), name)
+
+
 def application_class(context: str) -> type[CrmApplication]:
-    module_name, _, class_name = APPLICATIONS[context].partition(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    return _imported(APPLICATIONS[context])
+
+
+def consumer_queues() -> ConsumerQueues:
+    return _imported(TOPOLOGY)
 
 
 def load_application(context: str, settings: Settings) -> CrmApplication:
@@ -53,8 +65,11 @@ class Relay:
         batch_size: int = 500,
         tracking_name: str | None = None,
         heartbeat: int = 30,
+        consumers: ConsumerQueues | None = None,
     ) -> None:
         self.app = app
+        # The queues to declare before publishing (none: the caller declares its own).
+        self.consumers = consumers or {}
         self.amqp_uri = amqp_uri
         self.batch_size = batch_size
         self.heartbeat = heartbeat
@@ -105,7 +120,7 @@ class Relay:
             try:
                 with broker_connection(self.amqp_uri, heartbeat=self.heartbeat) as connection:
                     connection.ensure_connection(max_retries=1)
-                    declare_topology(connection)
+                    declare_topology(connection, self.consumers)
                     publisher = PipelinedPublisher(connection, events_exchange)
                     log.info("relay %s connected at position %d", self.app.CONTEXT, self.position())
                     backoff = 0.5
@@ -143,7 +158,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = Settings.from_env()
-    relay = Relay(load_application(args.context, settings), settings.amqp_uri, args.batch_size)
+    relay = Relay(
+        load_application(args.context, settings),
+        settings.amqp_uri,
+        args.batch_size,
+        consumers=consumer_queues(),
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -1,44 +1,89 @@
-"""The analytics projector process: keeps ``customer_360`` in MongoDB up to date from
-``crm.events``."""
+"""The analytics projector process: keeps read models in MongoDB up to date from ``crm.events``.
+One process runs any set of projections (all by default), each on its own queue and connection in
+a thread of its own, so one model's slow batch or poison message never holds up another's; run a
+projection alone by naming it (``crm-projector --model customer_360``), on as many machines as
+the read-model database can take."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import signal
+import threading
+from collections.abc import Iterable
 
+from pymongo.database import Database
 from pymongo.errors import AutoReconnect, ConnectionFailure, ServerSelectionTimeoutError
 
 from crm_shared.config import Settings
 from crm_shared.projector import ProjectorRunner
-from services.analytics.store import Customer360Store, ensure_indexes, mongo_client
+from services.analytics.catalog import ReadModelCatalog, mongo_client
+from services.analytics.projections import Projection, ProjectionStatus, ProjectionWriter
+from services.analytics.read_models import PROJECTIONS
 
-QUEUE = "analytics.customer_360"
+log = logging.getLogger("crm.projector")
 
 
 def is_store_outage(error: BaseException) -> bool:
     return isinstance(error, AutoReconnect | ConnectionFailure | ServerSelectionTimeoutError)
 
 
-def build_runner(settings: Settings) -> ProjectorRunner:
-    store = Customer360Store(mongo_client(settings.mongo_uri)[settings.mongo_database])
-    ensure_indexes(store.collection())
-    return ProjectorRunner(settings.amqp_uri, QUEUE, store.apply, is_transient=is_store_outage)
+def projection_runner(
+    amqp_uri: str, database: Database, projection: Projection, status: ProjectionStatus | None = None
+) -> ProjectorRunner:
+    catalog = ReadModelCatalog(database)
+    projection.ensure_indexes(database[catalog.targets(projection.name).active])
+    writer = ProjectionWriter(database, projection, catalog, status)
+    return ProjectorRunner(
+        amqp_uri, projection.queue, writer, binding_key=projection.bindings, is_transient=is_store_outage
+    )
+
+
+def build_runners(settings: Settings, names: Iterable[str] = ()) -> list[ProjectorRunner]:
+    database = mongo_client(settings.mongo_uri)[settings.mongo_database]
+    status = ProjectionStatus(database, settings.clock())
+    chosen = list(names) or list(PROJECTIONS)
+    return [projection_runner(settings.amqp_uri, database, PROJECTIONS[n], status) for n in chosen]
+
+
+def run_all(runners: list[ProjectorRunner]) -> None:
+    """Run every runner in a thread of its own until each stops."""
+    threads = [threading.Thread(target=r.run, name=r.queue.name, daemon=True) for r in runners]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(1.0)
 
 
 def main(argv: list[str] | None = None) -> None:
-    argparse.ArgumentParser(
+    parser = argparse.ArgumentParser(
         prog="crm-projector",
         description=(
-            f"Consume crm.events from the durable queue {QUEUE} and maintain the customer_360 "
-            f"read model in MongoDB (MONGO_URI). Invalid messages go to {QUEUE}.dead."
+            "Consume crm.events and maintain the analytics read models in MongoDB (MONGO_URI): each "
+            "projection on its own durable queue, analytics.<model>, bound to the event types it "
+            "takes. Messages it cannot apply go to analytics.<model>.dead with the reason."
         ),
-    ).parse_args(argv)
+    )
+    parser.add_argument(
+        "--model",
+        action="append",
+        choices=sorted(PROJECTIONS),
+        default=[],
+        help="a read model to keep (repeatable; default: every one)",
+    )
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    runner = build_runner(Settings.from_env())
-    signal.signal(signal.SIGTERM, lambda *_: runner.stop())
-    signal.signal(signal.SIGINT, lambda *_: runner.stop())
-    runner.run()
+    runners = build_runners(Settings.from_env(), args.model)
+
+    def stop(*_: object) -> None:
+        for runner in runners:
+            runner.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("projecting %s", ", ".join(r.queue.name for r in runners))
+    run_all(runners)
 
 
 if __name__ == "__main__":

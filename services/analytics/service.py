@@ -11,7 +11,8 @@ from contracts import rpc as schemas
 from crm_shared.config import Settings
 from crm_shared.nameko_support import CrmService, RpcSalesForce
 from services.analytics.application import AnalyticsQueries
-from services.analytics.store import Customer360Store, mongo_client
+from services.analytics.catalog import mongo_client
+from services.analytics.store import Customer360Store
 
 
 class Queries(DependencyProvider):

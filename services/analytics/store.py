@@ -12,20 +12,20 @@ the projector writes to both while it runs, then reads switch over."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
-from pymongo import MongoClient, ReturnDocument, UpdateOne
+from pymongo import IndexModel, UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 from pymongo.results import BulkWriteResult
 
+from services.analytics.catalog import ReadModelCatalog
 from services.analytics.customer_360 import (
+    CHANGES,
     LIST_ORDER,
     Document,
     Message,
@@ -35,94 +35,14 @@ from services.analytics.customer_360 import (
     empty_document,
     project,
 )
+from services.analytics.projections import Outcome, Projection, ProjectionWriter
 
 CUSTOMER_360 = "customer_360"
-CATALOG = "read_models"
 
 
 # The compare-and-set token of a document: set only by ``_stamped``, compared only by ``_as_read``.
 WRITE_ID = "write_id"
 DUPLICATE_KEY = 11000
-
-
-def mongo_client(uri: str) -> MongoClient:
-    """A client whose writes are acknowledged only once they are in the database's journal, so a
-    write the projector (and so the broker) saw acknowledged survives a kill -9 of the database.
-    Any ``w`` given in ``uri`` (e.g. ``majority``) is kept."""
-    return MongoClient(uri, serverSelectionTimeoutMS=5000, tz_aware=True, journal=True)
-
-
-@dataclass(frozen=True)
-class Targets:
-    active: str
-    building: str | None
-
-
-class ReadModelCatalog:
-    """Which collection serves a read model, and which one a rebuild is filling. Lookups are cached
-    for ``ttl`` seconds; a rebuild waits longer than that before it replays (see Rebuilder)."""
-
-    def __init__(self, database: Database, ttl: float = 1.0) -> None:
-        self.collection = database[CATALOG]
-        self.ttl = ttl
-        self._cache: dict[str, tuple[float, Targets]] = {}
-
-    def targets(self, model: str) -> Targets:
-        cached = self._cache.get(model)
-        if cached and time.monotonic() - cached[0] < self.ttl:
-            return cached[1]
-        entry = self.collection.find_one({"_id": model}) or {}
-        targets = Targets(entry.get("active", model), entry.get("building"))
-        self._cache[model] = (time.monotonic(), targets)
-        return targets
-
-    # Every change below is one conditional update, so two rebuilds (or a --force while the
-    # first is still alive) cannot both believe they own the collection being built.
-
-    def _ensure_entry(self, model: str) -> None:
-        self.collection.update_one(
-            {"_id": model}, {"$setOnInsert": {"active": model, "building": None}}, upsert=True
-        )
-
-    def begin_rebuild(self, model: str, fresh: str) -> None:
-        self._ensure_entry(model)
-        claimed = self.collection.update_one({"_id": model, "building": None}, {"$set": {"building": fresh}})
-        self._cache.pop(model, None)
-        if claimed.modified_count != 1:
-            raise RuntimeError(
-                f"a rebuild of {model} into {self.targets_uncached(model).building} is already "
-                "under way; if it died, run the rebuild again with --force"
-            )
-
-    def force_rebuild(self, model: str, fresh: str) -> str | None:
-        """Take the rebuild over; returns the abandoned collection, if any."""
-        self._ensure_entry(model)
-        before = self.collection.find_one_and_update(
-            {"_id": model}, {"$set": {"building": fresh}}, return_document=ReturnDocument.BEFORE
-        )
-        self._cache.pop(model, None)
-        return (before or {}).get("building")
-
-    def abort_rebuild(self, model: str, fresh: str) -> None:
-        self.collection.update_one({"_id": model, "building": fresh}, {"$set": {"building": None}})
-        self._cache.pop(model, None)
-
-    def switch(self, model: str, fresh: str) -> str:
-        """Serve reads from ``fresh``; returns the collection it replaces. Refused if another
-        rebuild took over meanwhile."""
-        before = self.collection.find_one_and_update(
-            {"_id": model, "building": fresh},
-            {"$set": {"active": fresh, "building": None}},
-            return_document=ReturnDocument.BEFORE,
-        )
-        self._cache.pop(model, None)
-        if before is None:
-            raise RuntimeError(f"another rebuild of {model} took over; {fresh} was not switched to")
-        return str(before["active"])
-
-    def targets_uncached(self, model: str) -> Targets:
-        self._cache.pop(model, None)
-        return self.targets(model)
 
 
 class GuardedUpdate(NamedTuple):
@@ -277,7 +197,6 @@ def compare_and_delete(collection: Collection, current: Document) -> bool:
 # Ids per ``$in`` read: SecantusDB's cost per id grows with the list's length (1000 ids cost ten
 # times 100 ids per id); MongoDB does not mind either way.
 LOOKUP_CHUNK = 100
-Outcome = BaseException | None
 T = TypeVar("T")
 
 
@@ -396,13 +315,24 @@ def apply_batch(
             raise outcome
 
 
-class Customer360Store:
-    def __init__(self, database: Database, catalog: ReadModelCatalog | None = None) -> None:
-        self.database = database
-        self.catalog = catalog or ReadModelCatalog(database)
+def _apply_360(collection: Collection, messages: list[Message], rebuilding: bool) -> list[Outcome]:
+    return apply_together(collection, messages, gaps_wait_for_replay=rebuilding)
 
-    def collection(self) -> Collection:
-        return self.database[self.catalog.targets(CUSTOMER_360).active]
+
+CUSTOMER_360_PROJECTION = Projection(
+    name=CUSTOMER_360,
+    description="one document per customer: the customer 360 view",
+    event_types=frozenset(CHANGES),
+    indexes=(IndexModel("owning_agent_id"), IndexModel("merged_into", sparse=True)),
+    apply=_apply_360,
+)
+
+
+class Customer360Store(ProjectionWriter):
+    """The customer 360 collection: its reads, and (as the projector's batch handler) its writes."""
+
+    def __init__(self, database: Database, catalog: ReadModelCatalog | None = None) -> None:
+        super().__init__(database, CUSTOMER_360_PROJECTION, catalog)
 
     def get(self, customer_id: str) -> Document | None:
         return self.collection().find_one({"_id": customer_id})
@@ -412,16 +342,8 @@ class Customer360Store:
         return list(self.collection().find({"merged_into": customer_id}).sort("_id", 1).limit(limit))
 
     def apply(self, messages: list[Message]) -> list[Outcome]:
-        """Apply live events together: to the serving collection and, during a rebuild, in version
-        order to the one being built. One outcome per message (see ``apply_together``); a failure
-        of the database itself raises."""
-        targets = self.catalog.targets(CUSTOMER_360)
-        outcomes = apply_together(self.database[targets.active], messages)
-        if targets.building:
-            apply_batch(self.database[targets.building], messages, gaps_wait_for_replay=True)
-        return outcomes
+        return self(messages)
 
 
 def ensure_indexes(collection: Collection[Any]) -> None:
-    collection.create_index("owning_agent_id")
-    collection.create_index("merged_into", sparse=True)
+    CUSTOMER_360_PROJECTION.ensure_indexes(collection)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
+from contracts.events import PERSONAL_FIELDS as PUBLISHED_PERSONAL_FIELDS
 from contracts.rpc import CONTACT_VALUE_FIELDS
 from contracts.validators import national_id_birth_date
 from crm_shared.domain import CommandMeta, CrmAggregate
@@ -56,7 +57,7 @@ class Customer(CrmAggregate):
     # same names initialise the aggregate, so creation events need no apply().
     class Registered(CrmAggregate.Created):
         EVENT_TYPE = "customer.registered"
-        PERSONAL_FIELDS = ("full_name", "national_id", "mobile_phone", "email", "date_of_birth", "address")
+        PERSONAL_FIELDS = PUBLISHED_PERSONAL_FIELDS[EVENT_TYPE]
         customer_id: str
         full_name: str
         national_id: str
@@ -95,7 +96,7 @@ class Customer(CrmAggregate):
         """Only the fields that changed, with their new values."""
 
         EVENT_TYPE = "customer.profile_updated"
-        PERSONAL_FIELDS = ("changes",)
+        PERSONAL_FIELDS = PUBLISHED_PERSONAL_FIELDS[EVENT_TYPE]
         customer_id: str
         changes: dict[str, Any]
         reason: str
@@ -106,7 +107,7 @@ class Customer(CrmAggregate):
 
     class ContactPointAdded(CrmAggregate.Event):
         EVENT_TYPE = "customer.contact_point_added"
-        PERSONAL_FIELDS = ("label", "value")
+        PERSONAL_FIELDS = PUBLISHED_PERSONAL_FIELDS[EVENT_TYPE]
         customer_id: str
         contact_point_id: str
         kind: str

@@ -23,6 +23,7 @@ from services.customer.application import CustomerApplication
 from services.customer.handover import HANDOVER
 
 QUEUE = "customer.handover"
+BINDING = "sales.agent_departed"
 REACTION = "hand_over_departed_agents_book"
 log = logging.getLogger("crm.handover")
 
@@ -32,7 +33,7 @@ class HandoverProcess:
         self.app = app
         self.poll_seconds = poll_seconds
         self.stop_event = threading.Event()
-        self.reactions = ProjectorRunner(amqp_uri, QUEUE, self.react, binding_key="sales.agent_departed")
+        self.reactions = ProjectorRunner(amqp_uri, QUEUE, self.react, binding_key=BINDING)
 
     def react(self, envelopes: list[dict[str, Any]]) -> list[BaseException | None]:
         outcomes: list[BaseException | None] = []

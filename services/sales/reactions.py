@@ -22,6 +22,7 @@ from services.sales.application import SalesApplication
 QUEUE = "sales.work_follows_customer"
 BINDING = "customer.owner_changed"
 COMPLAINED = "service_desk.ticket_opened"
+BINDINGS = (BINDING, COMPLAINED)
 REACTION = "move_work_with_customer"
 COMPLAINT_REACTION = "call_the_customer_about_a_complaint"
 # Whose name the moves are recorded under (who changed the owner is in the owner change).
@@ -32,7 +33,7 @@ log = logging.getLogger("crm.sales.reactions")
 class SalesReactions:
     def __init__(self, app: SalesApplication, amqp_uri: str) -> None:
         self.app = app
-        self.runner = ProjectorRunner(amqp_uri, QUEUE, self.react, binding_key=(BINDING, COMPLAINED))
+        self.runner = ProjectorRunner(amqp_uri, QUEUE, self.react, binding_key=BINDINGS)
 
     def react(self, envelopes: list[dict[str, Any]]) -> list[BaseException | None]:
         outcomes: list[BaseException | None] = []

@@ -15,7 +15,8 @@ from kombu import Connection
 from crm_cli.client import CrmClient
 from crm_cli.system import System, free_port, fresh_vhost
 from crm_shared.auth import Caller, Role
-from services.analytics.store import CUSTOMER_360, ReadModelCatalog, mongo_client
+from services.analytics.catalog import ReadModelCatalog, mongo_client
+from services.analytics.store import CUSTOMER_360
 from tests.e2e.conftest import Stores
 from tests.support import customer_payload, staff_over_rpc, wait_until
 

@@ -16,7 +16,8 @@ from kombu import Connection
 from crm_cli.system import REPO, System
 from crm_shared.messaging import dead_letter_exchange, encode, events_exchange
 from crm_shared.relay import Relay
-from services.analytics.store import CUSTOMER_360, ReadModelCatalog
+from services.analytics.catalog import ReadModelCatalog
+from services.analytics.store import CUSTOMER_360
 from tests.e2e.conftest import Stores
 from tests.faults.conftest import (
     Load,
@@ -222,7 +223,7 @@ def test_kill_9_the_read_model_database_five_times_mid_stream_loses_nothing(
 ) -> None:
     """Every read-model write is journaled before its message is acknowledged: documents that were
     in the database before a kill -9 are there after the restart, and the view converges."""
-    from services.analytics.store import mongo_client
+    from services.analytics.catalog import mongo_client
 
     def documents() -> dict[str, int]:
         client = mongo_client(crm.mongo_uri)

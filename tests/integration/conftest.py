@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from services.analytics.store import mongo_client
+from services.analytics.catalog import mongo_client
 
 
 @pytest.fixture

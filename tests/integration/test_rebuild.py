@@ -16,9 +16,10 @@ from crm_shared.domain import CommandMeta
 from crm_shared.eventstore import CrmApplication, sqlite_env
 from crm_shared.projector import ProjectorRunner
 from crm_shared.relay import Relay
+from services.analytics.catalog import ReadModelCatalog
 from services.analytics.customer_360 import project, public_view
 from services.analytics.rebuild import Rebuilder
-from services.analytics.store import CUSTOMER_360, Customer360Store, ReadModelCatalog
+from services.analytics.store import CUSTOMER_360, Customer360Store
 from services.customer.application import CustomerApplication
 from services.sales.application import SalesApplication
 from services.service_desk.application import ServiceDeskApplication

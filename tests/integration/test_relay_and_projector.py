@@ -19,12 +19,14 @@ from crm_shared.auth import Caller
 from crm_shared.dead_letters import list_dead_letters, requeue_dead_letters
 from crm_shared.domain import CommandMeta
 from crm_shared.eventstore import sqlite_env
-from crm_shared.messaging import CONSUMER_QUEUES, encode, events_exchange
+from crm_shared.messaging import encode, events_exchange
 from crm_shared.projector import ProjectorRunner
 from crm_shared.relay import Relay
+from services.analytics.catalog import mongo_client
 from services.analytics.projector import is_store_outage
-from services.analytics.store import Customer360Store, mongo_client
+from services.analytics.store import Customer360Store
 from services.customer.application import CustomerApplication
+from services.topology import CONSUMER_QUEUES
 from tests.support import customer_payload, sales_force, wait_until
 
 
@@ -272,7 +274,7 @@ def test_events_published_before_the_projector_ever_ran_wait_for_it(
     with fresh_vhost() as private_uri:
         register_many(customers, operator, 3)
         stop = threading.Event()
-        relay = Relay(customers, private_uri)
+        relay = Relay(customers, private_uri, consumers=CONSUMER_QUEUES)
         thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
         thread.start()
         wait_until(lambda: relay.position() == customers.max_position(), what="the relay")

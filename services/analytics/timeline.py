@@ -1,0 +1,181 @@
+"""The customer timeline: every interaction with a customer, one document per public event that
+names the customer, newest first, paged. Each entry keeps the event's envelope as published, so the
+timeline is also the customer's own history: the 360 view as of any moment is these envelopes up to
+it, folded by ``customer_360.project`` (``view_as_of``). An event is its own document, so applying
+one is an insert keyed by its id: a redelivery changes nothing, and order and gaps do not matter.
+When a customer is erased, the personal fields of their entries are blanked, as the write side's
+own history forgets them."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateMany, UpdateOne
+from pymongo.collection import Collection
+
+from contracts.events import PAYLOAD_SCHEMAS, PERSONAL_FIELDS
+from crm_shared.errors import ValidationFailed
+from services.analytics.changes import Message
+from services.analytics.customer_360 import utc_text
+from services.analytics.projections import Outcome, Projection
+
+TIMELINE = "customer_timeline"
+
+# Every event type whose payload names a customer.
+CUSTOMER_EVENTS = frozenset(
+    t for (t, _), schema in PAYLOAD_SCHEMAS.items() if "customer_id" in schema().fields
+)
+
+# What an entry shows of its event beside its type, time and actor: identifiers, kinds and states,
+# amounts; never free text (a description or note may say what the customer told) nor personal data.
+DETAILS = (
+    "policy_number",
+    "product",
+    "annual_premium",
+    "claim_id",
+    "amount_claimed",
+    "amount_paid",
+    "status",
+    "due_date",
+    "days_late",
+    "opportunity_id",
+    "stage",
+    "to_stage",
+    "source",
+    "activity_id",
+    "kind",
+    "outcome",
+    "planned_start",
+    "ticket_id",
+    "category",
+    "priority",
+    "channel",
+    "queue_id",
+    "escalation_level",
+    "close_reason",
+    "score",
+    "previous_agent_id",
+    "new_agent_id",
+    "agent_id",
+    "to_agent_id",
+    "purpose",
+    "in_force",
+    "survivor_id",
+    "duplicate_id",
+    "reason",
+    "quote_id",
+)
+
+
+def sequence_key(message: Message) -> str:
+    """Sorts a customer's entries in time order, and one aggregate's events in version order even
+    when they share a moment (a frozen test clock, a burst of one command)."""
+    return f"{utc_text(message['occurred_at'])}|{message['aggregate_id']}|{message['aggregate_version']:010d}"
+
+
+def entry_of(message: Message) -> dict[str, Any]:
+    payload = message["payload"]
+    return {
+        "_id": message["event_id"],
+        "customer_id": str(payload["customer_id"]),
+        "seq": sequence_key(message),
+        "at": message["occurred_at"],
+        "event_type": message["event_type"],
+        "actor": message["actor"],
+        "details": {name: payload[name] for name in DETAILS if payload.get(name) is not None},
+        "envelope": message,
+    }
+
+
+def _writes(message: Message) -> list[UpdateOne | UpdateMany]:
+    customer_id = message["payload"].get("customer_id")
+    if customer_id is None:  # an activity with no customer
+        return []
+    entry = entry_of(message)
+    writes: list[UpdateOne | UpdateMany] = [
+        UpdateOne({"_id": entry["_id"]}, {"$setOnInsert": entry}, upsert=True)
+    ]
+    if message["event_type"] == "customer.erased":
+        writes += [
+            UpdateMany(
+                {"customer_id": str(customer_id), "event_type": event_type},
+                {"$set": {f"envelope.payload.{name}": None for name in names}},
+            )
+            for event_type, names in PERSONAL_FIELDS.items()
+        ]
+    return writes
+
+
+def apply_timeline(collection: Collection, messages: list[Message], _rebuilding: bool) -> list[Outcome]:
+    writes = [w for m in messages for w in _writes(m)]
+    if writes:
+        # In order: an erasure blanks what was inserted before it in the same batch.
+        collection.bulk_write(writes, ordered=True)
+    return [None] * len(messages)
+
+
+TIMELINE_PROJECTION = Projection(
+    name=TIMELINE,
+    description="one document per event naming a customer: the paged timeline and the 360 as of a date",
+    event_types=CUSTOMER_EVENTS,
+    indexes=(IndexModel([("customer_id", ASCENDING), ("seq", ASCENDING)]),),
+    apply=apply_timeline,
+)
+
+
+def encode_cursor(values: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode()
+
+
+def decode_cursor(cursor: str, arity: int, field: str = "cursor") -> list[Any]:
+    try:
+        values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        values = None
+    if not isinstance(values, list) or len(values) != arity or not all(isinstance(v, str) for v in values):
+        raise ValidationFailed.single(
+            field, "invalid_cursor", "not a cursor this query gave; start without one"
+        )
+    return values
+
+
+def timeline_page(
+    collection: Collection, customer_ids: list[str], limit: int, cursor: str | None
+) -> dict[str, Any]:
+    """Newest first: ``limit`` entries older than ``cursor``, and the cursor of the next page."""
+    query: dict[str, Any] = {
+        "customer_id": customer_ids[0] if len(customer_ids) == 1 else {"$in": customer_ids}
+    }
+    if cursor:
+        (before,) = decode_cursor(cursor, 1)
+        query["seq"] = {"$lt": before}
+    found = list(collection.find(query, {"envelope": 0}).sort("seq", DESCENDING).limit(limit + 1))
+    entries = found[:limit]
+    return {
+        "entries": [
+            {
+                "event_id": e["_id"],
+                "customer_id": e["customer_id"],
+                "at": e["at"],
+                "event_type": e["event_type"],
+                "actor": e["actor"],
+                "details": e["details"],
+            }
+            for e in entries
+        ],
+        "next_cursor": encode_cursor([entries[-1]["seq"]]) if len(found) > limit else None,
+    }
+
+
+def history_until(collection: Collection, customer_id: str, as_of: str) -> Iterator[Message]:
+    """The customer's envelopes that happened at or before ``as_of``, in time order, streamed."""
+    until = f"{utc_text(as_of)}|\uffff"
+    cursor = collection.find({"customer_id": customer_id, "seq": {"$lte": until}}, {"envelope": 1}).sort(
+        "seq", ASCENDING
+    )
+    for entry in cursor.batch_size(500):
+        yield entry["envelope"]

@@ -1,0 +1,18 @@
+"""The CRM's own durable consumers of crm.events, each queue with the event types it is bound to,
+gathered from the contexts' declarations. Relays declare them before publishing, so an event
+published before its consumer first started waits in the queue instead of being dropped as
+unroutable. (Downstream systems declare their own queues.)"""
+
+from __future__ import annotations
+
+from services.analytics.read_models import consumer_queues as analytics_queues
+from services.customer.handover_process import BINDING as HANDOVER_BINDING
+from services.customer.handover_process import QUEUE as HANDOVER_QUEUE
+from services.sales.reactions import BINDINGS as SALES_REACTION_BINDINGS
+from services.sales.reactions import QUEUE as SALES_REACTION_QUEUE
+
+CONSUMER_QUEUES: dict[str, tuple[str, ...]] = {
+    **analytics_queues(),
+    HANDOVER_QUEUE: (HANDOVER_BINDING,),
+    SALES_REACTION_QUEUE: SALES_REACTION_BINDINGS,
+}
