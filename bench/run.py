@@ -39,14 +39,9 @@ from crm_shared.domain import CommandMeta
 from crm_shared.eventstore import sqlite_env
 from crm_shared.messaging import PipelinedPublisher, encode, events_exchange
 from crm_shared.relay import Relay
+from services.analytics.catalog import ReadModelCatalog, mongo_client
 from services.analytics.rebuild import peak_rss_mb
-from services.analytics.store import (
-    CUSTOMER_360,
-    ReadModelCatalog,
-    bulk_waves,
-    ensure_indexes,
-    mongo_client,
-)
+from services.analytics.store import CUSTOMER_360, bulk_waves, ensure_indexes
 from services.customer.application import CustomerApplication
 from services.customer.domain import Customer, NationalIdClaim
 from services.sales.application import SalesApplication
@@ -588,7 +583,7 @@ def raw_same_shape_updates(mongo_uri: str, customers: int, batch: int = 1000) ->
     return written / seconds
 
 
-def rebuild(system: System) -> dict[str, Any]:
+def rebuild(system: System, model: str = "customer_360") -> dict[str, Any]:
     env = {**system.env, "CRM_DATA_DIR": str(system.run_dir / "data")}
     result = subprocess.run(
         [
@@ -596,7 +591,7 @@ def rebuild(system: System) -> dict[str, Any]:
             "-m",
             "crm_cli.main",
             "rebuild",
-            "analytics",
+            model,
             "--json",
             "--mongo-uri",
             system.mongo_uri,
@@ -785,7 +780,7 @@ def main(argv: list[str] | None = None) -> None:
             summary = rebuild(system)
             report.add(
                 f"rebuild replay at {summary['events_read']:,} ev",
-                summary["events_projected"] / summary["replay_seconds"],
+                summary["models"][0]["events_projected"] / summary["replay_seconds"],
                 ceiling,
                 "events/s",
                 "same updates, raw pymongo bulk",

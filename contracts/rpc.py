@@ -354,7 +354,49 @@ class GetDeskSummary(Strict):
 
 
 class GetCustomer360(Strict):
+    """The view now, or as it was at the moment ``as_of`` (from the customer's event history)."""
+
     customer_id = f.uuid_field(required=True)
+    as_of = _moment(load_default=None, allow_none=True)
+
+
+class GetCustomerTimeline(Strict):
+    """Every interaction with the customer, newest first, paged with ``cursor`` (the
+    ``next_cursor`` of the previous page)."""
+
+    customer_id = f.uuid_field(required=True)
+    limit = _limit()
+    cursor = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=400))
+
+
+class FindCustomers(Strict):
+    """Customers whose name starts with ``name`` (case and full-width forms folded), or with this
+    mobile phone, or national id ending in these four characters, or owned by this agent; the
+    criteria given all apply. Ordered by name, paged with ``cursor``."""
+
+    name = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=100))
+    mobile_phone = f.mobile_phone(load_default=None, allow_none=True)
+    national_id_last4 = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Regexp(r"^[0-9]{3}[0-9Xx]$", error="format: the last four of a national id"),
+    )
+    owning_agent_id = f.agent_id(load_default=None, allow_none=True)
+    limit = _limit(20)
+    cursor = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=400))
+
+    @validates_schema
+    def _some_criterion(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("name") is not None and not data["name"].strip():
+            raise ValidationError("blank: a name prefix needs a letter", "name")
+        if not any(data.get(k) for k in ("name", "mobile_phone", "national_id_last4", "owning_agent_id")):
+            raise ValidationError(
+                "required: give a name, mobile_phone, national_id_last4 or owning_agent_id", "name"
+            )
+
+
+class GetProjections(Strict):
+    pass
 
 
 class Ping(Strict):

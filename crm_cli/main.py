@@ -25,6 +25,7 @@ from crm_cli import (
     record,
     sales_force,
     selling,
+    views,
 )
 from crm_cli.client import CrmClient
 from crm_cli.system import REPO, rpc_consumers
@@ -34,7 +35,7 @@ from crm_shared.messaging import broker_reachable
 
 # Command groups of their own, each with its COMMANDS, add_commands() and run(args, client), and
 # the SERVICE it talks to (the customer service unless it says).
-GROUPS = (ownership, record, contacts, merging, erasure, planning, desk)
+GROUPS = (ownership, record, contacts, merging, erasure, planning, desk, views)
 
 
 def _caller(args: argparse.Namespace) -> Caller:
@@ -116,18 +117,23 @@ def build_parser() -> argparse.ArgumentParser:
     close.add_argument("--resolution", required=True)
     close.add_argument("--satisfaction", required=True, type=int, help="1 (worst) to 5 (best)")
 
-    view = commands.add_parser("360", help="print a customer's 360 view from analytics")
-    view.add_argument("customer_id")
+    from services.analytics.read_models import PROJECTIONS
 
     rebuild = commands.add_parser(
         "rebuild",
-        help="rebuild read models from the event stores, then switch reads to them",
-        description="Replay every event of the three event stores, in order, into fresh read-model "
-        "collections, then switch reads to them. Live events keep flowing and are neither lost nor "
-        "applied twice. Reads the event stores and MongoDB directly (CRM_DATA_DIR or PostgreSQL "
-        "settings, MONGO_URI): run it where the services run.",
+        help="rebuild a read model (or all) from the event stores, then switch reads to it",
+        description="Replay every event of the three event stores, in order, into a fresh collection "
+        "per read model (all of them from one replay), then switch reads to them. Live events keep "
+        "flowing and are neither lost nor applied twice; memory stays flat however long the "
+        "history. Reads the event stores and MongoDB directly (CRM_DATA_DIR or PostgreSQL "
+        "settings, MONGO_URI): run it where the services run. 'crm projections' shows each "
+        "model's lag and whether a rebuild is under way.",
     )
-    rebuild.add_argument("context", choices=["analytics"], help="whose read models to rebuild")
+    rebuild.add_argument(
+        "model",
+        choices=[*sorted(PROJECTIONS), "all", "analytics"],
+        help="the read model to rebuild, or all ('analytics', the older spelling, means all)",
+    )
     rebuild.add_argument("--batch-size", type=int, default=1000, help="events per read and write")
     rebuild.add_argument(
         "--force",
@@ -255,8 +261,6 @@ def request_for(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]:
                     "satisfaction": args.satisfaction,
                 },
             )
-        case "360":
-            return "analytics", "get_customer_360", {"customer_id": args.customer_id}
     raise SystemExit(f"unknown command {args.command}")
 
 
@@ -265,6 +269,7 @@ def rebuild_command(args: argparse.Namespace) -> None:
     from crm_shared.config import Settings
     from crm_shared.relay import APPLICATIONS, load_application
     from services.analytics.catalog import mongo_client
+    from services.analytics.read_models import PROJECTIONS
     from services.analytics.rebuild import Rebuilder
 
     # --data-dir wins over CRM_DATA_DIR (its default).
@@ -272,21 +277,25 @@ def rebuild_command(args: argparse.Namespace) -> None:
     sources = [load_application(context, settings) for context in APPLICATIONS]
     client = mongo_client(args.mongo_uri)
     rebuilder = Rebuilder(client[settings.mongo_database], sources, batch_size=args.batch_size)
-    bar = ProgressBar(rebuilder.total_events(), "rebuilding customer_360")
+    everything = args.model in ("all", "analytics")
+    chosen = list(PROJECTIONS.values()) if everything else [PROJECTIONS[args.model]]
+    bar = ProgressBar(rebuilder.total_events(), f"rebuilding {', '.join(p.name for p in chosen)}")
     try:
-        summary = rebuilder.rebuild_customer_360(bar.advance, force=args.force)
+        summary = rebuilder.rebuild(chosen, bar.advance, force=args.force)
     except RuntimeError as e:
         raise SystemExit(str(e)) from None
     bar.finish()
     if args.json:
         print(json.dumps(summary.as_dict()))
-    else:
+        return
+    print(
+        f"{summary.events_read:,} events read in {summary.seconds:.1f}s "
+        f"({summary.events_per_second:,.0f} events/s, peak memory {summary.peak_rss_mb:.0f} MB)"
+    )
+    for model in summary.models:
         print(
-            f"rebuilt {summary.model}: {summary.events_read:,} events read, "
-            f"{summary.events_projected:,} projected into {summary.documents:,} documents in "
-            f"{summary.seconds:.1f}s ({summary.events_per_second:,.0f} events/s, peak memory "
-            f"{summary.peak_rss_mb:.0f} MB); reads now use {summary.collection}, "
-            f"{summary.replaced} was dropped"
+            f"rebuilt {model.model}: {model.events_projected:,} events projected into "
+            f"{model.documents:,} documents; reads now use {model.collection}, {model.replaced} was dropped"
         )
 
 

@@ -184,3 +184,19 @@ class PipelinedPublisher:
 
     def close(self) -> None:
         self.channel.close()
+
+
+class BrokerQueues:
+    """Queue depths as the broker reports them (a passive declare, which creates nothing)."""
+
+    def __init__(self, amqp_uri: str) -> None:
+        self.amqp_uri = amqp_uri
+
+    def depth(self, queue: str) -> tuple[int, int]:
+        """(messages waiting to be delivered, consumers) of ``queue``; (0, 0) if it does not exist."""
+        with broker_connection(self.amqp_uri, heartbeat=0) as connection:
+            try:
+                _, waiting, consumers = connection.default_channel.queue_declare(queue, passive=True)
+            except Exception:  # no such queue: nothing was ever bound or consumed there
+                return 0, 0
+        return int(waiting), int(consumers)

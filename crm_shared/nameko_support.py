@@ -192,6 +192,13 @@ class RpcSalesForce:
             return frozenset(teams)
         return frozenset(self._scope_of([], user_id)["managed_team_ids"])
 
+    def owners_in_team(self, team_id: str) -> list[str]:
+        """The team's agents and its pool: every owner whose customers its manager may act on."""
+        reply = bounded_call(self.sales_rpc.get_team, {"team_id": team_id}, "sales")
+        raise_for(reply, "team")
+        team = reply["result"]
+        return [team["pool_owner_id"], *(a["agent_id"] for a in team["agents"])]
+
 
 class CrmService:
     """What every CRM service answers besides its own operations: ``ping``, a signed no-op that

@@ -2,27 +2,73 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
-from crm_shared.access import TeamScope, require_customer_access
-from crm_shared.auth import Role
+from pymongo.collection import Collection
+from pymongo.database import Database
+
+from crm_shared.access import TeamScope, require_customer_access, unknown_customer
+from crm_shared.auth import Caller, Role
 from crm_shared.clock import Clock, utc_now
 from crm_shared.domain import CommandMeta
-from crm_shared.errors import CustomerMerged
-from services.analytics.customer_360 import public_view, with_duplicates
+from crm_shared.errors import CustomerMerged, PermissionDenied
+from services.analytics.catalog import ReadModelCatalog
+from services.analytics.changes import Document, Message
+from services.analytics.customer_360 import project, public_view, with_duplicates
+from services.analytics.projections import Lag, ProjectionStatus, lag_of
+from services.analytics.read_models import PROJECTIONS
+from services.analytics.search import CUSTOMER_SEARCH, find_page
 from services.analytics.store import Customer360Store
+from services.analytics.timeline import TIMELINE, history_until, timeline_page
+
+
+class SalesForceScope(TeamScope, Protocol):
+    def owners_in_team(self, team_id: str) -> list[str]: ...
+
+
+class QueueDepths(Protocol):
+    def depth(self, queue: str) -> tuple[int, int]:
+        """(messages waiting, consumers) of a queue."""
+        ...
+
+
+# Roles that see every customer's 360 view (beside operators and admins).
+READS_EVERY_CUSTOMER = (Role.SERVICE_DESK,)
+
+
+def fold(history: Iterator[Message]) -> Document | None:
+    """A customer's document from their events in order (``customer_360.project`` one by one)."""
+    doc: Document | None = None
+    for message in history:
+        doc = project(doc, message) or doc
+    return doc
 
 
 class AnalyticsQueries:
-    def __init__(self, customer_360: Customer360Store, clock: Clock = utc_now) -> None:
-        self.customer_360 = customer_360
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock = utc_now,
+        catalog: ReadModelCatalog | None = None,
+        queues: QueueDepths | None = None,
+    ) -> None:
+        self.database = database
+        self.catalog = catalog or ReadModelCatalog(database)
+        self.customer_360 = Customer360Store(database, self.catalog)
         # The view's "now": what is overdue, whether a ticket's SLA is warned or breached.
         self.clock = clock
+        self.queues = queues
+        self.status = ProjectionStatus(database)
 
-    def get_customer_360(self, data: dict[str, Any], meta: CommandMeta, scope: TeamScope) -> dict[str, Any]:
-        customer_id = str(data["customer_id"])
+    def _collection(self, model: str) -> Collection:
+        return self.database[self.catalog.targets(model).active]
+
+    def _governing(self, customer_id: str, meta: CommandMeta, scope: TeamScope) -> Document:
+        """The customer's document, once the caller may see it. A merged duplicate is its
+        survivor's: whoever may act on the survivor learns where it went."""
         doc = self.customer_360.get(customer_id)
-        # A merged duplicate is its survivor's: whoever may act on the survivor learns where it went.
         governing = self.customer_360.get(doc["merged_into"]) if doc and doc.get("merged_into") else doc
         # One answer for a customer that is not there (or not yet: a just-registered customer
         # appears within moments) and for one outside the caller's scope.
@@ -31,11 +77,82 @@ class AnalyticsQueries:
             customer_id,
             governing["owning_agent_id"] if governing else None,
             scope,
-            also=(Role.SERVICE_DESK,),
+            also=READS_EVERY_CUSTOMER,
         )
         assert doc is not None
         if doc.get("merged_into"):
             raise CustomerMerged.into(customer_id, doc["merged_into"])
+        return doc
+
+    def get_customer_360(self, data: dict[str, Any], meta: CommandMeta, scope: TeamScope) -> dict[str, Any]:
+        customer_id = str(data["customer_id"])
+        doc = self._governing(customer_id, meta, scope)
+        if data.get("as_of") is not None:
+            return self._as_of(customer_id, data["as_of"])
         if doc.get("merged_from"):
             doc = with_duplicates(doc, self.customer_360.merged_into(customer_id))
         return public_view(doc, self.clock())
+
+    def _as_of(self, customer_id: str, as_of: datetime) -> dict[str, Any]:
+        """The view as it was at ``as_of``: the customer's events up to then, folded, shown at that
+        moment (what was overdue or breached then). The caller's scope is judged as of now."""
+        moment = as_of.astimezone(UTC).isoformat()
+        timeline = self._collection(TIMELINE)
+        doc = fold(history_until(timeline, customer_id, moment))
+        if doc is None:
+            raise unknown_customer(customer_id)  # not registered yet at that moment
+        if doc.get("merged_into"):
+            raise CustomerMerged.into(customer_id, doc["merged_into"])
+        duplicates = [
+            fold(history_until(timeline, d["customer_id"], moment)) for d in doc.get("merged_from", [])
+        ]
+        if duplicates:
+            doc = with_duplicates(doc, [d for d in duplicates if d is not None])
+        view = public_view(doc, as_of)
+        view["as_of"] = moment
+        return view
+
+    def get_customer_timeline(
+        self, data: dict[str, Any], meta: CommandMeta, scope: TeamScope
+    ) -> dict[str, Any]:
+        customer_id = str(data["customer_id"])
+        doc = self._governing(customer_id, meta, scope)
+        # A survivor's timeline holds its duplicates' interactions too.
+        customers = [customer_id, *(d["customer_id"] for d in doc.get("merged_from", []))]
+        page = timeline_page(self._collection(TIMELINE), customers, data["limit"], data["cursor"])
+        return {"customer_id": customer_id, **page}
+
+    def find_customers(
+        self, data: dict[str, Any], meta: CommandMeta, scope: SalesForceScope
+    ) -> dict[str, Any]:
+        owners = self._owners_in_scope(meta.actor, scope)
+        if owners == []:
+            return {"customers": [], "next_cursor": None}
+        return find_page(self._collection(CUSTOMER_SEARCH), data, owners, data["limit"], data["cursor"])
+
+    @staticmethod
+    def _owners_in_scope(caller: Caller, scope: SalesForceScope) -> list[str] | None:
+        """The owners whose customers the caller may find (None: all), by the shared access rule."""
+        if caller.sees_everything or caller.role in READS_EVERY_CUSTOMER:
+            return None
+        if caller.role == Role.AGENT and caller.agent_id:
+            return [caller.agent_id]
+        if caller.role == Role.MANAGER:
+            teams = sorted(scope.teams_managed_by(caller.user_id))
+            return [owner for team in teams for owner in scope.owners_in_team(team)]
+        return []
+
+    def get_projections(self, _data: dict[str, Any], meta: CommandMeta) -> dict[str, Any]:
+        if not meta.actor.sees_everything:
+            raise PermissionDenied("only operators and admins see the projections")
+        return {"projections": [lag.as_dict() for lag in self.lags()]}
+
+    def lags(self) -> list[Lag]:
+        now = self.clock()
+        lags = []
+        for projection in PROJECTIONS.values():
+            waiting, consumers = self.queues.depth(projection.queue) if self.queues else (0, 0)
+            status = self.status.get(projection.name)
+            building = self.catalog.targets_uncached(projection.name).building
+            lags.append(lag_of(projection, status, waiting, consumers, building, now))
+        return lags

@@ -1,6 +1,7 @@
-"""Rebuild of the analytics read models from the event stores, while live events keep flowing.
+"""Rebuild of analytics read models from the event stores, while live events keep flowing. Any
+set of projections is rebuilt from one replay: each batch read is applied to every one of them.
 
-1. Record a fresh collection as ``building`` in the catalog. From then on the live projector also
+1. Record a fresh collection per model as ``building`` in the catalog. From then on the live projector also
    applies every event it consumes to the fresh collection, in strict version order.
 2. Wait longer than the catalog cache lives, so every projector has seen step 1.
 3. Replay every stored event of every store, in each store's order, in batches, into the fresh
@@ -23,19 +24,28 @@ from typing import Any
 from pymongo.database import Database
 
 from crm_shared.eventstore import CrmApplication
-from services.analytics.store import CUSTOMER_360, ReadModelCatalog, apply_batch, ensure_indexes
+from services.analytics.catalog import ReadModelCatalog
+from services.analytics.projections import Projection, monotonic_collection_name, raise_first
 
 Progress = Callable[[int], None]
 
 
 @dataclass(frozen=True)
-class RebuildSummary:
+class RebuiltModel:
     model: str
     collection: str
     replaced: str
-    events_read: int
     events_projected: int
     documents: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RebuildSummary:
+    models: list[RebuiltModel]
+    events_read: int
     seconds: float
     events_per_second: float
     replay_seconds: float
@@ -44,6 +54,9 @@ class RebuildSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def model(self, name: str) -> RebuiltModel:
+        return next(m for m in self.models if m.model == name)
 
 
 def peak_rss_mb(pid: int | str = "self") -> float:
@@ -82,55 +95,81 @@ class Rebuilder:
     def total_events(self) -> int:
         return sum(source.max_position() for source in self.sources)
 
-    def rebuild_customer_360(
-        self, progress: Progress = lambda _n: None, *, force: bool = False
+    def rebuild(
+        self, projections: Sequence[Projection], progress: Progress = lambda _n: None, *, force: bool = False
     ) -> RebuildSummary:
         started = time.monotonic()
-        fresh = f"{CUSTOMER_360}_{time.strftime('%Y%m%d%H%M%S')}_{time.monotonic_ns() % 10**6:06d}"
-        collection = self.database[fresh]
-        if force:
-            abandoned = self.catalog.force_rebuild(CUSTOMER_360, fresh)
-        else:
-            self.catalog.begin_rebuild(CUSTOMER_360, fresh)
-            abandoned = None
-        ensure_indexes(collection)
+        fresh: dict[str, str] = {}
         try:
+            for projection in projections:
+                fresh[projection.name] = self._begin(projection, force)
             time.sleep(self.settle_seconds)  # every projector now writes to both
-            if abandoned:
-                self.database.drop_collection(abandoned)
-            read = projected = 0
-            replay_started = time.monotonic()
-            for source in self.sources:
-                for batch in source.notifications(after=0, batch_size=self.batch_size):
-                    messages = [m for n in batch if (m := source.envelope(n)) is not None]
-                    apply_batch(collection, messages)
-                    read += len(batch)
-                    projected += len(messages)
-                    progress(len(batch))
+            read, projected, replay_seconds = self._replay(projections, fresh, progress)
         except BaseException:
-            self.catalog.abort_rebuild(CUSTOMER_360, fresh)
-            time.sleep(self.settle_seconds)  # projectors stop writing to it before it goes
-            self.database.drop_collection(fresh)
+            for name, collection in fresh.items():
+                self.catalog.abort_rebuild(name, collection)
+            time.sleep(self.settle_seconds)  # projectors stop writing to them before they go
+            for collection in fresh.values():
+                self.database.drop_collection(collection)
             raise
-        replay_seconds = time.monotonic() - replay_started
-        try:
-            replaced = self.catalog.switch(CUSTOMER_360, fresh)
-        except RuntimeError:
-            self.database.drop_collection(fresh)
-            raise
-        time.sleep(self.settle_seconds)  # let readers and writers move off the old one
-        self.database.drop_collection(replaced)
+        replaced: dict[str, str] = {}
+        for projection in projections:
+            try:
+                replaced[projection.name] = self.catalog.switch(projection.name, fresh[projection.name])
+            except RuntimeError:
+                self.database.drop_collection(fresh[projection.name])
+                raise
+        time.sleep(self.settle_seconds)  # let readers and writers move off the old ones
+        for collection in replaced.values():
+            self.database.drop_collection(collection)
         seconds = time.monotonic() - started
         return RebuildSummary(
-            model=CUSTOMER_360,
-            collection=fresh,
-            replaced=replaced,
+            models=[
+                RebuiltModel(
+                    model=p.name,
+                    collection=fresh[p.name],
+                    replaced=replaced[p.name],
+                    events_projected=projected[p.name],
+                    documents=self.database[fresh[p.name]].estimated_document_count(),
+                )
+                for p in projections
+            ],
             events_read=read,
-            events_projected=projected,
-            documents=collection.estimated_document_count(),
             seconds=round(seconds, 2),
             events_per_second=round(read / seconds, 1) if seconds else 0.0,
             replay_seconds=round(replay_seconds, 2),
             replay_events_per_second=round(read / replay_seconds, 1) if replay_seconds else 0.0,
             peak_rss_mb=round(peak_rss_mb(), 1),
         )
+
+    def _begin(self, projection: Projection, force: bool) -> str:
+        fresh = monotonic_collection_name(projection.name)
+        if force:
+            abandoned = self.catalog.force_rebuild(projection.name, fresh)
+        else:
+            self.catalog.begin_rebuild(projection.name, fresh)
+            abandoned = None
+        projection.ensure_indexes(self.database[fresh])
+        if abandoned:
+            self.database.drop_collection(abandoned)
+        return fresh
+
+    def _replay(
+        self, projections: Sequence[Projection], fresh: dict[str, str], progress: Progress
+    ) -> tuple[int, dict[str, int], float]:
+        read = 0
+        projected = dict.fromkeys(fresh, 0)
+        replay_started = time.monotonic()
+        for source in self.sources:
+            for batch in source.notifications(after=0, batch_size=self.batch_size):
+                messages = [m for n in batch if (m := source.envelope(n)) is not None]
+                for projection in projections:
+                    taken = [m for m in messages if projection.takes(m)]
+                    if taken:
+                        collection = self.database[fresh[projection.name]]
+                        # Store order: a gap here is a real one, never left for later.
+                        raise_first(projection.apply(collection, taken, False))
+                    projected[projection.name] += len(taken)
+                read += len(batch)
+                progress(len(batch))
+        return read, projected, time.monotonic() - replay_started

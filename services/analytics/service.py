@@ -9,10 +9,10 @@ from nameko.rpc import RpcProxy, rpc
 
 from contracts import rpc as schemas
 from crm_shared.config import Settings
+from crm_shared.messaging import BrokerQueues
 from crm_shared.nameko_support import CrmService, RpcSalesForce
 from services.analytics.application import AnalyticsQueries
 from services.analytics.catalog import mongo_client
-from services.analytics.store import Customer360Store
 
 
 class Queries(DependencyProvider):
@@ -20,7 +20,7 @@ class Queries(DependencyProvider):
         settings = Settings.from_env()
         self.client = mongo_client(settings.mongo_uri)
         database = self.client[settings.mongo_database]
-        self.queries = AnalyticsQueries(Customer360Store(database), settings.clock())
+        self.queries = AnalyticsQueries(database, settings.clock(), queues=BrokerQueues(settings.amqp_uri))
 
     def stop(self) -> None:
         self.client.close()
@@ -43,4 +43,30 @@ class AnalyticsService(CrmService):
             schemas.GetCustomer360,
             payload,
             lambda data, meta: self.queries.get_customer_360(data, meta, scope),
+        )
+
+    @rpc
+    def get_customer_timeline(self, payload: Any) -> dict:
+        scope = RpcSalesForce(self.sales_rpc)
+        return self.request.run(
+            "get_customer_timeline",
+            schemas.GetCustomerTimeline,
+            payload,
+            lambda data, meta: self.queries.get_customer_timeline(data, meta, scope),
+        )
+
+    @rpc
+    def find_customers(self, payload: Any) -> dict:
+        scope = RpcSalesForce(self.sales_rpc)
+        return self.request.run(
+            "find_customers",
+            schemas.FindCustomers,
+            payload,
+            lambda data, meta: self.queries.find_customers(data, meta, scope),
+        )
+
+    @rpc
+    def get_projections(self, payload: Any) -> dict:
+        return self.request.run(
+            "get_projections", schemas.GetProjections, payload, self.queries.get_projections
         )

@@ -19,7 +19,7 @@ from crm_shared.relay import Relay
 from services.analytics.catalog import ReadModelCatalog
 from services.analytics.customer_360 import project, public_view
 from services.analytics.rebuild import Rebuilder
-from services.analytics.store import CUSTOMER_360, Customer360Store
+from services.analytics.store import CUSTOMER_360, CUSTOMER_360_PROJECTION, Customer360Store
 from services.customer.application import CustomerApplication
 from services.sales.application import SalesApplication
 from services.service_desk.application import ServiceDeskApplication
@@ -136,13 +136,14 @@ def test_rebuild_under_live_traffic_loses_nothing_and_doubles_nothing(
 
     catalog.switch = slow_switch  # type: ignore[method-assign]
     rebuilder = Rebuilder(database, sources, batch_size=40, catalog=catalog)
-    summary = rebuilder.rebuild_customer_360(progressed.append)
+    summary = rebuilder.rebuild([CUSTOMER_360_PROJECTION], progressed.append)
     writer.stop.set()
     live.join()
 
     expected = fold_all(sources)
     assert len(expected) > 150  # the writer kept writing during the rebuild
-    assert summary.collection != CUSTOMER_360 and summary.replaced == CUSTOMER_360
+    rebuilt = summary.model(CUSTOMER_360)
+    assert rebuilt.collection != CUSTOMER_360 and rebuilt.replaced == CUSTOMER_360
     assert CUSTOMER_360 not in database.list_collection_names()
     assert sum(progressed) == summary.events_read
 
@@ -187,7 +188,7 @@ def test_a_second_rebuild_waits_for_the_first_unless_forced(database, tmp_path: 
     catalog.begin_rebuild(CUSTOMER_360, "customer_360_dead")
     rebuilder = Rebuilder(database, [customers], catalog=catalog)
     with pytest.raises(RuntimeError, match="already under way"):
-        rebuilder.rebuild_customer_360()
-    summary = rebuilder.rebuild_customer_360(force=True)
-    assert catalog.targets_uncached(CUSTOMER_360).active == summary.collection
+        rebuilder.rebuild([CUSTOMER_360_PROJECTION])
+    summary = rebuilder.rebuild([CUSTOMER_360_PROJECTION], force=True)
+    assert catalog.targets_uncached(CUSTOMER_360).active == summary.model(CUSTOMER_360).collection
     assert catalog.targets_uncached(CUSTOMER_360).building is None

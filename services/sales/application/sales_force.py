@@ -18,6 +18,7 @@ from services.sales.domain import (
     SuccessorRule,
     Team,
     TeamRoster,
+    pool_of,
     successors,
     team_of_pool,
 )
@@ -266,6 +267,8 @@ class SalesForce(CrmApplication):
             "name": team.name,
             "branch": team.branch,
             "manager_user_id": team.manager_user_id,
+            # The owner id of the team's unassigned customers.
+            "pool_owner_id": pool_of(team.team_id),
             "agents": [agent_view(a) for a in members],
             "version": team.version,
         }
