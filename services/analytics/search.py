@@ -91,6 +91,20 @@ def registers_of(message: Message) -> dict[str, dict[str, Any]]:
     return {}
 
 
+def search_document(doc: dict[str, Any] | None, message: Message) -> dict[str, Any]:
+    """What ``apply_search`` makes of ``doc`` in the database, in Python: each register takes the
+    event's fields only if the event is newer than the one that last wrote it."""
+    new: dict[str, Any] = {"_id": str(message["payload"]["customer_id"])} if doc is None else dict(doc)
+    versions: dict[str, int] = dict(new.get("versions", {}))
+    version = int(message["aggregate_version"])
+    for register, fields in registers_of(message).items():
+        if versions.get(register, 0) < version:
+            new.update(fields)
+            versions[register] = version
+    new["versions"] = versions
+    return new
+
+
 def _writes(message: Message) -> list[UpdateOne]:
     customer_id = str(message["payload"]["customer_id"])
     version = int(message["aggregate_version"])

@@ -154,6 +154,12 @@ def timeline_page(
         (before,) = decode_cursor(cursor, 1)
         query["seq"] = {"$lt": before}
     found = list(collection.find(query, {"envelope": 0}).sort("seq", DESCENDING).limit(limit + 1))
+    return page_of(found, limit)
+
+
+def page_of(found: list[dict[str, Any]], limit: int) -> dict[str, Any]:
+    """The page shown of ``found`` (up to ``limit + 1`` entries, newest first): the first
+    ``limit``, and a cursor only if there is more."""
     entries = found[:limit]
     return {
         "entries": [
@@ -171,11 +177,15 @@ def timeline_page(
     }
 
 
+def as_of_key(as_of: str) -> str:
+    """The highest sequence key of an event that happened at or before ``as_of``."""
+    return f"{utc_text(as_of)}|\uffff"
+
+
 def history_until(collection: Collection, customer_id: str, as_of: str) -> Iterator[Message]:
     """The customer's envelopes that happened at or before ``as_of``, in time order, streamed."""
-    until = f"{utc_text(as_of)}|\uffff"
-    cursor = collection.find({"customer_id": customer_id, "seq": {"$lte": until}}, {"envelope": 1}).sort(
-        "seq", ASCENDING
-    )
+    cursor = collection.find(
+        {"customer_id": customer_id, "seq": {"$lte": as_of_key(as_of)}}, {"envelope": 1}
+    ).sort("seq", ASCENDING)
     for entry in cursor.batch_size(500):
         yield entry["envelope"]

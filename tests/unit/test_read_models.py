@@ -1,0 +1,242 @@
+"""The read models beside the 360 document, as pure functions: customer search (a register per
+field), the timeline (an entry per event), the 360 as of a moment, paging and lag. No I/O."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from crm_shared.errors import ValidationFailed
+from services.analytics.application import fold
+from services.analytics.customer_360 import CHANGES
+from services.analytics.projections import lag_of
+from services.analytics.read_models import PROJECTIONS, consumer_queues
+from services.analytics.search import (
+    SEARCH_PROJECTION,
+    normalised_name,
+    phone_digits,
+    search_document,
+    search_query,
+)
+from services.analytics.timeline import (
+    TIMELINE_PROJECTION,
+    _writes,
+    as_of_key,
+    decode_cursor,
+    entry_of,
+    page_of,
+    sequence_key,
+)
+
+CUSTOMER = str(uuid.uuid4())
+T0 = datetime(2027, 1, 4, 9, 0, tzinfo=UTC)
+
+
+def envelope(
+    event_type: str, version: int, payload: dict[str, Any], at: datetime, aggregate_id: str = CUSTOMER
+) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{aggregate_id}:{version}")),
+        "event_type": event_type,
+        "occurred_at": at.isoformat(),
+        "context": event_type.split(".")[0],
+        "aggregate_type": "x",
+        "aggregate_id": aggregate_id,
+        "aggregate_version": version,
+        "global_position": version,
+        "correlation_id": "c",
+        "causation_id": None,
+        "actor": {"user_id": "op", "role": "operator"},
+        "payload": {"customer_id": CUSTOMER, **payload},
+    }
+
+
+REGISTERED = {
+    "full_name": "Wang Xiaoming",
+    "national_id": "11010519491231002X",
+    "mobile_phone": "+86 138 0013 8000",
+    "email": None,
+    "date_of_birth": "1949-12-31",
+    "address": None,
+    "owning_agent_id": "A-1",
+}
+
+
+def record_history() -> list[dict[str, Any]]:
+    return [
+        envelope("customer.registered", 1, REGISTERED, T0),
+        envelope(
+            "customer.profile_updated", 2, {"changes": {"full_name": "Wang Xiaohong"}}, T0 + timedelta(1)
+        ),
+        envelope(
+            "customer.owner_changed",
+            3,
+            {"previous_agent_id": "A-1", "new_agent_id": "A-2", "reason": "r", "transfer_id": None},
+            T0 + timedelta(2),
+        ),
+        envelope(
+            "customer.profile_updated", 4, {"changes": {"mobile_phone": "13900139000"}}, T0 + timedelta(3)
+        ),
+        envelope(
+            "customer.consent_recorded", 5, {"channel": "sms", "purpose": "marketing"}, T0 + timedelta(4)
+        ),
+    ]
+
+
+def search_fold(messages: list[dict[str, Any]]) -> dict[str, Any] | None:
+    doc = None
+    for m in messages:
+        doc = search_document(doc, m)
+    return doc
+
+
+def test_search_ends_as_the_latest_versions_say_in_any_order_and_however_often_delivered() -> None:
+    history = record_history()
+    expected = search_fold(history)
+    assert expected is not None
+    assert (expected["full_name"], expected["name_key"]) == ("Wang Xiaohong", "wang xiaohong")
+    assert (expected["mobile"], expected["owning_agent_id"], expected["id_last4"]) == (
+        "13900139000",
+        "A-2",
+        "002X",
+    )
+    assert expected["national_id_masked"] == "**************002X"
+    for order in itertools.permutations(history):
+        assert search_fold(list(order)) == expected
+    shuffled = history * 3
+    random.Random(7).shuffle(shuffled)
+    assert search_fold(shuffled) == expected
+
+
+def test_search_with_an_event_missing_keeps_what_the_others_say() -> None:
+    history = record_history()
+    without_rename = [m for m in history if m["aggregate_version"] != 2]
+    doc = search_fold(without_rename[::-1])
+    assert doc is not None
+    assert doc["full_name"] == "Wang Xiaoming" and doc["owning_agent_id"] == "A-2"
+    # The gap filled later (a requeued dead letter) still lands: its register is older than nothing.
+    assert search_fold([*without_rename, history[1]]) == search_fold(history)
+
+
+def test_erasure_blanks_what_search_finds_and_older_events_cannot_bring_it_back() -> None:
+    history = record_history()
+    erased = envelope("customer.erased", 6, {"reason": "r", "request_reference": "x"}, T0 + timedelta(5))
+    doc = search_fold([*history, erased, history[0], history[1]])
+    assert doc is not None
+    assert doc["erased"] is True and doc["full_name"] is None and doc["mobile"] is None
+    assert doc["name_key"] == "" and doc["id_last4"] is None
+    assert doc["owning_agent_id"] == "A-2"
+
+
+def test_names_and_phones_are_normalised() -> None:
+    assert normalised_name("  \uff37\uff21\uff2e\uff27   Xiao\u3000Ming ") == "wang xiao ming"
+    assert phone_digits("+86 138-0013-8000") == phone_digits("13800138000") == "13800138000"
+
+
+def test_the_search_filter_keeps_to_the_callers_owners() -> None:
+    assert search_query({"name": "Wang"}, ["A-1"]) == {
+        "merged_into": None,
+        "name_key": {"$gte": "wang", "$lt": "wang\U0010ffff"},
+        "owning_agent_id": "A-1",
+    }
+    # Asking for another agent's customers within a scope that lacks them finds nothing.
+    assert search_query({"owning_agent_id": "A-9"}, ["A-1", "A-2"])["owning_agent_id"] == {"$in": []}
+    assert search_query({"owning_agent_id": "A-2"}, ["A-1", "A-2"])["owning_agent_id"] == "A-2"
+    assert "owning_agent_id" not in search_query({"mobile_phone": "13800138000"}, None)
+
+
+def ticket_opened(version: int, at: datetime, ticket: str = "T-1") -> dict[str, Any]:
+    return envelope(
+        "service_desk.ticket_opened",
+        version,
+        {
+            "ticket_id": ticket,
+            "kind": "complaint",
+            "channel": "phone",
+            "category": "billing",
+            "priority": "high",
+            "queue_id": "complaints",
+            "description": "the customer said something private",
+            "subject": "charged twice",
+        },
+        at,
+        aggregate_id=ticket,
+    )
+
+
+def test_a_timeline_entry_shows_identifiers_and_states_never_free_text() -> None:
+    entry = entry_of(ticket_opened(1, T0))
+    assert entry["details"] == {
+        "ticket_id": "T-1",
+        "kind": "complaint",
+        "category": "billing",
+        "priority": "high",
+        "channel": "phone",
+        "queue_id": "complaints",
+    }
+    assert entry["_id"] == ticket_opened(1, T0)["event_id"]  # a redelivery is the same entry
+
+
+def test_one_aggregates_events_at_one_moment_keep_their_version_order() -> None:
+    same_moment = [ticket_opened(v, T0) for v in (10, 9, 2, 1)]
+    assert [m["aggregate_version"] for m in sorted(same_moment, key=sequence_key)] == [1, 2, 9, 10]
+
+
+def test_erasure_blanks_the_personal_fields_of_the_customers_entries() -> None:
+    erased = envelope("customer.erased", 6, {"reason": "r", "request_reference": "x"}, T0)
+    blanked = {w._filter["event_type"]: set(w._doc["$set"]) for w in _writes(erased)[1:]}  # type: ignore[union-attr]
+    assert blanked["customer.registered"] >= {"envelope.payload.full_name", "envelope.payload.national_id"}
+    assert blanked["customer.profile_updated"] == {"envelope.payload.changes"}
+
+
+def test_the_360_as_of_a_moment_holds_exactly_what_had_happened_by_then() -> None:
+    history = record_history()
+    noon = (T0 + timedelta(days=2, hours=3)).isoformat()
+    chosen = [m for m in sorted(history, key=sequence_key) if sequence_key(m) <= as_of_key(noon)]
+    assert [m["aggregate_version"] for m in chosen] == [1, 2, 3]
+    doc = fold(iter(chosen))
+    assert doc is not None
+    assert doc["profile"]["full_name"] == "Wang Xiaohong" and doc["owning_agent_id"] == "A-2"
+    assert doc["profile"]["mobile_phone"] == REGISTERED["mobile_phone"]  # changed only later
+    # At the very moment of an event, the event counts.
+    assert sequence_key(history[3]) <= as_of_key(history[3]["occurred_at"])
+
+
+def test_a_timeline_page_has_a_cursor_only_when_more_follows() -> None:
+    entries = [entry_of(ticket_opened(v, T0 + timedelta(minutes=v))) for v in range(5, 0, -1)]
+    page = page_of(entries, 4)
+    assert [e["details"]["ticket_id"] for e in page["entries"]] == ["T-1"] * 4
+    assert decode_cursor(page["next_cursor"], 1) == [entries[3]["seq"]]
+    assert page_of(entries[:4], 4)["next_cursor"] is None
+    for garbage in ("not-base64!", "W10=", "WzEsMl0="):  # invalid; []; [1, 2]
+        with pytest.raises(ValidationFailed) as refused:
+            decode_cursor(garbage, 1)
+        assert refused.value.fields[0].field == "cursor"
+
+
+def test_each_projection_is_bound_to_exactly_the_events_it_takes() -> None:
+    queues = consumer_queues()
+    assert set(queues) == {f"analytics.{name}" for name in PROJECTIONS}
+    for projection in PROJECTIONS.values():
+        assert queues[projection.queue] == tuple(sorted(projection.event_types))
+        assert "#" not in projection.event_types
+    # Everything the 360 takes names a customer, so it is on the timeline, the 360's history.
+    assert set(CHANGES) <= TIMELINE_PROJECTION.event_types
+    assert SEARCH_PROJECTION.event_types <= TIMELINE_PROJECTION.event_types
+    assert "sales.agent_moved" not in TIMELINE_PROJECTION.event_types
+
+
+def test_lag_is_the_last_delay_when_caught_up_and_grows_while_events_wait() -> None:
+    projection = PROJECTIONS["customer_360"]
+    status = {"last_batch_at": T0.isoformat(), "last_delay_seconds": 0.08, "applied": 10}
+    caught_up = lag_of(projection, status, 0, 1, None, T0 + timedelta(minutes=5))
+    assert (caught_up.waiting_events, caught_up.behind_seconds) == (0, 0.08)
+    stuck = lag_of(projection, status, 250, 0, None, T0 + timedelta(minutes=5))
+    assert (stuck.waiting_events, stuck.behind_seconds) == (250, 300.0)
+    never_ran = lag_of(projection, {}, 0, 0, "customer_360_x", T0)
+    assert (never_ran.behind_seconds, never_ran.rebuilding_into) == (0.0, "customer_360_x")
