@@ -112,10 +112,10 @@ class Load:
         )
 
 
-def read_model(system: System):
+def read_model(system: System, model: str = CUSTOMER_360):
     client = mongo_client(system.mongo_uri)
     database = client["crm"]
-    return database[ReadModelCatalog(database).targets(CUSTOMER_360).active]
+    return database[ReadModelCatalog(database).targets_uncached(model).active]
 
 
 def assert_converged(system: System, stores: Stores, load: Load, timeout: float = 180) -> None:
@@ -153,6 +153,18 @@ def assert_converged(system: System, stores: Stores, load: Load, timeout: float 
         interval=0.5,
         what=f"the 360 view to hold {expected} (docs, policies, applied events)",
     )
+    # The other read models: an entry per event on the timeline (keyed by event id, so the count
+    # says nothing is missing and nothing doubled), a search document per customer.
+    for model, count in (
+        ("customer_timeline", len(registered) + len(sold)),
+        ("customer_search", len(registered)),
+    ):
+        wait_until(
+            lambda m=model, c=count: read_model(system, m).count_documents({}) == c,
+            timeout=timeout,
+            interval=0.5,
+            what=f"{model} to hold {count} documents",
+        )
 
 
 def rabbitmq_app(action: str) -> None:

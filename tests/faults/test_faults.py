@@ -49,6 +49,39 @@ def test_kill_9_the_projector_mid_stream(crm: System, stores: Stores) -> None:
     assert_converged(crm, stores, load)
 
 
+def test_kill_9_the_projector_during_a_rebuild_of_every_read_model_under_load(
+    crm: System, stores: Stores
+) -> None:
+    load = Load(crm, total=1200)
+    threads = load.start()
+    load.wait_for(200)
+    rebuild = subprocess.Popen(
+        [sys.executable, "-m", "crm_cli.main", "rebuild", "all", "--batch-size", "50", "--json"],
+        cwd=REPO,
+        env={**crm.env, "CRM_DATA_DIR": str(crm.run_dir / "data"), "MONGO_URI": crm.mongo_uri},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    database = read_model(crm).database
+    catalog = ReadModelCatalog(database)
+    wait_until(
+        lambda: all(catalog.targets_uncached(m).building for m in ("customer_360", "customer_timeline")),
+        timeout=60,
+        what="the rebuild to start",
+    )
+    kill_9(crm, "projector")  # it dies writing to the serving and the fresh collections
+    load.wait_for(700)
+    crm.start(["projector"])
+    out, err = rebuild.communicate(timeout=600)
+    assert rebuild.returncode == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert {m["model"] for m in summary["models"]} == {"customer_360", "customer_timeline", "customer_search"}
+    for t in threads:
+        t.join(300)
+    assert_converged(crm, stores, load)
+
+
 def test_kill_9_a_write_service_and_its_relay_between_storing_and_publishing(
     crm: System, stores: Stores
 ) -> None:
