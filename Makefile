@@ -5,12 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit integration e2e lint format bench bench-quick profile clean help
+.PHONY: run test unit integration e2e lint format bench bench-quick bench-scale profile clean help
 
 help:
 	@echo "make run     start the whole CRM on this machine (Ctrl-C stops it)"
 	@echo "make test    run every test: unit, integration and end-to-end"
 	@echo "make bench   benchmarks with same-run ceilings (bench-quick: small sizes)"
+	@echo "make bench-scale   the read models at 1,000,000 customers (about 45 minutes)"
 	@echo "make profile flame graphs of a service under the command load (PROFILE_ARGS='--process projector')"
 	@echo "make lint    ruff (lint and format) and mypy"
 	@echo "make clean   remove the virtual environment and local data (.run/)"
@@ -41,6 +42,10 @@ e2e: $(STAMP)
 bench: $(STAMP)
 	@bash deploy/local/ensure-services.sh
 	$(BIN)/python -m bench.run
+
+bench-scale: $(STAMP)
+	@bash deploy/local/ensure-services.sh
+	$(BIN)/python -m bench.scale
 
 bench-quick: $(STAMP)
 	@bash deploy/local/ensure-services.sh

@@ -399,6 +399,18 @@ class GetProjections(Strict):
     pass
 
 
+class ReadHistory(Strict):
+    """The context's public events stored after position ``after`` (0: from the start), as
+    published; ask again from ``next_after`` until ``events`` is empty and it stops moving."""
+
+    after = fields.Integer(
+        strict=True, required=True, validate=validate.Range(min=0, error="range: 0 or more")
+    )
+    limit = fields.Integer(
+        strict=True, load_default=1000, validate=validate.Range(1, 5000, error="range: 1 to 5000")
+    )
+
+
 class Ping(Strict):
     pass
 

@@ -72,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
         "the field and the rule that failed.",
     )
     parser.add_argument("--amqp-uri", default=os.environ.get("AMQP_URI", DEFAULT_AMQP_URI))
-    parser.add_argument("--secret-file", default=str(REPO / ".run" / "auth_secret"))
+    parser.add_argument(
+        "--secret-file", default=os.environ.get("CRM_AUTH_SECRET_FILE", str(REPO / ".run" / "auth_secret"))
+    )
     parser.add_argument(
         "--as",
         dest="as_role",
@@ -125,9 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Replay every event of the three event stores, in order, into a fresh collection "
         "per read model (all of them from one replay), then switch reads to them. Live events keep "
         "flowing and are neither lost nor applied twice; memory stays flat however long the "
-        "history. Reads the event stores and MongoDB directly (CRM_DATA_DIR or PostgreSQL "
-        "settings, MONGO_URI): run it where the services run. 'crm projections' shows each "
-        "model's lag and whether a rebuild is under way.",
+        "history. Reads each context's public events over its read_history RPC (as an operator: "
+        "--as operator, the default) and writes MongoDB directly (MONGO_URI). 'crm projections' "
+        "shows each model's lag and whether a rebuild is under way.",
     )
     rebuild.add_argument(
         "model",
@@ -141,7 +143,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="take over from a rebuild that died (drops its half-built collection)",
     )
     rebuild.add_argument("--json", action="store_true", help="print the summary as JSON")
-    rebuild.add_argument("--data-dir", default=os.environ.get("CRM_DATA_DIR", str(REPO / ".run" / "data")))
     rebuild.add_argument("--mongo-uri", default=os.environ.get("MONGO_URI", DEFAULT_MONGO_URI))
 
     verify = commands.add_parser(
@@ -265,25 +266,28 @@ def request_for(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]:
 
 
 def rebuild_command(args: argparse.Namespace) -> None:
+    from crm_cli.history import RpcHistory
     from crm_cli.progress import ProgressBar
     from crm_shared.config import Settings
-    from crm_shared.relay import APPLICATIONS, load_application
+    from crm_shared.relay import APPLICATIONS
     from services.analytics.catalog import mongo_client
     from services.analytics.read_models import PROJECTIONS
     from services.analytics.rebuild import Rebuilder
 
-    # --data-dir wins over CRM_DATA_DIR (its default).
-    settings = Settings.from_env({**os.environ, "CRM_DATA_DIR": args.data_dir}, require_secret=False)
-    sources = [load_application(context, settings) for context in APPLICATIONS]
-    client = mongo_client(args.mongo_uri)
-    rebuilder = Rebuilder(client[settings.mongo_database], sources, batch_size=args.batch_size)
+    for service in APPLICATIONS:
+        if not rpc_consumers(args.amqp_uri, service):
+            raise SystemExit(f"the {service} service is not running: a rebuild reads its history from it")
     everything = args.model in ("all", "analytics")
     chosen = list(PROJECTIONS.values()) if everything else [PROJECTIONS[args.model]]
-    bar = ProgressBar(rebuilder.total_events(), f"rebuilding {', '.join(p.name for p in chosen)}")
-    try:
-        summary = rebuilder.rebuild(chosen, bar.advance, force=args.force)
-    except RuntimeError as e:
-        raise SystemExit(str(e)) from None
+    database = mongo_client(args.mongo_uri)[Settings.from_env(require_secret=False).mongo_database]
+    with CrmClient.for_caller(args.amqp_uri, _caller(args), _secret(args), timeout=60) as client:
+        sources = [RpcHistory(client, service) for service in APPLICATIONS]
+        rebuilder = Rebuilder(database, sources, batch_size=args.batch_size)
+        bar = ProgressBar(rebuilder.total_events(), f"rebuilding {', '.join(p.name for p in chosen)}")
+        try:
+            summary = rebuilder.rebuild(chosen, bar.advance, force=args.force)
+        except RuntimeError as e:
+            raise SystemExit(str(e)) from None
     bar.finish()
     if args.json:
         print(json.dumps(summary.as_dict()))

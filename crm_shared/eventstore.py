@@ -153,6 +153,19 @@ class CrmApplication(Application):
             yield list(batch)
             after = batch[-1].id
 
+    def public_history(self, after: int, limit: int) -> dict[str, Any]:
+        """The public messages of up to ``limit`` stored events after position ``after``, as the
+        relay publishes them (the contract, for consumers that rebuild from history), and the
+        position to ask from next; ``max_position`` says how far the store reaches now."""
+        batch = self.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
+        self.before_decoding(batch)
+        return {
+            "context": self.CONTEXT,
+            "events": [m for n in batch if (m := self.envelope(n)) is not None],
+            "next_after": batch[-1].id if batch else after,
+            "max_position": self.max_position(),
+        }
+
     def before_decoding(self, notifications: Sequence[Notification]) -> None:
         """Called with each batch ``notifications`` reads, before its events are decoded (a
         context whose events are sealed reads the keys of the whole batch at once)."""

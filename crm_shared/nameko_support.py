@@ -15,9 +15,10 @@ from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
 
 import crm_shared.nameko_hardening  # noqa: F401  (patches nameko's RPC consumer on import)
-from contracts.rpc import Ping
+from contracts.rpc import Ping, ReadHistory
 from crm_shared.access import SCOPE_TTL_SECONDS
 from crm_shared.config import Settings
+from crm_shared.domain import CommandMeta
 from crm_shared.errors import (
     CrmError,
     CustomerMerged,
@@ -27,6 +28,7 @@ from crm_shared.errors import (
     PermissionDenied,
     ValidationFailed,
 )
+from crm_shared.eventstore import CrmApplication
 from crm_shared.rpc import RequestContext
 
 log = logging.getLogger("crm.nameko")
@@ -209,3 +211,20 @@ class CrmService:
     @rpc
     def ping(self, payload: Any = None) -> dict:
         return self.request.run("ping", Ping, {} if payload is None else payload, lambda _d, _m: "pong")
+
+
+class EventSourcedService(CrmService):
+    """A service with an event store of its own (its ``app``): it also answers ``read_history``,
+    its public events from the store in order, which read models rebuild from (operators and
+    admins only: the history holds every customer's data)."""
+
+    app: CrmApplication
+
+    @rpc
+    def read_history(self, payload: Any) -> dict:
+        return self.request.run("read_history", ReadHistory, payload, self._history)
+
+    def _history(self, data: dict[str, Any], meta: CommandMeta) -> dict[str, Any]:
+        if not meta.actor.sees_everything:
+            raise PermissionDenied("only operators and admins read the event history")
+        return self.app.public_history(data["after"], data["limit"])

@@ -4,8 +4,10 @@ set of projections is rebuilt from one replay: each batch read is applied to eve
 1. Record a fresh collection per model as ``building`` in the catalog. From then on the live projector also
    applies every event it consumes to the fresh collection, in strict version order.
 2. Wait longer than the catalog cache lives, so every projector has seen step 1.
-3. Replay every stored event of every store, in each store's order, in batches, into the fresh
-   collection (strict order again; already applied versions are skipped).
+3. Replay every public event of every store, in each store's order, in pages, into the fresh
+   collections (strict order again; already applied versions are skipped). The pages are the
+   contract's envelopes as each write side publishes them (its ``read_history`` RPC), so a
+   rebuild never decodes another context's stored events with that context's classes.
 4. Switch reads to the fresh collection and drop the old one.
 
 An event stored before the replay's last read is replayed; one stored after it is consumed by a
@@ -19,15 +21,23 @@ import resource
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from pymongo.database import Database
 
-from crm_shared.eventstore import CrmApplication
 from services.analytics.catalog import ReadModelCatalog
 from services.analytics.projections import Projection, monotonic_collection_name, raise_first
 
 Progress = Callable[[int], None]
+
+
+class HistorySource(Protocol):
+    """One write side's public history (``CrmApplication.public_history``, or its ``read_history``
+    RPC)."""
+
+    def max_position(self) -> int: ...
+
+    def public_history(self, after: int, limit: int) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -77,7 +87,7 @@ class Rebuilder:
     def __init__(
         self,
         database: Database,
-        sources: Sequence[CrmApplication],
+        sources: Sequence[HistorySource],
         *,
         batch_size: int = 1000,
         catalog: ReadModelCatalog | None = None,
@@ -161,8 +171,13 @@ class Rebuilder:
         projected = dict.fromkeys(fresh, 0)
         replay_started = time.monotonic()
         for source in self.sources:
-            for batch in source.notifications(after=0, batch_size=self.batch_size):
-                messages = [m for n in batch if (m := source.envelope(n)) is not None]
+            after = 0
+            while True:
+                page = source.public_history(after, self.batch_size)
+                messages, advanced = page["events"], page["next_after"] - after
+                if not advanced:
+                    break
+                after = page["next_after"]
                 for projection in projections:
                     taken = [m for m in messages if projection.takes(m)]
                     if taken:
@@ -170,6 +185,6 @@ class Rebuilder:
                         # Store order: a gap here is a real one, never left for later.
                         raise_first(projection.apply(collection, taken, False))
                     projected[projection.name] += len(taken)
-                read += len(batch)
-                progress(len(batch))
+                read += advanced
+                progress(advanced)
         return read, projected, time.monotonic() - replay_started

@@ -9,11 +9,11 @@ from marshmallow import Schema
 from nameko.rpc import RpcProxy, rpc
 
 from contracts import rpc as schemas
-from crm_shared.nameko_support import Application, CrmService, RpcSalesForce
+from crm_shared.nameko_support import Application, EventSourcedService, RpcSalesForce
 from services.customer.application import CustomerApplication
 
 
-class CustomerService(CrmService):
+class CustomerService(EventSourcedService):
     name = "customer"
 
     app: CustomerApplication = Application(CustomerApplication.from_settings)

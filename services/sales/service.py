@@ -15,7 +15,7 @@ from marshmallow import Schema
 from nameko.rpc import RpcProxy, rpc
 
 from contracts import rpc as schemas
-from crm_shared.nameko_support import Application, CrmService, RpcCustomerDirectory
+from crm_shared.nameko_support import Application, EventSourcedService, RpcCustomerDirectory
 from crm_shared.rpc import Handler
 from services.sales.application import SalesApplication
 
@@ -23,7 +23,7 @@ from services.sales.application import SalesApplication
 WithCustomers = Callable[..., Any]
 
 
-class SalesService(CrmService):
+class SalesService(EventSourcedService):
     name = "sales"
 
     app: SalesApplication = Application(SalesApplication.from_settings)

@@ -17,7 +17,7 @@ from nameko.rpc import RpcProxy, rpc
 from nameko.timer import timer
 
 from contracts import rpc as schemas
-from crm_shared.nameko_support import Application, CrmService, RpcCustomerDirectory
+from crm_shared.nameko_support import Application, EventSourcedService, RpcCustomerDirectory
 from crm_shared.rpc import Handler
 from services.service_desk.application import ServiceDeskApplication
 
@@ -25,7 +25,7 @@ TIMER_SECONDS = float(os.environ.get("CRM_DESK_TIMER_SECONDS", "1.0"))
 log = logging.getLogger("crm.service_desk")
 
 
-class ServiceDeskService(CrmService):
+class ServiceDeskService(EventSourcedService):
     name = "service_desk"
 
     app: ServiceDeskApplication = Application(ServiceDeskApplication.from_settings)

@@ -672,6 +672,52 @@ CASES: list[tuple[str, str, Any, str, str, str]] = [
         "customer_id",
         "type",
     ),
+    # The read models: the 360 as of a moment, the timeline, search, lag; the write sides' history.
+    *[
+        ("analytics", method, build, "validation_failed", field, rule)
+        for method, build, field, rule in (
+            (
+                "get_customer_360",
+                lambda k: {"customer_id": k["customer_id"], "as_of": "2027-01-01T09:00:00"},
+                "as_of",
+                "timezone",
+            ),
+            (
+                "get_customer_360",
+                lambda k: {"customer_id": k["customer_id"], "as_of": "1999-12-31T23:00:00+00:00"},
+                "as_of",
+                "range",
+            ),
+            ("get_customer_timeline", lambda k: {}, "customer_id", "required"),
+            (
+                "get_customer_timeline",
+                lambda k: {"customer_id": k["customer_id"], "limit": 0},
+                "limit",
+                "range",
+            ),
+            (
+                "get_customer_timeline",
+                lambda k: {"customer_id": k["customer_id"], "cursor": "not-a-cursor"},
+                "cursor",
+                "invalid_cursor",
+            ),
+            ("find_customers", lambda k: {}, "name", "required"),
+            ("find_customers", lambda k: {"name": "   "}, "name", "blank"),
+            ("find_customers", lambda k: {"mobile_phone": "12345"}, "mobile_phone", "format"),
+            ("find_customers", lambda k: {"national_id_last4": "12345"}, "national_id_last4", "format"),
+            ("find_customers", lambda k: {"name": "Wang", "cursor": "W10="}, "cursor", "invalid_cursor"),
+            ("get_projections", lambda k: {"model": "x"}, "model", "unknown_field"),
+        )
+    ],
+    *[
+        (service, "read_history", build, "validation_failed", field, rule)
+        for service in ("customer", "sales", "service_desk")
+        for build, field, rule in (
+            (lambda k: {}, "after", "required"),
+            (lambda k: {"after": -1}, "after", "range"),
+            (lambda k: {"after": 0, "limit": 5001}, "limit", "range"),
+        )
+    ],
     # Selling, the policy's life and the agent's day.
     *[
         ("sales", method, build, "validation_failed", field, rule)

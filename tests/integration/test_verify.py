@@ -21,8 +21,8 @@ from crm_cli.system import bin_path, free_port, wait_for_port
 from crm_shared.auth import Caller, Role
 from crm_shared.domain import CommandMeta
 from crm_shared.eventstore import CrmApplication, sqlite_env
-from services.analytics.customer_360 import cents, empty_document, public_view
 from services.analytics.catalog import ReadModelCatalog, mongo_client
+from services.analytics.customer_360 import cents, empty_document, public_view
 from services.analytics.store import CUSTOMER_360, WRITE_ID, apply_batch, compare_and_set
 from services.analytics.verify import Phase, RebuildUnderWay, Verifier, VerifySummary
 from services.customer.application import CustomerApplication

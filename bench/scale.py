@@ -1,0 +1,142 @@
+"""The read models at scale (``make bench-scale``; about 45 minutes on two cores, too long for
+every run): a history of 100,000 customers rebuilt into every read model, then one of 1,000,000
+customers (four million stored events), with events per second beside the raw bulk ceiling of the
+same run and the rebuild's peak memory at both sizes (flat: it streams); then, with the million
+customers in the read models, ``find_customers`` by name prefix, mobile, the last four of the
+national id and owning agent, p50/p99 beside an analytics ping of the same clients.
+
+    python -m bench.scale [--customers 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.run import (
+    OPERATOR,
+    SURNAMES,
+    SYLLABLES,
+    Report,
+    grow_history,
+    latencies,
+    percentile,
+    raw_same_shape_updates,
+    rebuild,
+)
+from crm_cli.client import CrmClient
+from crm_cli.system import REPO, System, free_port, fresh_vhost, rpc_consumers
+
+WRITERS = ("customer", "sales", "service_desk")
+QUERY_SECONDS = 20.0
+
+
+def serve(system: System, names: list[str]) -> None:
+    system.start(names)
+    for service in names:
+        while not rpc_consumers(system.amqp_uri, service.split("-")[0]):
+            time.sleep(0.2)
+
+
+def criteria(n: int, sample: list[dict[str, Any]]) -> dict[str, Any]:
+    """The n-th query: a name prefix (surname and the start of a given name), an exact mobile,
+    the last four of a national id with a surname, or an owning agent; from real customers."""
+    rng = random.Random(n)
+    known = sample[n % len(sample)]
+    match n % 4:
+        case 0:
+            return {"name": f"{rng.choice(SURNAMES)} {rng.choice(SYLLABLES)[:2]}"}
+        case 1:
+            return {"mobile_phone": known["mobile_phone"]}
+        case 2:
+            return {"national_id_last4": known["national_id_masked"][-4:], "name": known["full_name"][:3]}
+    return {"owning_agent_id": known["owning_agent_id"]}
+
+
+def find_latencies(system: System) -> dict[str, list[float]]:
+    with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=30) as client:
+        sample = []
+        for surname in SURNAMES:
+            reply = client.call("analytics", "find_customers", {"name": surname, "limit": 50})
+            sample += reply["result"]["customers"]
+    by_kind: dict[str, list[float]] = {"name": [], "mobile": [], "id_last4": [], "agent": []}
+    kinds = list(by_kind)
+
+    def find(client: CrmClient, n: int) -> None:
+        began = time.perf_counter()
+        reply = client.call("analytics", "find_customers", {**criteria(n, sample), "limit": 20})
+        assert reply["ok"], reply
+        by_kind[kinds[n % 4]].append(time.perf_counter() - began)
+
+    latencies(system, 4, QUERY_SECONDS, find, OPERATOR)
+    by_kind["ping"] = latencies(
+        system, 4, QUERY_SECONDS / 2, lambda c, _n: c.call("analytics", "ping", {}), OPERATOR
+    )
+    return by_kind
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.scale",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--customers", type=int, default=1_000_000, help="the larger history")
+    parser.add_argument("--json-out", type=Path, default=REPO / ".run" / "bench-scale.json")
+    args = parser.parse_args(argv)
+    report = Report()
+    started = time.monotonic()
+    with (
+        fresh_vhost() as amqp_uri,
+        tempfile.TemporaryDirectory(prefix="crm-bench-scale-") as tmp,
+        System(Path(tmp), amqp_uri, mongo_port=free_port()).running() as system,
+    ):
+        writers = [n for n in system.processes if n.split("-")[0] in WRITERS]
+        system.stop([n for n in system.processes if n != "mongo"])
+        for customers in (min(100_000, args.customers), args.customers):
+            print(f"rebuild at {customers:,} customers", file=sys.stderr, flush=True)
+            grow_history(system.run_dir / "data", customers * 4)
+            ceiling = raw_same_shape_updates(system.mongo_uri, 50_000)
+            serve(system, writers)
+            summary = rebuild(system, "all")
+            system.stop(writers)
+            report.add(
+                f"rebuild all at {customers:,} customers",
+                summary["replay_events_per_second"],
+                ceiling,
+                "events/s",
+                "same 360 updates, raw pymongo bulk",
+                events_read=summary["events_read"],
+                seconds=summary["seconds"],
+            )
+            report.add(
+                f"rebuild peak RSS at {customers:,} customers", summary["peak_rss_mb"], None, "MB", "-"
+            )
+        print(f"find_customers at {args.customers:,} customers", file=sys.stderr, flush=True)
+        serve(system, ["analytics"])
+        found = find_latencies(system)
+        for kind in ("name", "mobile", "id_last4", "agent"):
+            for p in (50, 99):
+                report.add(
+                    f"find_customers by {kind} p{p}",
+                    percentile(found[kind], p) * 1000,
+                    percentile(found["ping"], p) * 1000,
+                    "ms",
+                    f"analytics ping p{p}, same 4 clients",
+                    samples=len(found[kind]),
+                )
+    print(report.table())
+    document = {"results": report.rows, "minutes": round((time.monotonic() - started) / 60, 1)}
+    print(json.dumps(document))
+    args.json_out.parent.mkdir(parents=True, exist_ok=True)
+    args.json_out.write_text(json.dumps(document, indent=2))
+
+
+if __name__ == "__main__":
+    main()
