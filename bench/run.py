@@ -541,7 +541,7 @@ def raw_bulk_upserts(mongo_uri: str, count: int, batch: int = 1000, *, journaled
     document = {
         "profile": {"full_name": "Bench Person", "address": {"city": "Hangzhou"}},
         "policies": [{"policy_number": "POL-0", "annual_premium": "1200.00"}] * 2,
-        "applied_versions": {},
+        "record_version": 1,
         "revision": 1,
     }
     began = time.monotonic()

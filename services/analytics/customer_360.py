@@ -10,6 +10,7 @@ writing an event needs no read first; ``project`` serves the checks, repairs and
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -57,8 +58,9 @@ def empty_document(customer_id: str) -> Document:
         "open_complaint_count": 0,
         "open_ticket_count": 0,
         "last_event_at": None,
-        # aggregate id -> last applied version: what makes every apply idempotent.
-        "applied_versions": {},
+        # How many events the document holds. The version of each aggregate applied is kept with
+        # what it versions (``Change.holder``): ``record_version`` (absent until the customer's
+        # own record's first event) and ``v`` on each item of HOLDER_LISTS.
         "revision": 0,
     }
 
@@ -77,6 +79,11 @@ LIST_ORDER: dict[str, tuple[str, ...]] = {
     **DESK_LISTS,
 }
 COUNTERS = ("claim_count", "late_payment_count")
+# The lists whose items stand for an aggregate and keep its version (``v``, ``aggregate_id``).
+HOLDER_LISTS = ("policies", "opportunities", "activities", "tickets", "call_backs", "feedback")
+RECORD_VERSION = "record_version"
+# What the view leaves out of each holder item.
+ITEM_BOOKKEEPING = ("v", "aggregate_id")
 # The lists a survivor's view takes from its duplicates (see ``with_duplicates``).
 COMBINED_LISTS = ("policies", "policy_status_history", "claims", "opportunities", "activities", *DESK_LISTS)
 
@@ -235,6 +242,7 @@ def _policy_sold(payload: dict[str, Any], message: Message) -> Change:
             "policy_status_history": _status_entry(payload, message, "active", "sold"),
         },
         inc={"policy_count": 1, "total_annual_premium_cents": cents(payload["annual_premium"])},
+        holder=_policy(payload),
     )
 
 
@@ -259,6 +267,7 @@ def _policy_status(
             set={"policies.$.status": status},
             push={"policy_status_history": _status_entry(payload, message, status, reason(payload))},
             element=_policy(payload),
+            holder=_policy(payload),
         )
 
     return change
@@ -277,6 +286,7 @@ def _policy_renewed(payload: dict[str, Any], message: Message) -> Change:
             )
         },
         element=_policy(payload),
+        holder=_policy(payload),
     )
 
 
@@ -285,6 +295,7 @@ def _premium_paid(payload: dict[str, Any], _: Message) -> Change:
         set={"policies.$.paid_through": payload["due_date"], "policies.$.last_paid_on": payload["paid_on"]},
         inc={"late_payment_count": 1 if payload["days_late"] > 0 else 0},
         element=_policy(payload),
+        holder=_policy(payload),
     )
 
 
@@ -307,6 +318,7 @@ def _claim_recorded(payload: dict[str, Any], _: Message) -> Change:
             }
         },
         inc={"claim_count": 1},
+        holder=_policy(payload),  # claims are events of their policy
     )
 
 
@@ -314,6 +326,7 @@ def _claim_updated(payload: dict[str, Any], _: Message) -> Change:
     return Change(
         set={"claims.$.status": payload["status"], "claims.$.amount_paid": payload["amount_paid"]},
         element=Element("claims", "claim_key", claim_key(payload)),
+        holder=_policy(payload),
     )
 
 
@@ -337,7 +350,8 @@ def _opportunity_opened(payload: dict[str, Any], message: Message) -> Change:
                 "lost_reason": None,
                 "policy_number": None,
             }
-        }
+        },
+        holder=_opportunity(payload),
     )
 
 
@@ -352,11 +366,16 @@ def _opportunity_moved(payload: dict[str, Any], message: Message) -> Change:
             "opportunities.$.closed_at": message["occurred_at"] if closed else None,
         },
         element=_opportunity(payload),
+        holder=_opportunity(payload),
     )
 
 
 def _opportunity_reassigned(payload: dict[str, Any], _: Message) -> Change:
-    return Change(set={"opportunities.$.agent_id": payload["to_agent_id"]}, element=_opportunity(payload))
+    return Change(
+        set={"opportunities.$.agent_id": payload["to_agent_id"]},
+        element=_opportunity(payload),
+        holder=_opportunity(payload),
+    )
 
 
 def _activity(payload: dict[str, Any]) -> Element:
@@ -380,7 +399,8 @@ def _activity_planned(payload: dict[str, Any], message: Message) -> Change:
                 "outcome": None,
                 "completed_at": None,
             }
-        }
+        },
+        holder=_activity(payload),
     )
 
 
@@ -391,6 +411,7 @@ def _activity_rescheduled(payload: dict[str, Any], _: Message) -> Change:
             "activities.$.planned_end": payload["planned_end"],
         },
         element=_activity(payload),
+        holder=_activity(payload),
     )
 
 
@@ -402,15 +423,22 @@ def _activity_completed(payload: dict[str, Any], _: Message) -> Change:
             "activities.$.completed_at": payload["completed_at"],
         },
         element=_activity(payload),
+        holder=_activity(payload),
     )
 
 
 def _activity_cancelled(payload: dict[str, Any], _: Message) -> Change:
-    return Change(set={"activities.$.state": "cancelled"}, element=_activity(payload))
+    return Change(
+        set={"activities.$.state": "cancelled"}, element=_activity(payload), holder=_activity(payload)
+    )
 
 
 def _activity_reassigned(payload: dict[str, Any], _: Message) -> Change:
-    return Change(set={"activities.$.agent_id": payload["to_agent_id"]}, element=_activity(payload))
+    return Change(
+        set={"activities.$.agent_id": payload["to_agent_id"]},
+        element=_activity(payload),
+        holder=_activity(payload),
+    )
 
 
 CHANGES: dict[str, Callable[[dict[str, Any], Message], Change]] = {
@@ -453,9 +481,41 @@ def customer_of(message: Message) -> str | None:
 
 
 def change_of(message: Message) -> Change | None:
-    """The change a message makes to its customer's document, or None when it belongs to none."""
+    """The change a message makes to its customer's document, or None when it belongs to none.
+    The item an event creates for its aggregate carries the aggregate's id and version 1."""
     build = CHANGES.get(message["event_type"])
-    return None if build is None else build(message["payload"], message)
+    if build is None:
+        return None
+    change = build(message["payload"], message)
+    if change.holder is None and str(message["aggregate_id"]) != customer_of(message):
+        raise ValueError(f"{message['event_type']} of {message['aggregate_id']} names no item to version")
+    if not change.creates_holder:
+        return change
+    assert change.holder is not None
+    created = {**change.push[change.holder.array], "v": 1, "aggregate_id": str(message["aggregate_id"])}
+    return dataclasses.replace(change, push={**change.push, change.holder.array: created})
+
+
+def find_item(doc: Document, element: Element) -> dict[str, Any] | None:
+    return next((i for i in doc.get(element.array, []) if i.get(element.key) == element.value), None)
+
+
+def applied_version(doc: Document, change: Change) -> int:
+    """The version of the change's aggregate the document holds (0: none yet)."""
+    if change.holder is None:
+        return int(doc.get(RECORD_VERSION, 0))
+    item = find_item(doc, change.holder)
+    return 0 if item is None else int(item.get("v", 0))
+
+
+def applied_versions(doc: Document) -> dict[str, int]:
+    """aggregate id -> the version applied, for every aggregate the document holds."""
+    versions = {str(doc["_id"]): int(doc[RECORD_VERSION])} if RECORD_VERSION in doc else {}
+    for name in HOLDER_LISTS:
+        for item in doc.get(name) or []:
+            if isinstance(item, dict) and "aggregate_id" in item:
+                versions[str(item["aggregate_id"])] = int(item.get("v", 0))
+    return versions
 
 
 class VersionGap(Exception):
@@ -476,18 +536,23 @@ def project(doc: Document | None, message: Message) -> Document | None:
     if change is None or customer_id is None:
         return None
     current = doc if doc is not None else empty_document(customer_id)
-    aggregate_id = str(message["aggregate_id"])
-    last_applied = current["applied_versions"].get(aggregate_id, 0)
-    if message["aggregate_version"] <= last_applied:
+    version = int(message["aggregate_version"])
+    last_applied = applied_version(current, change)
+    if version <= last_applied:
         return None
-    if message["aggregate_version"] != last_applied + 1:
+    if version != last_applied + 1:
         raise VersionGap(
-            f"{message['event_type']} version {message['aggregate_version']} of "
-            f"{aggregate_id} arrived before version {last_applied + 1}"
+            f"{message['event_type']} version {version} of "
+            f"{message['aggregate_id']} arrived before version {last_applied + 1}"
         )
     new = copy.deepcopy(current)
     apply_change(new, change)
-    new["applied_versions"][aggregate_id] = message["aggregate_version"]
+    if change.holder is None:
+        new[RECORD_VERSION] = version
+    else:
+        holder = find_item(new, change.holder)
+        assert holder is not None  # it was there, or the change pushed it
+        holder["v"] = version
     new["revision"] = current["revision"] + 1
     if new["last_event_at"] is None or message["occurred_at"] > new["last_event_at"]:
         new["last_event_at"] = message["occurred_at"]
@@ -499,7 +564,7 @@ def apply_change(doc: Document, change: Change) -> None:
     item: dict[str, Any] | None = None
     if change.element is not None:
         element = change.element
-        item = next((i for i in doc.get(element.array, []) if i.get(element.key) == element.value), None)
+        item = find_item(doc, element)
         if item is None:
             raise MissingElement(f"no {element.array} item with {element.key} {element.value!r}")
     for path, value in change.set.items():
@@ -549,19 +614,23 @@ def public_view(doc: Document, now: datetime | None = None) -> dict[str, Any]:
     view = {
         k: v
         for k, v in doc.items()
-        if k not in ("_id", "applied_versions", "revision", "write_id", "total_annual_premium_cents")
+        if k not in ("_id", RECORD_VERSION, "revision", "write_id", "total_annual_premium_cents")
     }
+    for name in HOLDER_LISTS:
+        view[name] = [
+            {k: v for k, v in item.items() if k not in ITEM_BOOKKEEPING} for item in doc.get(name, [])
+        ]
     view["total_annual_premium"] = str(Decimal(doc.get("total_annual_premium_cents", 0)).scaleb(-2))
-    opportunities = doc.get("opportunities", [])
+    opportunities = view["opportunities"]
     view["open_opportunities"] = [o for o in opportunities if o["stage"] not in ("won", "lost")]
-    activities = doc.get("activities", [])
+    activities = view["activities"]
     done = [a for a in activities if a["state"] == "done"]
     planned = [a for a in activities if a["state"] == "planned"]
     coming = [a for a in planned if utc_text(a["planned_end"]) > moment]
     view["last_activity"] = max(done, key=lambda a: (a["completed_at"], a["activity_id"]), default=None)
     view["next_activity"] = min(coming, key=lambda a: (a["planned_start"], a["activity_id"]), default=None)
     view["overdue_activity_count"] = len(planned) - len(coming)
-    view["tickets"] = [{**t, "sla_state": sla_state(t, at)} for t in doc.get("tickets", [])]
+    view["tickets"] = [{**t, "sla_state": sla_state(t, at)} for t in view["tickets"]]
     # Version 1 of the view listed complaints only, under this name.
     view["complaints"] = [t for t in view["tickets"] if t["kind"] == "complaint"]
     return view

@@ -64,11 +64,13 @@ def _ticket_opened(payload: dict[str, Any], message: Message) -> Change:
         sla_warning_at=payload["sla_warning_at"],
         owning_agent_id=payload["owning_agent_id"],
     )
-    return Change(push={"tickets": item}, inc=_opened_counts(payload["kind"], 1))
+    return Change(push={"tickets": item}, inc=_opened_counts(payload["kind"], 1), holder=_ticket(payload))
 
 
 def _complaint_opened(payload: dict[str, Any], message: Message) -> Change:
-    return Change(push={"tickets": _item(payload, message)}, inc=_opened_counts("complaint", 1))
+    return Change(
+        push={"tickets": _item(payload, message)}, inc=_opened_counts("complaint", 1), holder=_ticket(payload)
+    )
 
 
 def _satisfaction(key: str, at: str, ticket_id: str | None, source: str, **answer: Any) -> dict[str, Any]:
@@ -94,6 +96,7 @@ def _complaint_closed(payload: dict[str, Any], message: Message) -> Change:
         },
         inc=_opened_counts("complaint", -1),
         element=_ticket(payload),
+        holder=_ticket(payload),
     )
 
 
@@ -106,7 +109,7 @@ def _on_ticket(**fields: Any) -> Callable[[dict[str, Any], Message], Change]:
             f"tickets.$.{name}": source[0] if isinstance(source, tuple) else payload[source]
             for name, source in fields.items()
         }
-        return Change(set=values, element=_ticket(payload))
+        return Change(set=values, element=_ticket(payload), holder=_ticket(payload))
 
     return change
 
@@ -119,6 +122,7 @@ def _resolved(payload: dict[str, Any], message: Message) -> Change:
             "tickets.$.sla_warning_at": None,
         },
         element=_ticket(payload),
+        holder=_ticket(payload),
     )
 
 
@@ -140,7 +144,13 @@ def _closed(payload: dict[str, Any], message: Message) -> Change:
             "closing",
             score=payload["satisfaction"],
         )
-    return Change(set=sets, push=push, inc=_opened_counts(payload["kind"], -1), element=_ticket(payload))
+    return Change(
+        set=sets,
+        push=push,
+        inc=_opened_counts(payload["kind"], -1),
+        element=_ticket(payload),
+        holder=_ticket(payload),
+    )
 
 
 def _reopened(payload: dict[str, Any], message: Message) -> Change:
@@ -150,6 +160,7 @@ def _reopened(payload: dict[str, Any], message: Message) -> Change:
         set={**change.set, "tickets.$.closed_at": None, "tickets.$.resolved_at": None},
         inc=_opened_counts(payload["kind"], 1) if payload["previous_state"] == "closed" else {},
         element=change.element,
+        holder=change.holder,
     )
 
 
@@ -162,6 +173,7 @@ def _clock_runs(payload: dict[str, Any], _: Message) -> Change:
             "tickets.$.sla_remaining_seconds": None,
         },
         element=_ticket(payload),
+        holder=_ticket(payload),
     )
 
 
@@ -176,18 +188,23 @@ def _call_back_scheduled(payload: dict[str, Any], message: Message) -> Change:
                 "state": "scheduled",
                 "satisfied": None,
             }
-        }
+        },
+        holder=_call_back(payload),
     )
 
 
+def _call_back(payload: dict[str, Any]) -> Element:
+    return Element("call_backs", "call_back_id", payload["call_back_id"])
+
+
 def _call_back_made(payload: dict[str, Any], message: Message) -> Change:
-    element = Element("call_backs", "call_back_id", payload["call_back_id"])
+    element = _call_back(payload)
     sets = {
         "call_backs.$.state": "made" if payload["reached"] else "not_reached",
         "call_backs.$.satisfied": payload["satisfied"],
     }
     if not payload["reached"]:
-        return Change(set=sets, element=element)
+        return Change(set=sets, element=element, holder=element)
     entry = _satisfaction(
         message["event_id"],
         message["occurred_at"],
@@ -195,7 +212,7 @@ def _call_back_made(payload: dict[str, Any], message: Message) -> Change:
         "call_back",
         satisfied=payload["satisfied"],
     )
-    return Change(set=sets, push={"satisfaction_history": entry}, element=element)
+    return Change(set=sets, push={"satisfaction_history": entry}, element=element, holder=element)
 
 
 def _survey_answered(payload: dict[str, Any], message: Message) -> Change:
@@ -209,7 +226,7 @@ def _survey_answered(payload: dict[str, Any], message: Message) -> Change:
         # The scores: the view keeps no free text.
         answers=[{"question_id": a["question_id"], "score": a["score"]} for a in payload["answers"]],
     )
-    return Change(push={"satisfaction_history": entry})
+    return Change(push={"satisfaction_history": entry}, holder=_call_back(payload))  # the call-back's survey
 
 
 def _feedback(kind: str) -> Callable[[dict[str, Any], Message], Change]:
@@ -225,7 +242,8 @@ def _feedback(kind: str) -> Callable[[dict[str, Any], Message], Change]:
                     "about_user_id": payload["about_user_id"],
                     "ticket_id": payload["ticket_id"],
                 }
-            }
+            },
+            holder=Element("feedback", "feedback_id", payload["feedback_id"]),
         )
 
     return change
@@ -252,10 +270,12 @@ DESK_CHANGES: dict[str, Callable[[dict[str, Any], Message], Change]] = {
     "service_desk.ticket_closed": _closed,
     "service_desk.ticket_reopened": _reopened,
     "service_desk.sla_warning": lambda payload, message: Change(
-        set={"tickets.$.warned_at": message["occurred_at"]}, element=_ticket(payload)
+        set={"tickets.$.warned_at": message["occurred_at"]}, element=_ticket(payload), holder=_ticket(payload)
     ),
     "service_desk.sla_breached": lambda payload, message: Change(
-        set={"tickets.$.breached_at": message["occurred_at"]}, element=_ticket(payload)
+        set={"tickets.$.breached_at": message["occurred_at"]},
+        element=_ticket(payload),
+        holder=_ticket(payload),
     ),
     "service_desk.call_back_scheduled": _call_back_scheduled,
     "service_desk.call_back_made": _call_back_made,

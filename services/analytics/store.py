@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, TypeVar
 
 from pymongo import IndexModel, UpdateOne
@@ -24,9 +24,11 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from pymongo.results import BulkWriteResult
 
 from services.analytics.catalog import ReadModelCatalog
+from services.analytics.changes import Change
 from services.analytics.customer_360 import (
     CHANGES,
     LIST_ORDER,
+    RECORD_VERSION,
     Document,
     Message,
     VersionGap,
@@ -59,12 +61,20 @@ def guarded_update(message: Message) -> GuardedUpdate | None:
     return combined_update([message])
 
 
+Filters = list[Mapping[str, Any]]
+
+
 def combined_update(messages: list[Message]) -> GuardedUpdate | None:
     """Several events of one customer as one guarded update (matching only if every one of them
     is next in its aggregate), so a replay writes a customer's policies, read one after the other
     from the sales store, in one write. None when they cannot be one: two events of one aggregate,
-    two that change list items, one field set twice, or a list both pushed to and changed in place
-    (the database refuses two operators on one field)."""
+    one field set twice, or a list both pushed to and changed in place (the database refuses two
+    operators on one field).
+
+    Each event's aggregate version is guarded where it is kept (``Change.holder``): the record's
+    ``record_version``, or the ``v`` of the list item standing for the aggregate, matched with
+    ``$elemMatch`` and written through an array filter; the item a change sets fields of is
+    reached through an array filter too, so one update may change items of several lists."""
     changes = [change_of(m) for m in messages]
     customer_ids = {customer_of(m) for m in messages}
     aggregates = [str(m["aggregate_id"]) for m in messages]
@@ -76,31 +86,28 @@ def combined_update(messages: list[Message]) -> GuardedUpdate | None:
     ):
         return None
     customer_id = str(customer_ids.pop())
-    query: dict[str, Any] = {"_id": customer_id}
+    conditions: list[dict[str, Any]] = []
+    filters: Filters = []
     sets: dict[str, Any] = {}
     pushes: dict[str, list[Any]] = defaultdict(list)
     incs: dict[str, int] = defaultdict(int)
-    elements = 0
     first = True
-    for message, change in zip(messages, changes, strict=True):
+    for index, (message, change) in enumerate(zip(messages, changes, strict=True)):
         assert change is not None
-        applied = f"applied_versions.{message['aggregate_id']}"
         version = int(message["aggregate_version"])
-        query[applied] = version - 1 if version > 1 else {"$exists": False}
         first = first and version == 1 and change.element is None
-        if change.element is not None:
-            elements += 1
-            query[f"{change.element.array}.{change.element.key}"] = change.element.value
-        if elements > 1 or sets.keys() & change.set.keys():
+        own, holder_filter = _guard(change, version, f"h{index}", conditions, filters)
+        element_sets = _through_filters(change, holder_filter, f"e{index}", conditions, filters)
+        if sets.keys() & element_sets.keys() or sets.keys() & own.keys():
             return None
-        sets.update(change.set)
-        sets[applied] = version
+        sets.update(element_sets)
+        sets.update(own)
         for name, item in change.push.items():
             pushes[name].append(item)
         for name, amount in change.inc.items():
             incs[name] += amount
     if {path.split(".")[0] for path in sets} & pushes.keys():
-        return None  # e.g. one complaint closed ($set complaints.$...) and another opened ($push)
+        return None  # e.g. one ticket closed (a $set on tickets) and another opened ($push)
     incs["revision"] += len(messages)
     update: dict[str, dict[str, Any]] = {
         "$set": {**sets, WRITE_ID: uuid.uuid4().hex},
@@ -117,7 +124,45 @@ def combined_update(messages: list[Message]) -> GuardedUpdate | None:
         update["$setOnInsert"] = {
             k: v for k, v in empty_document(customer_id).items() if k not in touched and k != "_id"
         }
-    return GuardedUpdate(customer_id, UpdateOne(query, update, upsert=first), first)
+    query: dict[str, Any] = {"_id": customer_id, "$and": conditions}
+    operation = UpdateOne(query, update, upsert=first, array_filters=filters or None)
+    return GuardedUpdate(customer_id, operation, first)
+
+
+def _guard(
+    change: Change, version: int, name: str, conditions: list[dict[str, Any]], filters: Filters
+) -> tuple[dict[str, Any], str | None]:
+    """Adds the condition that ``version`` is the next of its aggregate; returns the fields that
+    record it (none for an item the change pushes: it is pushed at version 1), and the array
+    filter, ``name``, that reaches the holder item (None: no filter)."""
+    holder = change.holder
+    if holder is None:
+        previous: Any = version - 1 if version > 1 else {"$exists": False}
+        conditions.append({RECORD_VERSION: previous})
+        return {RECORD_VERSION: version}, None
+    if change.creates_holder:
+        conditions.append({f"{holder.array}.{holder.key}": {"$ne": holder.value}})
+        return {}, None
+    conditions.append({holder.array: {"$elemMatch": {holder.key: holder.value, "v": version - 1}}})
+    filters.append({f"{name}.{holder.key}": holder.value})
+    return {f"{holder.array}.$[{name}].v": version}, name
+
+
+def _through_filters(
+    change: Change, holder_filter: str | None, name: str, conditions: list[dict[str, Any]], filters: Filters
+) -> dict[str, Any]:
+    """The change's sets, with the ``$`` of its element's fields as an array filter (the holder's
+    filter when they are the same item)."""
+    element = change.element
+    if element is None:
+        return dict(change.set)
+    if element == change.holder and holder_filter is not None:
+        identifier = holder_filter
+    else:
+        identifier = name
+        conditions.append({f"{element.array}.{element.key}": element.value})
+        filters.append({f"{identifier}.{element.key}": element.value})
+    return {path.replace(".$.", f".$[{identifier}].", 1): value for path, value in change.set.items()}
 
 
 def _written(result: BulkWriteResult) -> int:

@@ -1,11 +1,12 @@
 """Verification of the customer 360 read model against the event stores, and repair of what differs.
 
-What is compared, per customer, is which aggregate versions the document has applied
-(``applied_versions``): that is what makes a document the projection of its history.
+What is compared, per customer, is which aggregate versions the document has applied (its
+``record_version`` and the ``v`` of each item standing for an aggregate: ``applied_versions``):
+that is what makes a document the projection of its history.
 
 1. Forward: every stored event that belongs to a customer is applied to that customer's document
-   (``applied_versions[aggregate] >= version``). The stores are streamed in batches; each batch is
-   checked with a few ``$in`` reads of the documents' ``applied_versions``.
+   (its applied version of the aggregate >= version). The stores are streamed in batches; each
+   batch is checked with a few ``$in`` reads of the documents' versions.
 2. Reverse: every document holds only what the stores hold. Each aggregate it has applied is in a
    store, at least at that version, and belongs to this customer; ``revision`` equals the number of
    events applied. A document holding no event of the stores is extra.
@@ -21,7 +22,7 @@ What is compared, per customer, is which aggregate versions the document has app
 Memory stays flat: one batch of events, one page of documents, the differing customers (with the
 aggregate versions each lacks) and, during a repair, the events of one chunk of them.
 
-Content beside the versions (say, a premium edited by hand with ``applied_versions`` left intact)
+Content beside the versions (say, a premium edited by hand with the versions left intact)
 is not compared: that takes recomputing every document, which is what a rebuild does."""
 
 from __future__ import annotations
@@ -38,7 +39,15 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from crm_shared.eventstore import CrmApplication, build_envelope
-from services.analytics.customer_360 import Document, Message, customer_of, project
+from services.analytics.customer_360 import (
+    HOLDER_LISTS,
+    RECORD_VERSION,
+    Document,
+    Message,
+    applied_versions,
+    customer_of,
+    project,
+)
 from services.analytics.rebuild import peak_rss_mb
 from services.analytics.store import (
     CUSTOMER_360,
@@ -50,6 +59,11 @@ from services.analytics.store import (
     compare_and_set,
 )
 
+# What a document says of the versions it holds (see ``customer_360.applied_versions``).
+VERSION_FIELDS = {
+    RECORD_VERSION: 1,
+    **{f"{name}.{field}": 1 for name in HOLDER_LISTS for field in ("aggregate_id", "v")},
+}
 MISSING_DOCUMENT = "missing_document"
 MISSING_VERSIONS = "missing_versions"
 EXTRA_DATA = "extra_data"
@@ -108,8 +122,7 @@ class _Difference:
 
 
 def _versions_of(doc: Document | None) -> dict[str, Any]:
-    versions = (doc or {}).get("applied_versions")
-    return versions if isinstance(versions, dict) else {}
+    return applied_versions(doc) if doc else {}
 
 
 def _without_token(doc: Document) -> Document:
@@ -237,7 +250,7 @@ class Verifier:
         versions the document has (None: there is no document)."""
         found: dict[str, dict[str, Any]] = {}
         for ids in chunks(list(needs), LOOKUP_CHUNK):
-            for doc in collection.find({"_id": {"$in": list(ids)}}, {"applied_versions": 1}):
+            for doc in collection.find({"_id": {"$in": list(ids)}}, VERSION_FIELDS):
                 found[doc["_id"]] = _versions_of(doc)
         result: dict[str, tuple[dict[str, int], dict[str, Any] | None]] = {}
         for customer_id, wanted in needs.items():
@@ -280,7 +293,7 @@ class Verifier:
         # One cursor in natural order: on SecantusDB a range or a sort is a collection scan (so
         # paging by _id would read the collection once per page), and a collection scan returns
         # each document at most once on MongoDB too. The driver holds one batch at a time.
-        cursor = collection.find({}, {"applied_versions": 1, "revision": 1}, batch_size=self.batch_size)
+        cursor = collection.find({}, {**VERSION_FIELDS, "revision": 1}, batch_size=self.batch_size)
         for doc in cursor:
             reasons = self._extra_reasons(doc)
             if reasons:
@@ -364,7 +377,7 @@ class Verifier:
         for customer_id in customer_ids:
             aggregates.update(differing[customer_id].needs)
         for ids in chunks(list(customer_ids), LOOKUP_CHUNK):
-            for doc in collection.find({"_id": {"$in": list(ids)}}, {"applied_versions": 1}):
+            for doc in collection.find({"_id": {"$in": list(ids)}}, VERSION_FIELDS):
                 aggregates.update(_versions_of(doc))
         histories: dict[Any, list[Message]] = {customer_id: [] for customer_id in customer_ids}
         for source in self.sources:

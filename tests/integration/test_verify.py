@@ -160,14 +160,10 @@ def test_repair_restores_damaged_documents_and_touches_no_other(world: World, da
     lost_policy = two_policies[0]
     doc = before[lost_policy]
     policy = doc["policies"][-1]
-    policy_aggregate = next(
-        a for a in doc["applied_versions"] if a not in (lost_policy,) and doc["applied_versions"][a] == 1
-    )
     collection.update_one(
         {"_id": lost_policy},
         {
-            "$pull": {"policies": {"policy_number": policy["policy_number"]}},
-            "$unset": {f"applied_versions.{policy_aggregate}": ""},
+            "$pull": {"policies": {"policy_number": policy["policy_number"]}},  # its version goes with it
             "$set": {
                 "revision": doc["revision"] - 1,
                 "policy_count": 1,
@@ -179,15 +175,14 @@ def test_repair_restores_damaged_documents_and_touches_no_other(world: World, da
     # A closed complaint reopened: its version 2 lost.
     reopened = open_and_closed[0]
     doc = before[reopened]
-    ticket = next(a for a, v in doc["applied_versions"].items() if v == 2)
+    ticket = next(t["ticket_id"] for t in doc["tickets"] if t["v"] == 2)
     complaints = [
-        dict(c, status="open", closed_at=None) if c["ticket_id"] == ticket else c for c in doc["tickets"]
+        dict(c, status="open", closed_at=None, v=1) if c["ticket_id"] == ticket else c for c in doc["tickets"]
     ]
     collection.update_one(
         {"_id": reopened},
         {
             "$set": {
-                f"applied_versions.{ticket}": 1,
                 "revision": doc["revision"] - 1,
                 "tickets": complaints,
                 "open_complaint_count": doc["open_complaint_count"] + 1,
@@ -222,17 +217,20 @@ def test_forged_and_corrupted_documents_are_reported_and_repaired(world: World, 
     real = list(before)
     # A customer no store knows, with an aggregate no store has.
     forged = empty_document(str(uuid.uuid4()))
-    forged.update(applied_versions={str(uuid.uuid4()): 1}, revision=1, profile={"full_name": "Nobody"})
-    # Another unknown customer holding a real customer's registration.
+    forged.update(
+        tickets=[{"ticket_id": "T-0", "aggregate_id": str(uuid.uuid4()), "v": 1}],
+        revision=1,
+        profile={"full_name": "Nobody"},
+    )
+    # Another unknown customer holding a real customer's policy.
+    owner = next(c for c in real if before[c]["policies"])
     squatter = empty_document(str(uuid.uuid4()))
-    squatter.update(applied_versions={real[0]: 1}, revision=1, profile=before[real[0]]["profile"])
+    squatter.update(policies=[before[owner]["policies"][0]], revision=1, profile=before[owner]["profile"])
     empty = empty_document(str(uuid.uuid4()))  # holds nothing at all
     collection.insert_many([forged, squatter, empty, {"_id": 42, "note": "not a customer"}])
     # A version beyond the store's, and a revision counting an event twice.
     beyond, doubled = real[1], real[2]
-    collection.update_one(
-        {"_id": beyond}, {"$set": {f"applied_versions.{beyond}": 2}, "$inc": {"revision": 1}}
-    )
+    collection.update_one({"_id": beyond}, {"$inc": {"record_version": 1, "revision": 1}})
     collection.update_one({"_id": doubled}, {"$inc": {"revision": 1}})
 
     report = verify(world, database)
@@ -240,7 +238,7 @@ def test_forged_and_corrupted_documents_are_reported_and_repaired(world: World, 
     assert report.missing_document == report.missing_versions == 0
     reasons = {e["customer_id"]: " ".join(e["reasons"]) for e in report.examples}
     assert "in no event store" in reasons[forged["_id"]]
-    assert f"belongs to customer {real[0]}" in reasons[squatter["_id"]]
+    assert f"belongs to customer {owner}" in reasons[squatter["_id"]]
     assert "holds no event" in reasons[empty["_id"]]
     assert "not a customer id" in reasons["42"]
     assert "store has v1" in reasons[beyond]

@@ -83,7 +83,10 @@ def record_history() -> list[dict[str, Any]]:
             "customer.profile_updated", 4, {"changes": {"mobile_phone": "13900139000"}}, T0 + timedelta(3)
         ),
         envelope(
-            "customer.consent_recorded", 5, {"channel": "sms", "purpose": "marketing"}, T0 + timedelta(4)
+            "customer.consent_recorded",
+            5,
+            {"channel": "sms", "purpose": "marketing", "in_force": None},
+            T0 + timedelta(4),
         ),
     ]
 
@@ -240,3 +243,91 @@ def test_lag_is_the_last_delay_when_caught_up_and_grows_while_events_wait() -> N
     assert (stuck.waiting_events, stuck.behind_seconds) == (250, 300.0)
     never_ran = lag_of(projection, {}, 0, 0, "customer_360_x", T0)
     assert (never_ran.behind_seconds, never_ran.rebuilding_into) == (0.0, "customer_360_x")
+
+
+def policy_event(kind: str, version: int, payload: dict[str, Any], policy: str = "POL-1") -> dict[str, Any]:
+    return envelope(
+        kind, version, {"policy_number": policy, **payload}, T0 + timedelta(days=version), aggregate_id=policy
+    )
+
+
+SOLD = {
+    "product": "life",
+    "annual_premium": "1200.00",
+    "start_date": "2027-01-01",
+    "end_date": "2037-01-01",
+    "agent_id": "A-1",
+}
+
+
+def test_the_360s_bookkeeping_is_one_version_per_item_however_many_aggregates_touch_the_customer() -> None:
+    from services.analytics.customer_360 import applied_versions, empty_document, project
+
+    doc = None
+    for m in record_history():
+        doc = project(doc, m) or doc
+    for i in range(300):
+        activity = str(uuid.UUID(int=10_000 + i))
+        planned = envelope(
+            "sales.activity_planned",
+            1,
+            {
+                "activity_id": activity,
+                "kind": "call",
+                "agent_id": "A-2",
+                "source": "agent",
+                "planned_start": T0.isoformat(),
+                "planned_end": T0.isoformat(),
+            },
+            T0,
+            aggregate_id=activity,
+        )
+        done = envelope(
+            "sales.activity_completed",
+            2,
+            {"activity_id": activity, "outcome": "reached", "completed_at": T0.isoformat()},
+            T0,
+            aggregate_id=activity,
+        )
+        doc = project(project(doc, planned), done)
+    assert doc is not None
+    assert set(doc) == set(empty_document(CUSTOMER)) | {"record_version"}
+    assert doc["record_version"] == 5 and {a["v"] for a in doc["activities"]} == {2}
+    assert len(applied_versions(doc)) == 301 and doc["revision"] == 5 + 600
+
+
+def test_an_aggregates_events_apply_once_in_order_and_a_gap_is_refused() -> None:
+    from services.analytics.customer_360 import VersionGap, project
+
+    sold = policy_event("sales.policy_sold", 1, SOLD)
+    recorded = policy_event(
+        "sales.claim_recorded",
+        2,
+        {
+            "claim_id": "CL-1",
+            "loss_date": "2027-02-01",
+            "amount_claimed": "50.00",
+            "status": "reported",
+            "amount_paid": None,
+        },
+    )
+    updated = policy_event(
+        "sales.claim_updated", 3, {"claim_id": "CL-1", "status": "paid", "amount_paid": "50.00"}
+    )
+    registered = record_history()[0]
+    in_order = None
+    for m in (registered, sold, recorded, updated):
+        in_order = project(in_order, m) or in_order
+    assert (
+        in_order is not None
+        and in_order["claims"][0]["status"] == "paid"
+        and in_order["policies"][0]["v"] == 3
+    )
+    # The policy's events before the customer's registration, each twice: the same document.
+    other_order = None
+    for m in (sold, sold, recorded, registered, recorded, updated, updated, registered):
+        other_order = project(other_order, m) or other_order
+    assert other_order == in_order
+    # The claim's update before the claim: refused, so that it is tried again later, not lost.
+    with pytest.raises(VersionGap):
+        project(project(project(None, registered), sold), updated)
