@@ -99,8 +99,9 @@ def print_found(result: dict[str, Any]) -> None:
 def print_projections(result: dict[str, Any]) -> None:
     print(f"{'read model':<20} {'consumers':>9} {'waiting':>9} {'behind s':>9} {'applied':>10}  rebuilding")
     for p in result["projections"]:
+        behind = "?" if p["behind_seconds"] is None else f"{p['behind_seconds']:.2f}"
         print(
-            f"{p['name']:<20} {p['consumers']:>9} {p['waiting_events']:>9,} {p['behind_seconds']:>9.2f} "
+            f"{p['name']:<20} {p['consumers']:>9} {p['waiting_events']:>9,} {behind:>9} "
             f"{p['applied_events']:>10,}  {p['rebuilding_into'] or '-'}"
         )
         if not p["consumers"]:

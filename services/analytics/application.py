@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -13,10 +12,10 @@ from crm_shared.access import TeamScope, require_customer_access, unknown_custom
 from crm_shared.auth import Caller, Role
 from crm_shared.clock import Clock, utc_now
 from crm_shared.domain import CommandMeta
-from crm_shared.errors import CustomerMerged, PermissionDenied
+from crm_shared.errors import CustomerMerged, PermissionDenied, ValidationFailed
 from services.analytics.catalog import ReadModelCatalog
-from services.analytics.changes import Document, Message
-from services.analytics.customer_360 import project, public_view, with_duplicates
+from services.analytics.changes import Document
+from services.analytics.customer_360 import fold, public_view, with_duplicates
 from services.analytics.projections import Lag, ProjectionStatus, lag_of
 from services.analytics.read_models import PROJECTIONS
 from services.analytics.search import CUSTOMER_SEARCH, find_page
@@ -36,14 +35,6 @@ class QueueDepths(Protocol):
 
 # Roles that see every customer's 360 view (beside operators and admins).
 READS_EVERY_CUSTOMER = (Role.SERVICE_DESK,)
-
-
-def fold(history: Iterator[Message]) -> Document | None:
-    """A customer's document from their events in order (``customer_360.project`` one by one)."""
-    doc: Document | None = None
-    for message in history:
-        doc = project(doc, message) or doc
-    return doc
 
 
 class AnalyticsQueries:
@@ -96,13 +87,16 @@ class AnalyticsQueries:
     def _as_of(self, customer_id: str, as_of: datetime) -> dict[str, Any]:
         """The view as it was at ``as_of``: the customer's events up to then, folded, shown at that
         moment (what was overdue or breached then). The caller's scope is judged as of now."""
+        if as_of > self.clock():
+            raise ValidationFailed.single(
+                "as_of", "future", "the view as of a moment still to come is unknown"
+            )
         moment = as_of.astimezone(UTC).isoformat()
         timeline = self._collection(TIMELINE)
         doc = fold(history_until(timeline, customer_id, moment))
         if doc is None:
             raise unknown_customer(customer_id)  # not registered yet at that moment
-        if doc.get("merged_into"):
-            raise CustomerMerged.into(customer_id, doc["merged_into"])
+        # (A merge is for good: a customer merged then is merged now, and refused before this.)
         duplicates = [
             fold(history_until(timeline, d["customer_id"], moment)) for d in doc.get("merged_from", [])
         ]

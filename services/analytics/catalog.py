@@ -10,6 +10,8 @@ from pymongo import MongoClient, ReturnDocument
 from pymongo.database import Database
 
 CATALOG = "read_models"
+# MongoDB's error code for a write that met a document with the same key.
+DUPLICATE_KEY = 11000
 
 
 def mongo_client(uri: str) -> MongoClient:

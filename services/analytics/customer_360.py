@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -82,7 +82,16 @@ COUNTERS = ("claim_count", "late_payment_count")
 # The lists whose items stand for an aggregate and keep its version (``v``, ``aggregate_id``).
 HOLDER_LISTS = ("policies", "opportunities", "activities", "tickets", "call_backs", "feedback")
 RECORD_VERSION = "record_version"
-# What the view leaves out of each holder item.
+# What the view leaves out of a document (``applied_versions``: what documents written before item
+# versions kept; a rebuild drops it) and of each holder item.
+BOOKKEEPING = (
+    "_id",
+    RECORD_VERSION,
+    "applied_versions",
+    "revision",
+    "write_id",
+    "total_annual_premium_cents",
+)
 ITEM_BOOKKEEPING = ("v", "aggregate_id")
 # The lists a survivor's view takes from its duplicates (see ``with_duplicates``).
 COMBINED_LISTS = ("policies", "policy_status_history", "claims", "opportunities", "activities", *DESK_LISTS)
@@ -492,6 +501,8 @@ def change_of(message: Message) -> Change | None:
     if not change.creates_holder:
         return change
     assert change.holder is not None
+    if message["aggregate_version"] != 1:
+        raise ValueError(f"{message['event_type']} creates its item, so it is version 1 of its aggregate")
     created = {**change.push[change.holder.array], "v": 1, "aggregate_id": str(message["aggregate_id"])}
     return dataclasses.replace(change, push={**change.push, change.holder.array: created})
 
@@ -510,12 +521,16 @@ def applied_version(doc: Document, change: Change) -> int:
 
 def applied_versions(doc: Document) -> dict[str, int]:
     """aggregate id -> the version applied, for every aggregate the document holds."""
-    versions = {str(doc["_id"]): int(doc[RECORD_VERSION])} if RECORD_VERSION in doc else {}
+    versions = {str(doc["_id"]): doc[RECORD_VERSION]} if RECORD_VERSION in doc else {}
     for name in HOLDER_LISTS:
         for item in doc.get(name) or []:
             if isinstance(item, dict) and "aggregate_id" in item:
-                versions[str(item["aggregate_id"])] = int(item.get("v", 0))
-    return versions
+                versions[str(item["aggregate_id"])] = item.get("v")
+    # A version that is not a number (a document damaged by hand) is left for ``crm verify`` to
+    # report, never trusted.
+    return {
+        aggregate: v for aggregate, v in versions.items() if isinstance(v, int) and not isinstance(v, bool)
+    }
 
 
 class VersionGap(Exception):
@@ -536,27 +551,52 @@ def project(doc: Document | None, message: Message) -> Document | None:
     if change is None or customer_id is None:
         return None
     current = doc if doc is not None else empty_document(customer_id)
-    version = int(message["aggregate_version"])
-    last_applied = applied_version(current, change)
-    if version <= last_applied:
+    _check_next(current, change, message)
+    if int(message["aggregate_version"]) <= applied_version(current, change):
         return None
-    if version != last_applied + 1:
+    new = copy.deepcopy(current)
+    _advance(new, change, message)
+    return new
+
+
+def fold(history: Iterable[Message]) -> Document | None:
+    """A customer's document from their events in order: ``project`` one by one, changing one
+    document in place (a long history is not copied once per event)."""
+    doc: Document | None = None
+    for message in history:
+        change, customer_id = change_of(message), customer_of(message)
+        if change is None or customer_id is None:
+            continue
+        doc = doc if doc is not None else empty_document(customer_id)
+        _check_next(doc, change, message)
+        if int(message["aggregate_version"]) > applied_version(doc, change):
+            _advance(doc, change, message)
+    return doc
+
+
+def _check_next(doc: Document, change: Change, message: Message) -> None:
+    """Raises ``VersionGap`` if ``message`` is beyond the next version of its aggregate."""
+    version, last_applied = int(message["aggregate_version"]), applied_version(doc, change)
+    if version > last_applied + 1:
         raise VersionGap(
             f"{message['event_type']} version {version} of "
             f"{message['aggregate_id']} arrived before version {last_applied + 1}"
         )
-    new = copy.deepcopy(current)
-    apply_change(new, change)
+
+
+def _advance(doc: Document, change: Change, message: Message) -> None:
+    """Apply the next event of its aggregate to ``doc`` in place, with its bookkeeping."""
+    version = int(message["aggregate_version"])
+    apply_change(doc, change)
     if change.holder is None:
-        new[RECORD_VERSION] = version
+        doc[RECORD_VERSION] = version
     else:
-        holder = find_item(new, change.holder)
+        holder = find_item(doc, change.holder)
         assert holder is not None  # it was there, or the change pushed it
         holder["v"] = version
-    new["revision"] = current["revision"] + 1
-    if new["last_event_at"] is None or message["occurred_at"] > new["last_event_at"]:
-        new["last_event_at"] = message["occurred_at"]
-    return new
+    doc["revision"] = doc["revision"] + 1
+    if doc["last_event_at"] is None or message["occurred_at"] > doc["last_event_at"]:
+        doc["last_event_at"] = message["occurred_at"]
 
 
 def apply_change(doc: Document, change: Change) -> None:
@@ -614,7 +654,16 @@ def public_view(doc: Document, now: datetime | None = None) -> dict[str, Any]:
     view = {
         k: v
         for k, v in doc.items()
-        if k not in ("_id", RECORD_VERSION, "revision", "write_id", "total_annual_premium_cents")
+        # applied_versions: what documents written before item versions kept (rebuild to drop it).
+        if k
+        not in (
+            "_id",
+            RECORD_VERSION,
+            "applied_versions",
+            "revision",
+            "write_id",
+            "total_annual_premium_cents",
+        )
     }
     for name in HOLDER_LISTS:
         view[name] = [

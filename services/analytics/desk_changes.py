@@ -257,7 +257,9 @@ DESK_CHANGES: dict[str, Callable[[dict[str, Any], Message], Change]] = {
         queue_id="queue_id", assignee_user_id="assignee_user_id", status="state"
     ),
     # The note's text stays with the desk; the event still counts as the ticket's next version.
-    "service_desk.ticket_note_added": lambda payload, _: Change(),
+    "service_desk.ticket_note_added": lambda payload, _: Change(
+        holder=_ticket(payload)
+    ),  # the note stays on the desk
     "service_desk.ticket_awaiting_customer": _on_ticket(
         status=("awaiting_customer",),
         sla_deadline=(None,),

@@ -134,7 +134,7 @@ class Lag:
     queue: str
     consumers: int
     waiting_events: int
-    behind_seconds: float
+    behind_seconds: float | None  # None: events wait, and nothing was ever applied
     applied_events: int
     last_event_at: str | None
     last_batch_at: str | None
@@ -162,19 +162,20 @@ def lag_of(
     building: str | None,
     now: datetime,
 ) -> Lag:
-    last_batch_at = status.get("last_batch_at")
-    behind = float(status.get("last_delay_seconds", 0.0))
+    last_batch_at: str | None = status.get("last_batch_at")
+    delay = float(status.get("last_delay_seconds", 0.0))
+    behind: float | None = delay
     if waiting:
-        idle = (now - datetime.fromisoformat(last_batch_at)).total_seconds() if last_batch_at else 0.0
-        behind = max(behind, idle)
-    elif last_batch_at is None:
-        behind = 0.0
+        idle = (
+            None if last_batch_at is None else (now - datetime.fromisoformat(last_batch_at)).total_seconds()
+        )
+        behind = None if idle is None else max(delay, idle)
     return Lag(
         name=projection.name,
         queue=projection.queue,
         consumers=consumers,
         waiting_events=waiting,
-        behind_seconds=round(behind, 3),
+        behind_seconds=None if behind is None else round(behind, 3),
         applied_events=int(status.get("applied", 0)),
         last_event_at=status.get("last_event_at"),
         last_batch_at=last_batch_at,

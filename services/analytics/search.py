@@ -17,13 +17,13 @@ from pymongo import ASCENDING, IndexModel, UpdateOne
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError
 
+from services.analytics.catalog import DUPLICATE_KEY
 from services.analytics.changes import Message
 from services.analytics.customer_360 import mask_national_id
+from services.analytics.paging import decode_cursor, encode_cursor
 from services.analytics.projections import Outcome, Projection
-from services.analytics.timeline import decode_cursor, encode_cursor
 
 CUSTOMER_SEARCH = "customer_search"
-DUPLICATE_KEY = 11000
 # Sorts after every character a name holds, closing a prefix's range.
 HIGHEST = "\U0010ffff"
 
@@ -113,7 +113,11 @@ def _writes(message: Message) -> list[UpdateOne]:
             # Matches while the register is older; else the upsert collides with the document
             # and the duplicate key says "already newer".
             {"_id": customer_id, f"versions.{register}": {"$not": {"$gte": version}}},
-            {"$set": {**fields, f"versions.{register}": version}},
+            {
+                "$set": {**fields, f"versions.{register}": version},
+                # Every document sorts by name, even one whose name has not come yet.
+                **({} if "name_key" in fields else {"$setOnInsert": {"name_key": ""}}),
+            },
             upsert=True,
         )
         for register, fields in registers_of(message).items()
@@ -122,14 +126,20 @@ def _writes(message: Message) -> list[UpdateOne]:
 
 def apply_search(collection: Collection, messages: list[Message], _rebuilding: bool) -> list[Outcome]:
     writes = [w for m in messages for w in _writes(m)]
-    if not writes:
-        return [None] * len(messages)
-    try:
-        # Unordered: every register write stands alone, and a customer's registers never share one.
-        collection.bulk_write(writes, ordered=False)
-    except BulkWriteError as e:
-        if any(error["code"] != DUPLICATE_KEY for error in e.details["writeErrors"]):
-            raise
+    for _attempt in range(2):
+        if not writes:
+            break
+        try:
+            # Unordered: every register write stands alone.
+            collection.bulk_write(writes, ordered=False)
+            break
+        except BulkWriteError as e:
+            if any(error["code"] != DUPLICATE_KEY for error in e.details["writeErrors"]):
+                raise
+            # A collision means "already newer", or that another writer created the document
+            # first (the live copy and a replay, two projectors): each is tried once more, when
+            # only the first can collide again.
+            writes = [writes[error["index"]] for error in e.details["writeErrors"]]
     return [None] * len(messages)
 
 
@@ -176,6 +186,10 @@ def search_query(criteria: dict[str, Any], owners: list[str] | None) -> dict[str
     return query
 
 
+def _cursor_after(doc: dict[str, Any]) -> str:
+    return encode_cursor([doc.get("name_key", ""), doc["_id"]])
+
+
 def find_page(
     collection: Collection, criteria: dict[str, Any], owners: list[str] | None, limit: int, cursor: str | None
 ) -> dict[str, Any]:
@@ -186,6 +200,7 @@ def find_page(
         query = {
             "$and": [
                 query,
+                {"name_key": {"$gte": name_key}},  # bounds the index scan where the last page ended
                 {
                     "$or": [
                         {"name_key": {"$gt": name_key}},
@@ -208,5 +223,7 @@ def find_page(
             }
             for d in page
         ],
-        "next_cursor": encode_cursor([page[-1]["name_key"], page[-1]["_id"]]) if len(found) > limit else None,
+        "next_cursor": encode_cursor([page[-1].get("name_key", ""), page[-1]["_id"]])
+        if len(found) > limit
+        else None,
     }

@@ -386,9 +386,6 @@ class Customer360Store(ProjectionWriter):
         """The documents of the duplicates merged into this customer."""
         return list(self.collection().find({"merged_into": customer_id}).sort("_id", 1).limit(limit))
 
-    def apply(self, messages: list[Message]) -> list[Outcome]:
-        return self(messages)
-
 
 def ensure_indexes(collection: Collection[Any]) -> None:
     CUSTOMER_360_PROJECTION.ensure_indexes(collection)

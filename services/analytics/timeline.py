@@ -8,19 +8,18 @@ own history forgets them."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Iterator
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateMany, UpdateOne
 from pymongo.collection import Collection
+from pymongo.errors import BulkWriteError
 
 from contracts.events import PAYLOAD_SCHEMAS, PERSONAL_FIELDS
-from crm_shared.errors import ValidationFailed
+from services.analytics.catalog import DUPLICATE_KEY
 from services.analytics.changes import Message
 from services.analytics.customer_360 import utc_text
+from services.analytics.paging import decode_cursor, encode_cursor
 from services.analytics.projections import Outcome, Projection
 
 TIMELINE = "customer_timeline"
@@ -31,7 +30,8 @@ CUSTOMER_EVENTS = frozenset(
 )
 
 # What an entry shows of its event beside its type, time and actor: identifiers, kinds and states,
-# amounts; never free text (a description or note may say what the customer told) nor personal data.
+# amounts; never free text (a description, a purpose or a reason may say what the customer told)
+# nor personal data.
 DETAILS = (
     "policy_number",
     "product",
@@ -62,11 +62,9 @@ DETAILS = (
     "new_agent_id",
     "agent_id",
     "to_agent_id",
-    "purpose",
     "in_force",
     "survivor_id",
     "duplicate_id",
-    "reason",
     "quote_id",
 )
 
@@ -91,30 +89,58 @@ def entry_of(message: Message) -> dict[str, Any]:
     }
 
 
-def _writes(message: Message) -> list[UpdateOne | UpdateMany]:
-    customer_id = message["payload"].get("customer_id")
-    if customer_id is None:  # an activity with no customer
-        return []
-    entry = entry_of(message)
-    writes: list[UpdateOne | UpdateMany] = [
-        UpdateOne({"_id": entry["_id"]}, {"$setOnInsert": entry}, upsert=True)
+def _blanked(entry: dict[str, Any]) -> dict[str, Any]:
+    """The entry without the personal fields of its event (its customer is erased)."""
+    names = PERSONAL_FIELDS.get(entry["event_type"], ())
+    payload = {**entry["envelope"]["payload"], **dict.fromkeys(names, None)}
+    return {**entry, "envelope": {**entry["envelope"], "payload": payload}}
+
+
+def _erasures(message: Message) -> list[UpdateMany]:
+    """What ``customer.erased`` does to the entries already there: their personal fields go."""
+    customer_id = str(message["payload"]["customer_id"])
+    return [
+        UpdateMany(
+            {"customer_id": customer_id, "event_type": event_type},
+            {"$set": {f"envelope.payload.{name}": None for name in names}},
+        )
+        for event_type, names in PERSONAL_FIELDS.items()
     ]
-    if message["event_type"] == "customer.erased":
-        writes += [
-            UpdateMany(
-                {"customer_id": str(customer_id), "event_type": event_type},
-                {"$set": {f"envelope.payload.{name}": None for name in names}},
-            )
-            for event_type, names in PERSONAL_FIELDS.items()
-        ]
-    return writes
+
+
+def _erased_among(collection: Collection, messages: list[Message]) -> set[str]:
+    """The customers of ``messages`` with personal data who were erased already (an entry that
+    comes after the erasure, requeued or replayed, must not bring the data back)."""
+    personal = {str(m["payload"]["customer_id"]) for m in messages if m["event_type"] in PERSONAL_FIELDS}
+    if not personal:
+        return set()
+    found = collection.find(
+        {"customer_id": {"$in": sorted(personal)}, "event_type": "customer.erased"}, {"customer_id": 1}
+    )
+    return {e["customer_id"] for e in found}
 
 
 def apply_timeline(collection: Collection, messages: list[Message], _rebuilding: bool) -> list[Outcome]:
-    writes = [w for m in messages for w in _writes(m)]
-    if writes:
-        # In order: an erasure blanks what was inserted before it in the same batch.
-        collection.bulk_write(writes, ordered=True)
+    named = [m for m in messages if m["payload"].get("customer_id") is not None]  # not activities of none
+    erased = _erased_among(collection, named)
+    writes: list[UpdateOne | UpdateMany] = []
+    for message in named:
+        entry = entry_of(message)
+        if entry["customer_id"] in erased:
+            entry = _blanked(entry)
+        writes.append(UpdateOne({"_id": entry["_id"]}, {"$setOnInsert": entry}, upsert=True))
+        if message["event_type"] == "customer.erased":
+            writes += _erasures(message)
+    for attempt in range(2):
+        try:
+            # In order: an erasure blanks what was inserted before it in the same batch.
+            collection.bulk_write(writes, ordered=True)
+            break
+        except BulkWriteError as e:
+            # Two writers inserting one entry at once: the loser's insert collides. Every write
+            # is idempotent, so the batch is written again once.
+            if attempt or any(error["code"] != DUPLICATE_KEY for error in e.details["writeErrors"]):
+                raise
     return [None] * len(messages)
 
 
@@ -125,22 +151,6 @@ TIMELINE_PROJECTION = Projection(
     indexes=(IndexModel([("customer_id", ASCENDING), ("seq", ASCENDING)]),),
     apply=apply_timeline,
 )
-
-
-def encode_cursor(values: list[Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode()
-
-
-def decode_cursor(cursor: str, arity: int, field: str = "cursor") -> list[Any]:
-    try:
-        values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        values = None
-    if not isinstance(values, list) or len(values) != arity or not all(isinstance(v, str) for v in values):
-        raise ValidationFailed.single(
-            field, "invalid_cursor", "not a cursor this query gave; start without one"
-        )
-    return values
 
 
 def timeline_page(

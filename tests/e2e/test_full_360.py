@@ -11,8 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from crm_cli.client import CrmClient
 from crm_shared.auth import Caller, Role
-from services.analytics.application import fold
-from services.analytics.customer_360 import public_view
+from services.analytics.customer_360 import fold, public_view
 from tests.e2e.conftest import SALE, Stores, ok
 from tests.support import customer_payload, wait_until
 

@@ -8,7 +8,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from services.analytics.application import fold
+from services.analytics.customer_360 import fold
 from services.analytics.projections import ProjectionWriter
 from services.analytics.search import SEARCH_PROJECTION, find_page, search_document
 from services.analytics.timeline import TIMELINE_PROJECTION, history_until, timeline_page

@@ -64,9 +64,9 @@ def test_compaction_removes_what_an_erasure_left_in_the_files(tmp_path: Path) ->
         store = Customer360Store(client["crm"])
         ensure_indexes(store.collection())
         others = [registered(str(uuid.uuid4()), f"Customer {n}", f"139{n:08d}") for n in range(300)]
-        store.apply([registered(erased_id, NAME, PHONE), *others])
+        store([registered(erased_id, NAME, PHONE), *others])
         client.admin.command("fsync")  # a checkpoint: the values are in the data files now
-        store.apply(
+        store(
             [message(erased_id, 2, "customer.erased", {"reason": "request", "request_reference": "R"})]
         )
         assert store.get(erased_id)["profile"]["full_name"] is None

@@ -106,7 +106,7 @@ def test_rebuild_under_live_traffic_loses_nothing_and_doubles_nothing(
 
     store = Customer360Store(database, ReadModelCatalog(database, ttl=0.2))
     queue = f"test.rebuild.{uuid.uuid4().hex[:8]}"
-    projector = ProjectorRunner(amqp_uri, queue, store.apply)
+    projector = ProjectorRunner(amqp_uri, queue, store)
     with Connection(amqp_uri) as conn:
         projector.declare(conn)
     stop_relays = threading.Event()

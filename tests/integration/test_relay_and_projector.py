@@ -74,7 +74,7 @@ def projector(amqp_uri: str, store: Customer360Store) -> Iterator[ProjectorRunne
     runner = ProjectorRunner(
         amqp_uri,
         f"test.customer_360.{uuid.uuid4().hex[:8]}",
-        store.apply,
+        store,
         is_transient=is_store_outage,
     )
     with Connection(amqp_uri) as conn:

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from crm_shared.errors import ValidationFailed
-from services.analytics.application import fold
-from services.analytics.customer_360 import CHANGES
+from services.analytics.customer_360 import CHANGES, fold
+from services.analytics.paging import decode_cursor
 from services.analytics.projections import lag_of
 from services.analytics.read_models import PROJECTIONS, consumer_queues
 from services.analytics.search import (
@@ -25,9 +25,9 @@ from services.analytics.search import (
 )
 from services.analytics.timeline import (
     TIMELINE_PROJECTION,
-    _writes,
+    _blanked,
+    _erasures,
     as_of_key,
-    decode_cursor,
     entry_of,
     page_of,
     sequence_key,
@@ -192,9 +192,12 @@ def test_one_aggregates_events_at_one_moment_keep_their_version_order() -> None:
 
 def test_erasure_blanks_the_personal_fields_of_the_customers_entries() -> None:
     erased = envelope("customer.erased", 6, {"reason": "r", "request_reference": "x"}, T0)
-    blanked = {w._filter["event_type"]: set(w._doc["$set"]) for w in _writes(erased)[1:]}  # type: ignore[union-attr]
+    blanked = {w._filter["event_type"]: set(w._doc["$set"]) for w in _erasures(erased)}
     assert blanked["customer.registered"] >= {"envelope.payload.full_name", "envelope.payload.national_id"}
     assert blanked["customer.profile_updated"] == {"envelope.payload.changes"}
+    # An entry that comes after the erasure (requeued, replayed) is blanked as it is written.
+    late = _blanked(entry_of(record_history()[0]))["envelope"]["payload"]
+    assert late["full_name"] is None and late["national_id"] is None and late["owning_agent_id"] == "A-1"
 
 
 def test_the_360_as_of_a_moment_holds_exactly_what_had_happened_by_then() -> None:
@@ -243,6 +246,7 @@ def test_lag_is_the_last_delay_when_caught_up_and_grows_while_events_wait() -> N
     assert (stuck.waiting_events, stuck.behind_seconds) == (250, 300.0)
     never_ran = lag_of(projection, {}, 0, 0, "customer_360_x", T0)
     assert (never_ran.behind_seconds, never_ran.rebuilding_into) == (0.0, "customer_360_x")
+    assert lag_of(projection, {}, 5, 0, None, T0).behind_seconds is None  # waiting, never applied
 
 
 def policy_event(kind: str, version: int, payload: dict[str, Any], policy: str = "POL-1") -> dict[str, Any]:
@@ -331,3 +335,49 @@ def test_an_aggregates_events_apply_once_in_order_and_a_gap_is_refused() -> None
     # The claim's update before the claim: refused, so that it is tried again later, not lost.
     with pytest.raises(VersionGap):
         project(project(project(None, registered), sold), updated)
+
+
+def sample_payload(schema: Any) -> dict[str, Any]:
+    """A payload with a value of the right type in every field of a contract schema."""
+    from marshmallow import fields as mf
+
+    def value(field: Any) -> Any:
+        if isinstance(field, mf.Nested):
+            return sample_payload(field.schema)
+        if isinstance(field, mf.List):
+            return [value(field.inner)]
+        if isinstance(field, mf.UUID):
+            return str(uuid.uuid4())
+        if isinstance(field, mf.Boolean):
+            return True
+        if isinstance(field, mf.Integer | mf.Float):
+            return 1
+        if isinstance(field, mf.Decimal):
+            return "10.00"
+        if isinstance(field, mf.DateTime):
+            return T0.isoformat()
+        if isinstance(field, mf.Date):
+            return "2027-01-04"
+        if isinstance(field, mf.Dict):
+            return {}
+        return "x"
+
+    return {name: value(field) for name, field in schema.fields.items()}
+
+
+def test_every_event_the_360_takes_keeps_its_aggregates_version_somewhere() -> None:
+    """The customer's record keeps its own version; every other aggregate's event names the item
+    that keeps its version (``Change.holder``), or it could never be applied."""
+    from contracts.events import PAYLOAD_SCHEMAS
+    from services.analytics.customer_360 import change_of
+
+    for (event_type, _), schema in PAYLOAD_SCHEMAS.items():
+        if event_type not in CHANGES:
+            continue
+        payload = {**sample_payload(schema()), "customer_id": CUSTOMER}
+        own_record = event_type.startswith("customer.")
+        aggregate = CUSTOMER if own_record else str(uuid.uuid4())
+        message = {**envelope(event_type, 1, {}, T0, aggregate_id=aggregate), "payload": payload}
+        change = change_of(message)
+        assert change is not None
+        assert (change.holder is None) == own_record, event_type

@@ -1,0 +1,26 @@
+"""Cursors of paged answers: the sort key of a page's last item, opaque to the caller."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from crm_shared.errors import ValidationFailed
+
+
+def encode_cursor(values: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode()
+
+
+def decode_cursor(cursor: str, arity: int, field: str = "cursor") -> list[Any]:
+    try:
+        values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        values = None
+    if not isinstance(values, list) or len(values) != arity or not all(isinstance(v, str) for v in values):
+        raise ValidationFailed.single(
+            field, "invalid_cursor", "not a cursor this query gave; start without one"
+        )
+    return values
