@@ -66,9 +66,7 @@ def test_compaction_removes_what_an_erasure_left_in_the_files(tmp_path: Path) ->
         others = [registered(str(uuid.uuid4()), f"Customer {n}", f"139{n:08d}") for n in range(300)]
         store([registered(erased_id, NAME, PHONE), *others])
         client.admin.command("fsync")  # a checkpoint: the values are in the data files now
-        store(
-            [message(erased_id, 2, "customer.erased", {"reason": "request", "request_reference": "R"})]
-        )
+        store([message(erased_id, 2, "customer.erased", {"reason": "request", "request_reference": "R"})])
         assert store.get(erased_id)["profile"]["full_name"] is None
         client.close()
     assert holders(storage, NAME, PHONE), "the old values were expected in the files before compaction"
