@@ -274,6 +274,8 @@ def rebuild_command(args: argparse.Namespace) -> None:
     from services.analytics.read_models import PROJECTIONS
     from services.analytics.rebuild import Rebuilder
 
+    if not 1 <= args.batch_size <= 5000:
+        raise SystemExit("--batch-size: from 1 to 5000 events a page")
     for service in APPLICATIONS:
         if not rpc_consumers(args.amqp_uri, service):
             raise SystemExit(f"the {service} service is not running: a rebuild reads its history from it")

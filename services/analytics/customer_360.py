@@ -651,20 +651,7 @@ def public_view(doc: Document, now: datetime | None = None) -> dict[str, Any]:
     activity done with the customer, the next one to come, and how many planned are overdue."""
     at = now or datetime.now(UTC)
     moment = at.isoformat()
-    view = {
-        k: v
-        for k, v in doc.items()
-        # applied_versions: what documents written before item versions kept (rebuild to drop it).
-        if k
-        not in (
-            "_id",
-            RECORD_VERSION,
-            "applied_versions",
-            "revision",
-            "write_id",
-            "total_annual_premium_cents",
-        )
-    }
+    view = {k: v for k, v in doc.items() if k not in BOOKKEEPING}
     for name in HOLDER_LISTS:
         view[name] = [
             {k: v for k, v in item.items() if k not in ITEM_BOOKKEEPING} for item in doc.get(name, [])

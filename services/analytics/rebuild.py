@@ -159,7 +159,11 @@ class Rebuilder:
         else:
             self.catalog.begin_rebuild(projection.name, fresh)
             abandoned = None
-        projection.ensure_indexes(self.database[fresh])
+        try:
+            projection.ensure_indexes(self.database[fresh])
+        except BaseException:
+            self.catalog.abort_rebuild(projection.name, fresh)
+            raise
         if abandoned:
             self.database.drop_collection(abandoned)
         return fresh

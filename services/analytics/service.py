@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from marshmallow import Schema
 from nameko.extensions import DependencyProvider
 from nameko.rpc import RpcProxy, rpc
 
@@ -35,35 +36,26 @@ class AnalyticsService(CrmService):
     queries: AnalyticsQueries = Queries()
     sales_rpc = RpcProxy("sales")
 
+    def _scoped(self, operation: str, schema: type[Schema], payload: Any, handler: Any) -> dict:
+        """Every query about customers takes the sales force (the scope rule's answers) last."""
+        scope = RpcSalesForce(self.sales_rpc)
+        return self.request.run(operation, schema, payload, lambda data, meta: handler(data, meta, scope))
+
     @rpc
     def get_customer_360(self, payload: Any) -> dict:
-        scope = RpcSalesForce(self.sales_rpc)
-        return self.request.run(
-            "get_customer_360",
-            schemas.GetCustomer360,
-            payload,
-            lambda data, meta: self.queries.get_customer_360(data, meta, scope),
+        return self._scoped(
+            "get_customer_360", schemas.GetCustomer360, payload, self.queries.get_customer_360
         )
 
     @rpc
     def get_customer_timeline(self, payload: Any) -> dict:
-        scope = RpcSalesForce(self.sales_rpc)
-        return self.request.run(
-            "get_customer_timeline",
-            schemas.GetCustomerTimeline,
-            payload,
-            lambda data, meta: self.queries.get_customer_timeline(data, meta, scope),
+        return self._scoped(
+            "get_customer_timeline", schemas.GetCustomerTimeline, payload, self.queries.get_customer_timeline
         )
 
     @rpc
     def find_customers(self, payload: Any) -> dict:
-        scope = RpcSalesForce(self.sales_rpc)
-        return self.request.run(
-            "find_customers",
-            schemas.FindCustomers,
-            payload,
-            lambda data, meta: self.queries.find_customers(data, meta, scope),
-        )
+        return self._scoped("find_customers", schemas.FindCustomers, payload, self.queries.find_customers)
 
     @rpc
     def get_projections(self, payload: Any) -> dict:
