@@ -196,19 +196,13 @@ def find_page(
     """A page of matches ordered by name, then id, and the cursor of the next page."""
     query = search_query(criteria, owners)
     if cursor:
+        # After the last page: a name beyond its last, or that name and a later id. Kept flat
+        # beside the criteria (SecantusDB plans a filter's top level only, never under ``$and``).
         name_key, customer_id = decode_cursor(cursor, 2)
-        query = {
-            "$and": [
-                query,
-                {"name_key": {"$gte": name_key}},  # bounds the index scan where the last page ended
-                {
-                    "$or": [
-                        {"name_key": {"$gt": name_key}},
-                        {"name_key": name_key, "_id": {"$gt": customer_id}},
-                    ]
-                },
-            ]
-        }
+        bounds = dict(query.get("name_key", {}))
+        bounds["$gte"] = max(bounds.get("$gte", ""), name_key)
+        query["name_key"] = bounds
+        query["$or"] = [{"name_key": {"$gt": name_key}}, {"_id": {"$gt": customer_id}}]
     found = list(collection.find(query).sort([("name_key", ASCENDING), ("_id", ASCENDING)]).limit(limit + 1))
     page = found[:limit]
     return {

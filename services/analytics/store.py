@@ -62,6 +62,9 @@ def guarded_update(message: Message) -> GuardedUpdate | None:
 
 
 Filters = list[Mapping[str, Any]]
+# (path, kind, value): the version is next ("is" a value, or "elem": the item at the previous
+# version), the item is not there yet ("ne"), or is ("eq").
+Condition = tuple[str, str, Any]
 
 
 def combined_update(messages: list[Message]) -> GuardedUpdate | None:
@@ -86,7 +89,7 @@ def combined_update(messages: list[Message]) -> GuardedUpdate | None:
     ):
         return None
     customer_id = str(customer_ids.pop())
-    conditions: list[dict[str, Any]] = []
+    conditions: list[Condition] = []
     filters: Filters = []
     sets: dict[str, Any] = {}
     pushes: dict[str, list[Any]] = defaultdict(list)
@@ -124,13 +127,41 @@ def combined_update(messages: list[Message]) -> GuardedUpdate | None:
         update["$setOnInsert"] = {
             k: v for k, v in empty_document(customer_id).items() if k not in touched and k != "_id"
         }
-    query: dict[str, Any] = {"_id": customer_id, "$and": conditions}
+    query = _flat_query(customer_id, conditions)
+    if query is None:
+        return None
     operation = UpdateOne(query, update, upsert=first, array_filters=filters or None)
     return GuardedUpdate(customer_id, operation, first)
 
 
+def _flat_query(customer_id: str, conditions: list[Condition]) -> dict[str, Any] | None:
+    """The conditions as one flat filter beside ``_id`` (SecantusDB looks a document up by its id
+    only when the filter's top level names it, never under ``$and``): several conditions of one
+    kind on one path become one (``$nin``, ``$all``); two kinds on one path cannot (None)."""
+    by_path: dict[str, tuple[str, list[Any]]] = {}
+    for path, kind, value in conditions:
+        known_kind, values = by_path.setdefault(path, (kind, []))
+        if known_kind != kind:
+            return None
+        values.append(value)
+    query: dict[str, Any] = {"_id": customer_id}
+    for path, (kind, values) in by_path.items():
+        if kind == "is":
+            if len(values) > 1:
+                return None
+            query[path] = values[0]
+        elif kind == "ne":
+            query[path] = {"$ne": values[0]} if len(values) == 1 else {"$nin": values}
+        elif kind == "elem":
+            matches = [{"$elemMatch": v} for v in values]
+            query[path] = matches[0] if len(matches) == 1 else {"$all": matches}
+        else:  # "eq": the item is there
+            query[path] = values[0] if len(values) == 1 else {"$all": values}
+    return query
+
+
 def _guard(
-    change: Change, version: int, name: str, conditions: list[dict[str, Any]], filters: Filters
+    change: Change, version: int, name: str, conditions: list[Condition], filters: Filters
 ) -> tuple[dict[str, Any], str | None]:
     """Adds the condition that ``version`` is the next of its aggregate; returns the fields that
     record it (none for an item the change pushes: it is pushed at version 1), and the array
@@ -138,18 +169,18 @@ def _guard(
     holder = change.holder
     if holder is None:
         previous: Any = version - 1 if version > 1 else {"$exists": False}
-        conditions.append({RECORD_VERSION: previous})
+        conditions.append((RECORD_VERSION, "is", previous))
         return {RECORD_VERSION: version}, None
     if change.creates_holder:
-        conditions.append({f"{holder.array}.{holder.key}": {"$ne": holder.value}})
+        conditions.append((f"{holder.array}.{holder.key}", "ne", holder.value))
         return {}, None
-    conditions.append({holder.array: {"$elemMatch": {holder.key: holder.value, "v": version - 1}}})
+    conditions.append((holder.array, "elem", {holder.key: holder.value, "v": version - 1}))
     filters.append({f"{name}.{holder.key}": holder.value})
     return {f"{holder.array}.$[{name}].v": version}, name
 
 
 def _through_filters(
-    change: Change, holder_filter: str | None, name: str, conditions: list[dict[str, Any]], filters: Filters
+    change: Change, holder_filter: str | None, name: str, conditions: list[Condition], filters: Filters
 ) -> dict[str, Any]:
     """The change's sets, with the ``$`` of its element's fields as an array filter (the holder's
     filter when they are the same item)."""
@@ -160,7 +191,7 @@ def _through_filters(
         identifier = holder_filter
     else:
         identifier = name
-        conditions.append({f"{element.array}.{element.key}": element.value})
+        conditions.append((f"{element.array}.{element.key}", "eq", element.value))
         filters.append({f"{identifier}.{element.key}": element.value})
     return {path.replace(".$.", f".$[{identifier}].", 1): value for path, value in change.set.items()}
 
