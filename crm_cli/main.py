@@ -169,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="recompute the differing customers' documents from the event stores and write them "
         "(compare-and-set, so concurrent projector writes are kept); delete documents of customers "
         "the stores do not know. Documents that do not differ are not touched. If very many "
-        "customers differ, 'crm rebuild analytics' is faster",
+        "customers differ, 'crm rebuild all' is faster",
     )
     verify.add_argument("--batch-size", type=int, default=1000, help="events or documents per read")
     verify.add_argument(
