@@ -93,6 +93,10 @@ def fold_all(sources: list[CrmApplication]) -> dict[str, dict]:
     return docs
 
 
+# The rebuild of this test got slower with item versions (array filters and $all guards cost
+# SecantusDB more per write): under a full run it came close to the suite's 300 s per test. To be
+# profiled (see the issue 12 note); until then it gets the time it needs.
+@pytest.mark.timeout(600)
 def test_rebuild_under_live_traffic_loses_nothing_and_doubles_nothing(
     tmp_path: Path, amqp_uri: str, database, operator: Caller
 ) -> None:
