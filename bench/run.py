@@ -562,7 +562,7 @@ def raw_bulk_upserts(mongo_uri: str, count: int, batch: int = 1000, *, journaled
 def _registered(i: int) -> dict[str, Any]:
     return {
         "event_type": "customer.registered",
-        "aggregate_id": f"a{i}",
+        "aggregate_id": f"c{i}",  # a customer's record is its own aggregate
         "aggregate_version": 1,
         "occurred_at": "2026-12-01T00:00:00+00:00",
         "payload": {
