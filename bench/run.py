@@ -641,8 +641,9 @@ def rebuild(system: System, model: str = "customer_360") -> dict[str, Any]:
         cwd=REPO,
         capture_output=True,
         text=True,
-        check=True,
     )
+    if result.returncode:
+        raise SystemExit(f"crm rebuild {model} failed ({result.returncode}):\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
