@@ -33,6 +33,14 @@ class TeamScope(Protocol):
     def teams_managed_by(self, user_id: str) -> frozenset[str]: ...
 
 
+class SalesForceScope(TeamScope, Protocol):
+    """The scope, able to list a team's owners too (for queries over many customers)."""
+
+    def owners_in_team(self, team_id: str) -> list[str]:
+        """The team's agents and its pool."""
+        ...
+
+
 def may_act_on(
     caller: Caller, owning_agent_id: str | None, scope: TeamScope | None, *, also: Iterable[Role] = ()
 ) -> bool:
@@ -46,6 +54,21 @@ def may_act_on(
         managed = scope.teams_managed_by(caller.user_id)
         return bool(managed) and scope.team_of(owning_agent_id) in managed
     return False
+
+
+def owners_in_scope(
+    caller: Caller, scope: SalesForceScope | None, *, also: Iterable[Role] = ()
+) -> list[str] | None:
+    """The same rule for a query over many customers: the owners whose customers the caller may act
+    on (None: every customer; empty: none)."""
+    if caller.sees_everything or caller.role in tuple(also):
+        return None
+    if caller.role == Role.AGENT:
+        return [caller.agent_id] if caller.agent_id else []
+    if caller.role == Role.MANAGER and scope is not None:
+        teams = sorted(scope.teams_managed_by(caller.user_id))
+        return [owner for team in teams for owner in scope.owners_in_team(team)]
+    return []
 
 
 def unknown_customer(customer_id: str, field: str = "customer_id") -> NotFound:

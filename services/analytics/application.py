@@ -8,8 +8,14 @@ from typing import Any, Protocol
 from pymongo.collection import Collection
 from pymongo.database import Database
 
-from crm_shared.access import TeamScope, require_customer_access, unknown_customer
-from crm_shared.auth import Caller, Role
+from crm_shared.access import (
+    SalesForceScope,
+    TeamScope,
+    owners_in_scope,
+    require_customer_access,
+    unknown_customer,
+)
+from crm_shared.auth import Role
 from crm_shared.clock import Clock, utc_now
 from crm_shared.domain import CommandMeta
 from crm_shared.errors import CustomerMerged, PermissionDenied, ValidationFailed
@@ -21,10 +27,6 @@ from services.analytics.read_models import PROJECTIONS
 from services.analytics.search import CUSTOMER_SEARCH, find_page
 from services.analytics.store import Customer360Store
 from services.analytics.timeline import TIMELINE, history_until, timeline_page
-
-
-class SalesForceScope(TeamScope, Protocol):
-    def owners_in_team(self, team_id: str) -> list[str]: ...
 
 
 class QueueDepths(Protocol):
@@ -119,22 +121,10 @@ class AnalyticsQueries:
     def find_customers(
         self, data: dict[str, Any], meta: CommandMeta, scope: SalesForceScope
     ) -> dict[str, Any]:
-        owners = self._owners_in_scope(meta.actor, scope)
+        owners = owners_in_scope(meta.actor, scope, also=READS_EVERY_CUSTOMER)
         if owners == []:
             return {"customers": [], "next_cursor": None}
         return find_page(self._collection(CUSTOMER_SEARCH), data, owners, data["limit"], data["cursor"])
-
-    @staticmethod
-    def _owners_in_scope(caller: Caller, scope: SalesForceScope) -> list[str] | None:
-        """The owners whose customers the caller may find (None: all), by the shared access rule."""
-        if caller.sees_everything or caller.role in READS_EVERY_CUSTOMER:
-            return None
-        if caller.role == Role.AGENT and caller.agent_id:
-            return [caller.agent_id]
-        if caller.role == Role.MANAGER:
-            teams = sorted(scope.teams_managed_by(caller.user_id))
-            return [owner for team in teams for owner in scope.owners_in_team(team)]
-        return []
 
     def get_projections(self, _data: dict[str, Any], meta: CommandMeta) -> dict[str, Any]:
         if not meta.actor.sees_everything:

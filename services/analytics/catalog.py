@@ -4,14 +4,46 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pymongo import MongoClient, ReturnDocument
+from pymongo.collection import Collection
 from pymongo.database import Database
+from pymongo.errors import BulkWriteError
 
 CATALOG = "read_models"
 # MongoDB's error code for a write that met a document with the same key.
 DUPLICATE_KEY = 11000
+
+
+def collided(error: BulkWriteError) -> list[int] | None:
+    """The indexes of a bulk write's operations that met a document with the same key; None if
+    any failed otherwise."""
+    errors = error.details["writeErrors"]
+    if any(e["code"] != DUPLICATE_KEY for e in errors):
+        return None
+    return [e["index"] for e in errors]
+
+
+def write_idempotent(collection: Collection, writes: Sequence[Any], *, ordered: bool) -> None:
+    """One bulk write of idempotent upserts. Two writers upserting one new document at once (the
+    live copy and a replay, two projectors) make the loser's insert collide; those writes go once
+    more (ordered: from the first collision on, as the rest never ran), when nobody can be creating
+    the document any longer. Unordered, a write colliding again is one whose filter does not match
+    the existing document by design (an upsert guarded by a version, meeting a newer one): it has
+    nothing to do. Ordered, that would leave the rest unwritten: it raises."""
+    for attempt in range(2):
+        if not writes:
+            return
+        try:
+            collection.bulk_write(list(writes), ordered=ordered)
+            return
+        except BulkWriteError as e:
+            if (indexes := collided(e)) is None or (attempt and ordered):
+                raise
+            writes = writes[indexes[0] :] if ordered else [writes[i] for i in indexes]
 
 
 def mongo_client(uri: str) -> MongoClient:

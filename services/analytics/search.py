@@ -15,9 +15,8 @@ from typing import Any
 
 from pymongo import ASCENDING, IndexModel, UpdateOne
 from pymongo.collection import Collection
-from pymongo.errors import BulkWriteError
 
-from services.analytics.catalog import DUPLICATE_KEY
+from services.analytics.catalog import write_idempotent
 from services.analytics.changes import Message
 from services.analytics.customer_360 import mask_national_id
 from services.analytics.paging import decode_cursor, encode_cursor
@@ -125,21 +124,8 @@ def _writes(message: Message) -> list[UpdateOne]:
 
 
 def apply_search(collection: Collection, messages: list[Message], _rebuilding: bool) -> list[Outcome]:
-    writes = [w for m in messages for w in _writes(m)]
-    for _attempt in range(2):
-        if not writes:
-            break
-        try:
-            # Unordered: every register write stands alone.
-            collection.bulk_write(writes, ordered=False)
-            break
-        except BulkWriteError as e:
-            if any(error["code"] != DUPLICATE_KEY for error in e.details["writeErrors"]):
-                raise
-            # A collision means "already newer", or that another writer created the document
-            # first (the live copy and a replay, two projectors): each is tried once more, when
-            # only the first can collide again.
-            writes = [writes[error["index"]] for error in e.details["writeErrors"]]
+    # Unordered: every register write stands alone.
+    write_idempotent(collection, [w for m in messages for w in _writes(m)], ordered=False)
     return [None] * len(messages)
 
 

@@ -23,7 +23,7 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 from pymongo.results import BulkWriteResult
 
-from services.analytics.catalog import ReadModelCatalog
+from services.analytics.catalog import ReadModelCatalog, collided
 from services.analytics.changes import Change
 from services.analytics.customer_360 import (
     CHANGES,
@@ -44,7 +44,6 @@ CUSTOMER_360 = "customer_360"
 
 # The compare-and-set token of a document: set only by ``_stamped``, compared only by ``_as_read``.
 WRITE_ID = "write_id"
-DUPLICATE_KEY = 11000
 
 
 class GuardedUpdate(NamedTuple):
@@ -53,26 +52,21 @@ class GuardedUpdate(NamedTuple):
     creates: bool  # an upsert: the aggregate's first event may create the document
 
 
-def guarded_update(message: Message) -> GuardedUpdate | None:
-    """The message's change (see ``customer_360.Change``) as one update the database applies only
-    if the aggregate's previous version is the last one applied to the document, so nothing is read
-    first: a redelivery, or an event ahead of its predecessor, matches nothing. An aggregate's first
-    event upserts, so whichever event of a customer comes first creates the document."""
-    return combined_update([message])
-
-
 Filters = list[Mapping[str, Any]]
 # (path, kind, value): the version is next ("is" a value, or "elem": the item at the previous
 # version), the item is not there yet ("ne"), or is ("eq").
 Condition = tuple[str, str, Any]
 
 
-def combined_update(messages: list[Message]) -> GuardedUpdate | None:
-    """Several events of one customer as one guarded update (matching only if every one of them
-    is next in its aggregate), so a replay writes a customer's policies, read one after the other
-    from the sales store, in one write. None when they cannot be one: two events of one aggregate,
-    one field set twice, or a list both pushed to and changed in place (the database refuses two
-    operators on one field).
+def guarded_update(messages: list[Message]) -> GuardedUpdate | None:
+    """One or more events of one customer (see ``customer_360.Change``) as one update the database
+    applies only if each event is the next of its aggregate, so nothing is read first: a
+    redelivery, or an event ahead of its predecessor, matches nothing. An aggregate's first event
+    upserts, so whichever event of a customer comes first creates the document. Several events in
+    one update let a replay write a customer's policies, read one after the other from the sales
+    store, in one write. None when they cannot be one: two events of one aggregate, one field set
+    twice, or a list both pushed to and changed in place (the database refuses two operators on
+    one field).
 
     Each event's aggregate version is guarded where it is kept (``Change.holder``): the record's
     ``record_version``, or the ``v`` of the list item standing for the aggregate, matched with
@@ -205,7 +199,7 @@ def _write_one(collection: Collection, update: GuardedUpdate) -> bool:
     try:
         return _written(collection.bulk_write([update.operation])) == 1
     except BulkWriteError as e:
-        if any(error["code"] != DUPLICATE_KEY for error in e.details["writeErrors"]):
+        if collided(e) is None:
             raise
         return False  # another writer created the document first
 
@@ -224,7 +218,7 @@ def apply_message(
     where the replay brings the missing versions and this one after them."""
     customer_id = customer_of(message)
     for _ in range(max_attempts):
-        update = guarded_update(message)
+        update = guarded_update([message])
         if update is None:
             return False
         if _write_one(collection, update):
@@ -307,11 +301,11 @@ def _updates(messages: list[Message]) -> list[Indexed]:
             by_customer[customer_id].append(index)
     updates: list[Indexed] = []
     for indexes in by_customer.values():
-        combined = combined_update([messages[i] for i in indexes]) if len(indexes) > 1 else None
+        combined = guarded_update([messages[i] for i in indexes]) if len(indexes) > 1 else None
         if combined is not None:
             updates.append((indexes, combined))
             continue
-        updates += [([i], u) for i in indexes if (u := guarded_update(messages[i])) is not None]
+        updates += [([i], u) for i in indexes if (u := guarded_update([messages[i]])) is not None]
     return updates
 
 
@@ -324,7 +318,7 @@ def apply_together(
     collection: Collection, messages: list[Message], *, gaps_wait_for_replay: bool = False
 ) -> list[Outcome]:
     """Apply many messages as guarded updates, reading nothing: one update per customer where its
-    events combine (``combined_update``), in one bulk write (one per wave, see ``_waves``). One
+    events combine (``guarded_update``), in one bulk write (one per wave, see ``_waves``). One
     outcome per message, in order: None when it is applied (or changes nothing), the exception when
     it is not (a ``VersionGap``: the caller retries it, then sets it aside). Only the messages whose
     update may have matched nothing are looked at again (see ``_settle``)."""
@@ -335,10 +329,10 @@ def apply_together(
             result = collection.bulk_write([u.operation for _, u in wave], ordered=False)
             written, duplicates = _written(result), set()
         except BulkWriteError as e:
-            if any(error["code"] != DUPLICATE_KEY for error in e.details["writeErrors"]):
+            if (indexes := collided(e)) is None:
                 raise
             written = e.details["nMatched"] + e.details["nUpserted"]
-            duplicates = {error["index"] for error in e.details["writeErrors"]}
+            duplicates = set(indexes)
         certain = written + len(duplicates) == len(wave)  # else: which matched nothing, counts don't say
         for position, (indexes, u) in enumerate(wave):
             if position in duplicates or not (certain or u.creates):
@@ -378,17 +372,6 @@ def _settle(
             apply_message(collection, message, gaps_wait_for_replay=gaps_wait_for_replay)
         except Exception as e:
             outcomes[index] = e
-
-
-def apply_batch(
-    collection: Collection, messages: list[Message], *, gaps_wait_for_replay: bool = False
-) -> None:
-    """``apply_together`` for a writer with nobody to hand a single message back to (a replay read
-    in store order, where no gap can occur; the live copy into a collection being rebuilt): raises
-    what any message raised."""
-    for outcome in apply_together(collection, messages, gaps_wait_for_replay=gaps_wait_for_replay):
-        if outcome is not None:
-            raise outcome
 
 
 def _apply_360(collection: Collection, messages: list[Message], rebuilding: bool) -> list[Outcome]:

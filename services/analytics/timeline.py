@@ -13,10 +13,9 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateMany, UpdateOne
 from pymongo.collection import Collection
-from pymongo.errors import BulkWriteError
 
 from contracts.events import PAYLOAD_SCHEMAS, PERSONAL_FIELDS
-from services.analytics.catalog import DUPLICATE_KEY
+from services.analytics.catalog import write_idempotent
 from services.analytics.changes import Message
 from services.analytics.customer_360 import utc_text
 from services.analytics.paging import decode_cursor, encode_cursor
@@ -131,16 +130,8 @@ def apply_timeline(collection: Collection, messages: list[Message], _rebuilding:
         writes.append(UpdateOne({"_id": entry["_id"]}, {"$setOnInsert": entry}, upsert=True))
         if message["event_type"] == "customer.erased":
             writes += _erasures(message)
-    for attempt in range(2 if writes else 0):  # a batch naming no customer writes nothing
-        try:
-            # In order: an erasure blanks what was inserted before it in the same batch.
-            collection.bulk_write(writes, ordered=True)
-            break
-        except BulkWriteError as e:
-            # Two writers inserting one entry at once: the loser's insert collides. Every write
-            # is idempotent, so the batch is written again once.
-            if attempt or any(error["code"] != DUPLICATE_KEY for error in e.details["writeErrors"]):
-                raise
+    # In order: an erasure blanks what was inserted before it in the same batch.
+    write_idempotent(collection, writes, ordered=True)
     return [None] * len(messages)
 
 

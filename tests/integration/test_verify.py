@@ -23,7 +23,8 @@ from crm_shared.domain import CommandMeta
 from crm_shared.eventstore import CrmApplication, sqlite_env
 from services.analytics.catalog import ReadModelCatalog, mongo_client
 from services.analytics.customer_360 import cents, empty_document, public_view
-from services.analytics.store import CUSTOMER_360, WRITE_ID, apply_batch, compare_and_set
+from services.analytics.projections import raise_first
+from services.analytics.store import CUSTOMER_360, WRITE_ID, apply_together, compare_and_set
 from services.analytics.verify import Phase, RebuildUnderWay, Verifier, VerifySummary
 from services.customer.application import CustomerApplication
 from services.sales.application import SalesApplication
@@ -99,7 +100,9 @@ def project_all(world: World, collection: Any) -> dict[str, dict]:
     if world.projected is None or world.projected[0] != positions:
         for source in world.sources:
             for batch in source.notifications(0, batch_size=100):
-                apply_batch(collection, [m for n in batch if (m := source.envelope(n)) is not None])
+                raise_first(
+                    apply_together(collection, [m for n in batch if (m := source.envelope(n)) is not None])
+                )
         world.projected = (positions, list(collection.find({})))
     else:
         collection.insert_many(copy.deepcopy(world.projected[1]))
@@ -299,7 +302,7 @@ def test_a_repair_keeps_what_the_projector_writes_meanwhile(world: World, databa
             position = sales.max_position()
             world.sell(customer_id, "99.00")
             for batch in sales.notifications(position):
-                apply_batch(collection, [m for m in map(sales.envelope, batch) if m])
+                raise_first(apply_together(collection, [m for m in map(sales.envelope, batch) if m]))
             assert len(collection.find_one({"_id": customer_id})["policies"]) == 1
 
     summary = verify(world, database, repair=True, batch_size=100_000, progress=live_sale)
