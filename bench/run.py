@@ -647,6 +647,39 @@ def rebuild(system: System, model: str = "customer_360") -> dict[str, Any]:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+# The write services, whose histories a rebuild reads over RPC.
+WRITERS = ("customer", "sales", "service_desk")
+
+
+def serve(system: System, names: list[str]) -> None:
+    """Start the services and wait until each answers on its RPC queue."""
+    system.start(names)
+    for service in names:
+        while not rpc_consumers(system.amqp_uri, service.split("-")[0]):
+            time.sleep(0.2)
+
+
+def report_rebuild_all(system: System, report: Report, customers: int, ceiling: float) -> None:
+    """``crm rebuild all`` over the history grown for ``customers``: its replay rate beside the raw
+    ``ceiling`` of the same run, and its peak memory."""
+    summary = rebuild(system, "all")
+    report.add(
+        f"rebuild all at {customers:,} customers",
+        summary["replay_events_per_second"],
+        ceiling,
+        "events/s",
+        "same 360 updates, raw pymongo bulk",
+        events_read=summary["events_read"],
+        seconds=summary["seconds"],
+        projected={m["model"]: m["events_projected"] for m in summary["models"]},
+        whole_rebuild_events_per_second=summary["events_per_second"],
+        note="stored events read per second over read_history, each public one applied to "
+        "every read model taking it (360, timeline, search); the internal national-id "
+        "claims (1 in 4) are read, never written",
+    )
+    report.add(f"rebuild peak RSS at {customers:,} customers", summary["peak_rss_mb"], None, "MB", "-")
+
+
 # 4. Relay --------------------------------------------------------------------------------------
 
 
@@ -814,15 +847,12 @@ def main(argv: list[str] | None = None) -> None:
         )
 
         # The rebuilds read each context's history over RPC: the write services run, nothing else.
-        writers = [n for n in system.processes if n.split("-")[0] in ("customer", "sales", "service_desk")]
+        writers = [n for n in system.processes if n.split("-")[0] in WRITERS]
         system.stop([n for n in system.processes if n != "mongo"])
         print("3. rebuild", file=sys.stderr, flush=True)
         for size in sizes.rebuild_events:
             grow_history(system.run_dir / "data", size)
-            system.start(writers)
-            for service in ("customer", "sales", "service_desk"):
-                while not rpc_consumers(system.amqp_uri, service):
-                    time.sleep(0.2)
+            serve(system, writers)
             # The ceiling right before each rebuild: the same writes (a quarter of the events
             # are customers, one in four is an internal national-id claim, never written).
             ceiling = raw_same_shape_updates(system.mongo_uri, min(size // 4, sizes.raw_upserts))
@@ -838,25 +868,8 @@ def main(argv: list[str] | None = None) -> None:
                     "docs/s",
                     "same upserts acknowledged before the journal",
                 )
-            summary = rebuild(system, "all")
+            report_rebuild_all(system, report, size // 4, ceiling)
             system.stop(writers)
-            customers = size // 4
-            report.add(
-                f"rebuild all at {customers:,} customers",
-                summary["replay_events_per_second"],
-                ceiling,
-                "events/s",
-                "same 360 updates, raw pymongo bulk",
-                events_read=summary["events_read"],
-                projected={m["model"]: m["events_projected"] for m in summary["models"]},
-                whole_rebuild_events_per_second=summary["events_per_second"],
-                note="stored events read per second over read_history, each public one applied to "
-                "every read model taking it (360, timeline, search); the internal national-id "
-                "claims (1 in 4) are read, never written",
-            )
-            report.add(
-                f"rebuild peak RSS at {customers:,} customers", summary["peak_rss_mb"], None, "MB", "-"
-            )
             if size == sizes.rebuild_events[0]:
                 print("4. relay", file=sys.stderr, flush=True)
                 relayed, raw = relay_rate(system.run_dir / "data", amqp_uri, sizes.relay_events)

@@ -23,25 +23,19 @@ from bench.run import (
     OPERATOR,
     SURNAMES,
     SYLLABLES,
+    WRITERS,
     Report,
     grow_history,
     latencies,
     percentile,
     raw_same_shape_updates,
-    rebuild,
+    report_rebuild_all,
+    serve,
 )
 from crm_cli.client import CrmClient
-from crm_cli.system import REPO, System, free_port, fresh_vhost, rpc_consumers
+from crm_cli.system import REPO, System, free_port, fresh_vhost
 
-WRITERS = ("customer", "sales", "service_desk")
 QUERY_SECONDS = 20.0
-
-
-def serve(system: System, names: list[str]) -> None:
-    system.start(names)
-    for service in names:
-        while not rpc_consumers(system.amqp_uri, service.split("-")[0]):
-            time.sleep(0.2)
 
 
 def criteria(n: int, sample: list[dict[str, Any]]) -> dict[str, Any]:
@@ -104,20 +98,8 @@ def main(argv: list[str] | None = None) -> None:
             grow_history(system.run_dir / "data", customers * 4)
             ceiling = raw_same_shape_updates(system.mongo_uri, 50_000)
             serve(system, writers)
-            summary = rebuild(system, "all")
+            report_rebuild_all(system, report, customers, ceiling)
             system.stop(writers)
-            report.add(
-                f"rebuild all at {customers:,} customers",
-                summary["replay_events_per_second"],
-                ceiling,
-                "events/s",
-                "same 360 updates, raw pymongo bulk",
-                events_read=summary["events_read"],
-                seconds=summary["seconds"],
-            )
-            report.add(
-                f"rebuild peak RSS at {customers:,} customers", summary["peak_rss_mb"], None, "MB", "-"
-            )
         print(f"find_customers at {args.customers:,} customers", file=sys.stderr, flush=True)
         serve(system, ["analytics"])
         found = find_latencies(system)
