@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,13 +27,21 @@ def collided(error: BulkWriteError) -> list[int] | None:
     return [e["index"] for e in errors]
 
 
-def write_idempotent(collection: Collection, writes: Sequence[Any], *, ordered: bool) -> None:
+def write_idempotent(
+    collection: Collection,
+    writes: Sequence[Any],
+    *,
+    ordered: bool,
+    instead: Callable[[int], list[Any]] | None = None,
+) -> None:
     """One bulk write of idempotent upserts. Two writers upserting one new document at once (the
     live copy and a replay, two projectors) make the loser's insert collide; those writes go once
     more (ordered: from the first collision on, as the rest never ran), when nobody can be creating
-    the document any longer. Unordered, a write colliding again is one whose filter does not match
-    the existing document by design (an upsert guarded by a version, meeting a newer one): it has
-    nothing to do. Ordered, that would leave the rest unwritten: it raises."""
+    the document any longer; unordered, ``instead(i)`` may say what to write for the i-th one then.
+    Unordered, a write colliding again is one whose filter does not match the existing document by
+    design (an upsert guarded by a version, meeting a newer one): it has nothing to do. Ordered,
+    that would leave the rest unwritten: it raises."""
+    again = instead or (lambda i: [writes[i]])
     for attempt in range(2):
         if not writes:
             return
@@ -43,7 +51,9 @@ def write_idempotent(collection: Collection, writes: Sequence[Any], *, ordered: 
         except BulkWriteError as e:
             if (indexes := collided(e)) is None or (attempt and ordered):
                 raise
-            writes = writes[indexes[0] :] if ordered else [writes[i] for i in indexes]
+            if attempt:
+                return
+            writes = writes[indexes[0] :] if ordered else [w for i in indexes for w in again(i)]
 
 
 def mongo_client(uri: str) -> MongoClient:

@@ -104,28 +104,38 @@ def search_document(doc: dict[str, Any] | None, message: Message) -> dict[str, A
     return new
 
 
-def _writes(message: Message) -> list[UpdateOne]:
-    customer_id = str(message["payload"]["customer_id"])
-    version = int(message["aggregate_version"])
-    return [
-        UpdateOne(
-            # Matches while the register is older; else the upsert collides with the document
-            # and the duplicate key says "already newer".
-            {"_id": customer_id, f"versions.{register}": {"$not": {"$gte": version}}},
-            {
-                "$set": {**fields, f"versions.{register}": version},
-                # Every document sorts by name, even one whose name has not come yet.
-                **({} if "name_key" in fields else {"$setOnInsert": {"name_key": ""}}),
-            },
-            upsert=True,
-        )
-        for register, fields in registers_of(message).items()
-    ]
+def _register_write(customer_id: str, version: int, registers: dict[str, dict[str, Any]]) -> UpdateOne:
+    """Writes the registers if every one of them is older than ``version``; else the upsert collides
+    with the document and the duplicate key says "one of them is newer already"."""
+    fields = {name: value for register in registers.values() for name, value in register.items()}
+    return UpdateOne(
+        {"_id": customer_id, **{f"versions.{r}": {"$not": {"$gte": version}} for r in registers}},
+        {
+            "$set": {**fields, **{f"versions.{r}": version for r in registers}},
+            # Every document sorts by name, even one whose name has not come yet.
+            **({} if "name_key" in fields else {"$setOnInsert": {"name_key": ""}}),
+        },
+        upsert=True,
+    )
 
 
 def apply_search(collection: Collection, messages: list[Message], _rebuilding: bool) -> list[Outcome]:
-    # Unordered: every register write stands alone.
-    write_idempotent(collection, [w for m in messages for w in _writes(m)], ordered=False)
+    events = [
+        (str(m["payload"]["customer_id"]), int(m["aggregate_version"]), registers)
+        for m in messages
+        if (registers := registers_of(m))
+    ]
+
+    def one_by_one(index: int) -> list[UpdateOne]:
+        customer_id, version, registers = events[index]
+        return [_register_write(customer_id, version, {r: f}) for r, f in registers.items()]
+
+    # An event's registers in one write: mostly all are older than it (a customer's first events).
+    # Where one is newer (or another writer created the document first), each register on its own.
+    # Unordered: every write stands alone.
+    write_idempotent(
+        collection, [_register_write(*event) for event in events], ordered=False, instead=one_by_one
+    )
     return [None] * len(messages)
 
 
