@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, TypeVar
 
-from pymongo import IndexModel, UpdateOne
+from pymongo import IndexModel, InsertOne, UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -35,6 +35,7 @@ from services.analytics.customer_360 import (
     change_of,
     customer_of,
     empty_document,
+    fold,
     project,
 )
 from services.analytics.projections import Outcome, Projection, ProjectionWriter
@@ -50,6 +51,9 @@ class GuardedUpdate(NamedTuple):
     customer_id: str
     operation: UpdateOne
     creates: bool  # an upsert: the aggregate's first event may create the document
+    # For one that creates: the document it makes when there is none yet, as a plain insert
+    # (several times cheaper than the upsert); it collides when the document is there already.
+    insert: InsertOne | None = None
 
 
 Filters = list[Mapping[str, Any]]
@@ -125,7 +129,8 @@ def guarded_update(messages: list[Message]) -> GuardedUpdate | None:
     if query is None:
         return None
     operation = UpdateOne(query, update, upsert=first, array_filters=filters or None)
-    return GuardedUpdate(customer_id, operation, first)
+    created = _stamped(doc) if first and (doc := fold(messages)) is not None else None
+    return GuardedUpdate(customer_id, operation, first, None if created is None else InsertOne(created))
 
 
 def _flat_query(customer_id: str, conditions: list[Condition]) -> dict[str, Any] | None:
@@ -191,7 +196,7 @@ def _through_filters(
 
 
 def _written(result: BulkWriteResult) -> int:
-    return result.matched_count + result.upserted_count
+    return result.matched_count + result.upserted_count + result.inserted_count
 
 
 def _write_one(collection: Collection, update: GuardedUpdate) -> bool:
@@ -309,9 +314,9 @@ def _updates(messages: list[Message]) -> list[Indexed]:
     return updates
 
 
-def bulk_waves(messages: list[Message]) -> list[list[UpdateOne]]:
+def bulk_waves(messages: list[Message]) -> list[list[UpdateOne | InsertOne]]:
     """The bulk writes ``apply_together`` sends for ``messages`` when every update matches."""
-    return [[u.operation for _, u in wave] for wave in _waves(_updates(messages))]
+    return [[u.insert or u.operation for _, u in wave] for wave in _waves(_updates(messages))]
 
 
 def apply_together(
@@ -326,12 +331,12 @@ def apply_together(
     unsure: list[int] = []
     for wave in _waves(_updates(messages)):
         try:
-            result = collection.bulk_write([u.operation for _, u in wave], ordered=False)
+            result = collection.bulk_write([u.insert or u.operation for _, u in wave], ordered=False)
             written, duplicates = _written(result), set()
         except BulkWriteError as e:
             if (indexes := collided(e)) is None:
                 raise
-            written = e.details["nMatched"] + e.details["nUpserted"]
+            written = e.details["nMatched"] + e.details["nUpserted"] + e.details["nInserted"]
             duplicates = set(indexes)
         certain = written + len(duplicates) == len(wave)  # else: which matched nothing, counts don't say
         for position, (indexes, u) in enumerate(wave):
