@@ -29,6 +29,12 @@ from crm_shared.messaging import (
 
 log = logging.getLogger("crm.projector")
 
+# How long a dead letter's publish waits for the broker's confirm. A confirm that never comes (a
+# broker blocking publishers, a lost frame) would otherwise wedge the consumer for good, with no
+# error; past this, the runner reconnects and the unacknowledged messages come again (the dead
+# letter may then be stored twice: a dead letter is at least once).
+DEAD_LETTER_CONFIRM_SECONDS = 10.0
+
 # Applies envelopes together; one outcome per envelope, in order: None when its effect is stored
 # (or it had none), the exception when it could not be applied. Raises when the store failed as a
 # whole.
@@ -216,6 +222,7 @@ class ProjectorRunner:
             content_type=message.content_type or "application/octet-stream",
             content_encoding=message.content_encoding or "binary",
             message_id=message.properties.get("message_id"),
+            confirm_timeout=DEAD_LETTER_CONFIRM_SECONDS,
         )
         log.warning("dead-lettered a message from %s: %s", self.queue.name, reason)
         message.ack()
