@@ -25,6 +25,7 @@ def empty_document(customer_id: str) -> Document:
         "_id": customer_id,
         "customer_id": customer_id,
         "profile": None,
+        "registered_at": None,
         "owning_agent_id": None,
         "ownership_history": [],
         "policies": [],
@@ -120,9 +121,10 @@ def cents(amount: str) -> int:
     return int(Decimal(amount) * 100)
 
 
-def _customer_registered(payload: dict[str, Any], _: Message) -> Change:
+def _customer_registered(payload: dict[str, Any], message: Message) -> Change:
     return Change(
         set={
+            "registered_at": message["occurred_at"],
             "profile": {
                 "full_name": payload["full_name"],
                 "national_id_masked": mask_national_id(payload["national_id"]),

@@ -1,0 +1,62 @@
+"""Value tiers by premium earned over the last 12 months (20% of customers bring 80% of the
+profit): *VIP* the top ``vip_share`` of the customers who earned any, *important* the rest of the
+top ``top_share``, *general* the others, unless they earned less than ``low_value_below`` (*low
+value*); *potential* the prospects (never a policy) and the dormant (nothing in force, nothing
+bought or paid for ``dormant_after_days``). And the value x churn matrix."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+
+from services.analytics.scoring.config import ValueTierRules
+from services.analytics.scoring.features import Features
+
+VIP, IMPORTANT, GENERAL, LOW_VALUE, POTENTIAL = "vip", "important", "general", "low_value", "potential"
+VALUE_TIERS = (VIP, IMPORTANT, GENERAL, LOW_VALUE, POTENTIAL)
+HIGH_VALUE = (VIP, IMPORTANT)
+
+STABLE_HIGH, HIGH_AT_RISK, STABLE_LOW, LOW_AT_RISK, NO_VALUE = (
+    "stable_high_value",
+    "high_value_at_risk",
+    "stable_low_value",
+    "low_value_at_risk",
+    "no_value",
+)
+MATRIX_CELLS = (STABLE_HIGH, HIGH_AT_RISK, STABLE_LOW, LOW_AT_RISK, NO_VALUE)
+
+
+def is_potential(features: Features, today: date, rules: ValueTierRules) -> bool:
+    if features.is_prospect or features.premium_12m <= 0:
+        return True
+    dormant_since = features.last_transaction_on
+    return features.policies_in_force == 0 and (
+        dormant_since is None or (today - dormant_since).days >= rules.dormant_after_days
+    )
+
+
+def tier_sizes(valued: int, rules: ValueTierRules) -> tuple[int, int]:
+    """How many of the ``valued`` customers (premium earned, not potential) are VIP, and how many
+    are VIP or important: a share rounded up, so that a small book still has its top customers."""
+    return math.ceil(valued * rules.vip_share), math.ceil(valued * rules.top_share)
+
+
+def value_tier(features: Features, rank: int | None, valued: int, today: date, rules: ValueTierRules) -> str:
+    """``rank``: the customer's place among the ``valued`` ones, highest premium first (0-based;
+    customers with equal premium share the first place among them); None for a potential one."""
+    if rank is None or is_potential(features, today, rules):
+        return POTENTIAL
+    vip, top = tier_sizes(valued, rules)
+    if rank < vip:
+        return VIP
+    if rank < top:
+        return IMPORTANT
+    return GENERAL if features.premium_12m >= rules.low_value_below else LOW_VALUE
+
+
+def matrix_cell(tier: str, at_risk: bool) -> str:
+    if tier == POTENTIAL:
+        return NO_VALUE
+    if tier in HIGH_VALUE:
+        return HIGH_AT_RISK if at_risk else STABLE_HIGH
+    return LOW_AT_RISK if at_risk else STABLE_LOW
