@@ -41,6 +41,7 @@ from services.analytics.scoring.value import (
     VIP,
     matrix_cell,
     tier_sizes,
+    tier_thresholds,
     value_tier,
 )
 
@@ -154,10 +155,10 @@ def test_value_tiers_on_a_skewed_book_put_the_top_fifth_in_the_top_tiers() -> No
     premiums = sorted(book, reverse=True)
     assert sum(premiums[:200]) / sum(premiums) == Decimal("0.8")
     base = features_of(customer(policy("P-1", "1000.00", 30)), NOW)
-    tiers = [
-        value_tier(replace(base, premium_12m=p), rank, len(premiums), TODAY, CONFIG.value)
-        for rank, p in enumerate(premiums)
-    ]
+    lines = tier_thresholds(len(premiums), lambda rank: premiums[rank], CONFIG.value)
+    assert lines == (Decimal(40000), Decimal(8000))
+    tiers = [value_tier(replace(base, premium_12m=p), lines, TODAY, CONFIG.value) for p in book]
+    tiers.sort(key=[VIP, IMPORTANT, GENERAL, LOW_VALUE].index)
     assert tier_sizes(1000, CONFIG.value) == (50, 200)
     assert tiers == [VIP] * 50 + [IMPORTANT] * 150 + [GENERAL] * 600 + [LOW_VALUE] * 200
     assert tier_sizes(7, CONFIG.value) == (1, 2)  # a small book still has its top customers
@@ -165,12 +166,13 @@ def test_value_tiers_on_a_skewed_book_put_the_top_fifth_in_the_top_tiers() -> No
 
 def test_prospects_and_the_dormant_are_potential() -> None:
     prospect = features_of(customer(), NOW)
-    assert prospect.is_prospect and value_tier(prospect, None, 10, TODAY, CONFIG.value) == POTENTIAL
+    assert prospect.is_prospect and value_tier(prospect, None, TODAY, CONFIG.value) == POTENTIAL
     cancelled = customer(
         policy("P-1", "9000.00", 800, years=5, status="cancelled"), history=[status("P-1", "cancelled", 400)]
     )
     dormant = features_of(cancelled, NOW)
-    assert dormant.premium_12m == 0 and value_tier(dormant, 0, 10, TODAY, CONFIG.value) == POTENTIAL
+    lines = (Decimal(1), Decimal(1))
+    assert dormant.premium_12m == 0 and value_tier(dormant, lines, TODAY, CONFIG.value) == POTENTIAL
     assert matrix_cell(POTENTIAL, True) == NO_VALUE
 
 
@@ -327,3 +329,19 @@ def test_lifecycle_from_prospect_to_lost() -> None:
     assert features_of(ended, NOW).policies_in_force == 0
     assert lifecycle_stage(features_of(ended, NOW), TODAY, False, rules) == LOST
     assert date.fromisoformat(day(0)) == TODAY
+
+
+# Bands from thresholds ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_bands_from_thresholds_equal_ranking_the_whole_book(seed: int) -> None:
+    from services.analytics.scoring.bands import quintile_of, quintile_thresholds
+
+    rng = random.Random(seed)
+    values = sorted(
+        (rng.choice([rng.randint(0, 20), rng.random()]) for _ in range(rng.randint(1, 300))), reverse=True
+    )
+    ranked = [q for _, q in ranked_quintiles(((i, v) for i, v in enumerate(values)), len(values))]
+    thresholds = quintile_thresholds(len(values), lambda rank: values[rank])
+    assert [quintile_of(v, thresholds) for v in values] == ranked

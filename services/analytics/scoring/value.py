@@ -7,7 +7,9 @@ bought or paid for ``dormant_after_days``). And the value x churn matrix."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import date
+from decimal import Decimal
 
 from services.analytics.scoring.config import ValueTierRules
 from services.analytics.scoring.features import Features
@@ -24,6 +26,8 @@ STABLE_HIGH, HIGH_AT_RISK, STABLE_LOW, LOW_AT_RISK, NO_VALUE = (
     "no_value",
 )
 MATRIX_CELLS = (STABLE_HIGH, HIGH_AT_RISK, STABLE_LOW, LOW_AT_RISK, NO_VALUE)
+# The premium a customer needs to be VIP, and to be important.
+TierLines = tuple[Decimal, Decimal] | None
 
 
 def is_potential(features: Features, today: date, rules: ValueTierRules) -> bool:
@@ -41,15 +45,23 @@ def tier_sizes(valued: int, rules: ValueTierRules) -> tuple[int, int]:
     return math.ceil(valued * rules.vip_share), math.ceil(valued * rules.top_share)
 
 
-def value_tier(features: Features, rank: int | None, valued: int, today: date, rules: ValueTierRules) -> str:
-    """``rank``: the customer's place among the ``valued`` ones, highest premium first (0-based;
-    customers with equal premium share the first place among them); None for a potential one."""
-    if rank is None or is_potential(features, today, rules):
-        return POTENTIAL
+def tier_thresholds(valued: int, premium_at: Callable[[int], Decimal], rules: ValueTierRules) -> TierLines:
+    """The premium of the last VIP and of the last important customer, from the valued customers
+    sorted highest premium first (``premium_at(rank)``); None for a book with none."""
+    if valued == 0:
+        return None
     vip, top = tier_sizes(valued, rules)
-    if rank < vip:
+    return premium_at(vip - 1), premium_at(top - 1)
+
+
+def value_tier(features: Features, lines: TierLines, today: date, rules: ValueTierRules) -> str:
+    """Customers with equal premium share the better tier."""
+    if lines is None or is_potential(features, today, rules):
+        return POTENTIAL
+    vip_line, top_line = lines
+    if features.premium_12m >= vip_line:
         return VIP
-    if rank < top:
+    if features.premium_12m >= top_line:
         return IMPORTANT
     return GENERAL if features.premium_12m >= rules.low_value_below else LOW_VALUE
 
