@@ -39,6 +39,7 @@ from services.analytics.scoring.value import (
     STABLE_HIGH,
     STABLE_LOW,
     VIP,
+    is_potential,
     matrix_cell,
     tier_sizes,
     tier_thresholds,
@@ -149,30 +150,35 @@ def test_contact_complaints_and_satisfaction_are_counted_up_to_the_moment() -> N
 
 
 def test_value_tiers_on_a_skewed_book_put_the_top_fifth_in_the_top_tiers() -> None:
-    # 1,000 customers, the top fifth bringing 80% of the premium; 200 below the low-value line.
-    book = [Decimal(40000)] * 50 + [Decimal(8000)] * 150 + [Decimal(1250)] * 600 + [Decimal(250)] * 200
+    # 1,000 customers (premium in cents), the top fifth bringing 80% of the premium; 200 below the
+    # low-value line of 1,000 yuan.
+    book = [4_000_000] * 50 + [800_000] * 150 + [125_000] * 600 + [25_000] * 200
     random.Random(7).shuffle(book)
     premiums = sorted(book, reverse=True)
-    assert sum(premiums[:200]) / sum(premiums) == Decimal("0.8")
-    base = features_of(customer(policy("P-1", "1000.00", 30)), NOW)
+    assert sum(premiums[:200]) / sum(premiums) == 0.8
     lines = tier_thresholds(len(premiums), lambda rank: premiums[rank], CONFIG.value)
-    assert lines == (Decimal(40000), Decimal(8000))
-    tiers = [value_tier(replace(base, premium_12m=p), lines, TODAY, CONFIG.value) for p in book]
-    tiers.sort(key=[VIP, IMPORTANT, GENERAL, LOW_VALUE].index)
+    assert lines == (4_000_000, 800_000)
+    tiers = sorted(
+        (value_tier(p, False, lines, CONFIG.value) for p in book),
+        key=[VIP, IMPORTANT, GENERAL, LOW_VALUE].index,
+    )
     assert tier_sizes(1000, CONFIG.value) == (50, 200)
     assert tiers == [VIP] * 50 + [IMPORTANT] * 150 + [GENERAL] * 600 + [LOW_VALUE] * 200
     assert tier_sizes(7, CONFIG.value) == (1, 2)  # a small book still has its top customers
+    # Ties at a line share the better tier.
+    assert value_tier(800_000, False, (800_000, 800_000), CONFIG.value) == VIP
 
 
 def test_prospects_and_the_dormant_are_potential() -> None:
     prospect = features_of(customer(), NOW)
-    assert prospect.is_prospect and value_tier(prospect, None, TODAY, CONFIG.value) == POTENTIAL
+    assert prospect.is_prospect and is_potential(prospect, TODAY, CONFIG.value)
+    assert value_tier(0, True, None, CONFIG.value) == POTENTIAL
     cancelled = customer(
         policy("P-1", "9000.00", 800, years=5, status="cancelled"), history=[status("P-1", "cancelled", 400)]
     )
     dormant = features_of(cancelled, NOW)
-    lines = (Decimal(1), Decimal(1))
-    assert dormant.premium_12m == 0 and value_tier(dormant, lines, TODAY, CONFIG.value) == POTENTIAL
+    assert dormant.premium_12m == 0 and is_potential(dormant, TODAY, CONFIG.value)
+    assert not is_potential(features_of(customer(policy("P-1", "10.00", 30)), NOW), TODAY, CONFIG.value)
     assert matrix_cell(POTENTIAL, True) == NO_VALUE
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import date
-from decimal import Decimal
 
 from services.analytics.scoring.config import ValueTierRules
 from services.analytics.scoring.features import Features
@@ -26,8 +25,8 @@ STABLE_HIGH, HIGH_AT_RISK, STABLE_LOW, LOW_AT_RISK, NO_VALUE = (
     "no_value",
 )
 MATRIX_CELLS = (STABLE_HIGH, HIGH_AT_RISK, STABLE_LOW, LOW_AT_RISK, NO_VALUE)
-# The premium a customer needs to be VIP, and to be important.
-TierLines = tuple[Decimal, Decimal] | None
+# The premium (cents) a customer needs to be VIP, and to be important.
+TierLines = tuple[int, int] | None
 
 
 def is_potential(features: Features, today: date, rules: ValueTierRules) -> bool:
@@ -45,25 +44,26 @@ def tier_sizes(valued: int, rules: ValueTierRules) -> tuple[int, int]:
     return math.ceil(valued * rules.vip_share), math.ceil(valued * rules.top_share)
 
 
-def tier_thresholds(valued: int, premium_at: Callable[[int], Decimal], rules: ValueTierRules) -> TierLines:
-    """The premium of the last VIP and of the last important customer, from the valued customers
-    sorted highest premium first (``premium_at(rank)``); None for a book with none."""
+def tier_thresholds(valued: int, premium_at: Callable[[int], int], rules: ValueTierRules) -> TierLines:
+    """The premium (cents) of the last VIP and of the last important customer, from the valued
+    customers sorted highest premium first (``premium_at(rank)``); None for a book with none."""
     if valued == 0:
         return None
     vip, top = tier_sizes(valued, rules)
     return premium_at(vip - 1), premium_at(top - 1)
 
 
-def value_tier(features: Features, lines: TierLines, today: date, rules: ValueTierRules) -> str:
-    """Customers with equal premium share the better tier."""
-    if lines is None or is_potential(features, today, rules):
+def value_tier(premium_cents: int, potential: bool, lines: TierLines, rules: ValueTierRules) -> str:
+    """A customer's tier from their premium over 12 months (cents) and the book's lines; customers
+    with equal premium share the better tier."""
+    if lines is None or potential:
         return POTENTIAL
     vip_line, top_line = lines
-    if features.premium_12m >= vip_line:
+    if premium_cents >= vip_line:
         return VIP
-    if features.premium_12m >= top_line:
+    if premium_cents >= top_line:
         return IMPORTANT
-    return GENERAL if features.premium_12m >= rules.low_value_below else LOW_VALUE
+    return GENERAL if premium_cents >= rules.low_value_below * 100 else LOW_VALUE
 
 
 def matrix_cell(tier: str, at_risk: bool) -> str:

@@ -1,0 +1,447 @@
+"""The segment tables, recomputed over the whole book (``crm segments recompute``, and nightly by
+``crm-segments``), in four passes that each hold one page of customers, however large the book:
+
+1. **facts**: each customer's 360 document becomes their facts at the moment (``features_of``), the
+   risk score, the churn assessment (at risk from ``raise_at`` until below ``clear_below``) and the
+   lifecycle stage, written to ``customer_scores``;
+2. **lines**: the premium lines of the value tiers and the RFM quintile thresholds, each read off a
+   sorted index at the band's last rank (``bands``), so no ranking is ever held in memory;
+3. **segments**: each customer's tier, RFM code, value x churn cell and watch-list place; only the
+   memberships that changed (or whose owner changed) are written to ``segment_members``, one row per
+   customer per scheme;
+4. **counts**: the month's counts per scheme, segment and owning agent (and for the whole book),
+   kept in ``segment_counts`` so that a month compares with the one before and with a year ago.
+
+A customer merged into another or erased is scored no more: the pass deletes their rows."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, DeleteOne, IndexModel, ReplaceOne, UpdateOne
+from pymongo.collection import Collection
+from pymongo.database import Database
+
+from crm_shared.clock import Clock, utc_now
+from services.analytics.catalog import ReadModelCatalog
+from services.analytics.paging import scan
+from services.analytics.rebuild import peak_rss_mb
+from services.analytics.scoring.bands import quintile_of, quintile_thresholds
+from services.analytics.scoring.churn import ChurnAssessment, assess, crossing
+from services.analytics.scoring.config import ScoringConfig
+from services.analytics.scoring.features import Features, features_of
+from services.analytics.scoring.lifecycle import lifecycle_stage
+from services.analytics.scoring.rfm import Rfm, fallen, recency_value
+from services.analytics.scoring.risk import risk_score
+from services.analytics.scoring.value import is_potential, matrix_cell, tier_thresholds, value_tier
+from services.analytics.store import CUSTOMER_360
+
+SCORES = "customer_scores"
+MEMBERS = "segment_members"
+COUNTS = "segment_counts"
+VALUE_TIER, RFM, LIFECYCLE, VALUE_CHURN, RFM_WATCH = (
+    "value_tier",
+    "rfm",
+    "lifecycle",
+    "value_churn",
+    "rfm_watch",
+)
+SCHEMES = (VALUE_TIER, RFM, LIFECYCLE, VALUE_CHURN, RFM_WATCH)
+WATCH = "watch"
+ALL_OWNERS = "*"  # the owner of a count of the whole book
+
+SCORE_INDEXES = (
+    IndexModel([("facts.valued", ASCENDING), ("facts.premium_cents", DESCENDING)]),
+    IndexModel([("facts.rfm", ASCENDING), ("facts.recency", DESCENDING)]),
+    IndexModel([("facts.rfm", ASCENDING), ("facts.frequency", DESCENDING)]),
+    IndexModel([("facts.rfm", ASCENDING), ("facts.premium_cents", DESCENDING)]),
+    IndexModel("run"),
+)
+MEMBER_INDEXES = (
+    # Listing and counting a segment, for one owner or many, in customer order.
+    IndexModel(
+        [
+            ("scheme", ASCENDING),
+            ("segment", ASCENDING),
+            ("owning_agent_id", ASCENDING),
+            ("customer_id", ASCENDING),
+        ]
+    ),
+    IndexModel([("scheme", ASCENDING), ("segment", ASCENDING), ("customer_id", ASCENDING)]),
+    IndexModel("customer_id"),
+)
+COUNT_INDEXES = (
+    IndexModel([("month", ASCENDING), ("scheme", ASCENDING), ("owner", ASCENDING)]),
+    IndexModel("run"),
+)
+
+# A customer crossing the churn line: raised (True) or cleared (False), with the assessment.
+Crossing = Callable[[Features, ChurnAssessment, bool, datetime], None]
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class RecomputeSummary:
+    at: str
+    customers: int
+    valued: int
+    memberships_changed: int
+    churn_raised: int
+    churn_cleared: int
+    seconds: float
+    customers_per_second: float
+    peak_rss_mb: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def ensure_indexes(database: Database) -> None:
+    database[SCORES].create_indexes(list(SCORE_INDEXES))
+    database[MEMBERS].create_indexes(list(MEMBER_INDEXES))
+    database[COUNTS].create_indexes(list(COUNT_INDEXES))
+
+
+def member_id(scheme: str, customer_id: str) -> str:
+    return f"{scheme}|{customer_id}"
+
+
+def month_of(moment: datetime) -> str:
+    return moment.strftime("%Y-%m")
+
+
+class SegmentRecompute:
+    def __init__(
+        self,
+        database: Database,
+        config: ScoringConfig,
+        *,
+        clock: Clock = utc_now,
+        catalog: ReadModelCatalog | None = None,
+        page_size: int = 500,
+        on_crossing: Crossing | None = None,
+    ) -> None:
+        self.database = database
+        self.config = config
+        self.clock = clock
+        self.catalog = catalog or ReadModelCatalog(database)
+        self.page_size = page_size
+        self.on_crossing = on_crossing
+        self.scores: Collection = database[SCORES]
+        self.members: Collection = database[MEMBERS]
+        self.counts: Collection = database[COUNTS]
+
+    def run(self, progress: Progress | None = None) -> RecomputeSummary:
+        began = time.monotonic()
+        at = self.clock()
+        run = uuid.uuid4().hex
+        report = progress or (lambda _phase, _done, _total: None)
+        ensure_indexes(self.database)
+        source = self.database[self.catalog.targets(CUSTOMER_360).active]
+        total = source.estimated_document_count()
+        customers = raised = cleared = 0
+        for page in scan(source, {}, None, self.page_size):
+            scored, up, down = self._facts(page, at, run)
+            customers, raised, cleared = customers + scored, raised + up, cleared + down
+            report("facts", customers, total)
+        self._forget_the_unscored(run)
+        valued = self.scores.count_documents({"facts.valued": True})
+        lines = tier_thresholds(valued, self._ranked("facts.premium_cents", valued=True), self.config.value)
+        rated = self.scores.count_documents({"facts.rfm": True})
+        thresholds = {
+            name: quintile_thresholds(rated, self._ranked(f"facts.{field}", rfm=True))
+            for name, field in (
+                ("recency", "recency"),
+                ("frequency", "frequency"),
+                ("monetary", "premium_cents"),
+            )
+        }
+        changed = done = 0
+        for page in scan(self.scores, {}, None, self.page_size):
+            changed += self._segments(page, lines, thresholds, at)
+            done += len(page)
+            report("segments", done, customers)
+        self._snapshot(at, run)
+        report("counts", 1, 1)
+        seconds = time.monotonic() - began
+        return RecomputeSummary(
+            at=at.isoformat(),
+            customers=customers,
+            valued=valued,
+            memberships_changed=changed,
+            churn_raised=raised,
+            churn_cleared=cleared,
+            seconds=round(seconds, 2),
+            customers_per_second=round(customers / seconds, 1) if seconds else 0.0,
+            peak_rss_mb=round(peak_rss_mb(), 1),
+        )
+
+    # 1. facts ----------------------------------------------------------------------------------
+
+    def _facts(self, docs: list[dict[str, Any]], at: datetime, run: str) -> tuple[int, int, int]:
+        today = at.date()
+        scorable = [d for d in docs if d.get("merged_into") is None and d.get("erased_at") is None]
+        previous = self._previous([str(d["_id"]) for d in scorable], {"churn": 1})
+        writes: list[UpdateOne] = []
+        raised = cleared = 0
+        for doc in scorable:
+            features = features_of(doc, at)
+            churn = assess(features, self.config.churn)
+            before = previous.get(features.customer_id, {}).get("churn") or {}
+            was_at_risk = bool(before.get("at_risk"))
+            turned = crossing(was_at_risk, churn.score, self.config.churn)
+            at_risk = was_at_risk if turned is None else turned
+            if turned is not None:
+                raised, cleared = raised + turned, cleared + (not turned)
+                if self.on_crossing is not None:
+                    self.on_crossing(features, churn, turned, at)
+            risk = risk_score(features, self.config.risk)
+            potential = is_potential(features, today, self.config.value)
+            writes.append(
+                UpdateOne(
+                    {"_id": features.customer_id},
+                    {
+                        "$set": {
+                            "owning_agent_id": features.owning_agent_id,
+                            "run": run,
+                            "at": at.isoformat(),
+                            "facts": {
+                                "premium_cents": int(features.premium_12m * 100),
+                                "valued": not potential,
+                                "rfm": not features.is_prospect,
+                                "recency": recency_value(features),
+                                "frequency": features.transactions_12m,
+                            },
+                            "features": _shown(features),
+                            "risk": {"score": risk.score, "reasons": list(risk.reasons)},
+                            "churn": {
+                                "score": churn.score,
+                                "reasons": [r.as_dict() for r in churn.reasons],
+                                "at_risk": at_risk,
+                                "since": at.isoformat() if turned is not None else before.get("since"),
+                            },
+                            "lifecycle": lifecycle_stage(features, today, at_risk, self.config.lifecycle),
+                        }
+                    },
+                    upsert=True,
+                )
+            )
+        if writes:
+            self.scores.bulk_write(writes, ordered=False)
+        return len(scorable), raised, cleared
+
+    def _previous(self, ids: list[str], fields: dict[str, int]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), 100):  # SecantusDB's $in slows with long lists
+            for doc in self.scores.find({"_id": {"$in": ids[start : start + 100]}}, fields):
+                found[doc["_id"]] = doc
+        return found
+
+    def _forget_the_unscored(self, run: str) -> None:
+        """Customers the pass did not score (merged, erased, gone) leave the tables."""
+        for page in scan(self.scores, {"run": {"$ne": run}}, {"_id": 1}, self.page_size):
+            ids = [d["_id"] for d in page]
+            self.members.delete_many({"customer_id": {"$in": ids}})
+            self.scores.delete_many({"_id": {"$in": ids}})
+
+    # 2. lines ----------------------------------------------------------------------------------
+
+    def _ranked(self, field: str, **flag: bool) -> Callable[[int], Any]:
+        """The value of ``field`` at a rank of the flagged customers sorted highest first (an
+        index walk to the rank: no ranking is held)."""
+        query = {f"facts.{name}": value for name, value in flag.items()}
+
+        def value_at(rank: int) -> Any:
+            found = list(self.scores.find(query, {field: 1}).sort(field, DESCENDING).skip(rank).limit(1))
+            value: Any = found[0] if found else None
+            for part in field.split(".") if found else ():
+                value = value[part]
+            return value
+
+        return value_at
+
+    # 3. segments -------------------------------------------------------------------------------
+
+    def _segments(
+        self,
+        docs: list[dict[str, Any]],
+        lines: tuple[int, int] | None,
+        thresholds: dict[str, list[Any]],
+        at: datetime,
+    ) -> int:
+        score_writes: list[UpdateOne] = []
+        member_writes: list[ReplaceOne | DeleteOne] = []
+        for doc in docs:
+            facts, customer_id = doc["facts"], doc["_id"]
+            tier = value_tier(facts["premium_cents"], not facts["valued"], lines, self.config.value)
+            rfm = (
+                Rfm(
+                    quintile_of(facts["recency"], thresholds["recency"]),
+                    quintile_of(facts["frequency"], thresholds["frequency"]),
+                    quintile_of(facts["premium_cents"], thresholds["monetary"]),
+                )
+                if facts["rfm"]
+                else None
+            )
+            watch_from, watch_reasons = self._watch(doc, rfm)
+            segments = {
+                VALUE_TIER: tier,
+                RFM: rfm.code if rfm else None,
+                LIFECYCLE: doc["lifecycle"],
+                VALUE_CHURN: matrix_cell(tier, doc["churn"]["at_risk"]),
+                RFM_WATCH: WATCH if watch_reasons else None,
+            }
+            before = doc.get("segments") or {}
+            since = dict(doc.get("segments_since") or {})
+            moved = doc.get("segments_agent") != doc["owning_agent_id"]
+            for scheme, segment in segments.items():
+                if segment == before.get(scheme) and not moved:
+                    continue
+                if segment != before.get(scheme):
+                    since[scheme] = at.isoformat()
+                key = member_id(scheme, customer_id)
+                if segment is None:
+                    member_writes.append(DeleteOne({"_id": key}))
+                    since.pop(scheme, None)
+                    continue
+                member_writes.append(
+                    ReplaceOne(
+                        {"_id": key},
+                        {
+                            "_id": key,
+                            "scheme": scheme,
+                            "segment": segment,
+                            "customer_id": customer_id,
+                            "owning_agent_id": doc["owning_agent_id"],
+                            "since": since[scheme],
+                        },
+                        upsert=True,
+                    )
+                )
+            score_writes.append(
+                UpdateOne(
+                    {"_id": customer_id},
+                    {
+                        "$set": {
+                            "segments": segments,
+                            "segments_since": since,
+                            "segments_agent": doc["owning_agent_id"],
+                            "rfm": None if rfm is None else asdict(rfm) | {"code": rfm.code},
+                            "watch": {"from": watch_from, "reasons": watch_reasons}
+                            if watch_reasons
+                            else None,
+                        }
+                    },
+                )
+            )
+        if member_writes:
+            self.members.bulk_write(member_writes, ordered=False)
+        if score_writes:
+            self.scores.bulk_write(score_writes, ordered=False)
+        return len(member_writes)
+
+    def _watch(self, doc: dict[str, Any], now: Rfm | None) -> tuple[dict[str, int] | None, list[str]]:
+        """The RFM the customer fell from and why, while they are on the watch list: from the
+        recompute that saw the fall until the scores are back within the drop of where they were."""
+        if now is None:
+            return None, []
+        drop = self.config.rfm_watch_drop
+        watch = doc.get("watch") or {}
+        if reference := watch.get("from"):
+            reasons = fallen(_rfm(reference), now, drop)
+            return (reference, reasons) if reasons else (None, [])
+        previous = doc.get("rfm")
+        reasons = fallen(_rfm(previous) if previous else None, now, drop)
+        return (previous_rfm(previous), reasons) if reasons else (None, [])
+
+    # 4. counts ---------------------------------------------------------------------------------
+
+    def _snapshot(self, at: datetime, run: str) -> None:
+        month = month_of(at)
+        totals: Counter[tuple[str, str]] = Counter()
+        writes: list[ReplaceOne] = []
+        grouped = self.members.aggregate(
+            [
+                {
+                    "$group": {
+                        "_id": {"s": "$scheme", "a": "$owning_agent_id", "g": "$segment"},
+                        "n": {"$sum": 1},
+                    }
+                }
+            ],
+            allowDiskUse=True,
+        )
+        for row in grouped:
+            scheme, owner, segment = row["_id"]["s"], row["_id"]["a"], row["_id"]["g"]
+            totals[(scheme, segment)] += row["n"]
+            writes.append(_count_row(month, scheme, owner or "", segment, row["n"], run))
+            if len(writes) >= 1000:
+                self.counts.bulk_write(writes, ordered=False)
+                writes = []
+        writes += [_count_row(month, s, ALL_OWNERS, g, n, run) for (s, g), n in totals.items()]
+        if writes:
+            self.counts.bulk_write(writes, ordered=False)
+        # A segment nobody is in any longer counts nothing this month.
+        self.counts.delete_many({"month": month, "run": {"$ne": run}})
+
+
+def _count_row(month: str, scheme: str, owner: str, segment: str, count: int, run: str) -> ReplaceOne:
+    key = f"{month}|{scheme}|{owner}|{segment}"
+    row = {
+        "_id": key,
+        "month": month,
+        "scheme": scheme,
+        "owner": owner,
+        "segment": segment,
+        "count": count,
+        "run": run,
+    }
+    return ReplaceOne({"_id": key}, row, upsert=True)
+
+
+def _rfm(data: dict[str, Any]) -> Rfm:
+    return Rfm(int(data["recency"]), int(data["frequency"]), int(data["monetary"]))
+
+
+def previous_rfm(data: dict[str, Any] | None) -> dict[str, int] | None:
+    return None if data is None else {k: int(data[k]) for k in ("recency", "frequency", "monetary")}
+
+
+def _shown(features: Features) -> dict[str, Any]:
+    """The facts the 360 shows beside the scores."""
+    return {
+        "premium_12m": str(features.premium_12m),
+        "premium_prior_12m": str(features.premium_prior_12m),
+        "policies_in_force": features.policies_in_force,
+        "lapses_12m": features.lapses_12m,
+        "cancellations_12m": features.cancellations_12m,
+        "complaints_12m": features.complaints_12m,
+        "claims_36m": features.claims_36m,
+        "late_payments": features.late_payments,
+        "last_satisfaction": features.last_satisfaction,
+        "days_since_contact": features.days_since_contact,
+        "last_transaction_on": None
+        if features.last_transaction_on is None
+        else features.last_transaction_on.isoformat(),
+    }
+
+
+def scores_of(database: Database, customer_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The scores the 360 shows, by customer."""
+    fields = {
+        "segments": 1,
+        "rfm": 1,
+        "risk": 1,
+        "churn": 1,
+        "lifecycle": 1,
+        "watch": 1,
+        "features": 1,
+        "at": 1,
+    }
+    return {d["_id"]: d for d in database[SCORES].find({"_id": {"$in": list(customer_ids)}}, fields)}

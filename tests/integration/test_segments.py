@@ -1,0 +1,160 @@
+"""The segment recompute on a real MongoDB wire server: the tiers, quintiles and counts it writes
+equal a brute-force ranking of the same book in Python; a second run changes nothing; a change of
+one customer rewrites only that customer's rows; merged and erased customers leave the tables."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from typing import Any
+
+from services.analytics.scoring.config import ScoringConfig
+from services.analytics.scoring.features import features_of
+from services.analytics.scoring.recompute import (
+    ALL_OWNERS,
+    COUNTS,
+    MEMBERS,
+    RFM,
+    SCORES,
+    VALUE_TIER,
+    SegmentRecompute,
+    month_of,
+)
+from services.analytics.scoring.rfm import ranked_quintiles, recency_value
+from services.analytics.scoring.value import is_potential, tier_sizes
+from services.analytics.store import CUSTOMER_360
+from tests.unit.test_scoring import NOW, TODAY, customer, policy, status
+
+CONFIG = ScoringConfig.load()
+
+
+def book(size: int) -> list[dict[str, Any]]:
+    """Customers of three agents: most insured (premiums drawn from a skewed spread, some equal),
+    some prospects, some lapsed."""
+    rng = random.Random(11)
+    docs = []
+    for i in range(size):
+        kind = rng.random()
+        if kind < 0.1:
+            doc = customer()
+        elif kind < 0.2:
+            doc = customer(
+                policy("P-1", "2000.00", 600, years=5, status="lapsed"),
+                history=[status("P-1", "lapsed", rng.randint(10, 500))],
+            )
+        else:
+            premium = rng.choice(
+                ["500.00", "1200.00", "1200.00", "3000.00", f"{rng.randint(1, 400) * 100}.00"]
+            )
+            doc = customer(policy("P-1", premium, rng.randint(20, 700), years=3))
+        doc["_id"] = doc["customer_id"] = f"c-{i:04d}"
+        doc["owning_agent_id"] = f"A-{i % 3}"
+        docs.append(doc)
+    return docs
+
+
+def clock() -> Any:
+    return lambda: NOW
+
+
+def test_the_recompute_equals_ranking_the_book_in_python_and_changes_only_what_changed(database: Any) -> None:
+    docs = book(400)
+    database[CUSTOMER_360].insert_many(docs)
+    phases: list[str] = []
+    recompute = SegmentRecompute(database, CONFIG, clock=clock(), page_size=64)
+    summary = recompute.run(lambda phase, done, total: phases.append(phase))
+    assert summary.customers == 400 and {"facts", "segments", "counts"} <= set(phases)
+
+    # Brute force: every customer's facts, the valued ranked by premium.
+    features = {d["_id"]: features_of(d, NOW) for d in docs}
+    valued = sorted(
+        (f for f in features.values() if not is_potential(f, TODAY, CONFIG.value)),
+        key=lambda f: -f.premium_12m,
+    )
+    vip, top = tier_sizes(len(valued), CONFIG.value)
+    vip_line, top_line = valued[vip - 1].premium_12m, valued[top - 1].premium_12m
+    expected_tiers = {}
+    for customer_id, f in features.items():
+        if is_potential(f, TODAY, CONFIG.value):
+            expected_tiers[customer_id] = "potential"
+        elif f.premium_12m >= vip_line:
+            expected_tiers[customer_id] = "vip"
+        elif f.premium_12m >= top_line:
+            expected_tiers[customer_id] = "important"
+        else:
+            expected_tiers[customer_id] = (
+                "general" if f.premium_12m >= CONFIG.value.low_value_below else "low_value"
+            )
+    rows = {r["customer_id"]: r for r in database[MEMBERS].find({"scheme": VALUE_TIER})}
+    assert {c: r["segment"] for c, r in rows.items()} == expected_tiers
+    assert all(rows[c]["owning_agent_id"] == features[c].owning_agent_id for c in rows)
+
+    # RFM recency quintiles, ranked in Python with ties together.
+    rated = sorted((f for f in features.values() if not f.is_prospect), key=lambda f: -recency_value(f))
+    expected_r = dict(ranked_quintiles(((f.customer_id, recency_value(f)) for f in rated), len(rated)))
+    scores = {d["_id"]: d for d in database[SCORES].find({})}
+    assert {c: s["rfm"]["recency"] for c, s in scores.items() if s["rfm"]} == expected_r
+    assert len(list(database[MEMBERS].find({"scheme": RFM}))) == len(rated)
+
+    # The month's counts: per owner and for the whole book.
+    month = month_of(NOW)
+    counts = list(database[COUNTS].find({"month": month, "scheme": VALUE_TIER}))
+    whole = {r["segment"]: r["count"] for r in counts if r["owner"] == ALL_OWNERS}
+    assert whole == dict(Counter(expected_tiers.values()))
+    by_owner = Counter()
+    for r in counts:
+        if r["owner"] != ALL_OWNERS:
+            by_owner[r["segment"]] += r["count"]
+    assert dict(by_owner) == whole
+
+    # Again, nothing changed: nothing is written to the segment tables.
+    assert recompute.run().memberships_changed == 0
+
+    # One customer sells a large policy, another is merged away, a third erased.
+    database[CUSTOMER_360].update_one(
+        {"_id": "c-0005"}, {"$push": {"policies": policy("P-9", "900000.00", 200)}}
+    )
+    database[CUSTOMER_360].update_one({"_id": "c-0006"}, {"$set": {"merged_into": "c-0007"}})
+    database[CUSTOMER_360].update_one({"_id": "c-0008"}, {"$set": {"erased_at": NOW.isoformat()}})
+    again = recompute.run()
+    assert again.customers == 398
+    assert database[MEMBERS].find_one({"scheme": VALUE_TIER, "customer_id": "c-0005"})["segment"] == "vip"
+    assert database[MEMBERS].count_documents({"customer_id": {"$in": ["c-0006", "c-0008"]}}) == 0
+    assert database[SCORES].count_documents({"_id": {"$in": ["c-0006", "c-0008"]}}) == 0
+    # The big sale moved c-0005's tier, RFM and matrix rows, and may have pushed a few customers
+    # below the new lines; nothing like a rewrite of the book.
+    assert 0 < again.memberships_changed < 40
+
+
+def test_a_fall_of_two_quintiles_puts_a_customer_on_the_watch_list_until_they_recover(database: Any) -> None:
+    docs = book(100)
+    database[CUSTOMER_360].insert_many(docs)
+    recompute = SegmentRecompute(database, CONFIG, clock=clock())
+    recompute.run()
+    top = max(
+        (d for d in database[SCORES].find({"rfm": {"$ne": None}})), key=lambda d: d["facts"]["premium_cents"]
+    )
+    assert top["rfm"]["monetary"] == 5
+    # Their policy lapsed almost a year ago (a correction from the core system, say): their
+    # premium over 12 months, and so their monetary score, falls to the bottom.
+    lapsed = customer(
+        policy("P-1", "40000.00", 700, years=5, status="lapsed"), history=[status("P-1", "lapsed", 360)]
+    )
+    database[CUSTOMER_360].update_one(
+        {"_id": top["_id"]},
+        {"$set": {"policies": lapsed["policies"], "policy_status_history": lapsed["policy_status_history"]}},
+    )
+    recompute.run()
+    fallen = database[SCORES].find_one({"_id": top["_id"]})
+    assert fallen["segments"]["rfm_watch"] == "watch", fallen["rfm"]
+    assert any("monetary fell from 5" in reason for reason in fallen["watch"]["reasons"])
+    assert database[MEMBERS].find_one({"scheme": "rfm_watch", "customer_id": top["_id"]}) is not None
+    # It stays on the list while the scores stay down, and leaves it when they are back.
+    recompute.run()
+    assert database[SCORES].find_one({"_id": top["_id"]})["segments"]["rfm_watch"] == "watch"
+    database[CUSTOMER_360].update_one(
+        {"_id": top["_id"]}, {"$push": {"policies": policy("P-2", "40000.00", 300)}}
+    )
+    recompute.run()
+    assert database[SCORES].find_one({"_id": top["_id"]})["segments"]["rfm_watch"] is None
+    assert database[MEMBERS].find_one({"scheme": "rfm_watch", "customer_id": top["_id"]}) is None
