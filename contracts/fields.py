@@ -15,6 +15,21 @@ PRODUCTS = ("life", "health", "auto", "property")
 # Where a ticket or a compliment comes in.
 CHANNELS = ("phone", "email", "web", "sms", "messaging", "in_person", "letter")
 PRIORITIES = ("urgent", "ordinary")
+# The segment schemes analytics keeps, and the segments of each (an RFM segment is the code of its
+# three quintiles, "111" to "555").
+SEGMENTS: dict[str, tuple[str, ...]] = {
+    "value_tier": ("vip", "important", "general", "low_value", "potential"),
+    "lifecycle": ("prospect", "new", "active", "loyal", "at_risk", "lapsed", "lost"),
+    "value_churn": (
+        "stable_high_value",
+        "high_value_at_risk",
+        "stable_low_value",
+        "low_value_at_risk",
+        "no_value",
+    ),
+    "rfm_watch": ("watch",),
+    "rfm": tuple(f"{r}{f}{m}" for r in "12345" for f in "12345" for m in "12345"),
+}
 COMPLAINT_CATEGORIES = (
     "claims",
     "billing",

@@ -395,6 +395,45 @@ class FindCustomers(Strict):
             )
 
 
+class _SegmentScope(Strict):
+    """Whose customers: one agent's, one team's, or (omitted) all the caller may see."""
+
+    scheme = f.one_of(tuple(f.SEGMENTS), required=True)
+    agent_id = f.agent_id(load_default=None, allow_none=True)
+    team_id = f.code(load_default=None, allow_none=True)
+
+    @validates_schema
+    def _one_scope(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("agent_id") and data.get("team_id"):
+            raise ValidationError("exclusive: give agent_id or team_id, not both", "team_id")
+
+
+class GetSegmentCounts(_SegmentScope):
+    """How many customers each segment of a scheme holds in a month (default: the last recompute's),
+    beside the month before and the same month a year before."""
+
+    month = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Regexp(r"^[0-9]{4}-(0[1-9]|1[0-2])$", error="format: a month, YYYY-MM"),
+    )
+
+
+class ListSegmentMembers(_SegmentScope):
+    """The customers of one segment, in customer id order, paged with ``cursor``."""
+
+    segment = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    limit = _limit(50)
+    cursor = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=400))
+
+    @validates_schema
+    def _known_segment(self, data: dict[str, Any], **_: Any) -> None:
+        known = f.SEGMENTS.get(data.get("scheme", ""), ())
+        if known and data.get("segment") not in known:
+            shown = ", ".join(known) if len(known) < 20 else "a code of three quintiles, 111 to 555"
+            raise ValidationError(f"one_of: a segment of {data['scheme']}: {shown}", "segment")
+
+
 class GetProjections(Strict):
     pass
 

@@ -24,6 +24,7 @@ from services.analytics.changes import Document
 from services.analytics.customer_360 import fold, public_view, with_duplicates
 from services.analytics.projections import Lag, ProjectionStatus, lag_of
 from services.analytics.read_models import PROJECTIONS
+from services.analytics.scoring.queries import SegmentQueries
 from services.analytics.search import CUSTOMER_SEARCH, find_page
 from services.analytics.store import Customer360Store
 from services.analytics.timeline import TIMELINE, history_until, timeline_page
@@ -54,6 +55,7 @@ class AnalyticsQueries:
         self.clock = clock
         self.queues = queues
         self.status = ProjectionStatus(database)
+        self.segments = SegmentQueries(database, clock)
 
     def _collection(self, model: str) -> Collection:
         return self.database[self.catalog.targets(model).active]
@@ -84,7 +86,10 @@ class AnalyticsQueries:
             return self._as_of(customer_id, data["as_of"])
         if doc.get("merged_from"):
             doc = with_duplicates(doc, self.customer_360.merged_into(customer_id))
-        return public_view(doc, self.clock())
+        view = public_view(doc, self.clock())
+        # Tiers, RFM, lifecycle, risk and churn as the last recompute of the book left them.
+        view["scores"] = self.segments.scores_of(customer_id)
+        return view
 
     def _as_of(self, customer_id: str, as_of: datetime) -> dict[str, Any]:
         """The view as it was at ``as_of``: the customer's events up to then, folded, shown at that

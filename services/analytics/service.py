@@ -58,6 +58,21 @@ class AnalyticsService(CrmService):
         return self._scoped("find_customers", schemas.FindCustomers, payload, self.queries.find_customers)
 
     @rpc
+    def get_segment_counts(self, payload: Any) -> dict:
+        return self._scoped(
+            "get_segment_counts", schemas.GetSegmentCounts, payload, self.queries.segments.get_segment_counts
+        )
+
+    @rpc
+    def list_segment_members(self, payload: Any) -> dict:
+        return self._scoped(
+            "list_segment_members",
+            schemas.ListSegmentMembers,
+            payload,
+            self.queries.segments.list_segment_members,
+        )
+
+    @rpc
     def get_projections(self, payload: Any) -> dict:
         return self.request.run(
             "get_projections", schemas.GetProjections, payload, self.queries.get_projections

@@ -707,6 +707,41 @@ CASES: list[tuple[str, str, Any, str, str, str]] = [
             ("find_customers", lambda k: {"national_id_last4": "12345"}, "national_id_last4", "format"),
             ("find_customers", lambda k: {"name": "Wang", "cursor": "W10="}, "cursor", "invalid_cursor"),
             ("get_projections", lambda k: {"model": "x"}, "model", "unknown_field"),
+            ("get_segment_counts", lambda k: {}, "scheme", "required"),
+            ("get_segment_counts", lambda k: {"scheme": "horoscope"}, "scheme", "one_of"),
+            ("get_segment_counts", lambda k: {"scheme": "value_tier", "month": "2026-13"}, "month", "format"),
+            (
+                "get_segment_counts",
+                lambda k: {"scheme": "value_tier", "agent_id": "A-1", "team_id": "T-1"},
+                "team_id",
+                "exclusive",
+            ),
+            (
+                "get_segment_counts",
+                lambda k: {"scheme": "value_tier", "agent_id": "bad id!"},
+                "agent_id",
+                "format",
+            ),
+            ("list_segment_members", lambda k: {"scheme": "value_tier"}, "segment", "required"),
+            (
+                "list_segment_members",
+                lambda k: {"scheme": "value_tier", "segment": "gold"},
+                "segment",
+                "one_of",
+            ),
+            ("list_segment_members", lambda k: {"scheme": "rfm", "segment": "561"}, "segment", "one_of"),
+            (
+                "list_segment_members",
+                lambda k: {"scheme": "lifecycle", "segment": "new", "limit": 501},
+                "limit",
+                "range",
+            ),
+            (
+                "list_segment_members",
+                lambda k: {"scheme": "lifecycle", "segment": "new", "cursor": "W10="},
+                "cursor",
+                "invalid_cursor",
+            ),
         )
     ],
     *[

@@ -8,8 +8,14 @@ import random
 from collections import Counter
 from typing import Any
 
+import pytest
+
+from crm_shared.auth import Caller, Role
+from crm_shared.domain import CommandMeta
+from crm_shared.errors import PermissionDenied
 from services.analytics.scoring.config import ScoringConfig
 from services.analytics.scoring.features import features_of
+from services.analytics.scoring.queries import SegmentQueries
 from services.analytics.scoring.recompute import (
     ALL_OWNERS,
     COUNTS,
@@ -158,3 +164,74 @@ def test_a_fall_of_two_quintiles_puts_a_customer_on_the_watch_list_until_they_re
     recompute.run()
     assert database[SCORES].find_one({"_id": top["_id"]})["segments"]["rfm_watch"] is None
     assert database[MEMBERS].find_one({"scheme": "rfm_watch", "customer_id": top["_id"]}) is None
+
+
+class Teams:
+    """The sales force's answers for two teams: T-1 (A-0, A-1, managed by m1) and T-2 (A-2)."""
+
+    members = {"T-1": ["pool:T-1", "A-0", "A-1"], "T-2": ["pool:T-2", "A-2"]}
+
+    def team_of(self, owner_id: str) -> str | None:
+        return next((t for t, owners in self.members.items() if owner_id in owners), None)
+
+    def teams_managed_by(self, user_id: str) -> frozenset[str]:
+        return frozenset({"T-1"}) if user_id == "m1" else frozenset()
+
+    def owners_in_team(self, team_id: str) -> list[str]:
+        return self.members[team_id]
+
+
+def test_counts_and_members_keep_to_the_callers_scope(database: Any) -> None:
+    database[CUSTOMER_360].insert_many(book(150))
+    SegmentRecompute(database, CONFIG, clock=clock()).run()
+    queries = SegmentQueries(database, clock())
+    teams = Teams()
+
+    def counts(caller: Caller, **scope: Any) -> dict[str, int]:
+        data = {"scheme": "lifecycle", "agent_id": None, "team_id": None, "month": None, **scope}
+        answer = queries.get_segment_counts(data, CommandMeta.new(caller), teams)
+        assert answer["month"] == month_of(NOW)
+        return {s["segment"]: s["count"] for s in answer["segments"]}
+
+    operator, agent, manager = (
+        Caller("op", Role.OPERATOR),
+        Caller("u1", Role.AGENT, "A-1"),
+        Caller("m1", Role.MANAGER),
+    )
+    everyone = counts(operator)
+    assert sum(everyone.values()) == 150
+    mine = counts(agent)
+    assert mine == counts(operator, agent_id="A-1")
+    team = counts(manager)
+    assert team == counts(operator, team_id="T-1")
+    assert {k: mine[k] + counts(operator, agent_id="A-0")[k] for k in mine} == team
+    with pytest.raises(PermissionDenied) as refused:
+        counts(agent, agent_id="A-2")
+    assert refused.value.fields[0].field == "agent_id"
+    with pytest.raises(PermissionDenied):
+        counts(manager, team_id="T-2")
+    with pytest.raises(PermissionDenied):
+        counts(Caller("sd", Role.SERVICE_DESK))
+
+    # Members page in customer order, nothing twice, only the agent's own.
+    segment = max(mine, key=lambda s: mine[s])
+    seen, cursor = [], None
+    while True:
+        data = {
+            "scheme": "lifecycle",
+            "segment": segment,
+            "agent_id": None,
+            "team_id": None,
+            "limit": 7,
+            "cursor": cursor,
+        }
+        page = queries.list_segment_members(data, CommandMeta.new(agent), teams)
+        seen += page["members"]
+        if not (cursor := page["next_cursor"]):
+            break
+    ids = [m["customer_id"] for m in seen]
+    assert ids == sorted(set(ids)) and len(ids) == mine[segment]
+    assert {m["owning_agent_id"] for m in seen} == {"A-1"}
+    assert all(m["churn_score"] is not None and m["risk_score"] is not None for m in seen)
+    shown = queries.scores_of(ids[0])
+    assert shown is not None and shown["segments"]["lifecycle"] == segment and shown["computed_at"]

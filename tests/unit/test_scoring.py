@@ -351,3 +351,16 @@ def test_bands_from_thresholds_equal_ranking_the_whole_book(seed: int) -> None:
     ranked = [q for _, q in ranked_quintiles(((i, v) for i, v in enumerate(values)), len(values))]
     thresholds = quintile_thresholds(len(values), lambda rank: values[rank])
     assert [quintile_of(v, thresholds) for v in values] == ranked
+
+
+def test_the_contract_names_the_segments_the_scores_use() -> None:
+    from contracts.fields import SEGMENTS
+    from services.analytics.scoring.lifecycle import LIFECYCLE_STAGES
+    from services.analytics.scoring.recompute import SCHEMES
+    from services.analytics.scoring.value import MATRIX_CELLS, VALUE_TIERS
+
+    assert set(SEGMENTS) == set(SCHEMES)
+    assert SEGMENTS["value_tier"] == VALUE_TIERS
+    assert SEGMENTS["lifecycle"] == LIFECYCLE_STAGES
+    assert SEGMENTS["value_churn"] == MATRIX_CELLS
+    assert Rfm(5, 5, 5).code in SEGMENTS["rfm"] and len(SEGMENTS["rfm"]) == 125
