@@ -24,6 +24,7 @@ from crm_cli import (
     planning,
     record,
     sales_force,
+    segments,
     selling,
     views,
 )
@@ -35,7 +36,7 @@ from crm_shared.messaging import broker_reachable
 
 # Command groups of their own, each with its COMMANDS, add_commands() and run(args, client), and
 # the SERVICE it talks to (the customer service unless it says).
-GROUPS = (ownership, record, contacts, merging, erasure, planning, desk, views)
+GROUPS = (ownership, record, contacts, merging, erasure, planning, desk, views, segments)
 
 
 def _caller(args: argparse.Namespace) -> Caller:
@@ -395,6 +396,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(verify_command(args))
     if args.command == "dead-letters":
         dead_letters_command(args)
+        return
+    if args.command == "segments" and args.action == "recompute":
+        segments.recompute_command(args)
         return
     caller = _caller(args)
     if args.command == "token":

@@ -1,0 +1,150 @@
+"""``crm segments counts|members|recompute``: how many customers each segment holds (with a bar
+for each, and the change on last month and on the same month a year ago), who they are, and
+recomputing the segment tables over the whole book now (the nightly ``crm-segments`` does it on
+its own)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+from contracts.fields import SEGMENTS
+from crm_cli.client import CrmClient
+from crm_cli.ownership import call_and_show
+from crm_shared.config import DEFAULT_MONGO_URI
+
+COMMANDS = ("segments",)
+SERVICE = "analytics"
+BAR_WIDTH = 30
+
+
+def add_commands(commands: Any) -> None:
+    segments = commands.add_parser(
+        "segments",
+        help="segment counts and members (value tiers, RFM, lifecycle, value x churn, watch list)",
+        description="Schemes: value_tier (vip, important, general, low_value, potential), rfm (codes "
+        "of three quintiles, 111 to 555), lifecycle (prospect to lost), value_churn (the value x "
+        "churn matrix) and rfm_watch (customers whose RFM fell by two quintiles or more). Agents "
+        "see their own customers, managers their teams', operators and admins everyone's. The "
+        "tables are as the last recompute left them: 'crm segments recompute' runs one now.",
+    )
+    segments.add_argument("action", choices=["counts", "members", "recompute"])
+    segments.add_argument("scheme", nargs="?", choices=sorted(SEGMENTS), help="counts and members")
+    segments.add_argument("segment", nargs="?", help="members: the segment to list")
+    whose = segments.add_mutually_exclusive_group()
+    whose.add_argument("--agent", dest="agent_id", help="one agent's customers")
+    whose.add_argument("--team", dest="team_id", help="one team's customers")
+    segments.add_argument("--month", help="counts: the month (YYYY-MM), default the latest")
+    segments.add_argument("--limit", type=int, default=50, help="members: a page's size")
+    segments.add_argument("--cursor", help="members: the 'next' the previous page printed")
+    segments.add_argument("--json", action="store_true", help="print the answer as JSON")
+    segments.add_argument(
+        "--mongo-uri",
+        default=os.environ.get("MONGO_URI", DEFAULT_MONGO_URI),
+        help="recompute: the read-model database",
+    )
+
+
+def request_for(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    if args.scheme is None:
+        raise SystemExit(f"crm segments {args.action} needs a scheme: one of {', '.join(sorted(SEGMENTS))}")
+    scope = {k: v for k in ("agent_id", "team_id") if (v := getattr(args, k)) is not None}
+    if args.action == "counts":
+        return "get_segment_counts", {
+            "scheme": args.scheme,
+            **scope,
+            **({"month": args.month} if args.month else {}),
+        }
+    if args.segment is None:
+        raise SystemExit(
+            f"crm segments members {args.scheme} needs a segment: one of {_segments(args.scheme)}"
+        )
+    payload = {"scheme": args.scheme, "segment": args.segment, "limit": args.limit, **scope}
+    if args.cursor:
+        payload["cursor"] = args.cursor
+    return "list_segment_members", payload
+
+
+def _segments(scheme: str) -> str:
+    known = SEGMENTS[scheme]
+    return ", ".join(known) if len(known) < 20 else "a code such as 555"
+
+
+def _change(value: int) -> str:
+    return f"{value:+,}" if value else "0"
+
+
+def print_counts(result: dict[str, Any]) -> None:
+    scope = result["agent_id"] or result["team_id"] or "all you may see"
+    print(f"{result['scheme']} in {result['month']} ({scope}): {result['total']:,} customers")
+    largest = max((s["count"] for s in result["segments"]), default=0) or 1
+    print(f"{'segment':<20} {'customers':>10}  {'':<{BAR_WIDTH}} {'on last month':>14} {'on a year ago':>14}")
+    for s in result["segments"]:
+        bar = "#" * round(BAR_WIDTH * s["count"] / largest)
+        print(
+            f"{s['segment']:<20} {s['count']:>10,}  {bar:<{BAR_WIDTH}} "
+            f"{_change(s['change_on_last_month']):>14} {_change(s['change_on_last_year']):>14}"
+        )
+    if not result["total"]:
+        print("no counts yet: run 'crm segments recompute' (crm-segments runs it nightly)")
+
+
+def print_members(result: dict[str, Any]) -> None:
+    print(f"{'customer':<36}  {'name':<24} {'agent':<10} {'premium 12m':>12} {'risk':>4} {'churn':>5}  since")
+    for m in result["members"]:
+        print(
+            f"{m['customer_id']:<36}  {m['full_name'] or '-':<24} {m['owning_agent_id'] or '-':<10} "
+            f"{m['premium_12m'] or '-':>12} {m['risk_score'] if m['risk_score'] is not None else '-':>4} "
+            f"{m['churn_score'] if m['churn_score'] is not None else '-':>5}  {m['since'][:10]}"
+        )
+    if not result["members"]:
+        print(f"no customer of yours in {result['scheme']} {result['segment']}")
+    if result["next_cursor"]:
+        print(f"next: --cursor {result['next_cursor']}")
+
+
+def run(args: argparse.Namespace, client: CrmClient) -> int:
+    printer = None if args.json else (print_counts if args.action == "counts" else print_members)
+    return call_and_show(client, SERVICE, request_for(args), printer)
+
+
+def recompute_command(args: argparse.Namespace) -> None:
+    from crm_cli.progress import ProgressBar
+    from crm_shared.config import Settings
+    from services.analytics.catalog import mongo_client
+    from services.analytics.scoring.config import ScoringConfig, ScoringConfigError
+    from services.analytics.scoring.recompute import SegmentRecompute
+
+    try:
+        config = ScoringConfig.from_env()
+    except ScoringConfigError as e:
+        raise SystemExit(
+            f"{e}; fix the file CRM_SCORING_CONFIG names (or unset it for the shipped one)"
+        ) from None
+    settings = Settings.from_env(require_secret=False)
+    database = mongo_client(args.mongo_uri)[settings.mongo_database]
+    bars: dict[str, ProgressBar] = {}
+
+    def progress(phase: str, done: int, total: int) -> None:
+        if phase not in bars:
+            for bar in bars.values():
+                bar.finish()
+            bars.clear()
+            bars[phase] = ProgressBar(total, f"recompute: {phase}", "customers")
+        bar = bars[phase]
+        bar.advance(done - bar.done)
+
+    summary = SegmentRecompute(database, config, clock=settings.clock()).run(progress)
+    for bar in bars.values():
+        bar.finish()
+    if args.json:
+        print(json.dumps(summary.as_dict()))
+        return
+    print(
+        f"scored {summary.customers:,} customers ({summary.valued:,} with premium) in {summary.seconds:.1f}s "
+        f"({summary.customers_per_second:,.0f}/s, peak memory {summary.peak_rss_mb:.0f} MB); "
+        f"{summary.memberships_changed:,} segment rows changed; churn warnings raised "
+        f"{summary.churn_raised:,}, cleared {summary.churn_cleared:,}"
+    )
