@@ -286,6 +286,7 @@ class System:
         commands["projector"] = [bin_path("crm-projector")]
         commands["handover"] = [bin_path("crm-handover")]
         commands["sales-reactions"] = [bin_path("crm-sales-reactions")]
+        commands["segments"] = [bin_path("crm-segments")]
         return commands
 
     def replica_names(self, service: str) -> list[str]:

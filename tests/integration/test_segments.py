@@ -235,3 +235,16 @@ def test_counts_and_members_keep_to_the_callers_scope(database: Any) -> None:
     assert all(m["churn_score"] is not None and m["risk_score"] is not None for m in seen)
     shown = queries.scores_of(ids[0])
     assert shown is not None and shown["segments"]["lifecycle"] == segment and shown["computed_at"]
+
+
+def test_one_process_at_a_time_holds_the_recompute_lease(database: Any) -> None:
+    from services.analytics.scoring.schedule import LEASE, Lease
+
+    first, second = Lease(database, "one"), Lease(database, "two")
+    assert first.take(NOW) and first.take(NOW)  # taken, then renewed
+    assert not second.take(NOW + LEASE / 2)
+    assert second.take(NOW + LEASE * 2)  # the first died: its lease ran out
+    assert not first.take(NOW + LEASE * 2)
+    assert first.last_run() is None
+    second.done(NOW + LEASE * 2, NOW)
+    assert first.last_run() == NOW and first.take(NOW + LEASE * 2)

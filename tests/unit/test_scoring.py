@@ -364,3 +364,21 @@ def test_the_contract_names_the_segments_the_scores_use() -> None:
     assert SEGMENTS["lifecycle"] == LIFECYCLE_STAGES
     assert SEGMENTS["value_churn"] == MATRIX_CELLS
     assert Rfm(5, 5, 5).code in SEGMENTS["rfm"] and len(SEGMENTS["rfm"]) == 125
+
+
+def test_the_recompute_falls_due_once_a_day_at_its_local_time() -> None:
+    from datetime import time
+    from zoneinfo import ZoneInfo
+
+    from services.analytics.scoring.schedule import is_due, next_due
+
+    zone, at_two = ZoneInfo("Asia/Shanghai"), time(2, 0)
+    assert next_due(None, at_two, zone) is None and is_due(None, NOW, at_two, zone)
+    # Last run 01:00 Shanghai on 1 December: due at 02:00 the same day; after that, the next.
+    last = datetime(2026, 12, 1, 1, 0, tzinfo=zone)
+    assert next_due(last, at_two, zone) == datetime(2026, 12, 1, 2, 0, tzinfo=zone)
+    ran = datetime(2026, 12, 1, 2, 0, 5, tzinfo=zone)
+    assert next_due(ran, at_two, zone) == datetime(2026, 12, 2, 2, 0, tzinfo=zone)
+    assert not is_due(ran, ran + timedelta(hours=23), at_two, zone)
+    assert is_due(ran, ran + timedelta(hours=24), at_two, zone)
+    assert ScoringConfig.load().recompute_at == at_two

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from datetime import time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,8 @@ CHURN_KINDS = {
 
 @dataclass(frozen=True)
 class ScoringConfig:
+    # The local time of day (the deployment's zone) the book is recomputed at, "HH:MM".
+    recompute_at: time
     value: ValueTierRules
     lifecycle: LifecycleRules
     rfm_watch_drop: int
@@ -119,7 +122,12 @@ class ScoringConfig:
         )
         if churn.clear_below > churn.raise_at:
             raise ScoringConfigError("churn.clear_below must not be above churn.raise_at")
+        try:
+            at = time.fromisoformat(read.text("recompute_at"))
+        except ValueError:
+            raise ScoringConfigError('recompute_at must be a time of day, such as "02:00"') from None
         return cls(
+            recompute_at=at,
             value=value,
             lifecycle=LifecycleRules(
                 new_for_days=read.positive("lifecycle.new_for_days"),
