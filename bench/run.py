@@ -657,7 +657,7 @@ def rebuild(system: System, model: str = "customer_360") -> dict[str, Any]:
 
 
 # The write services, whose histories a rebuild reads over RPC.
-WRITERS = ("customer", "sales", "service_desk")
+WRITERS = ("customer", "sales", "service_desk", "analytics")
 
 
 def serve(system: System, names: list[str]) -> None:

@@ -597,6 +597,31 @@ class ActivityReassignedV1(_ActivityEvent):
 # The payload fields that are personal data. Once ``customer.erased`` is published for a customer,
 # the history of the write side answers these as null, and every consumer that keeps events must
 # forget them too.
+class ChurnReasonV1(Schema):
+    rule = fields.String(required=True)
+    weight = fields.Integer(required=True, strict=True)
+    reason = fields.String(required=True)
+
+
+class ChurnRiskRaisedV1(Schema):
+    """A customer's churn score reached the warning line: the owning agent should act."""
+
+    customer_id = fields.UUID(required=True)
+    owning_agent_id = f.agent_id(required=True, allow_none=True)
+    score = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=100))
+    reasons = fields.List(fields.Nested(ChurnReasonV1), required=True)
+    assessed_at = fields.AwareDateTime(required=True)
+
+
+class ChurnRiskClearedV1(Schema):
+    """A customer at risk recovered: their score fell below the clearing line."""
+
+    customer_id = fields.UUID(required=True)
+    owning_agent_id = f.agent_id(required=True, allow_none=True)
+    score = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=100))
+    assessed_at = fields.AwareDateTime(required=True)
+
+
 PERSONAL_FIELDS: dict[str, tuple[str, ...]] = {
     "customer.registered": ("full_name", "national_id", "mobile_phone", "email", "date_of_birth", "address"),
     "customer.profile_updated": ("changes",),
@@ -644,6 +669,8 @@ PAYLOAD_SCHEMAS: dict[tuple[str, int], type[Schema]] = {
     ("service_desk.survey_answered", 1): SurveyAnsweredV1,
     ("service_desk.praise_recorded", 1): FeedbackRecordedV1,
     ("service_desk.suggestion_recorded", 1): FeedbackRecordedV1,
+    ("analytics.churn_risk_raised", 1): ChurnRiskRaisedV1,
+    ("analytics.churn_risk_cleared", 1): ChurnRiskClearedV1,
     ("sales.opportunity_opened", 1): OpportunityOpenedV1,
     ("sales.opportunity_moved", 1): OpportunityMovedV1,
     ("sales.opportunity_reassigned", 1): OpportunityReassignedV1,

@@ -116,6 +116,7 @@ def recompute_command(args: argparse.Namespace) -> None:
     from services.analytics.catalog import mongo_client
     from services.analytics.scoring.config import ScoringConfig, ScoringConfigError
     from services.analytics.scoring.recompute import SegmentRecompute
+    from services.analytics.watch.application import ChurnWatchApplication, recorded_by
 
     try:
         config = ScoringConfig.from_env()
@@ -136,7 +137,12 @@ def recompute_command(args: argparse.Namespace) -> None:
         bar = bars[phase]
         bar.advance(done - bar.done)
 
-    summary = SegmentRecompute(database, config, clock=settings.clock()).run(progress)
+    watch = ChurnWatchApplication.from_settings(settings)
+    try:
+        recompute = SegmentRecompute(database, config, clock=settings.clock(), on_crossing=recorded_by(watch))
+        summary = recompute.run(progress)
+    finally:
+        watch.close()
     for bar in bars.values():
         bar.finish()
     if args.json:

@@ -33,7 +33,7 @@ SERVICES = {
     "service_desk": "services.service_desk.service:ServiceDeskService",
     "analytics": "services.analytics.service:AnalyticsService",
 }
-RELAYS = ("customer", "sales", "service_desk")
+RELAYS = ("customer", "sales", "service_desk", "analytics")
 
 
 def bin_path(name: str) -> str:

@@ -34,6 +34,7 @@ APPLICATIONS = {
     "customer": "services.customer.application:CustomerApplication",
     "sales": "services.sales.application:SalesApplication",
     "service_desk": "services.service_desk.application:ServiceDeskApplication",
+    "analytics": "services.analytics.watch.application:ChurnWatchApplication",
 }
 # Where the CRM's consumer queues are declared (see ``declare_topology``).
 TOPOLOGY = "services.topology:CONSUMER_QUEUES"

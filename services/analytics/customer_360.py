@@ -42,6 +42,8 @@ def empty_document(customer_id: str) -> Document:
         "opportunities": [],
         # Activities with the customer in any agent's day (the view shows the last and the next).
         "activities": [],
+        # The churn warning analytics raised (and maybe cleared) for the customer: at most one.
+        "churn_warnings": [],
         "contact_points": [],
         "preferred_contact_points": {},
         "contact_preferences": {"preferred_channel": None, "best_time_to_call": None, "do_not_call": False},
@@ -77,11 +79,20 @@ LIST_ORDER: dict[str, tuple[str, ...]] = {
     "claims": ("loss_date", "claim_key"),
     "opportunities": ("opened_at", "opportunity_id"),
     "activities": ("planned_at", "activity_id"),
+    "churn_warnings": ("customer_id",),
     **DESK_LISTS,
 }
 COUNTERS = ("claim_count", "late_payment_count")
 # The lists whose items stand for an aggregate and keep its version (``v``, ``aggregate_id``).
-HOLDER_LISTS = ("policies", "opportunities", "activities", "tickets", "call_backs", "feedback")
+HOLDER_LISTS = (
+    "policies",
+    "opportunities",
+    "activities",
+    "tickets",
+    "call_backs",
+    "feedback",
+    "churn_warnings",
+)
 RECORD_VERSION = "record_version"
 # What the view leaves out of a document (``applied_versions``: what documents written before item
 # versions kept; a rebuild drops it) and of each holder item.
@@ -452,6 +463,34 @@ def _activity_reassigned(payload: dict[str, Any], _: Message) -> Change:
     )
 
 
+def _churn_watch(payload: dict[str, Any]) -> Element:
+    return Element("churn_warnings", "customer_id", str(payload["customer_id"]))
+
+
+def _churn_risk(raised: bool) -> Callable[[dict[str, Any], Message], Change]:
+    """The customer's churn warning (analytics' churn watch, one per customer): its first raise
+    creates the item, later raises and clears change it."""
+
+    def change(payload: dict[str, Any], message: Message) -> Change:
+        state = {
+            "state": "raised" if raised else "cleared",
+            "score": payload["score"],
+            "reasons": payload.get("reasons", []) if raised else [],
+            "assessed_at": payload["assessed_at"],
+            ("raised_at" if raised else "cleared_at"): message["occurred_at"],
+        }
+        if raised and message["aggregate_version"] == 1:
+            item = {"customer_id": str(payload["customer_id"]), "cleared_at": None, **state}
+            return Change(push={"churn_warnings": item}, holder=_churn_watch(payload))
+        return Change(
+            set={f"churn_warnings.$.{name}": value for name, value in state.items()},
+            element=_churn_watch(payload),
+            holder=_churn_watch(payload),
+        )
+
+    return change
+
+
 CHANGES: dict[str, Callable[[dict[str, Any], Message], Change]] = {
     "customer.registered": _customer_registered,
     "customer.owner_changed": _owner_changed,
@@ -480,6 +519,8 @@ CHANGES: dict[str, Callable[[dict[str, Any], Message], Change]] = {
     "sales.activity_cancelled": _activity_cancelled,
     "sales.activity_reassigned": _activity_reassigned,
     **DESK_CHANGES,
+    "analytics.churn_risk_raised": _churn_risk(True),
+    "analytics.churn_risk_cleared": _churn_risk(False),
 }
 
 
@@ -668,6 +709,9 @@ def public_view(doc: Document, now: datetime | None = None) -> dict[str, Any]:
     view["last_activity"] = max(done, key=lambda a: (a["completed_at"], a["activity_id"]), default=None)
     view["next_activity"] = min(coming, key=lambda a: (a["planned_start"], a["activity_id"]), default=None)
     view["overdue_activity_count"] = len(planned) - len(coming)
+    # The churn warning, and the follow-up it put in the owner's day while that is still to do.
+    view["churn_risk"] = next(iter(view.pop("churn_warnings", [])), None)
+    view["churn_follow_up"] = next((a for a in planned if a.get("source") == "churn_warning"), None)
     view["tickets"] = [{**t, "sla_state": sla_state(t, at)} for t in view["tickets"]]
     # Version 1 of the view listed complaints only, under this name.
     view["complaints"] = [t for t in view["tickets"] if t["kind"] == "complaint"]

@@ -96,6 +96,10 @@ class ProjectionStatus:
         return self.collection.find_one({"_id": name}) or {}
 
 
+# What runs after a batch is stored in the serving collection: (collection, messages, outcomes).
+AfterBatch = Callable[[Collection, list[Message], list[Outcome]], None]
+
+
 class ProjectionWriter:
     """The batch handler of one projection's runner."""
 
@@ -105,11 +109,13 @@ class ProjectionWriter:
         projection: Projection,
         catalog: ReadModelCatalog | None = None,
         status: ProjectionStatus | None = None,
+        after: AfterBatch | None = None,
     ) -> None:
         self.database = database
         self.projection = projection
         self.catalog = catalog or ReadModelCatalog(database)
         self.status = status
+        self.after = after
 
     def collection(self) -> Collection:
         return self.database[self.catalog.targets(self.projection.name).active]
@@ -121,6 +127,10 @@ class ProjectionWriter:
             raise_first(self.projection.apply(self.database[targets.building], messages, True))
         if self.status is not None:
             self.status.record(self.projection.name, messages, sum(o is None for o in outcomes))
+        if self.after is not None:
+            # Before the acknowledgement: a crash here delivers the batch again, and the reaction
+            # to it runs again (it must be idempotent).
+            self.after(self.database[targets.active], messages, outcomes)
         return outcomes
 
 

@@ -18,8 +18,12 @@ from pymongo.errors import AutoReconnect, ConnectionFailure, ServerSelectionTime
 from crm_shared.config import Settings
 from crm_shared.projector import ProjectorRunner
 from services.analytics.catalog import ReadModelCatalog, mongo_client
-from services.analytics.projections import Projection, ProjectionStatus, ProjectionWriter
+from services.analytics.projections import AfterBatch, Projection, ProjectionStatus, ProjectionWriter
 from services.analytics.read_models import PROJECTIONS
+from services.analytics.scoring.config import ScoringConfig
+from services.analytics.scoring.live import LiveChurnCheck
+from services.analytics.store import CUSTOMER_360
+from services.analytics.watch.application import ChurnWatchApplication
 
 log = logging.getLogger("crm.projector")
 
@@ -29,11 +33,15 @@ def is_store_outage(error: BaseException) -> bool:
 
 
 def projection_runner(
-    amqp_uri: str, database: Database, projection: Projection, status: ProjectionStatus | None = None
+    amqp_uri: str,
+    database: Database,
+    projection: Projection,
+    status: ProjectionStatus | None = None,
+    after: AfterBatch | None = None,
 ) -> ProjectorRunner:
     catalog = ReadModelCatalog(database)
     projection.ensure_indexes(database[catalog.targets(projection.name).active])
-    writer = ProjectionWriter(database, projection, catalog, status)
+    writer = ProjectionWriter(database, projection, catalog, status, after)
     return ProjectorRunner(
         amqp_uri, projection.queue, writer, binding_key=projection.bindings, is_transient=is_store_outage
     )
@@ -43,7 +51,16 @@ def build_runners(settings: Settings, names: Iterable[str] = ()) -> list[Project
     database = mongo_client(settings.mongo_uri)[settings.mongo_database]
     status = ProjectionStatus(database, settings.clock())
     chosen = list(names) or list(PROJECTIONS)
-    return [projection_runner(settings.amqp_uri, database, PROJECTIONS[n], status) for n in chosen]
+    # The 360 projector assesses the churn warning of the customers a batch changed.
+    churn_check = LiveChurnCheck(
+        database, ScoringConfig.from_env(), ChurnWatchApplication.from_settings(settings), settings.clock()
+    )
+    return [
+        projection_runner(
+            settings.amqp_uri, database, PROJECTIONS[n], status, churn_check if n == CUSTOMER_360 else None
+        )
+        for n in chosen
+    ]
 
 
 def run_all(runners: list[ProjectorRunner]) -> None:

@@ -18,6 +18,7 @@ from services.analytics.catalog import mongo_client
 from services.analytics.scoring.config import ScoringConfig
 from services.analytics.scoring.recompute import SegmentRecompute
 from services.analytics.scoring.schedule import LEASE, Lease, is_due
+from services.analytics.watch.application import ChurnWatchApplication, recorded_by
 
 log = logging.getLogger("crm.segments")
 POLL_SECONDS = 5.0
@@ -32,7 +33,10 @@ class SegmentsProcess:
         self.client = mongo_client(settings.mongo_uri)
         database = self.client[settings.mongo_database]
         self.lease = Lease(database, f"segments-{uuid.uuid4().hex[:8]}")
-        self.recompute = SegmentRecompute(database, config, clock=self.clock)
+        self.watch = ChurnWatchApplication.from_settings(settings)
+        self.recompute = SegmentRecompute(
+            database, config, clock=self.clock, on_crossing=recorded_by(self.watch)
+        )
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -43,6 +47,7 @@ class SegmentsProcess:
                 log.exception("the segment recompute failed; trying again")
             self.stopping.wait(POLL_SECONDS)
         self.client.close()
+        self.watch.close()
 
     def tick(self) -> bool:
         """Recompute if it is due and this process gets the lease; True if it did."""

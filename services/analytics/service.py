@@ -1,4 +1,5 @@
-"""Nameko entrypoint of the analytics context: queries over the read models."""
+"""Nameko entrypoint of the analytics context: queries over the read models, and the history of
+its one write-side record (the churn watch) for rebuilds."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from nameko.rpc import RpcProxy, rpc
 from contracts import rpc as schemas
 from crm_shared.config import Settings
 from crm_shared.messaging import BrokerQueues
-from crm_shared.nameko_support import CrmService, RpcSalesForce
+from crm_shared.nameko_support import Application, EventSourcedService, RpcSalesForce
 from services.analytics.application import AnalyticsQueries
 from services.analytics.catalog import mongo_client
+from services.analytics.watch.application import ChurnWatchApplication
 
 
 class Queries(DependencyProvider):
@@ -30,9 +32,10 @@ class Queries(DependencyProvider):
         return self.queries
 
 
-class AnalyticsService(CrmService):
+class AnalyticsService(EventSourcedService):
     name = "analytics"
 
+    app: ChurnWatchApplication = Application(ChurnWatchApplication.from_settings)
     queries: AnalyticsQueries = Queries()
     sales_rpc = RpcProxy("sales")
 

@@ -32,6 +32,7 @@ CUSTOMER_EVENTS = frozenset(
 # amounts; never free text (a description, a purpose or a reason may say what the customer told)
 # nor personal data.
 DETAILS = (
+    "score",
     "policy_number",
     "product",
     "annual_premium",

@@ -746,7 +746,7 @@ CASES: list[tuple[str, str, Any, str, str, str]] = [
     ],
     *[
         (service, "read_history", build, "validation_failed", field, rule)
-        for service in ("customer", "sales", "service_desk")
+        for service in ("customer", "sales", "service_desk", "analytics")
         for build, field, rule in (
             (lambda k: {}, "after", "required"),
             (lambda k: {"after": -1}, "after", "range"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -248,3 +249,59 @@ def test_one_process_at_a_time_holds_the_recompute_lease(database: Any) -> None:
     assert first.last_run() is None
     second.done(NOW + LEASE * 2, NOW)
     assert first.last_run() == NOW and first.take(NOW + LEASE * 2)
+
+
+def test_the_live_check_raises_a_warning_once_and_clears_it_when_the_customer_recovers(
+    database: Any, tmp_path: Any
+) -> None:
+    from contracts.events import validate_message
+    from crm_shared.eventstore import sqlite_env
+    from services.analytics.scoring.live import LiveChurnCheck
+    from services.analytics.watch.application import ChurnWatchApplication
+
+    watch = ChurnWatchApplication(env=sqlite_env(tmp_path / "analytics.sqlite"))
+    customer_id = "4b0c7d7e-5a8e-4f43-9a53-0e7b1f3b7a11"
+    doc = customer(
+        policy("P-1", "2000.00", 400, years=5, status="lapsed"),
+        policy("P-2", "3000.00", 300, years=5),
+        history=[status("P-1", "lapsed", 10)],
+        tickets=[
+            {"kind": "complaint", "opened_at": (NOW - timedelta(days=5)).isoformat(), "breached_at": None}
+        ],
+    )
+    doc["_id"] = doc["customer_id"] = customer_id
+    collection = database[CUSTOMER_360]
+    collection.insert_one(doc)
+    check = LiveChurnCheck(database, CONFIG, watch, clock())
+    lapse = {"event_type": "sales.policy_lapsed", "payload": {"customer_id": customer_id}}
+    registration = {"event_type": "customer.registered", "payload": {"customer_id": customer_id}}
+    check(collection, [registration], [None])  # not a churn signal: nothing assessed
+    assert watch.max_position() == 0
+    check(collection, [lapse], [None])
+    check(collection, [lapse, lapse], [None, None])  # redelivered: nothing twice
+    raised = [m for batch in watch.notifications(0) for n in batch if (m := watch.envelope(n))]
+    assert [m["event_type"] for m in raised] == ["analytics.churn_risk_raised"]
+    assert validate_message(raised[0]) == {}
+    assert raised[0]["payload"]["score"] == 55
+    assert {r["rule"] for r in raised[0]["payload"]["reasons"]} == {"recent_lapse", "complaints"}
+
+    # The projector applies the warning; the customer is reinstated and the complaint settles.
+    collection.update_one(
+        {"_id": customer_id},
+        {
+            "$set": {
+                "churn_warnings": [{"customer_id": customer_id, "state": "raised"}],
+                "tickets": [],
+                "policy_status_history": [],
+                "policies.0.status": "active",
+            }
+        },
+    )
+    check(collection, [lapse], [None])
+    events = [m for batch in watch.notifications(0) for n in batch if (m := watch.envelope(n))]
+    assert [m["event_type"] for m in events] == [
+        "analytics.churn_risk_raised",
+        "analytics.churn_risk_cleared",
+    ]
+    assert validate_message(events[1]) == {}
+    watch.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from services.analytics.scoring.config import ChurnRule, ChurnRules
 from services.analytics.scoring.features import Features
@@ -76,3 +77,10 @@ def crossing(at_risk: bool, score: int, rules: ChurnRules) -> bool | None:
     if at_risk and score < rules.clear_below:
         return False
     return None
+
+
+def warned(doc: dict[str, Any]) -> bool:
+    """Whether the customer's 360 document holds a raised churn warning (the churn watch's word,
+    as the projector last applied it). A crossing judged against a document that is a moment behind
+    the watch is recorded once all the same: the watch raises a raised warning no second time."""
+    return any(isinstance(w, dict) and w.get("state") == "raised" for w in doc.get("churn_warnings") or [])

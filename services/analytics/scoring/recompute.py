@@ -33,7 +33,7 @@ from services.analytics.catalog import ReadModelCatalog
 from services.analytics.paging import scan
 from services.analytics.rebuild import peak_rss_mb
 from services.analytics.scoring.bands import quintile_of, quintile_thresholds
-from services.analytics.scoring.churn import ChurnAssessment, assess, crossing
+from services.analytics.scoring.churn import ChurnAssessment, assess, crossing, warned
 from services.analytics.scoring.config import ScoringConfig
 from services.analytics.scoring.features import Features, features_of
 from services.analytics.scoring.lifecycle import lifecycle_stage
@@ -194,7 +194,7 @@ class SegmentRecompute:
             features = features_of(doc, at)
             churn = assess(features, self.config.churn)
             before = previous.get(features.customer_id, {}).get("churn") or {}
-            was_at_risk = bool(before.get("at_risk"))
+            was_at_risk = warned(doc)
             turned = crossing(was_at_risk, churn.score, self.config.churn)
             at_risk = was_at_risk if turned is None else turned
             if turned is not None:

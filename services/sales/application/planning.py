@@ -249,6 +249,32 @@ class Planning(SalesBase):
             return {"agent_id": owner, "planned": False}
         return self.plan_follow_up(request, meta)
 
+    def follow_up_churn_risk(self, envelope: dict[str, Any], meta: CommandMeta) -> dict[str, Any]:
+        """``envelope``: an ``analytics.churn_risk_raised``. The customer's owner (the newest this
+        context followed, else the one the warning names) gets a call to the customer in their day,
+        on the day the risk was assessed, with the reasons; once per warning however often the
+        event comes (a warning raised again after it cleared is another one)."""
+        payload = envelope["payload"]
+        customer_id = str(payload["customer_id"])
+        followed = self.find(FollowedOwner, FollowedOwner.id_for(customer_id))
+        owner = followed.owner if followed is not None and followed.owner else payload["owning_agent_id"]
+        if owner is None or self.owner_status(owner) != "active":
+            return {"agent_id": owner, "planned": False}
+        assessed = datetime.fromisoformat(payload["assessed_at"])
+        reasons = "; ".join(r["reason"] for r in payload["reasons"])
+        request = {
+            "agent_id": owner,
+            "customer_id": customer_id,
+            "source": "churn_warning",
+            "idempotency_key": f"churn:{envelope['event_id']}",
+            "due_on": assessed.astimezone(self.zone).date(),
+            "planned_start": None,
+            "kind": ActivityKind.CALL.value,
+            "purpose": f"Your customer may be leaving (churn score {payload['score']}): {reasons}. "
+            "Call them.",
+        }
+        return self.plan_follow_up(request, meta)
+
     def _planned_already(self, activity_id: uuid.UUID) -> Decision | None:
         existing = self.find(Activity, activity_id)
         if existing is None:

@@ -1,0 +1,84 @@
+"""The churn warning, live: after the 360 projector has stored a batch, the customers whose churn
+facts it changed (a lapse, a cancellation, a complaint, a breach, a survey, a claim) are assessed
+again from their new documents, and a crossing of the warning line is recorded at once, not at
+the next nightly recompute. Rules that depend on time passing (falling premium, no contact for
+long) are the nightly recompute's. A redelivered batch assesses again and records nothing twice:
+the churn watch records a crossing once."""
+
+from __future__ import annotations
+
+from pymongo.collection import Collection
+from pymongo.database import Database
+
+from crm_shared.clock import Clock, utc_now
+from services.analytics.changes import Message
+from services.analytics.customer_360 import customer_of
+from services.analytics.projections import Outcome
+from services.analytics.scoring.churn import assess, crossing, warned
+from services.analytics.scoring.config import ScoringConfig
+from services.analytics.scoring.features import features_of
+from services.analytics.scoring.recompute import SCORES
+from services.analytics.watch.application import ChurnWatchApplication
+
+# The events that change what the churn rules look at.
+CHURN_SIGNALS = frozenset(
+    {
+        "sales.policy_lapsed",
+        "sales.policy_cancelled",
+        "sales.policy_reinstated",
+        "sales.policy_renewed",
+        "sales.premium_paid",
+        "sales.claim_recorded",
+        "service_desk.ticket_opened",
+        "service_desk.complaint_opened",
+        "service_desk.sla_breached",
+        "service_desk.survey_answered",
+        "service_desk.call_back_made",
+        "service_desk.complaint_closed",
+    }
+)
+
+
+class LiveChurnCheck:
+    def __init__(
+        self, database: Database, config: ScoringConfig, watch: ChurnWatchApplication, clock: Clock = utc_now
+    ) -> None:
+        self.scores = database[SCORES]
+        self.rules = config.churn
+        self.watch = watch
+        self.clock = clock
+
+    def __call__(self, collection: Collection, messages: list[Message], outcomes: list[Outcome]) -> None:
+        touched = sorted(
+            {
+                customer_id
+                for message, outcome in zip(messages, outcomes, strict=True)
+                if outcome is None
+                and message["event_type"] in CHURN_SIGNALS
+                and (customer_id := customer_of(message)) is not None
+            }
+        )
+        if not touched:
+            return
+        now = self.clock()
+        for doc in collection.find({"_id": {"$in": touched}}):
+            if doc.get("merged_into") is not None or doc.get("erased_at") is not None:
+                continue
+            features = features_of(doc, now)
+            churn = assess(features, self.rules)
+            turned = crossing(warned(doc), churn.score, self.rules)
+            if turned is not None:
+                self.watch.record_crossing(
+                    features.customer_id,
+                    features.owning_agent_id,
+                    turned,
+                    churn.score,
+                    [r.as_dict() for r in churn.reasons],
+                    now.isoformat(),
+                )
+            # What the 360 shows beside the warning; only a customer the recompute scored has a
+            # row (the next recompute scores the others).
+            self.scores.update_one(
+                {"_id": features.customer_id},
+                {"$set": {"churn.score": churn.score, "churn.reasons": [r.as_dict() for r in churn.reasons]}},
+            )
