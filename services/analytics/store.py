@@ -129,7 +129,11 @@ def guarded_update(messages: list[Message]) -> GuardedUpdate | None:
     if query is None:
         return None
     operation = UpdateOne(query, update, upsert=first, array_filters=filters or None)
-    created = _stamped(doc) if first and (doc := fold(messages)) is not None else None
+    # A plain insert only with the customer record's first event (the registration): that one
+    # mostly finds no document. An aggregate's first event of another kind (a policy sold) mostly
+    # finds the customer's document there, which its upsert matches; an insert would collide.
+    registers = any(c is not None and c.holder is None for c in changes)
+    created = _stamped(doc) if first and registers and (doc := fold(messages)) is not None else None
     return GuardedUpdate(customer_id, operation, first, None if created is None else InsertOne(created))
 
 
