@@ -395,10 +395,15 @@ class FindCustomers(Strict):
             )
 
 
-class _SegmentScope(Strict):
+def _month(**kwargs: Any) -> fields.String:
+    return fields.String(
+        validate=validate.Regexp(r"^[0-9]{4}-(0[1-9]|1[0-2])$", error="format: a month, YYYY-MM"), **kwargs
+    )
+
+
+class _Scope(Strict):
     """Whose customers: one agent's, one team's, or (omitted) all the caller may see."""
 
-    scheme = f.one_of(tuple(f.SEGMENTS), required=True)
     agent_id = f.agent_id(load_default=None, allow_none=True)
     team_id = f.code(load_default=None, allow_none=True)
 
@@ -408,15 +413,15 @@ class _SegmentScope(Strict):
             raise ValidationError("exclusive: give agent_id or team_id, not both", "team_id")
 
 
+class _SegmentScope(_Scope):
+    scheme = f.one_of(tuple(f.SEGMENTS), required=True)
+
+
 class GetSegmentCounts(_SegmentScope):
     """How many customers each segment of a scheme holds in a month (default: the last recompute's),
     beside the month before and the same month a year before."""
 
-    month = fields.String(
-        load_default=None,
-        allow_none=True,
-        validate=validate.Regexp(r"^[0-9]{4}-(0[1-9]|1[0-2])$", error="format: a month, YYYY-MM"),
-    )
+    month = _month(load_default=None, allow_none=True)
 
 
 class ListSegmentMembers(_SegmentScope):
@@ -432,6 +437,33 @@ class ListSegmentMembers(_SegmentScope):
         if known and data.get("segment") not in known:
             shown = ", ".join(known) if len(known) < 20 else "a code of three quintiles, 111 to 555"
             raise ValidationError(f"one_of: a segment of {data['scheme']}: {shown}", "segment")
+
+
+class GetAgentPerformance(Strict):
+    """An agent's month: activities planned and done, opportunities and conversion, premium sold
+    and retained, their customers' complaints and satisfaction, the share of the book contacted."""
+
+    agent_id = f.agent_id(required=True)
+    month = _month(required=True)
+
+
+class GetTeamPerformance(Strict):
+    team_id = f.code(required=True)
+    month = _month(required=True)
+
+
+class GetFunnel(_Scope):
+    """Opportunities opened and moved in a month, won and lost, and (for an agent or a team) the
+    forecast of the open ones by expected close month."""
+
+    month = _month(required=True)
+
+
+class GetComplaintStatistics(_Scope):
+    """Complaints opened in a month by category, channel and priority, and closed within their SLA,
+    beside the month before and the same month a year before."""
+
+    month = _month(required=True)
 
 
 class GetProjections(Strict):

@@ -22,6 +22,7 @@ from crm_shared.errors import CustomerMerged, PermissionDenied, ValidationFailed
 from services.analytics.catalog import ReadModelCatalog
 from services.analytics.changes import Document
 from services.analytics.customer_360 import fold, public_view, with_duplicates
+from services.analytics.performance import BusinessFigures
 from services.analytics.projections import Lag, ProjectionStatus, lag_of
 from services.analytics.read_models import PROJECTIONS
 from services.analytics.scoring.queries import SegmentQueries
@@ -56,6 +57,7 @@ class AnalyticsQueries:
         self.queues = queues
         self.status = ProjectionStatus(database)
         self.segments = SegmentQueries(database, clock)
+        self.figures = BusinessFigures(database, self.segments, self.catalog)
 
     def _collection(self, model: str) -> Collection:
         return self.database[self.catalog.targets(model).active]

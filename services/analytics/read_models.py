@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+from services.analytics.facts import FACTS_PROJECTION
 from services.analytics.projections import Projection
 from services.analytics.search import SEARCH_PROJECTION
 from services.analytics.store import CUSTOMER_360_PROJECTION
 from services.analytics.timeline import TIMELINE_PROJECTION
 
 PROJECTIONS: dict[str, Projection] = {
-    p.name: p for p in (CUSTOMER_360_PROJECTION, TIMELINE_PROJECTION, SEARCH_PROJECTION)
+    p.name: p for p in (CUSTOMER_360_PROJECTION, TIMELINE_PROJECTION, SEARCH_PROJECTION, FACTS_PROJECTION)
 }
 
 

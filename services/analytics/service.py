@@ -76,6 +76,37 @@ class AnalyticsService(EventSourcedService):
         )
 
     @rpc
+    def get_agent_performance(self, payload: Any) -> dict:
+        return self._scoped(
+            "get_agent_performance",
+            schemas.GetAgentPerformance,
+            payload,
+            self.queries.figures.get_agent_performance,
+        )
+
+    @rpc
+    def get_team_performance(self, payload: Any) -> dict:
+        return self._scoped(
+            "get_team_performance",
+            schemas.GetTeamPerformance,
+            payload,
+            self.queries.figures.get_team_performance,
+        )
+
+    @rpc
+    def get_funnel(self, payload: Any) -> dict:
+        return self._scoped("get_funnel", schemas.GetFunnel, payload, self.queries.figures.get_funnel)
+
+    @rpc
+    def get_complaint_statistics(self, payload: Any) -> dict:
+        return self._scoped(
+            "get_complaint_statistics",
+            schemas.GetComplaintStatistics,
+            payload,
+            self.queries.figures.get_complaint_statistics,
+        )
+
+    @rpc
     def get_projections(self, payload: Any) -> dict:
         return self.request.run(
             "get_projections", schemas.GetProjections, payload, self.queries.get_projections

@@ -62,6 +62,8 @@ SCORE_INDEXES = (
     IndexModel([("facts.rfm", ASCENDING), ("facts.frequency", DESCENDING)]),
     IndexModel([("facts.rfm", ASCENDING), ("facts.premium_cents", DESCENDING)]),
     IndexModel("run"),
+    # An agent's book: how much of it was contacted lately (performance).
+    IndexModel([("owning_agent_id", ASCENDING), ("features.days_since_contact", ASCENDING)]),
 )
 MEMBER_INDEXES = (
     # Listing and counting a segment, for one owner or many, in customer order.
