@@ -18,6 +18,7 @@ from crm_cli import (
     contacts,
     desk,
     erasure,
+    figures,
     importing,
     merging,
     ownership,
@@ -36,7 +37,7 @@ from crm_shared.messaging import broker_reachable
 
 # Command groups of their own, each with its COMMANDS, add_commands() and run(args, client), and
 # the SERVICE it talks to (the customer service unless it says).
-GROUPS = (ownership, record, contacts, merging, erasure, planning, desk, views, segments)
+GROUPS = (ownership, record, contacts, merging, erasure, planning, desk, views, segments, figures)
 
 
 def _caller(args: argparse.Namespace) -> Caller:
