@@ -15,6 +15,7 @@ from typing import Any
 
 from contracts.fields import CHANNELS, PRIORITIES
 from crm_cli import (
+    churn,
     contacts,
     desk,
     erasure,
@@ -208,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dead.add_argument("--json", action="store_true")
 
+    churn.add_commands(commands)
     erasure.add_maintenance_commands(commands)
     importing.add_commands(commands)
 
@@ -397,6 +399,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(verify_command(args))
     if args.command == "dead-letters":
         dead_letters_command(args)
+        return
+    if args.command == "churn":
+        churn.backtest_command(args)
         return
     if args.command == "segments" and args.action == "recompute":
         segments.recompute_command(args)

@@ -607,13 +607,19 @@ def fold(history: Iterable[Message]) -> Document | None:
     document in place (a long history is not copied once per event)."""
     doc: Document | None = None
     for message in history:
-        change, customer_id = change_of(message), customer_of(message)
-        if change is None or customer_id is None:
-            continue
-        doc = doc if doc is not None else empty_document(customer_id)
-        _check_next(doc, change, message)
-        if int(message["aggregate_version"]) > applied_version(doc, change):
-            _advance(doc, change, message)
+        doc = fold_into(doc, message)
+    return doc
+
+
+def fold_into(doc: Document | None, message: Message) -> Document | None:
+    """``doc`` (None: none yet) with ``message`` applied in place, as ``fold`` applies each."""
+    change, customer_id = change_of(message), customer_of(message)
+    if change is None or customer_id is None:
+        return doc
+    doc = doc if doc is not None else empty_document(customer_id)
+    _check_next(doc, change, message)
+    if int(message["aggregate_version"]) > applied_version(doc, change):
+        _advance(doc, change, message)
     return doc
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import uuid
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -382,3 +383,127 @@ def test_the_recompute_falls_due_once_a_day_at_its_local_time() -> None:
     assert not is_due(ran, ran + timedelta(hours=23), at_two, zone)
     assert is_due(ran, ran + timedelta(hours=24), at_two, zone)
     assert ScoringConfig.load().recompute_at == at_two
+
+
+# Backtest ----------------------------------------------------------------------------------------
+
+
+def _history(customer_id: str, late_payments: list[int], lapse_day: int | None) -> list[dict[str, Any]]:
+    """Registered on 4 January 2026 with one policy; premium paid monthly (late on the months
+    listed); lapsed on day ``lapse_day`` of the year if given."""
+    from tests.unit.test_read_models import REGISTERED, envelope
+
+    start = datetime(2026, 1, 4, 9, 0, tzinfo=UTC)
+    policy_id = f"{customer_id}-policy"
+    number = f"POL-{customer_id[:8]}"
+
+    def on(kind: str, version: int, payload: dict[str, Any], at: datetime) -> dict[str, Any]:
+        return envelope(kind, version, {"customer_id": customer_id, **payload}, at, policy_id)
+
+    messages = [
+        envelope("customer.registered", 1, {**REGISTERED, "customer_id": customer_id}, start, customer_id)
+    ]
+    sold = {
+        "policy_number": number,
+        "product": "life",
+        "annual_premium": "1200.00",
+        "start_date": "2026-01-04",
+        "end_date": "2031-01-04",
+        "agent_id": "A-1",
+    }
+    messages.append(on("sales.policy_sold", 1, sold, start))
+    version = 1
+    for month in range(2, 12):
+        paid = datetime(2026, month, 5, 9, 0, tzinfo=UTC)
+        if lapse_day is not None and paid >= start + timedelta(days=lapse_day):
+            break
+        version += 1
+        late = 10 if month in late_payments else 0
+        messages.append(
+            on(
+                "sales.premium_paid",
+                version,
+                {
+                    "policy_number": number,
+                    "payment_id": f"pay-{month}",
+                    "amount": "100.00",
+                    "due_date": f"2026-{month:02d}-01",
+                    "paid_on": paid.date().isoformat(),
+                    "days_late": late,
+                },
+                paid,
+            )
+        )
+    if lapse_day is not None:
+        lapsed = start + timedelta(days=lapse_day)
+        messages.append(
+            on(
+                "sales.policy_lapsed",
+                version + 1,
+                {
+                    "policy_number": number,
+                    "missed_due_date": lapsed.date().isoformat(),
+                    "lapsed_on": lapsed.date().isoformat(),
+                },
+                lapsed,
+            )
+        )
+    return messages
+
+
+def test_a_backtest_counts_warnings_departures_precision_recall_and_lead_time() -> None:
+    from services.analytics.scoring.backtest import Tally, replay_customer
+    from services.analytics.scoring.config import ChurnRules
+
+    rules = ChurnRules(
+        raise_at=50,
+        clear_below=30,
+        rules=tuple(
+            churn_rules(
+                [
+                    {
+                        "name": "late",
+                        "kind": "late_payments",
+                        "at_least": 2,
+                        "weight": 60,
+                        "reason": "late twice",
+                    }
+                ]
+            )
+        ),
+    )
+    start, end = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 12, 31, tzinfo=UTC)
+    ids = [str(uuid.UUID(int=i)) for i in range(1, 5)]
+    histories = {
+        ids[0]: _history(ids[0], late_payments=[3, 4], lapse_day=200),  # warned on 5 April, lapsed 23 July
+        ids[1]: _history(ids[1], late_payments=[], lapse_day=250),  # left without a warning
+        ids[2]: _history(ids[2], late_payments=[5, 6], lapse_day=None),  # warned, stayed
+        ids[3]: _history(ids[3], late_payments=[], lapse_day=None),  # nothing
+    }
+    replays = {c: replay_customer(c, h, rules, start, end) for c, h in histories.items()}
+    assert [w.at.date().isoformat() for w in replays[ids[0]].warnings] == ["2026-04-05"]
+    assert replays[ids[0]].departed_at == datetime(2026, 1, 4, 9, 0, tzinfo=UTC) + timedelta(days=200)
+    assert replays[ids[1]].warnings == [] and replays[ids[1]].departed_at is not None
+    assert [w.rules for w in replays[ids[2]].warnings] == [("late",)] and replays[ids[2]].departed_at is None
+    tally = Tally(start, end, timedelta(days=180))
+    for replay in replays.values():
+        tally.add(replay)
+    report = tally.report()
+    # Brute force: two warnings, one followed by its customer's lapse; two departures, one warned.
+    lead = (replays[ids[0]].departed_at - replays[ids[0]].warnings[0].at).total_seconds() / 86400
+    assert (report.warnings, report.warnings_followed_by_departure, report.precision) == (2, 1, 0.5)
+    assert (report.departures, report.departures_warned, report.departures_missed, report.recall) == (
+        2,
+        1,
+        1,
+        0.5,
+    )
+    assert report.lead_days_median == round(lead, 1) == 109.0
+    assert report.rules_in_warnings == {"late": 2}
+    # From 1 May the rules hold at the first look: the warning is raised then, 83 days ahead.
+    may = datetime(2026, 5, 1, tzinfo=UTC)
+    replay = replay_customer(ids[0], histories[ids[0]], rules, may, end)
+    assert [w.at for w in replay.warnings] == [may]
+    later = Tally(may, end, timedelta(days=180))
+    later.add(replay)
+    assert later.report().departures_warned == 1 and later.report().lead_days_median == 83.4

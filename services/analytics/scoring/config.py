@@ -223,3 +223,23 @@ class _Reader:
         if not value.is_finite() or value < 0:
             raise ScoringConfigError(f'{self.prefix}{path} must be an amount in yuan, such as "1000.00"')
         return value
+
+
+def churn_rules_file(path: Path, defaults: ChurnRules) -> ChurnRules:
+    """A proposed rule set for a backtest: a JSON list of rules (the warning lines stay as
+    configured), or ``{"raise_at", "clear_below", "rules"}``."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ScoringConfigError(f"{path} is not readable JSON: {e}") from e
+    if isinstance(data, list):
+        return ChurnRules(defaults.raise_at, defaults.clear_below, tuple(churn_rules(data, "rules")))
+    read = _Reader(data)
+    rules = ChurnRules(
+        read.positive("raise_at"),
+        read.positive("clear_below"),
+        tuple(churn_rules(read.get("rules"), "rules")),
+    )
+    if rules.clear_below > rules.raise_at:
+        raise ScoringConfigError("clear_below must not be above raise_at")
+    return rules
