@@ -29,6 +29,8 @@ SEGMENTS: dict[str, tuple[str, ...]] = {
     ),
     "rfm_watch": ("watch",),
     "rfm": tuple(f"{r}{f}{m}" for r in "12345" for f in "12345" for m in "12345"),
+    # Segments defined after the fact ('crm segment define'): each definition's name is a segment.
+    "defined": (),
 }
 COMPLAINT_CATEGORIES = (
     "claims",

@@ -210,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     dead.add_argument("--json", action="store_true")
 
     churn.add_commands(commands)
+    segments.add_definition_commands(commands)
     erasure.add_maintenance_commands(commands)
     importing.add_commands(commands)
 
@@ -402,6 +403,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.command == "churn":
         churn.backtest_command(args)
+        return
+    if args.command == "segment":
+        segments.definition_command(args)
         return
     if args.command == "segments" and args.action == "recompute":
         segments.recompute_command(args)

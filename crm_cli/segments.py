@@ -47,6 +47,86 @@ def add_commands(commands: Any) -> None:
     )
 
 
+def add_definition_commands(commands: Any) -> None:
+    segment = commands.add_parser(
+        "segment",
+        help="define a segment after the fact (conditions as data), list or drop definitions",
+        description="'define FILE' saves a definition (JSON: {name, description, all: [conditions]}, "
+        "see services/analytics/scoring/definitions.py) and computes its members over the whole "
+        "book, with a progress bar; the nightly recompute and the 360 projector keep it current. "
+        "Its members then count and list as 'crm segments counts defined' and 'crm segments "
+        "members defined NAME', and the 360 view shows them as the customer's tags.",
+    )
+    segment.add_argument("action", choices=["define", "list", "drop"])
+    segment.add_argument("target", nargs="?", help="define: the definition's file; drop: its name")
+    segment.add_argument("--json", action="store_true", help="print the answer as JSON")
+    segment.add_argument("--mongo-uri", default=os.environ.get("MONGO_URI", DEFAULT_MONGO_URI))
+
+
+def definition_command(args: argparse.Namespace) -> None:
+    from datetime import UTC
+    from pathlib import Path
+
+    from crm_cli.progress import ProgressBar
+    from crm_shared.config import Settings
+    from services.analytics.catalog import ReadModelCatalog, mongo_client
+    from services.analytics.paging import scan
+    from services.analytics.scoring.config import ScoringConfigError
+    from services.analytics.scoring.definitions import DEFINED, DefinedSegments, Definition
+    from services.analytics.store import CUSTOMER_360
+
+    settings = Settings.from_env(require_secret=False)
+    database = mongo_client(args.mongo_uri)[settings.mongo_database]
+    defined = DefinedSegments(database)
+    if args.action == "list":
+        definitions = [d.as_data() for d in defined.all()]
+        print(
+            json.dumps(definitions, indent=2)
+            if args.json
+            else "\n".join(f"{d['name']:<28} {d['description']}" for d in definitions)
+            or "no segment defined yet"
+        )
+        return
+    if not args.target:
+        raise SystemExit(
+            f"crm segment {args.action} needs {'a file' if args.action == 'define' else 'a name'}"
+        )
+    if args.action == "drop":
+        gone = defined.drop(args.target)
+        print(
+            f"dropped {args.target}: {gone:,} members removed"
+            if gone is not None
+            else f"no segment {args.target}"
+        )
+        return
+    try:
+        definition = Definition.from_data(json.loads(Path(args.target).read_text()))
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"{args.target}: {e}") from None
+    except ScoringConfigError as e:
+        raise SystemExit(f"{args.target}: {e}") from None
+    at = settings.clock()()
+    defined.save(definition, "crm segment define", at)
+    source = database[ReadModelCatalog(database).targets(CUSTOMER_360).active]
+    bar = ProgressBar(source.estimated_document_count(), f"computing {definition.name}", "customers")
+    written = 0
+    for page in scan(source, {}, None, 500):
+        written += defined.sync(page, at, [definition])
+        bar.advance(len(page))
+    bar.finish()
+    members = database["segment_members"].count_documents({"scheme": DEFINED, "segment": definition.name})
+    summary = {
+        "name": definition.name,
+        "members": members,
+        "rows_written": written,
+        "at": at.astimezone(UTC).isoformat(),
+    }
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{definition.name}: {members:,} members (kept current from now on)")
+
+
 def request_for(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     if args.scheme is None:
         raise SystemExit(f"crm segments {args.action} needs a scheme: one of {', '.join(sorted(SEGMENTS))}")

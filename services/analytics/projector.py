@@ -21,7 +21,7 @@ from services.analytics.catalog import ReadModelCatalog, mongo_client
 from services.analytics.projections import AfterBatch, Projection, ProjectionStatus, ProjectionWriter
 from services.analytics.read_models import PROJECTIONS
 from services.analytics.scoring.config import ScoringConfig
-from services.analytics.scoring.live import LiveChurnCheck
+from services.analytics.scoring.live import LiveScores
 from services.analytics.store import CUSTOMER_360
 from services.analytics.watch.application import ChurnWatchApplication
 
@@ -52,7 +52,7 @@ def build_runners(settings: Settings, names: Iterable[str] = ()) -> list[Project
     status = ProjectionStatus(database, settings.clock())
     chosen = list(names) or list(PROJECTIONS)
     # The 360 projector assesses the churn warning of the customers a batch changed.
-    churn_check = LiveChurnCheck(
+    churn_check = LiveScores(
         database, ScoringConfig.from_env(), ChurnWatchApplication.from_settings(settings), settings.clock()
     )
     return [

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -256,7 +256,7 @@ def test_the_live_check_raises_a_warning_once_and_clears_it_when_the_customer_re
 ) -> None:
     from contracts.events import validate_message
     from crm_shared.eventstore import sqlite_env
-    from services.analytics.scoring.live import LiveChurnCheck
+    from services.analytics.scoring.live import LiveScores
     from services.analytics.watch.application import ChurnWatchApplication
 
     watch = ChurnWatchApplication(env=sqlite_env(tmp_path / "analytics.sqlite"))
@@ -272,7 +272,7 @@ def test_the_live_check_raises_a_warning_once_and_clears_it_when_the_customer_re
     doc["_id"] = doc["customer_id"] = customer_id
     collection = database[CUSTOMER_360]
     collection.insert_one(doc)
-    check = LiveChurnCheck(database, CONFIG, watch, clock())
+    check = LiveScores(database, CONFIG, watch, clock())
     lapse = {"event_type": "sales.policy_lapsed", "payload": {"customer_id": customer_id}}
     registration = {"event_type": "customer.registered", "payload": {"customer_id": customer_id}}
     check(collection, [registration], [None])  # not a churn signal: nothing assessed
@@ -305,3 +305,60 @@ def test_the_live_check_raises_a_warning_once_and_clears_it_when_the_customer_re
     ]
     assert validate_message(events[1]) == {}
     watch.close()
+
+
+def test_a_segment_defined_after_the_fact_equals_a_brute_force_count_and_stays_current(database: Any) -> None:
+    from services.analytics.scoring.config import ScoringConfigError
+    from services.analytics.scoring.definitions import DEFINED, DefinedSegments, Definition
+
+    docs = book(300)
+    database[CUSTOMER_360].insert_many(docs)
+    definition = Definition.from_data(
+        {
+            "name": "lapsed_big_spenders",
+            "description": "premium of 1,000 or more over 12 months, and a policy bought within 400 days",
+            "all": [
+                {"field": "premium_12m", "op": ">=", "value": 1000},
+                {"event": "sales.policy_sold", "within_days": 400, "at_least": 1},
+            ],
+        }
+    )
+    defined = DefinedSegments(database)
+    defined.save(definition, "test", NOW)
+    written = sum(defined.sync(docs[i : i + 50], NOW) for i in range(0, 300, 50))
+
+    def brute(doc: dict[str, Any]) -> bool:
+        f = features_of(doc, NOW)
+        sold = [
+            p
+            for p in doc["policies"]
+            if (TODAY - __import__("datetime").date.fromisoformat(p["start_date"])).days <= 400
+        ]
+        return float(f.premium_12m) >= 1000 and len(sold) >= 1
+
+    expected = {d["_id"] for d in docs if brute(d)}
+    rows = {
+        r["customer_id"]
+        for r in database[MEMBERS].find({"scheme": DEFINED, "segment": "lapsed_big_spenders"})
+    }
+    assert rows == expected and written == len(expected) and 0 < len(expected) < 300
+    assert defined.sync(docs, NOW) == 0  # nothing changed: nothing written
+
+    # The recompute keeps it current, counts it, and the 360 shows it as a tag.
+    recompute = SegmentRecompute(database, CONFIG, clock=clock())
+    recompute.run()
+    counts = {
+        r["segment"]: r["count"]
+        for r in database[COUNTS].find({"scheme": DEFINED, "owner": ALL_OWNERS, "month": month_of(NOW)})
+    }
+    assert counts == {"lapsed_big_spenders": len(expected)}
+    member = sorted(expected)[0]
+    assert SegmentQueries(database).scores_of(member)["tags"] == ["lapsed_big_spenders"]
+    database[CUSTOMER_360].update_one({"_id": member}, {"$set": {"policies": []}})
+    recompute.run()
+    assert database[MEMBERS].find_one({"scheme": DEFINED, "customer_id": member}) is None
+    assert defined.drop("lapsed_big_spenders") == len(expected) - 1
+    with pytest.raises(ScoringConfigError, match=r"all\.0\.field must be one of"):
+        Definition.from_data({"name": "x", "all": [{"field": "shoe_size", "op": ">", "value": 1}]})
+    with pytest.raises(ScoringConfigError, match="name must be"):
+        Definition.from_data({"name": "Bad Name", "all": [{"city": "Hangzhou"}]})

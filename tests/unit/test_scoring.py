@@ -356,11 +356,12 @@ def test_bands_from_thresholds_equal_ranking_the_whole_book(seed: int) -> None:
 
 def test_the_contract_names_the_segments_the_scores_use() -> None:
     from contracts.fields import SEGMENTS
+    from services.analytics.scoring.definitions import DEFINED
     from services.analytics.scoring.lifecycle import LIFECYCLE_STAGES
     from services.analytics.scoring.recompute import SCHEMES
     from services.analytics.scoring.value import MATRIX_CELLS, VALUE_TIERS
 
-    assert set(SEGMENTS) == set(SCHEMES)
+    assert set(SEGMENTS) == {*SCHEMES, DEFINED}
     assert SEGMENTS["value_tier"] == VALUE_TIERS
     assert SEGMENTS["lifecycle"] == LIFECYCLE_STAGES
     assert SEGMENTS["value_churn"] == MATRIX_CELLS

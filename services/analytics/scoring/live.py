@@ -1,11 +1,14 @@
-"""The churn warning, live: after the 360 projector has stored a batch, the customers whose churn
-facts it changed (a lapse, a cancellation, a complaint, a breach, a survey, a claim) are assessed
-again from their new documents, and a crossing of the warning line is recorded at once, not at
-the next nightly recompute. Rules that depend on time passing (falling premium, no contact for
+"""Scores kept live: after the 360 projector has stored a batch, the customers whose churn facts it
+changed (a lapse, a cancellation, a complaint, a breach, a survey, a claim) are assessed again from
+their new documents, and a crossing of the warning line is recorded at once, not at the next
+nightly recompute; and every customer the batch changed is judged again against the segments
+defined after the fact (``definitions``). Rules that depend on time passing (falling premium, no contact for
 long) are the nightly recompute's. A redelivered batch assesses again and records nothing twice:
 the churn watch records a crossing once."""
 
 from __future__ import annotations
+
+import time
 
 from pymongo.collection import Collection
 from pymongo.database import Database
@@ -16,10 +19,12 @@ from services.analytics.customer_360 import customer_of
 from services.analytics.projections import Outcome
 from services.analytics.scoring.churn import assess, crossing, warned
 from services.analytics.scoring.config import ScoringConfig
+from services.analytics.scoring.definitions import DefinedSegments, Definition
 from services.analytics.scoring.features import features_of
 from services.analytics.scoring.recompute import SCORES
 from services.analytics.watch.application import ChurnWatchApplication
 
+DEFINITIONS_TTL = 5.0
 # The events that change what the churn rules look at.
 CHURN_SIGNALS = frozenset(
     {
@@ -39,7 +44,7 @@ CHURN_SIGNALS = frozenset(
 )
 
 
-class LiveChurnCheck:
+class LiveScores:
     def __init__(
         self, database: Database, config: ScoringConfig, watch: ChurnWatchApplication, clock: Clock = utc_now
     ) -> None:
@@ -47,22 +52,31 @@ class LiveChurnCheck:
         self.rules = config.churn
         self.watch = watch
         self.clock = clock
+        self.defined = DefinedSegments(database)
+        self._definitions: tuple[float, list[Definition]] = (-DEFINITIONS_TTL, [])
+
+    def definitions(self) -> list[Definition]:
+        """The defined segments, read again every few seconds (a new one is computed over the book
+        when it is defined; from then on it is kept current here)."""
+        read_at = self._definitions[0]
+        if time.monotonic() - read_at >= DEFINITIONS_TTL:
+            self._definitions = (time.monotonic(), self.defined.all())
+        return self._definitions[1]
 
     def __call__(self, collection: Collection, messages: list[Message], outcomes: list[Outcome]) -> None:
-        touched = sorted(
-            {
-                customer_id
-                for message, outcome in zip(messages, outcomes, strict=True)
-                if outcome is None
-                and message["event_type"] in CHURN_SIGNALS
-                and (customer_id := customer_of(message)) is not None
-            }
-        )
+        applied = [m for m, outcome in zip(messages, outcomes, strict=True) if outcome is None]
+        signalled = {c for m in applied if m["event_type"] in CHURN_SIGNALS and (c := customer_of(m))}
+        definitions = self.definitions()
+        changed = {c for m in applied if (c := customer_of(m))} if definitions else set()
+        touched = sorted(signalled | changed)
         if not touched:
             return
         now = self.clock()
-        for doc in collection.find({"_id": {"$in": touched}}):
-            if doc.get("merged_into") is not None or doc.get("erased_at") is not None:
+        docs = list(collection.find({"_id": {"$in": touched}}))
+        if definitions:
+            self.defined.sync(docs, now, definitions)
+        for doc in docs:
+            if doc["_id"] not in signalled or doc.get("merged_into") or doc.get("erased_at"):
                 continue
             features = features_of(doc, now)
             churn = assess(features, self.rules)

@@ -15,6 +15,7 @@ from crm_shared.clock import Clock, utc_now
 from crm_shared.domain import CommandMeta
 from crm_shared.errors import FieldError, PermissionDenied
 from services.analytics.paging import decode_cursor, encode_cursor
+from services.analytics.scoring.definitions import DefinedSegments
 from services.analytics.scoring.recompute import ALL_OWNERS, COUNTS, MEMBERS, SCORES, month_of
 from services.analytics.search import CUSTOMER_SEARCH
 
@@ -84,7 +85,7 @@ class SegmentQueries:
                     totals.setdefault(row["segment"], {}).setdefault(name, 0)
                     totals[row["segment"]][name] += row["count"]
         # Every segment of a scheme, empty ones too; of the 125 RFM codes, those with customers.
-        order = sorted(totals, reverse=True) if scheme == "rfm" else list(SEGMENTS[scheme])
+        order = list(SEGMENTS[scheme]) or sorted(totals, reverse=scheme == "rfm")
         segments = []
         for segment in order:
             figures = {name: totals.get(segment, {}).get(name, 0) for name in months}
@@ -161,4 +162,5 @@ class SegmentQueries:
             return None
         shown = {name: doc.get(name) for name in SHOWN_SCORES}
         shown["computed_at"] = shown.pop("at")
+        shown["tags"] = DefinedSegments(self.database).tags_of(customer_id)
         return shown

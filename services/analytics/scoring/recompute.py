@@ -35,6 +35,7 @@ from services.analytics.rebuild import peak_rss_mb
 from services.analytics.scoring.bands import quintile_of, quintile_thresholds
 from services.analytics.scoring.churn import ChurnAssessment, assess, crossing, warned
 from services.analytics.scoring.config import ScoringConfig
+from services.analytics.scoring.definitions import DefinedSegments
 from services.analytics.scoring.features import Features, features_of
 from services.analytics.scoring.lifecycle import lifecycle_stage
 from services.analytics.scoring.rfm import Rfm, fallen, recency_value
@@ -138,6 +139,7 @@ class SegmentRecompute:
         self.scores: Collection = database[SCORES]
         self.members: Collection = database[MEMBERS]
         self.counts: Collection = database[COUNTS]
+        self.defined = DefinedSegments(database)
 
     def run(self, progress: Progress | None = None) -> RecomputeSummary:
         began = time.monotonic()
@@ -148,8 +150,10 @@ class SegmentRecompute:
         source = self.database[self.catalog.targets(CUSTOMER_360).active]
         total = source.estimated_document_count()
         customers = raised = cleared = 0
+        definitions = self.defined.all()
         for page in scan(source, {}, None, self.page_size):
             scored, up, down = self._facts(page, at, run)
+            self.defined.sync(page, at, definitions)
             customers, raised, cleared = customers + scored, raised + up, cleared + down
             report("facts", customers, total)
         self._forget_the_unscored(run)
