@@ -329,11 +329,7 @@ def test_a_segment_defined_after_the_fact_equals_a_brute_force_count_and_stays_c
 
     def brute(doc: dict[str, Any]) -> bool:
         f = features_of(doc, NOW)
-        sold = [
-            p
-            for p in doc["policies"]
-            if (TODAY - __import__("datetime").date.fromisoformat(p["start_date"])).days <= 400
-        ]
+        sold = [p for p in doc["policies"] if (TODAY - date.fromisoformat(p["start_date"])).days <= 400]
         return float(f.premium_12m) >= 1000 and len(sold) >= 1
 
     expected = {d["_id"] for d in docs if brute(d)}
