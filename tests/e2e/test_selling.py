@@ -466,6 +466,9 @@ def test_an_agents_week_the_managers_view_and_the_360_after_it(
             statuses.get(gone) == "cancelled"
             and bool(v["open_opportunities"])
             and v["open_opportunities"][0]["agent_id"] == a1
+            # A lapse and a cancellation within the year: the churn warning is up, and its call
+            # is in the owner's day.
+            and v["churn_follow_up"] is not None
         )
 
     other = view(second, settled)
@@ -485,5 +488,11 @@ def test_an_agents_week_the_managers_view_and_the_360_after_it(
         "1250.00",
         started,
     )
-    # The overdue call is not what comes next: the visit of tomorrow is.
-    assert (other["next_activity"]["activity_id"], other["overdue_activity_count"]) == (coming, 1)
+    assert other["churn_risk"]["state"] == "raised"
+    assert {r["rule"] for r in other["churn_risk"]["reasons"]} >= {"recent_lapse", "recent_cancellation"}
+    assert (
+        other["churn_follow_up"]["agent_id"] == a1 and other["churn_follow_up"]["source"] == "churn_warning"
+    )
+    # The overdue call is not what comes next: the visit of tomorrow is. The churn warning's call,
+    # due today, is overdue beside it (the frozen clock stands past its slot).
+    assert (other["next_activity"]["activity_id"], other["overdue_activity_count"]) == (coming, 2)

@@ -77,7 +77,12 @@ def test_kill_9_the_projector_during_a_rebuild_of_every_read_model_under_load(
     out, err = rebuild.communicate(timeout=600)
     assert rebuild.returncode == 0, err
     summary = json.loads(out.strip().splitlines()[-1])
-    assert {m["model"] for m in summary["models"]} == {"customer_360", "customer_timeline", "customer_search"}
+    assert {m["model"] for m in summary["models"]} == {
+        "customer_360",
+        "customer_timeline",
+        "customer_search",
+        "business_facts",
+    }
     for t in threads:
         t.join(300)
     assert_converged(crm, stores, load)

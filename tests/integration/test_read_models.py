@@ -79,15 +79,19 @@ def test_search_and_timeline_in_the_database_equal_the_pure_functions(database: 
     assert fold(history_until(timeline.collection(), customer_id, moment)) == fold(iter(history[:2]))
 
 
-def test_a_page_naming_no_customer_changes_no_read_model(database: Any) -> None:
-    """A rebuild's page may hold only activities with no customer (an agent's own time)."""
+def test_a_page_naming_no_customer_changes_no_customer_read_model(database: Any) -> None:
+    """A rebuild's page may hold only activities with no customer (an agent's own time): no
+    customer's document changes; the agent's month counts the activity."""
+    from services.analytics.facts import BUSINESS_FACTS
     from services.analytics.read_models import PROJECTIONS
 
     activity = str(uuid.uuid4())
-    planned = envelope("sales.activity_planned", 1, {"activity_id": activity}, T0, aggregate_id=activity)
+    payload = {"activity_id": activity, "agent_id": "A-1", "planned_start": T0.isoformat()}
+    planned = envelope("sales.activity_planned", 1, payload, T0, aggregate_id=activity)
     planned["payload"]["customer_id"] = None
     for projection in PROJECTIONS.values():
         taken = [m for m in [planned] if projection.takes(m)]
         collection = database[projection.name]
         assert projection.apply(collection, taken, False) == [None] * len(taken)
-        assert collection.count_documents({}) == 0
+        facts = [d["kind"] for d in collection.find({})]
+        assert facts == (["activity_planned"] if projection.name == BUSINESS_FACTS else [])
