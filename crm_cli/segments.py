@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import uuid
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from contracts.fields import SEGMENTS
 from crm_cli.client import CrmClient
@@ -196,6 +198,7 @@ def recompute_command(args: argparse.Namespace) -> None:
     from services.analytics.catalog import mongo_client
     from services.analytics.scoring.config import ScoringConfig, ScoringConfigError
     from services.analytics.scoring.recompute import SegmentRecompute
+    from services.analytics.scoring.schedule import Lease
     from services.analytics.watch.application import ChurnWatchApplication, recorded_by
 
     try:
@@ -217,10 +220,26 @@ def recompute_command(args: argparse.Namespace) -> None:
         bar = bars[phase]
         bar.advance(done - bar.done)
 
+    clock = settings.clock()
+    lease = Lease(database, f"crm-cli-{uuid.uuid4().hex[:8]}")
+    if not lease.take(clock()):
+        raise SystemExit(
+            "a recompute is running already (crm-segments holds the lease); try again when it is done"
+        )
+
+    def progress_and_lease(phase: str, done: int, total: int) -> None:
+        if not lease.take(clock()):
+            raise SystemExit("lost the recompute's lease to another process; stopped")
+        progress(phase, done, total)
+
     watch = ChurnWatchApplication.from_settings(settings)
+    began = clock()
     try:
-        recompute = SegmentRecompute(database, config, clock=settings.clock(), on_crossing=recorded_by(watch))
-        summary = recompute.run(progress)
+        recompute = SegmentRecompute(
+            database, config, clock=clock, on_crossing=recorded_by(watch), zone=ZoneInfo(settings.timezone)
+        )
+        summary = recompute.run(progress_and_lease)
+        lease.done(clock(), began)
     finally:
         watch.close()
     for bar in bars.values():

@@ -12,6 +12,7 @@ within one history those come first."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
@@ -27,7 +28,8 @@ from services.analytics.changes import Message
 from services.analytics.projections import Outcome, Projection
 
 BUSINESS_FACTS = "business_facts"
-ZONE = ZoneInfo(Settings.timezone)
+# The business's zone (``CRM_TIMEZONE``), where a month begins.
+ZONE = ZoneInfo(os.environ.get("CRM_TIMEZONE", Settings.timezone))
 Fact = dict[str, Any]
 
 

@@ -32,13 +32,17 @@ def decode_cursor(cursor: str, arity: int, field: str = "cursor") -> list[Any]:
 def scan(
     collection: Collection, query: dict[str, Any], fields: dict[str, Any] | None, page: int
 ) -> Iterator[list[dict[str, Any]]]:
-    """Every matching document, a page at a time in ``_id`` order, each page a query of its own
-    (no cursor to time out over an hours-long pass; memory holds one page)."""
-    last: Any = None
-    while True:
-        bounded = query if last is None else {**query, "_id": {"$gt": last}}
-        batch = list(collection.find(bounded, fields).sort("_id", 1).limit(page))
-        if not batch:
-            return
+    """Every matching document, a page at a time, from one cursor in natural order: on SecantusDB
+    a range or a sort is a collection scan (paging by ``_id`` would read the collection once per
+    page), and a collection scan returns each document at most once on MongoDB too. The driver
+    holds one batch. (A server times out a cursor left idle for ten minutes; each page is done in
+    seconds.)"""
+    batch: list[dict[str, Any]] = []
+    with collection.find(query, fields, batch_size=page) as cursor:
+        for doc in cursor:
+            batch.append(doc)
+            if len(batch) >= page:
+                yield batch
+                batch = []
+    if batch:
         yield batch
-        last = batch[-1]["_id"]

@@ -11,6 +11,7 @@ one too, then records how far the projection got (``ProjectionStatus``, read bac
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ Outcome = BaseException | None
 # replay brings the missing events, so the live copy leaves them to it.
 ApplyBatch = Callable[[Collection, list[Message], bool], list[Outcome]]
 
+log = logging.getLogger("crm.projector")
 QUEUE_PREFIX = "analytics."
 STATUS = "projection_status"
 
@@ -129,8 +131,16 @@ class ProjectionWriter:
             self.status.record(self.projection.name, messages, sum(o is None for o in outcomes))
         if self.after is not None:
             # Before the acknowledgement: a crash here delivers the batch again, and the reaction
-            # to it runs again (it must be idempotent).
-            self.after(self.database[targets.active], messages, outcomes)
+            # to it runs again (it must be idempotent). A failure of the reaction is not the
+            # messages' (they are stored): it is logged, and the nightly recompute catches up.
+            try:
+                self.after(self.database[targets.active], messages, outcomes)
+            except Exception:
+                log.exception(
+                    "after a %s batch, its reaction failed (correlation_ids=%s)",
+                    self.projection.name,
+                    sorted({str(m.get("correlation_id")) for m in messages})[:5],
+                )
         return outcomes
 
 

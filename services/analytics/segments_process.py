@@ -22,6 +22,8 @@ from services.analytics.watch.application import ChurnWatchApplication, recorded
 
 log = logging.getLogger("crm.segments")
 POLL_SECONDS = 5.0
+# After a failed recompute: a whole-book pass is not retried in a loop.
+RETRY_SECONDS = 600.0
 
 
 class SegmentsProcess:
@@ -35,17 +37,19 @@ class SegmentsProcess:
         self.lease = Lease(database, f"segments-{uuid.uuid4().hex[:8]}")
         self.watch = ChurnWatchApplication.from_settings(settings)
         self.recompute = SegmentRecompute(
-            database, config, clock=self.clock, on_crossing=recorded_by(self.watch)
+            database, config, clock=self.clock, on_crossing=recorded_by(self.watch), zone=self.zone
         )
         self.stopping = threading.Event()
 
     def run(self) -> None:
         while not self.stopping.is_set():
+            wait = POLL_SECONDS
             try:
                 self.tick()
-            except Exception:  # the database away, say: try again at the next poll
-                log.exception("the segment recompute failed; trying again")
-            self.stopping.wait(POLL_SECONDS)
+            except Exception:  # the database away, say: try again, not at once
+                log.exception("the segment recompute failed; trying again in %.0f s", RETRY_SECONDS)
+                wait = RETRY_SECONDS
+            self.stopping.wait(wait)
         self.client.close()
         self.watch.close()
 

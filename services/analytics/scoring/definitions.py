@@ -103,6 +103,12 @@ def _check(condition: Any, where: str) -> None:
             raise ScoringConfigError(f"{where}.op must be one of {' '.join(OPS)}")
         if "value" not in condition:
             raise ScoringConfigError(f"{where}.value is missing")
+        value, name = condition["value"], condition["field"]
+        textual = name == "owning_agent_id"
+        if textual and not isinstance(value, str | None):
+            raise ScoringConfigError(f"{where}.value must be an agent id (a text)")
+        if not textual and (isinstance(value, bool) or not isinstance(value, int | float | None)):
+            raise ScoringConfigError(f"{where}.value must be a number for {name}")
     elif "event" in condition:
         if condition["event"] not in HISTORY:
             raise ScoringConfigError(f"{where}.event must be one of {', '.join(sorted(HISTORY))}")
@@ -134,7 +140,10 @@ def _holds(condition: dict[str, Any], doc: Document, features: Features, at: dat
             value = float(value)
         elif isinstance(value, date):
             value = value.isoformat()
-        return OPS[condition["op"]](value, condition["value"])
+        try:
+            return OPS[condition["op"]](value, condition["value"])
+        except TypeError:  # a value of another type (a date against a number): does not hold
+            return False
     if "event" in condition:
         array, when, test = HISTORY[condition["event"]]
         since = at - timedelta(days=condition["within_days"])

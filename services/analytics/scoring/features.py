@@ -71,6 +71,10 @@ class Features:
         return self.policies_ever == 0
 
 
+def _registered(text: str | None) -> datetime | None:
+    return _moment(text) if text else None
+
+
 def _status_spans(doc: Document) -> dict[str, list[tuple[date, str]]]:
     """Each policy's changes of status in time order: (day, status)."""
     spans: dict[str, list[tuple[date, str]]] = {}
@@ -224,5 +228,8 @@ def features_of(doc: Document, at: datetime) -> Features:
         last_satisfaction=scores[-1][1] if scores else None,
         satisfaction_12m=round(sum(recent_scores) / len(recent_scores), 2) if recent_scores else None,
         last_contact_at=last_contact,
-        days_since_contact=None if last_contact is None else (at - last_contact).days,
+        # A customer never contacted counts from their registration.
+        days_since_contact=None
+        if (since := last_contact or _registered(registered)) is None
+        else (at - since).days,
     )

@@ -16,19 +16,22 @@ A customer merged into another or erased is scored no more: the pass deletes the
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pymongo import ASCENDING, DESCENDING, DeleteOne, IndexModel, ReplaceOne, UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
 
 from crm_shared.clock import Clock, utc_now
+from crm_shared.config import Settings
 from services.analytics.catalog import ReadModelCatalog
 from services.analytics.paging import scan
 from services.analytics.rebuild import peak_rss_mb
@@ -43,6 +46,7 @@ from services.analytics.scoring.risk import risk_score
 from services.analytics.scoring.value import is_potential, matrix_cell, tier_thresholds, value_tier
 from services.analytics.store import CUSTOMER_360
 
+log = logging.getLogger("crm.segments")
 SCORES = "customer_scores"
 MEMBERS = "segment_members"
 COUNTS = "segment_counts"
@@ -129,6 +133,7 @@ class SegmentRecompute:
         catalog: ReadModelCatalog | None = None,
         page_size: int = 500,
         on_crossing: Crossing | None = None,
+        zone: tzinfo | None = None,
     ) -> None:
         self.database = database
         self.config = config
@@ -136,6 +141,8 @@ class SegmentRecompute:
         self.catalog = catalog or ReadModelCatalog(database)
         self.page_size = page_size
         self.on_crossing = on_crossing
+        # The business's zone: the month a count belongs to.
+        self.zone = zone or ZoneInfo(Settings.timezone)
         self.scores: Collection = database[SCORES]
         self.members: Collection = database[MEMBERS]
         self.counts: Collection = database[COUNTS]
@@ -156,7 +163,7 @@ class SegmentRecompute:
             self.defined.sync(page, at, definitions)
             customers, raised, cleared = customers + scored, raised + up, cleared + down
             report("facts", customers, total)
-        self._forget_the_unscored(run)
+        self._forget_the_unscored(run, report)
         valued = self.scores.count_documents({"facts.valued": True})
         lines = tier_thresholds(valued, self._ranked("facts.premium_cents", valued=True), self.config.value)
         rated = self.scores.count_documents({"facts.rfm": True})
@@ -173,8 +180,7 @@ class SegmentRecompute:
             changed += self._segments(page, lines, thresholds, at)
             done += len(page)
             report("segments", done, customers)
-        self._snapshot(at, run)
-        report("counts", 1, 1)
+        self._snapshot(at, run, report)
         seconds = time.monotonic() - began
         return RecomputeSummary(
             at=at.isoformat(),
@@ -197,7 +203,13 @@ class SegmentRecompute:
         writes: list[UpdateOne] = []
         raised = cleared = 0
         for doc in scorable:
-            features = features_of(doc, at)
+            try:
+                features = features_of(doc, at)
+            except (KeyError, TypeError, ValueError, AssertionError):
+                # A document this version cannot read (damaged by hand, from an older shape):
+                # left out of this run rather than stopping it; 'crm verify' finds it.
+                log.exception("cannot score customer %s; left out of this recompute", doc.get("_id"))
+                continue
             churn = assess(features, self.config.churn)
             before = previous.get(features.customer_id, {}).get("churn") or {}
             was_at_risk = warned(doc)
@@ -249,12 +261,16 @@ class SegmentRecompute:
                 found[doc["_id"]] = doc
         return found
 
-    def _forget_the_unscored(self, run: str) -> None:
-        """Customers the pass did not score (merged, erased, gone) leave the tables."""
+    def _forget_the_unscored(self, run: str, report: Progress) -> None:
+        """Customers the pass did not score (merged, erased, gone) leave the tables. (One recompute
+        at a time: the lease; a second one would take the first one's rows for stale.)"""
+        gone = 0
         for page in scan(self.scores, {"run": {"$ne": run}}, {"_id": 1}, self.page_size):
             ids = [d["_id"] for d in page]
             self.members.delete_many({"customer_id": {"$in": ids}})
             self.scores.delete_many({"_id": {"$in": ids}})
+            gone += len(ids)
+            report("forget", gone, gone)
 
     # 2. lines ----------------------------------------------------------------------------------
 
@@ -368,8 +384,8 @@ class SegmentRecompute:
 
     # 4. counts ---------------------------------------------------------------------------------
 
-    def _snapshot(self, at: datetime, run: str) -> None:
-        month = month_of(at)
+    def _snapshot(self, at: datetime, run: str, report: Progress) -> None:
+        month = month_of(at.astimezone(self.zone))
         totals: Counter[tuple[str, str]] = Counter()
         writes: list[ReplaceOne] = []
         grouped = self.members.aggregate(
@@ -390,11 +406,13 @@ class SegmentRecompute:
             if len(writes) >= 1000:
                 self.counts.bulk_write(writes, ordered=False)
                 writes = []
+                report("counts", 0, 0)
         writes += [_count_row(month, s, ALL_OWNERS, g, n, run) for (s, g), n in totals.items()]
         if writes:
             self.counts.bulk_write(writes, ordered=False)
         # A segment nobody is in any longer counts nothing this month.
         self.counts.delete_many({"month": month, "run": {"$ne": run}})
+        report("counts", 1, 1)
 
 
 def _count_row(month: str, scheme: str, owner: str, segment: str, count: int, run: str) -> ReplaceOne:
