@@ -156,34 +156,20 @@ class Tally:
 
 
 def customer_histories(timeline: Collection, page: int = 1000) -> Iterator[tuple[str, list[Message]]]:
-    """Each customer's events as published, in the timeline's (customer, sequence) order, a page
-    of entries at a time: one customer's history in memory at once."""
+    """Each customer's events as published, in the timeline's (customer, sequence) order: one
+    cursor over that index (on MongoDB an index walk; paging by ranges would make SecantusDB scan the
+    collection once per page), one customer's history in memory at once."""
     current: str | None = None
     history: list[Message] = []
-    last: tuple[str, str] | None = None
-    while True:
-        query: dict[str, Any] = {}
-        if last is not None:
-            # After the last entry: a later customer, or the same customer and a later entry (flat
-            # beside the index's first field: SecantusDB plans the top level only).
-            query = {
-                "customer_id": {"$gte": last[0]},
-                "$or": [{"customer_id": {"$gt": last[0]}}, {"seq": {"$gt": last[1]}}],
-            }
-        entries = list(
-            timeline.find(query, {"customer_id": 1, "seq": 1, "envelope": 1})
-            .sort([("customer_id", ASCENDING), ("seq", ASCENDING)])
-            .limit(page)
-        )
-        if not entries:
-            break
-        for entry in entries:
+    fields = {"customer_id": 1, "seq": 1, "envelope": 1}
+    order = [("customer_id", ASCENDING), ("seq", ASCENDING)]
+    with timeline.find({}, fields, batch_size=page).sort(order) as cursor:
+        for entry in cursor:
             if entry["customer_id"] != current:
                 if current is not None:
                     yield current, history
                 current, history = entry["customer_id"], []
             history.append(entry["envelope"])
-        last = (entries[-1]["customer_id"], entries[-1]["seq"])
     if current is not None:
         yield current, history
 
