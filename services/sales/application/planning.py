@@ -231,8 +231,7 @@ class Planning(SalesBase):
         an owner no longer active: their book moves, and the ticket is the desk's."""
         payload = envelope["payload"]
         customer_id = str(payload["customer_id"])
-        followed = self.find(FollowedOwner, FollowedOwner.id_for(customer_id))
-        owner = followed.owner if followed is not None and followed.owner else payload["owning_agent_id"]
+        owner = self._owner_now(customer_id, payload["owning_agent_id"])
         opened = datetime.fromisoformat(envelope["occurred_at"])
         request = {
             "agent_id": owner,
@@ -256,8 +255,7 @@ class Planning(SalesBase):
         event comes (a warning raised again after it cleared is another one)."""
         payload = envelope["payload"]
         customer_id = str(payload["customer_id"])
-        followed = self.find(FollowedOwner, FollowedOwner.id_for(customer_id))
-        owner = followed.owner if followed is not None and followed.owner else payload["owning_agent_id"]
+        owner = self._owner_now(customer_id, payload["owning_agent_id"])
         if owner is None or self.owner_status(owner) != "active":
             return {"agent_id": owner, "planned": False}
         assessed = datetime.fromisoformat(payload["assessed_at"])
@@ -274,6 +272,11 @@ class Planning(SalesBase):
             "Call them.",
         }
         return self.plan_follow_up(request, meta)
+
+    def _owner_now(self, customer_id: str, named: str | None) -> str | None:
+        """The customer's owner: the newest this context followed, else the one the event names."""
+        followed = self.find(FollowedOwner, FollowedOwner.id_for(customer_id))
+        return followed.owner if followed is not None and followed.owner else named
 
     def _planned_already(self, activity_id: uuid.UUID) -> Decision | None:
         existing = self.find(Activity, activity_id)
