@@ -244,7 +244,7 @@ class Planning(SalesBase):
             "purpose": f"Your customer complained ({payload['category']}, {payload['priority']}, by "
             f"{payload['channel']}): call them. Ticket {payload['ticket_id']}, handled by the service desk.",
         }
-        if self.owner_status(owner) != "active":
+        if owner is None or self.owner_status(owner) != "active":
             return {"agent_id": owner, "planned": False}
         return self.plan_follow_up(request, meta)
 
