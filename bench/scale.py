@@ -1,4 +1,4 @@
-"""The read models at scale (``make bench-scale``; about 45 minutes on two cores, too long for
+"""The read models at scale (``make bench-scale``; over an hour on two cores, too long for
 every run): a history of 100,000 customers rebuilt into every read model, then one of 1,000,000
 customers (four million stored events), with events per second beside the raw bulk ceiling of the
 same run and the rebuild's peak memory at both sizes (flat: it streams); then, with the million
