@@ -26,6 +26,7 @@ from crm_shared.config import Settings
 from services.analytics.catalog import write_idempotent
 from services.analytics.changes import Message
 from services.analytics.projections import Outcome, Projection
+from services.analytics.store import LOOKUP_CHUNK, chunks
 
 BUSINESS_FACTS = "business_facts"
 # The business's zone (``CRM_TIMEZONE``), where a month begins.
@@ -199,10 +200,9 @@ def _resolved(collection: Collection, facts: list[Fact]) -> list[Fact | Referenc
     wanted = {(f["needs"], f["ref"]) for f in facts if f.get("needs")}
     known = {(f["kind"], f["ref"]): f for f in facts if not f.get("needs")}
     missing = sorted({ref for kind, ref in wanted if (kind, ref) not in known})
-    for start in range(0, len(missing), 100):
-        chunk = missing[start : start + 100]
+    for chunk in chunks(missing, LOOKUP_CHUNK):
         for found in collection.find(
-            {"ref": {"$in": chunk}, "kind": {"$in": ["premium_sold", "ticket_opened"]}}
+            {"ref": {"$in": list(chunk)}, "kind": {"$in": ["premium_sold", "ticket_opened"]}}
         ):
             known[(found["kind"], found["ref"])] = found
     out: list[Fact | ReferenceMissing] = []

@@ -30,6 +30,7 @@ from pymongo.database import Database
 from services.analytics.changes import Document
 from services.analytics.scoring.config import ScoringConfigError
 from services.analytics.scoring.features import Features, features_of
+from services.analytics.store import LOOKUP_CHUNK, chunks
 
 DEFINITIONS = "segment_definitions"
 DEFINED = "defined"
@@ -196,8 +197,8 @@ class DefinedSegments:
         docs = [d for d in docs if d.get("merged_into") is None]
         ids = [str(d["_id"]) for d in docs]
         present: dict[tuple[str, str], dict[str, Any]] = {}
-        for start in range(0, len(ids), 100):
-            query = {"customer_id": {"$in": ids[start : start + 100]}, "scheme": DEFINED}
+        for chunk in chunks(ids, LOOKUP_CHUNK):
+            query = {"customer_id": {"$in": list(chunk)}, "scheme": DEFINED}
             for row in self.members.find(query):
                 present[(row["customer_id"], row["segment"])] = row
         writes: list[ReplaceOne | DeleteOne] = []

@@ -44,7 +44,7 @@ from services.analytics.scoring.lifecycle import lifecycle_stage
 from services.analytics.scoring.rfm import Rfm, fallen, recency_value
 from services.analytics.scoring.risk import risk_score
 from services.analytics.scoring.value import is_potential, matrix_cell, tier_thresholds, value_tier
-from services.analytics.store import CUSTOMER_360
+from services.analytics.store import CUSTOMER_360, LOOKUP_CHUNK, chunks
 
 log = logging.getLogger("crm.segments")
 SCORES = "customer_scores"
@@ -256,8 +256,8 @@ class SegmentRecompute:
 
     def _previous(self, ids: list[str], fields: dict[str, int]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(ids), 100):  # SecantusDB's $in slows with long lists
-            for doc in self.scores.find({"_id": {"$in": ids[start : start + 100]}}, fields):
+        for chunk in chunks(ids, LOOKUP_CHUNK):
+            for doc in self.scores.find({"_id": {"$in": list(chunk)}}, fields):
                 found[doc["_id"]] = doc
         return found
 
