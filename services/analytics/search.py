@@ -2,6 +2,10 @@
 normalised, for prefix search; the mobile phone's digits; the last four of the national id; the
 owning agent), each with an index that also orders by name, so a page is a range scan of one index.
 
+The order is one string per document, ``name_sort`` (the normalised name, a NUL, the id): a single
+sort field is what SecantusDB walks an index for, where a sort on two fields (name, then id) is a
+blocking sort of every match, and a page's cursor is then one bound on that field.
+
 Each field is a last-writer-wins register: it is written only by an event of the customer's record
 newer than the one that last wrote it (``versions.<field>``), so events may come in any order, twice,
 or with some missing, and the document still ends as the latest version says; its bookkeeping is
@@ -9,8 +13,10 @@ one number per field, however long the customer's history."""
 
 from __future__ import annotations
 
+import heapq
 import re
 import unicodedata
+from collections.abc import Iterator
 from typing import Any
 
 from pymongo import ASCENDING, IndexModel, InsertOne, UpdateOne
@@ -25,13 +31,21 @@ from services.analytics.projections import Outcome, Projection
 CUSTOMER_SEARCH = "customer_search"
 # Sorts after every character a name holds, closing a prefix's range.
 HIGHEST = "\U0010ffff"
+# Between the name and the id in ``name_sort``: below every character, so "wang li" and its ids
+# sort before "wang lia".
+SEPARATOR = "\x00"
 
 
 def normalised_name(name: str | None) -> str | None:
     """Compatibility forms folded (full-width letters, ligatures), case folded, spaces collapsed."""
     if name is None:
         return None
-    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+    folded = unicodedata.normalize("NFKC", name).casefold().replace(SEPARATOR, " ")
+    return " ".join(folded.split())
+
+
+def name_sort(name_key: str, customer_id: str) -> str:
+    return f"{name_key}{SEPARATOR}{customer_id}"
 
 
 def phone_digits(phone: str | None) -> str | None:
@@ -42,9 +56,15 @@ def phone_digits(phone: str | None) -> str | None:
     return digits[2:] if digits.startswith("86") and len(digits) == 13 else digits
 
 
-def _name(full_name: str | None) -> dict[str, Any]:
+def _name(full_name: str | None, customer_id: str) -> dict[str, Any]:
     # "" rather than null for an erased name: every document then sorts, and pages, by text.
-    return {"full_name": full_name, "name_key": normalised_name(full_name) or ""}
+    key = normalised_name(full_name) or ""
+    return {"full_name": full_name, "name_key": key, "name_sort": name_sort(key, customer_id)}
+
+
+def _unnamed(customer_id: str) -> dict[str, str]:
+    """Where a document's name has not come yet: it sorts, and pages, first."""
+    return {"name_key": "", "name_sort": name_sort("", customer_id)}
 
 
 def _national_id(national_id: str | None) -> dict[str, Any]:
@@ -57,9 +77,10 @@ def _national_id(national_id: str | None) -> dict[str, Any]:
 def registers_of(message: Message) -> dict[str, dict[str, Any]]:
     """Register name -> the fields the event sets in it."""
     payload, kind = message["payload"], message["event_type"]
+    customer_id = str(payload["customer_id"])
     if kind == "customer.registered":
         return {
-            "name": _name(payload["full_name"]),
+            "name": _name(payload["full_name"], customer_id),
             "mobile": {
                 "mobile_phone": payload["mobile_phone"],
                 "mobile": phone_digits(payload["mobile_phone"]),
@@ -71,7 +92,7 @@ def registers_of(message: Message) -> dict[str, dict[str, Any]]:
         changes = payload["changes"] or {}  # None when replayed after erasure
         registers: dict[str, dict[str, Any]] = {}
         if "full_name" in changes:
-            registers["name"] = _name(changes["full_name"])
+            registers["name"] = _name(changes["full_name"], customer_id)
         if "mobile_phone" in changes:
             phone = changes["mobile_phone"]
             registers["mobile"] = {"mobile_phone": phone, "mobile": phone_digits(phone)}
@@ -82,7 +103,7 @@ def registers_of(message: Message) -> dict[str, dict[str, Any]]:
         return {"merged": {"merged_into": payload["survivor_id"]}}
     if kind == "customer.erased":
         return {
-            "name": _name(None),
+            "name": _name(None, customer_id),
             "mobile": {"mobile_phone": None, "mobile": None},
             "national_id": _national_id(None),
             "erased": {"erased": True},
@@ -113,7 +134,7 @@ def _register_write(customer_id: str, version: int, registers: dict[str, dict[st
         {
             "$set": {**fields, **{f"versions.{r}": version for r in registers}},
             # Every document sorts by name, even one whose name has not come yet.
-            **({} if "name_key" in fields else {"$setOnInsert": {"name_key": ""}}),
+            **({} if "name_key" in fields else {"$setOnInsert": _unnamed(customer_id)}),
         },
         upsert=True,
     )
@@ -124,7 +145,7 @@ def _first_write(customer_id: str, version: int, registers: dict[str, dict[str, 
         return _register_write(customer_id, version, registers)
     fields = {name: value for register in registers.values() for name, value in register.items()}
     return InsertOne(
-        {"_id": customer_id, "name_key": "", **fields, "versions": dict.fromkeys(registers, version)}
+        {"_id": customer_id, **_unnamed(customer_id), **fields, "versions": dict.fromkeys(registers, version)}
     )
 
 
@@ -149,7 +170,7 @@ def apply_search(collection: Collection, messages: list[Message], _rebuilding: b
     return [None] * len(messages)
 
 
-SEARCHED_BY = ("name_key", "mobile", "id_last4", "owning_agent_id")
+SEARCHED_BY = ("mobile", "id_last4", "owning_agent_id")
 
 SEARCH_PROJECTION = Projection(
     name=CUSTOMER_SEARCH,
@@ -163,53 +184,84 @@ SEARCH_PROJECTION = Projection(
             "customer.erased",
         }
     ),
-    indexes=tuple(
-        IndexModel([(field, ASCENDING), ("name_key", ASCENDING), ("_id", ASCENDING)])
-        if field != "name_key"
-        else IndexModel([("name_key", ASCENDING), ("_id", ASCENDING)])
-        for field in SEARCHED_BY
+    indexes=(
+        IndexModel([("name_sort", ASCENDING)]),
+        *(IndexModel([(field, ASCENDING), ("name_sort", ASCENDING)]) for field in SEARCHED_BY),
     ),
     apply=apply_search,
 )
 
 
-def search_query(criteria: dict[str, Any], owners: list[str] | None) -> dict[str, Any]:
-    """The filter for ``criteria`` (a name prefix, a mobile, the last four of a national id, an
-    owning agent) within ``owners`` (None: every owner). Merged duplicates are their survivors'."""
-    query: dict[str, Any] = {"merged_into": None}
-    if prefix := normalised_name(criteria.get("name")):
-        query["name_key"] = {"$gte": prefix, "$lt": prefix + HIGHEST}
+def _name_range(prefix: str | None, after: str | None) -> dict[str, str]:
+    """The ``name_sort`` bounds of a name prefix (None: any name) past a page's last entry."""
+    low = prefix or ""
+    bounds = {"$gt": after} if after is not None and after >= low else {"$gte": low}
+    return bounds | ({"$lt": prefix + HIGHEST} if prefix else {})
+
+
+def index_walks(
+    criteria: dict[str, Any], owners: list[str] | None, after: str | None
+) -> list[dict[str, Any]]:
+    """The filters to read, each one index range in name order, whose union holds every match of
+    ``criteria`` within ``owners`` (None: every owner) after ``after``. Each is an equality on the
+    narrowest criterion and the name range, the one shape SecantusDB's planner walks an index for
+    (a filter holding ``$in``, a null or a second range is a collection scan there); the other
+    criteria are checked on what it reads (``matches``)."""
+    names = _name_range(normalised_name(criteria.get("name")), after)
     if criteria.get("mobile_phone"):
-        query["mobile"] = phone_digits(criteria["mobile_phone"])
+        return [{"mobile": phone_digits(criteria["mobile_phone"]), "name_sort": names}]
     if criteria.get("national_id_last4"):
-        query["id_last4"] = str(criteria["national_id_last4"]).upper()
+        return [{"id_last4": str(criteria["national_id_last4"]).upper(), "name_sort": names}]
     agent = criteria.get("owning_agent_id")
     if owners is not None:
-        allowed = [o for o in owners if agent is None or o == agent]
-        query["owning_agent_id"] = allowed[0] if len(allowed) == 1 else {"$in": allowed}
-    elif agent is not None:
-        query["owning_agent_id"] = agent
-    return query
+        # A manager's teams: one walk per owner, merged by name.
+        return [{"owning_agent_id": o, "name_sort": names} for o in owners if agent in (None, o)]
+    if agent is not None:
+        return [{"owning_agent_id": agent, "name_sort": names}]
+    return [{"name_sort": names}]
 
 
-def _cursor_after(doc: dict[str, Any]) -> str:
-    return encode_cursor([doc.get("name_key", ""), doc["_id"]])
+def matches(doc: dict[str, Any], criteria: dict[str, Any], owners: list[str] | None) -> bool:
+    """Every criterion holds for ``doc``; merged duplicates are their survivors' and never match."""
+    prefix = normalised_name(criteria.get("name"))
+    return (
+        doc.get("merged_into") is None
+        and (not prefix or doc.get("name_key", "").startswith(prefix))
+        and (not criteria.get("mobile_phone") or doc.get("mobile") == phone_digits(criteria["mobile_phone"]))
+        and (
+            not criteria.get("national_id_last4")
+            or doc.get("id_last4") == str(criteria["national_id_last4"]).upper()
+        )
+        and (not criteria.get("owning_agent_id") or doc.get("owning_agent_id") == criteria["owning_agent_id"])
+        and (owners is None or doc.get("owning_agent_id") in owners)
+    )
+
+
+def _walk(collection: Collection, walk: dict[str, Any], batch: int) -> Iterator[dict[str, Any]]:
+    """One index range in name order, read a batch at a time (a query per batch: SecantusDB reads
+    a whole range for a query, so each reads on from the last one's end)."""
+    while True:
+        found = list(collection.find(walk).sort("name_sort", ASCENDING).limit(batch))
+        yield from found
+        if len(found) < batch:
+            return
+        walk = {**walk, "name_sort": {**walk["name_sort"], "$gt": found[-1]["name_sort"]}}
+        walk["name_sort"].pop("$gte", None)
+        batch *= 4
 
 
 def find_page(
     collection: Collection, criteria: dict[str, Any], owners: list[str] | None, limit: int, cursor: str | None
 ) -> dict[str, Any]:
     """A page of matches ordered by name, then id, and the cursor of the next page."""
-    query = search_query(criteria, owners)
-    if cursor:
-        # After the last page: a name beyond its last, or that name and a later id. Kept flat
-        # beside the criteria (SecantusDB plans a filter's top level only, never under ``$and``).
-        name_key, customer_id = decode_cursor(cursor, 2)
-        bounds = dict(query.get("name_key", {}))
-        bounds["$gte"] = max(bounds.get("$gte", ""), name_key)
-        query["name_key"] = bounds
-        query["$or"] = [{"name_key": {"$gt": name_key}}, {"_id": {"$gt": customer_id}}]
-    found = list(collection.find(query).sort([("name_key", ASCENDING), ("_id", ASCENDING)]).limit(limit + 1))
+    after = name_sort(*decode_cursor(cursor, 2)) if cursor else None
+    walks = [_walk(collection, w, limit + 1) for w in index_walks(criteria, owners, after)]
+    found: list[dict[str, Any]] = []
+    for doc in heapq.merge(*walks, key=lambda d: d["name_sort"]):
+        if matches(doc, criteria, owners):
+            found.append(doc)
+            if len(found) > limit:
+                break
     page = found[:limit]
     return {
         "customers": [

@@ -61,6 +61,21 @@ def test_search_and_timeline_in_the_database_equal_the_pure_functions(database: 
     names = [n for p in pages for n in p]
     assert names == sorted(f"Wang {i:03d}" for i in range(1, 61) if i % 3 == 1)
     assert all(len(p) == 7 for p in pages[:-1])
+    # A manager's two agents: two index walks merged by name; merged duplicates are left out
+    # and the pages stay full.
+    merged = {str(uuid.UUID(int=i)) for i in range(2, 40, 5)}
+    search.collection().update_many({"_id": {"$in": sorted(merged)}}, {"$set": {"merged_into": "x"}})
+    names, cursor = [], None
+    while True:
+        page = find_page(search.collection(), {"name": "WANG 0"}, ["A-1", "A-2"], 4, cursor)
+        assert len(page["customers"]) == 4 or page["next_cursor"] is None
+        names += [c["full_name"] for c in page["customers"]]
+        if not (cursor := page["next_cursor"]):
+            break
+    assert names == [
+        f"Wang {i:03d}" for i in range(1, 61) if i % 3 in (1, 2) and str(uuid.UUID(int=i)) not in merged
+    ]
+    search.collection().update_many({}, {"$unset": {"merged_into": ""}})
     one = find_page(search.collection(), {"mobile_phone": "+86 13900000042"}, None, 5, None)
     assert [c["customer_id"] for c in one["customers"]] == [str(uuid.UUID(int=42))]
     assert (

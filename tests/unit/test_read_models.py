@@ -18,10 +18,12 @@ from services.analytics.projections import lag_of
 from services.analytics.read_models import PROJECTIONS, consumer_queues
 from services.analytics.search import (
     SEARCH_PROJECTION,
+    index_walks,
+    matches,
+    name_sort,
     normalised_name,
     phone_digits,
     search_document,
-    search_query,
 )
 from services.analytics.timeline import (
     TIMELINE_PROJECTION,
@@ -141,16 +143,29 @@ def test_names_and_phones_are_normalised() -> None:
     assert phone_digits("+86 138-0013-8000") == phone_digits("13800138000") == "13800138000"
 
 
-def test_the_search_filter_keeps_to_the_callers_owners() -> None:
-    assert search_query({"name": "Wang"}, ["A-1"]) == {
-        "merged_into": None,
-        "name_key": {"$gte": "wang", "$lt": "wang\U0010ffff"},
-        "owning_agent_id": "A-1",
-    }
-    # Asking for another agent's customers within a scope that lacks them finds nothing.
-    assert search_query({"owning_agent_id": "A-9"}, ["A-1", "A-2"])["owning_agent_id"] == {"$in": []}
-    assert search_query({"owning_agent_id": "A-2"}, ["A-1", "A-2"])["owning_agent_id"] == "A-2"
-    assert "owning_agent_id" not in search_query({"mobile_phone": "13800138000"}, None)
+def test_the_search_reads_one_index_range_per_owner_and_checks_every_criterion() -> None:
+    assert index_walks({"name": "Wang"}, ["A-1"], None) == [
+        {"owning_agent_id": "A-1", "name_sort": {"$gte": "wang", "$lt": "wang\U0010ffff"}}
+    ]
+    # Asking for another agent's customers within a scope that lacks them reads nothing.
+    assert index_walks({"owning_agent_id": "A-9"}, ["A-1", "A-2"], None) == []
+    assert index_walks({"owning_agent_id": "A-2"}, ["A-1", "A-2"], None) == [
+        {"owning_agent_id": "A-2", "name_sort": {"$gte": ""}}
+    ]
+    # The narrowest criterion is the one walked; past a cursor, the range starts after it.
+    assert index_walks({"mobile_phone": "+86 13800138000", "name": "Li"}, None, "li a\x00c-1") == [
+        {"mobile": "13800138000", "name_sort": {"$gt": "li a\x00c-1", "$lt": "li\U0010ffff"}}
+    ]
+    doc = {"name_key": "wang li", "mobile": "13800138000", "id_last4": "002X", "owning_agent_id": "A-1"}
+    assert matches(doc, {"name": "WANG", "national_id_last4": "002x"}, ["A-1"])
+    assert not matches(doc, {"name": "wang"}, ["A-2"])
+    assert not matches(doc, {"mobile_phone": "13900139000"}, None)
+    assert not matches({**doc, "merged_into": "c-2"}, {"name": "wang"}, None)
+
+
+def test_the_name_order_is_one_string_name_then_id() -> None:
+    assert name_sort("wang li", "c-9") < name_sort("wang li", "d-1") < name_sort("wang lia", "a-1")
+    assert normalised_name("wang\x00li") == "wang li"
 
 
 def ticket_opened(version: int, at: datetime, ticket: str = "T-1") -> dict[str, Any]:
