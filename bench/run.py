@@ -71,11 +71,16 @@ class Sizes:
     sla_tickets: int = 100_000
     # Registrations waiting for a stopped projector, then drained by every projection at once.
     backlog: int = 5_000
+    # Customers registered and complained about while the projector is stopped: the drain
+    # assesses each complaining customer's churn rules live.
+    complaints: int = 2_000
 
     @classmethod
     def of(cls, quick: bool) -> Sizes:
         if quick:
-            return cls(3.0, 150, (10_000, 30_000), 5_000, 3_000, 1_000, (1_000, 5_000), 10, 3.0, 5_000, 600)
+            return cls(
+                3.0, 150, (10_000, 30_000), 5_000, 3_000, 1_000, (1_000, 5_000), 10, 3.0, 5_000, 600, 300
+            )
         # Rebuilds at 25,000 and 100,000 customers (four stored events each).
         return cls(10.0, 1_000, (100_000, 400_000), 50_000, 30_000, 10_000, (10_000, 100_000))
 
@@ -298,6 +303,106 @@ def projector_drain(system: System, backlog: int) -> tuple[float, int]:
     while applied() < expected:
         time.sleep(0.02)
     return (applied() - before) / (time.monotonic() - began), takers
+
+
+COMPLAINT = {
+    "channel": "phone",
+    "category": "billing",
+    "priority": "ordinary",
+    "description": "Charged twice this month",
+}
+
+
+def churn_under_load(system: System, customers: int) -> dict[str, float]:
+    """The churn rules assessed live while the 360 projector drains a backlog: ``customers``
+    register and each opens a complaint (a churn signal) while the projector is stopped; then it
+    starts, and the customers assessed per second by the rules after each 360 batch count beside
+    the events per second the 360 projection applies in the same seconds."""
+    from services.analytics.projections import ProjectionStatus
+    from services.analytics.scoring.live import live_assessments
+
+    database = mongo_client(system.mongo_uri)["crm"]
+    status = ProjectionStatus(database)
+
+    def applied() -> int:
+        return int(status.get(CUSTOMER_360).get("applied", 0))
+
+    system.stop(["projector"])
+    before, (assessed_before, seconds_before) = applied(), live_assessments(database)
+    with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=30) as client:
+        for _ in range(customers):
+            customer_id = register(client)
+            reply = client.call("service_desk", "open_complaint", {"customer_id": customer_id, **COMPLAINT})
+            assert reply["ok"], reply
+    # The 360 takes the registration, the complaint and the ticket it opens.
+    expected = before + customers * 3
+    began = time.monotonic()
+    system.start(["projector"])
+    while applied() < expected:
+        time.sleep(0.02)
+    seconds = time.monotonic() - began
+    assessed, hook_seconds = live_assessments(database)
+    return {
+        "events_per_second": (applied() - before) / seconds,
+        "assessed_per_second": (assessed - assessed_before) / seconds,
+        "assessed": assessed - assessed_before,
+        "hook_share": (hook_seconds - seconds_before) / seconds,
+    }
+
+
+def raw_scan_rate(mongo_uri: str, collection: str = CUSTOMER_360) -> float:
+    """Documents per second one natural-order cursor reads of a whole collection: the ceiling of a
+    pass over the book."""
+    database = mongo_client(mongo_uri)["crm"]
+    serving = ReadModelCatalog(database).targets_uncached(collection).active
+    began, count = time.monotonic(), 0
+    for _ in database[serving].find({}, batch_size=1000):
+        count += 1
+    return count / (time.monotonic() - began)
+
+
+def segment_recompute(system: System) -> dict[str, Any]:
+    """``crm segments recompute --json`` over the read models as they stand: its summary."""
+    env = {**system.env, "CRM_DATA_DIR": str(system.run_dir / "data")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "crm_cli.main",
+            "segments",
+            "recompute",
+            "--json",
+            "--mongo-uri",
+            system.mongo_uri,
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode:
+        raise SystemExit(f"crm segments recompute failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def report_recompute(system: System, report: Report, customers: int) -> None:
+    """The segment recompute over the book a rebuild left: customers scored per second beside one
+    raw pass over the 360 collection of the same run, and its peak memory."""
+    ceiling = raw_scan_rate(system.mongo_uri)
+    summary = segment_recompute(system)
+    report.add(
+        f"segment recompute at {customers:,} customers",
+        summary["customers_per_second"],
+        ceiling,
+        "customers/s",
+        "one raw cursor over the 360, docs/s",
+        seconds=summary["seconds"],
+        customers=summary["customers"],
+        note="four passes (features and value, thresholds, tiers and RFM, counts), every scheme's "
+        "rows written; the ratio is how many raw passes one recompute costs",
+    )
+    report.add(f"recompute seconds at {customers:,} customers", summary["seconds"], None, "s", "-")
+    report.add(f"recompute peak RSS at {customers:,} customers", summary["peak_rss_mb"], None, "MB", "-")
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -855,6 +960,19 @@ def main(argv: list[str] | None = None) -> None:
             "once per projection) in one process, a thread and a queue each",
         )
 
+        print("2g. churn rules under live load", file=sys.stderr, flush=True)
+        churn = churn_under_load(system, sizes.complaints)
+        report.add(
+            "churn rules assessed live",
+            churn["assessed_per_second"],
+            churn["events_per_second"],
+            "customers/s",
+            "360 events/s applied, same seconds",
+            assessed=churn["assessed"],
+            note=f"{sizes.complaints:,} customers registered and complained while the projector "
+            f"was stopped, then drained; the rules took {churn['hook_share']:.0%} of the drain",
+        )
+
         # The rebuilds read each context's history over RPC: the write services run, nothing else.
         writers = [n for n in system.processes if n.split("-")[0] in WRITERS]
         system.stop([n for n in system.processes if n != "mongo"])
@@ -879,6 +997,7 @@ def main(argv: list[str] | None = None) -> None:
                     "same upserts acknowledged before the journal",
                 )
             report_rebuild_all(system, report, size // 4, ceiling)
+            report_recompute(system, report, size // 4)
             system.stop(writers)
             if size == sizes.rebuild_events[0]:
                 print("4. relay", file=sys.stderr, flush=True)

@@ -1,8 +1,9 @@
 """The read models at scale (``make bench-scale``; over an hour on two cores, too long for
 every run): a history of 100,000 customers rebuilt into every read model, then one of 1,000,000
 customers (four million stored events), with events per second beside the raw bulk ceiling of the
-same run and the rebuild's peak memory at both sizes (flat: it streams); then, with the million
-customers in the read models, ``find_customers`` by name prefix, mobile, the last four of the
+same run and the rebuild's peak memory at both sizes (flat: it streams), and the segment recompute
+over each (customers scored per second beside one raw pass, its peak memory, flat too); then, with
+the million customers in the read models, ``find_customers`` by name prefix, mobile, the last four of the
 national id and owning agent, p50/p99 beside an analytics ping of the same clients.
 
     python -m bench.scale [--customers 1000000]
@@ -30,6 +31,7 @@ from bench.run import (
     percentile,
     raw_same_shape_updates,
     report_rebuild_all,
+    report_recompute,
     serve,
 )
 from crm_cli.client import CrmClient
@@ -99,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
             ceiling = raw_same_shape_updates(system.mongo_uri, 50_000)
             serve(system, writers)
             report_rebuild_all(system, report, customers, ceiling)
+            report_recompute(system, report, customers)
             system.stop(writers)
         print(f"find_customers at {args.customers:,} customers", file=sys.stderr, flush=True)
         serve(system, ["analytics"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+from pymongo import UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
 
@@ -25,6 +26,8 @@ from services.analytics.scoring.recompute import SCORES
 from services.analytics.watch.application import ChurnWatchApplication
 
 DEFINITIONS_TTL = 5.0
+# How much live assessing costs: the customers assessed and the seconds spent, since ever.
+LIVE_STATUS = "live_scoring_status"
 # The events that change what the churn rules look at.
 CHURN_SIGNALS = frozenset(
     {
@@ -49,6 +52,7 @@ class LiveScores:
         self, database: Database, config: ScoringConfig, watch: ChurnWatchApplication, clock: Clock = utc_now
     ) -> None:
         self.scores = database[SCORES]
+        self.status = database[LIVE_STATUS]
         self.rules = config.churn
         self.watch = watch
         self.clock = clock
@@ -71,8 +75,10 @@ class LiveScores:
         touched = sorted(signalled | changed)
         if not touched:
             return
+        began = time.perf_counter()
         now = self.clock()
         docs = list(collection.find({"_id": {"$in": touched}}))
+        updates: list[UpdateOne] = []
         if definitions:
             self.defined.sync(docs, now, definitions)
         for doc in docs:
@@ -92,7 +98,23 @@ class LiveScores:
                 )
             # What the 360 shows beside the warning; only a customer the recompute scored has a
             # row (the next recompute scores the others).
-            self.scores.update_one(
-                {"_id": features.customer_id},
-                {"$set": {"churn.score": churn.score, "churn.reasons": [r.as_dict() for r in churn.reasons]}},
+            reasons = [r.as_dict() for r in churn.reasons]
+            updates.append(
+                UpdateOne(
+                    {"_id": features.customer_id},
+                    {"$set": {"churn.score": churn.score, "churn.reasons": reasons}},
+                )
             )
+        if updates:
+            self.scores.bulk_write(updates, ordered=False)
+        self.status.update_one(
+            {"_id": "churn"},
+            {"$inc": {"assessed": len(updates), "seconds": time.perf_counter() - began}},
+            upsert=True,
+        )
+
+
+def live_assessments(database: Database) -> tuple[int, float]:
+    """Customers assessed live so far, and the seconds it took."""
+    doc = database[LIVE_STATUS].find_one({"_id": "churn"}) or {}
+    return int(doc.get("assessed", 0)), float(doc.get("seconds", 0.0))
