@@ -347,6 +347,7 @@ def churn_under_load(system: System, customers: int) -> dict[str, float]:
         "assessed_per_second": (assessed - assessed_before) / seconds,
         "assessed": assessed - assessed_before,
         "hook_share": (hook_seconds - seconds_before) / seconds,
+        "hook_seconds": hook_seconds - seconds_before,
     }
 
 
@@ -964,13 +965,15 @@ def main(argv: list[str] | None = None) -> None:
         churn = churn_under_load(system, sizes.complaints)
         report.add(
             "churn rules assessed live",
-            churn["assessed_per_second"],
+            churn["assessed"] / churn["hook_seconds"],
             churn["events_per_second"],
             "customers/s",
             "360 events/s applied, same seconds",
             assessed=churn["assessed"],
+            drain_customers_per_second=round(churn["assessed_per_second"], 1),
             note=f"{sizes.complaints:,} customers registered and complained while the projector "
-            f"was stopped, then drained; the rules took {churn['hook_share']:.0%} of the drain",
+            f"was stopped, then drained: customers assessed per second of the rules' own time (read, "
+            f"assess, write) beside the 360's drain; the rules took {churn['hook_share']:.0%} of it",
         )
 
         # The rebuilds read each context's history over RPC: the write services run, nothing else.

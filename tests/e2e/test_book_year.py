@@ -1,0 +1,441 @@
+"""A year of a 2,000-customer book on real processes, with a clock the test moves month by month:
+the segment tables, the churn warnings and the follow-ups they put in agents' days (once, however
+often a warning is delivered), agent and team performance, a segment defined after the fact, and a
+backtest of the shipped churn rules, each checked against what the test itself did (a brute-force
+count over the history it made).
+
+The book: 200 prospects; 1,800 insured on one day, with distinct premiums skewed as books are (a
+few very large). Groups, by what the year brings them (the shipped rules' weights in brackets):
+
+- ``warned_then_left`` (100): three late payments (10), then a complaint closed with satisfaction 1
+  (20 + 25) in month 7: warned; they lapse in month 10.
+- ``warned_stayed`` (50): the same, and they stay.
+- ``left_unwarned`` (100): no contact since registering (15 after 180 days), a lapse in month 8
+  (35): warned at the lapse itself, too late to count as ahead of it.
+- ``complained`` (150): a complaint in month 10, satisfaction 3 (20): never warned.
+- ``worked`` (100): their agents call and visit them in month 11.
+The ones who leave hold the smallest premiums, so the value tiers are a ranking of the rest."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from kombu import Connection
+
+from crm_cli.client import CrmClient
+from crm_cli.system import REPO, System, free_port, fresh_vhost
+from crm_shared.auth import Caller, Role
+from crm_shared.clock import FileClock
+from crm_shared.messaging import encode, events_exchange
+from services.analytics.scoring.config import ScoringConfig
+from services.analytics.scoring.value import tier_sizes
+from tests.e2e.conftest import Stores, ok
+from tests.support import customer_payload, staff_over_rpc, wait_until
+
+OPERATOR = Caller("op-year", Role.OPERATOR)
+T0 = datetime(2025, 11, 10, 3, 0, tzinfo=UTC)  # 11:00 in Shanghai: no month edge near
+END = T0 + timedelta(days=372)
+TEAMS = {"T-Y1": tuple(f"Y-{i}" for i in range(1, 6)), "T-Y2": tuple(f"Y-{i}" for i in range(6, 11))}
+AGENTS = tuple(a for agents in TEAMS.values() for a in agents)
+CUSTOMERS = 2_000
+GROUPS = {
+    "prospect": range(0, 200),
+    "warned_then_left": range(200, 300),
+    "warned_stayed": range(300, 350),
+    "left_unwarned": range(350, 450),
+    "complained": range(450, 600),
+    "worked": range(600, 700),
+}
+COMPLAINT = {
+    "channel": "phone",
+    "category": "billing",
+    "priority": "ordinary",
+    "description": "charged twice",
+}
+
+
+def month(k: int) -> datetime:
+    return T0 + timedelta(days=30 * k)
+
+
+def group_of(i: int) -> str:
+    return next((name for name, members in GROUPS.items() if i in members), "rest")
+
+
+def premiums() -> dict[int, int]:
+    """Distinct annual premiums: the leavers the 200 smallest (under 1,000), the stayers strictly
+    falling from about 300,000 to 1,000 in an order that mixes the groups."""
+    leavers = [*GROUPS["warned_then_left"], *GROUPS["left_unwarned"]]
+    stayers = sorted(
+        (i for i in range(CUSTOMERS) if group_of(i) != "prospect" and i not in leavers),
+        key=lambda i: (i * 7919) % CUSTOMERS,
+    )
+    amounts = {i: 100 + n for n, i in enumerate(leavers)}
+    amounts |= {i: 1000 + (len(stayers) - r) + 300_000 // (r + 1) for r, i in enumerate(stayers)}
+    return amounts
+
+
+@pytest.fixture(scope="module")
+def year(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[System, FileClock]]:
+    """A system of its own (the book is the whole book: tiers rank all of it), its clock at T0."""
+    run_dir = tmp_path_factory.mktemp("crm-year")
+    clock = FileClock(run_dir / "clock")
+    clock.set(T0)
+    with fresh_vhost() as amqp_uri:
+        env = {"CRM_TEST_CLOCK_FILE": str(clock.path)}
+        with System(run_dir, amqp_uri, mongo_port=free_port(), extra_env=env).running() as crm:
+            with CrmClient.for_caller(crm.amqp_uri, OPERATOR, crm.secret, timeout=60) as client:
+                for team, agents in TEAMS.items():
+                    staff_over_rpc(client, team, agents)
+            yield crm, clock
+
+
+def calling(system: System, calls: list[tuple[str, str, dict[str, Any]]], clients: int = 4) -> list[dict]:
+    """Every call made, by a few clients at once; the answers in the calls' order."""
+
+    def share(part: int) -> list[tuple[int, dict]]:
+        with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=60) as client:
+            return [(n, ok(client.call(*calls[n]))) for n in range(part, len(calls), clients)]
+
+    with ThreadPoolExecutor(clients) as pool:
+        answers = dict(pair for part in pool.map(share, range(clients)) for pair in part)
+    return [answers[n] for n in range(len(calls))]
+
+
+def settle(system: System) -> None:
+    """Until every projection has applied all it was sent and nothing more comes for a while: the
+    work of one month is in the read models before the clock moves on."""
+    with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=60) as client:
+
+        def applied() -> tuple[int, ...] | None:
+            lags = ok(client.call("analytics", "get_projections", {}))["projections"]
+            if any(lag["waiting_events"] for lag in lags):
+                return None
+            return tuple(lag["applied_events"] for lag in lags)
+
+        seen: list[tuple[int, ...] | None] = []
+
+        def still() -> bool:
+            seen.append(applied())
+            return len(seen) >= 4 and seen[-1] is not None and len(set(seen[-4:])) == 1
+
+        wait_until(still, timeout=180, interval=0.5, what="the projections to settle")
+
+
+def crm(system: System, *args: str) -> dict[str, Any]:
+    env = {**system.env, "CRM_DATA_DIR": str(system.run_dir / "data")}
+    result = subprocess.run(
+        [sys.executable, "-m", "crm_cli.main", *args, "--json", "--mongo-uri", system.mongo_uri],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def recompute(system: System) -> dict[str, Any]:
+    """``crm segments recompute``, once the nightly one the clock's jump started is done."""
+
+    def done() -> dict[str, Any] | None:
+        env = {**system.env, "CRM_DATA_DIR": str(system.run_dir / "data")}
+        argv = ["segments", "recompute", "--json", "--mongo-uri", system.mongo_uri]
+        result = subprocess.run(
+            [sys.executable, "-m", "crm_cli.main", *argv], env=env, cwd=REPO, capture_output=True, text=True
+        )
+        if result.returncode and "running already" in result.stderr:
+            return None
+        assert result.returncode == 0, result.stderr[-3000:]
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    return wait_until(done, timeout=300, interval=1.0, what="the recompute's lease")
+
+
+@pytest.fixture(scope="module")
+def book(year: tuple[System, FileClock]) -> dict[str, Any]:
+    """The year lived: the customers, their policies, and what happened when."""
+    system, clock = year
+    amount = premiums()
+    registered = calling(
+        system,
+        [
+            ("customer", "register_customer", customer_payload(AGENTS[i % len(AGENTS)]))
+            for i in range(CUSTOMERS)
+        ],
+    )
+    ids = [r["customer_id"] for r in registered]
+    insured = [i for i in range(CUSTOMERS) if group_of(i) != "prospect"]
+    day0 = T0.date().isoformat()
+    sold = calling(
+        system,
+        [
+            (
+                "sales",
+                "sell_policy",
+                {
+                    "customer_id": ids[i],
+                    "product": "life",
+                    "annual_premium": f"{amount[i]}.00",
+                    "start_date": day0,
+                    "term_years": 10,
+                },
+            )
+            for i in insured
+        ],
+    )
+    policy = {i: s["policy_number"] for i, s in zip(insured, sold, strict=True)}
+
+    def payment(i: int, n: int, due: datetime, paid: datetime) -> tuple[str, str, dict[str, Any]]:
+        return (
+            "sales",
+            "record_premium_payment",
+            {
+                "policy_number": policy[i],
+                "payment_id": f"PAY-{i}-{n}",
+                "amount": f"{amount[i]}.00",
+                "due_date": due.date().isoformat(),
+                "paid_on": paid.date().isoformat(),
+            },
+        )
+
+    calling(system, [payment(i, 0, T0, T0) for i in insured])
+    settle(system)
+    late = [*GROUPS["warned_then_left"], *GROUPS["warned_stayed"]]
+    when: dict[str, datetime] = {}
+    for k in (1, 2, 3):
+        clock.set(month(k))
+        calling(system, [payment(i, k, month(k) - timedelta(days=10), month(k)) for i in late])
+        settle(system)
+
+    def complaints(members: list[int], satisfaction: int) -> None:
+        opened = calling(
+            system,
+            [("service_desk", "open_complaint", {"customer_id": ids[i], **COMPLAINT}) for i in members],
+        )
+        calling(
+            system,
+            [
+                (
+                    "service_desk",
+                    "close_complaint",
+                    {"ticket_id": t["ticket_id"], "resolution": "refunded", "satisfaction": satisfaction},
+                )
+                for t in opened
+            ],
+        )
+
+    def lapses(members: range) -> None:
+        calling(
+            system,
+            [
+                (
+                    "sales",
+                    "record_policy_lapse",
+                    {
+                        "policy_number": policy[i],
+                        "missed_due_date": (clock() - timedelta(days=31)).date().isoformat(),
+                    },
+                )
+                for i in members
+            ],
+        )
+
+    clock.set(month(7))
+    complaints(late, 1)
+    when["warned"] = clock()
+    settle(system)
+    clock.set(month(8))
+    lapses(GROUPS["left_unwarned"])
+    when["left_unwarned"] = clock()
+    settle(system)
+    clock.set(month(10))
+    lapses(GROUPS["warned_then_left"])
+    when["warned_then_left"] = clock()
+    complaints(list(GROUPS["complained"]), 3)
+    settle(system)
+    clock.set(month(11))
+    worked = list(GROUPS["worked"])
+    planned = calling(
+        system,
+        [
+            (
+                "sales",
+                "plan_activity",
+                {
+                    "agent_id": AGENTS[i % len(AGENTS)],
+                    "customer_id": ids[i],
+                    "kind": "call",
+                    "purpose": "yearly review",
+                    "planned_start": (month(11) + timedelta(hours=1)).isoformat(),
+                    "planned_end": (month(11) + timedelta(hours=1, minutes=15)).isoformat(),
+                },
+            )
+            for i in worked[:60]
+        ],
+    )
+    calling(
+        system,
+        [
+            ("sales", "complete_activity", {"activity_id": p["activity_id"], "outcome": "interested"})
+            for p in planned[:40]
+        ],
+    )
+    settle(system)
+    clock.set(END)
+    settle(system)
+    return {"ids": ids, "amount": amount, "policy": policy, "when": when, "planned": 60, "done": 40}
+
+
+def members(system: System, scheme: str, segment: str, **scope: str) -> set[str]:
+    found: set[str] = set()
+    cursor = None
+    with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=60) as client:
+        while True:
+            page = ok(
+                client.call(
+                    "analytics",
+                    "list_segment_members",
+                    {"scheme": scheme, "segment": segment, "limit": 200, "cursor": cursor, **scope},
+                )
+            )
+            found |= {m["customer_id"] for m in page["members"]}
+            if not (cursor := page["next_cursor"]):
+                return found
+
+
+def test_the_year_in_segments_warnings_follow_ups_performance_and_backtest(
+    year: tuple[System, FileClock], book: dict[str, Any]
+) -> None:
+    system, _clock = year
+    ids, amount = book["ids"], book["amount"]
+    summary = recompute(system)
+    assert summary["customers"] == CUSTOMERS
+
+    # Value tiers: the prospects are potential; the insured rank by premium over the year.
+    valued = sorted((i for i in amount), key=lambda i: -amount[i])
+    vip, top = tier_sizes(len(valued), ScoringConfig.load().value)
+    important = top - vip
+    assert members(system, "value_tier", "vip") == {ids[i] for i in valued[:vip]}
+    assert members(system, "value_tier", "important") == {ids[i] for i in valued[vip:top]}
+    assert members(system, "value_tier", "potential") == {ids[i] for i in GROUPS["prospect"]}
+    with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=60) as client:
+        counts = ok(client.call("analytics", "get_segment_counts", {"scheme": "value_tier"}))
+        by_segment = {s["segment"]: s["count"] for s in counts["segments"]}
+        assert sum(by_segment.values()) == CUSTOMERS
+        assert (by_segment["vip"], by_segment["important"], by_segment["potential"]) == (vip, important, 200)
+        team = ok(client.call("analytics", "get_segment_counts", {"scheme": "value_tier", "team_id": "T-Y1"}))
+        in_team = {ids[i] for i in range(CUSTOMERS) if AGENTS[i % len(AGENTS)] in TEAMS["T-Y1"]}
+        assert sum(s["count"] for s in team["segments"]) == len(in_team) == 1_000
+
+    # The churn warnings: exactly the customers the rules put over the line, each once, and each
+    # one call in the owner's day, once, even when the warning is delivered again.
+    stores = Stores(system.run_dir / "data")
+    raised = stores.events("analytics", "analytics.churn_risk_raised")
+    warned = {ids[i] for g in ("warned_then_left", "warned_stayed", "left_unwarned") for i in GROUPS[g]}
+    assert Counter(e["payload"]["customer_id"] for e in raised) == dict.fromkeys(warned, 1)
+    assert not stores.events("analytics", "analytics.churn_risk_cleared")
+
+    def follow_ups() -> list[dict]:
+        return [
+            e
+            for e in stores.events("sales", "sales.activity_planned")
+            if e["payload"].get("source") == "churn_warning"
+        ]
+
+    wait_until(lambda: len(follow_ups()) == len(warned), timeout=60, what="a call per warning")
+    assert {e["payload"]["customer_id"] for e in follow_ups()} == warned
+    assert all(
+        e["payload"]["agent_id"] == AGENTS[ids.index(e["payload"]["customer_id"]) % len(AGENTS)]
+        for e in follow_ups()
+    )
+    with Connection(system.amqp_uri) as conn:
+        producer = conn.Producer(exchange=events_exchange)
+        for event in raised[:20]:
+            producer.publish(
+                encode(event),
+                routing_key=event["event_type"],
+                content_type="application/json",
+                message_id=event["event_id"],
+                correlation_id=event["correlation_id"],
+                type=event["event_type"],
+            )
+    settle(system)
+    assert len(follow_ups()) == len(warned)
+
+    # Agent and team performance: what each agent sold in the first month, and did in month 11.
+    first_month, eleventh = T0.strftime("%Y-%m"), month(11).strftime("%Y-%m")
+    with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=60) as client:
+        agent = AGENTS[0]
+        theirs = [i for i in amount if AGENTS[i % len(AGENTS)] == agent]
+        sold = ok(
+            client.call("analytics", "get_agent_performance", {"agent_id": agent, "month": first_month})
+        )
+        assert sold["premium"]["sold"] == f"{sum(amount[i] for i in theirs)}.00"
+        assert sold["customers"]["book"] == CUSTOMERS // len(AGENTS)
+        team = ok(client.call("analytics", "get_team_performance", {"team_id": "T-Y1", "month": eleventh}))
+        worked = [i for i in list(GROUPS["worked"])[:60] if AGENTS[i % len(AGENTS)] in TEAMS["T-Y1"]]
+        done = [i for i in list(GROUPS["worked"])[:40] if AGENTS[i % len(AGENTS)] in TEAMS["T-Y1"]]
+        assert (team["activities"]["planned"], team["activities"]["done"]) == (len(worked), len(done))
+        assert sum(a["activities"]["planned"] for a in team["agents"]) == len(worked)
+        complained = ok(
+            client.call(
+                "analytics", "get_team_performance", {"team_id": "T-Y2", "month": month(10).strftime("%Y-%m")}
+            )
+        )
+        assert complained["customers"]["complaints"] == sum(
+            1 for i in GROUPS["complained"] if AGENTS[i % len(AGENTS)] in TEAMS["T-Y2"]
+        )
+
+    # A segment defined after the fact equals the brute-force count of the history the test made.
+    definition = system.run_dir / "late_and_unhappy.json"
+    definition.write_text(
+        json.dumps(
+            {
+                "name": "late_and_unhappy",
+                "description": "paid late three times and complained",
+                "all": [
+                    {"field": "late_payments", "op": ">=", "value": 3},
+                    {"event": "service_desk.complaint_opened", "within_days": 365, "at_least": 1},
+                ],
+            }
+        )
+    )
+    defined = crm(system, "segment", "define", str(definition))
+    late = {ids[i] for g in ("warned_then_left", "warned_stayed") for i in GROUPS[g]}
+    assert defined["members"] == len(late)
+    assert members(system, "defined", "late_and_unhappy") == late
+
+    # The backtest of the shipped rules: warnings, departures, precision, recall and lead time as
+    # a count over what the test did says.
+    rules = REPO / "services" / "analytics" / "config" / "scoring.json"
+    shipped = system.run_dir / "shipped_rules.json"
+    shipped.write_text(json.dumps(json.loads(rules.read_text())["churn"]))
+    report = crm(
+        system,
+        "churn",
+        "backtest",
+        str(shipped),
+        "--from",
+        T0.date().isoformat(),
+        "--to",
+        END.date().isoformat(),
+    )
+    left = len(GROUPS["warned_then_left"]) + len(GROUPS["left_unwarned"])
+    ahead = len(GROUPS["warned_then_left"])
+    assert (report["customers"], report["warnings"], report["departures"]) == (CUSTOMERS, len(warned), left)
+    assert report["warnings_followed_by_departure"] == ahead
+    assert report["precision"] == round(ahead / len(warned), 4)
+    assert (report["departures_warned"], report["departures_missed"]) == (ahead, left - ahead)
+    assert report["recall"] == round(ahead / left, 4)
+    lead = (book["when"]["warned_then_left"] - book["when"]["warned"]).total_seconds() / 86400
+    assert report["lead_days_median"] == pytest.approx(lead, abs=1.0)
