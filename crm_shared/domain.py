@@ -7,8 +7,9 @@ import dataclasses
 import functools
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -83,6 +84,19 @@ def _payload_fields(event_class: type) -> tuple[str, ...]:
     )
 
 
+def _system_time() -> datetime:
+    return datetime.now(UTC)
+
+
+# When an event happened: the system clock, or the clock a test moves (``crm_shared.clock``), set
+# once per process from its settings, so a history made under a moved clock is dated by it.
+_event_clock: list[Callable[[], datetime]] = [_system_time]
+
+
+def use_event_clock(clock: Callable[[], datetime]) -> None:
+    _event_clock[0] = clock
+
+
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
@@ -99,6 +113,10 @@ class CrmAggregate(Aggregate):
 
         def public_payload(self) -> dict[str, Any]:
             return {name: json_ready(getattr(self, name)) for name in _payload_fields(type(self))}
+
+        @staticmethod
+        def create_timestamp() -> datetime:
+            return _event_clock[0]()
 
         @property
         def aggregate_type(self) -> str:

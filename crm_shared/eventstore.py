@@ -23,7 +23,7 @@ from eventsourcing.utils import EnvType, resolve_topic
 from contracts.events import ENVELOPE_VERSION
 from crm_shared.clock import Clock, utc_now
 from crm_shared.config import Settings
-from crm_shared.domain import CrmAggregate
+from crm_shared.domain import CrmAggregate, use_event_clock
 from crm_shared.errors import ConcurrencyConflict
 
 EVENT_ID_NAMESPACE = uuid.UUID("5b0f3c2e-8f0e-4c55-9d3a-2f1e6f4b7a10")
@@ -95,6 +95,7 @@ class CrmApplication(Application):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
+        use_event_clock(settings.clock())
         return cls(
             env=event_store_env(cls.CONTEXT, settings),
             clock=settings.clock(),

@@ -8,10 +8,12 @@ The book: 200 prospects; 1,800 insured on one day, with distinct premiums skewed
 few very large). Groups, by what the year brings them (the shipped rules' weights in brackets):
 
 - ``warned_then_left`` (100): three late payments (10), then a complaint closed with satisfaction 1
-  (20 + 25) in month 7: warned; they lapse in month 10.
+  (20 + 25) in month 7: warned; they lapse in month 10, and with nothing left in force there is
+  nothing to lose: the warning clears.
 - ``warned_stayed`` (50): the same, and they stay.
-- ``left_unwarned`` (100): no contact since registering (15 after 180 days), a lapse in month 8
-  (35): warned at the lapse itself, too late to count as ahead of it.
+- ``left_unwarned`` (100): their only policy lapses in month 8, with nothing ahead of it: a
+  departure nobody was warned of; by the year's end nothing in force and nothing paid for a year:
+  dormant, so potential.
 - ``complained`` (150): a complaint in month 10, satisfaction 3 (20): never warned.
 - ``worked`` (100): their agents call and visit them in month 11.
 The ones who leave hold the smallest premiums, so the value tiers are a ranking of the rest."""
@@ -321,18 +323,24 @@ def test_the_year_in_segments_warnings_follow_ups_performance_and_backtest(
     summary = recompute(system)
     assert summary["customers"] == CUSTOMERS
 
-    # Value tiers: the prospects are potential; the insured rank by premium over the year.
-    valued = sorted((i for i in amount), key=lambda i: -amount[i])
+    # Value tiers: the prospects are potential, and so are those who left with nothing in force
+    # and nothing paid for a year (dormant); the rest rank by premium over the year.
+    dormant = set(GROUPS["left_unwarned"])
+    valued = sorted((i for i in amount if i not in dormant), key=lambda i: -amount[i])
     vip, top = tier_sizes(len(valued), ScoringConfig.load().value)
-    important = top - vip
     assert members(system, "value_tier", "vip") == {ids[i] for i in valued[:vip]}
     assert members(system, "value_tier", "important") == {ids[i] for i in valued[vip:top]}
-    assert members(system, "value_tier", "potential") == {ids[i] for i in GROUPS["prospect"]}
+    potential = {ids[i] for i in [*GROUPS["prospect"], *dormant]}
+    assert members(system, "value_tier", "potential") == potential
     with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=60) as client:
         counts = ok(client.call("analytics", "get_segment_counts", {"scheme": "value_tier"}))
         by_segment = {s["segment"]: s["count"] for s in counts["segments"]}
         assert sum(by_segment.values()) == CUSTOMERS
-        assert (by_segment["vip"], by_segment["important"], by_segment["potential"]) == (vip, important, 200)
+        assert (by_segment["vip"], by_segment["important"], by_segment["potential"]) == (
+            vip,
+            top - vip,
+            len(potential),
+        )
         team = ok(client.call("analytics", "get_segment_counts", {"scheme": "value_tier", "team_id": "T-Y1"}))
         in_team = {ids[i] for i in range(CUSTOMERS) if AGENTS[i % len(AGENTS)] in TEAMS["T-Y1"]}
         assert sum(s["count"] for s in team["segments"]) == len(in_team) == 1_000
@@ -341,9 +349,12 @@ def test_the_year_in_segments_warnings_follow_ups_performance_and_backtest(
     # one call in the owner's day, once, even when the warning is delivered again.
     stores = Stores(system.run_dir / "data")
     raised = stores.events("analytics", "analytics.churn_risk_raised")
-    warned = {ids[i] for g in ("warned_then_left", "warned_stayed", "left_unwarned") for i in GROUPS[g]}
+    warned = {ids[i] for g in ("warned_then_left", "warned_stayed") for i in GROUPS[g]}
     assert Counter(e["payload"]["customer_id"] for e in raised) == dict.fromkeys(warned, 1)
-    assert not stores.events("analytics", "analytics.churn_risk_cleared")
+    assert {e["occurred_at"] for e in raised} == {book["when"]["warned"].isoformat()}
+    cleared = stores.events("analytics", "analytics.churn_risk_cleared")
+    left = {ids[i] for i in GROUPS["warned_then_left"]}
+    assert Counter(e["payload"]["customer_id"] for e in cleared) == dict.fromkeys(left, 1)
 
     def follow_ups() -> list[dict]:
         return [
@@ -430,12 +441,16 @@ def test_the_year_in_segments_warnings_follow_ups_performance_and_backtest(
         "--to",
         END.date().isoformat(),
     )
-    left = len(GROUPS["warned_then_left"]) + len(GROUPS["left_unwarned"])
+    departures = len(GROUPS["warned_then_left"]) + len(GROUPS["left_unwarned"])
     ahead = len(GROUPS["warned_then_left"])
-    assert (report["customers"], report["warnings"], report["departures"]) == (CUSTOMERS, len(warned), left)
+    assert (report["customers"], report["warnings"], report["departures"]) == (
+        CUSTOMERS,
+        len(warned),
+        departures,
+    )
     assert report["warnings_followed_by_departure"] == ahead
     assert report["precision"] == round(ahead / len(warned), 4)
-    assert (report["departures_warned"], report["departures_missed"]) == (ahead, left - ahead)
-    assert report["recall"] == round(ahead / left, 4)
+    assert (report["departures_warned"], report["departures_missed"]) == (ahead, departures - ahead)
+    assert report["recall"] == round(ahead / departures, 4)
     lead = (book["when"]["warned_then_left"] - book["when"]["warned"]).total_seconds() / 86400
     assert report["lead_days_median"] == pytest.approx(lead, abs=1.0)

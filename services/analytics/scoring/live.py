@@ -43,6 +43,8 @@ CHURN_SIGNALS = frozenset(
         "service_desk.survey_answered",
         "service_desk.call_back_made",
         "service_desk.complaint_closed",
+        # A ticket's closing carries the satisfaction the customer gave.
+        "service_desk.ticket_closed",
     }
 )
 
