@@ -354,6 +354,30 @@ def test_bands_from_thresholds_equal_ranking_the_whole_book(seed: int) -> None:
     assert [quintile_of(v, thresholds) for v in values] == ranked
 
 
+@pytest.mark.parametrize("seed", range(30))
+def test_two_passes_find_the_value_at_each_rank_as_sorting_does(seed: int) -> None:
+    from services.analytics.scoring.bands import RankSelection
+
+    rng = random.Random(seed)
+    spread = rng.choice([3, 1_000, 10**9])
+    values = [rng.randint(-spread, spread) for _ in range(rng.randint(0, 2_000))]
+    values += [739_000 + rng.randint(0, 400) for _ in range(rng.randint(0, 500))]  # day ordinals
+    rng.shuffle(values)
+    ranks = [rng.randint(-2, len(values) + 2) for _ in range(8)]
+    selection = RankSelection()
+    for v in values:
+        selection.count(v)
+    selection.choose(ranks)
+    for v in values:
+        selection.refine(v)
+    ordered = sorted(values, reverse=True)
+    assert [selection.value_at(r) for r in ranks] == [
+        ordered[r] if 0 <= r < len(values) else None for r in ranks
+    ]
+    # Only the buckets the ranks fall in are counted exactly.
+    assert len(selection.exact) <= len(ranks)
+
+
 def test_the_contract_names_the_segments_the_scores_use() -> None:
     from contracts.fields import SEGMENTS
     from services.analytics.scoring.definitions import DEFINED

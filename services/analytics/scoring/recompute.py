@@ -26,7 +26,7 @@ from datetime import datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pymongo import ASCENDING, DESCENDING, DeleteOne, IndexModel, InsertOne, ReplaceOne, UpdateOne
+from pymongo import ASCENDING, DeleteOne, IndexModel, InsertOne, ReplaceOne, UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
 
@@ -35,7 +35,13 @@ from crm_shared.config import Settings
 from services.analytics.catalog import ReadModelCatalog, write_idempotent
 from services.analytics.paging import scan
 from services.analytics.rebuild import peak_rss_mb
-from services.analytics.scoring.bands import quintile_of, quintile_thresholds
+from services.analytics.scoring.bands import (
+    QUINTILE_SHARES,
+    RankSelection,
+    band_ends,
+    quintile_of,
+    quintile_thresholds,
+)
 from services.analytics.scoring.churn import ChurnAssessment, assess, crossing, warned
 from services.analytics.scoring.config import ScoringConfig
 from services.analytics.scoring.definitions import DefinedSegments
@@ -43,7 +49,13 @@ from services.analytics.scoring.features import Features, features_of
 from services.analytics.scoring.lifecycle import lifecycle_stage
 from services.analytics.scoring.rfm import Rfm, fallen, recency_value
 from services.analytics.scoring.risk import risk_score
-from services.analytics.scoring.value import is_potential, matrix_cell, tier_thresholds, value_tier
+from services.analytics.scoring.value import (
+    is_potential,
+    matrix_cell,
+    tier_sizes,
+    tier_thresholds,
+    value_tier,
+)
 from services.analytics.store import CUSTOMER_360, LOOKUP_CHUNK, chunks
 
 log = logging.getLogger("crm.segments")
@@ -61,11 +73,9 @@ SCHEMES = (VALUE_TIER, RFM, LIFECYCLE, VALUE_CHURN, RFM_WATCH)
 WATCH = "watch"
 ALL_OWNERS = "*"  # the owner of a count of the whole book
 
+# The lines are drawn in two passes over the rows (bands.RankSelection), not from sorted indexes:
+# SecantusDB sorts a filtered query in memory, once per line, and every index costs each write.
 SCORE_INDEXES = (
-    IndexModel([("facts.valued", ASCENDING), ("facts.premium_cents", DESCENDING)]),
-    IndexModel([("facts.rfm", ASCENDING), ("facts.recency", DESCENDING)]),
-    IndexModel([("facts.rfm", ASCENDING), ("facts.frequency", DESCENDING)]),
-    IndexModel([("facts.rfm", ASCENDING), ("facts.premium_cents", DESCENDING)]),
     IndexModel("run"),
     # An agent's book: how much of it was contacted lately (performance).
     IndexModel([("owning_agent_id", ASCENDING), ("features.days_since_contact", ASCENDING)]),
@@ -107,6 +117,24 @@ class RecomputeSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# The rankings the lines are drawn from: name -> (the flag a customer is ranked under, the fact).
+RANKED = {
+    "premium": ("valued", "premium_cents"),
+    "recency": ("rfm", "recency"),
+    "frequency": ("rfm", "frequency"),
+    "monetary": ("rfm", "premium_cents"),
+}
+RFM_RANKED = ("recency", "frequency", "monetary")
+
+
+def _rank(
+    ranking: dict[str, RankSelection], facts: dict[str, Any], step: Callable[[RankSelection, int], None]
+) -> None:
+    for name, (flag, fact) in RANKED.items():
+        if facts.get(flag):
+            step(ranking[name], int(facts[fact]))
 
 
 def ensure_indexes(database: Database) -> None:
@@ -158,23 +186,24 @@ class SegmentRecompute:
         total = source.estimated_document_count()
         customers = raised = cleared = 0
         definitions = self.defined.all()
+        ranking = {name: RankSelection() for name in RANKED}
         for page in scan(source, {}, None, self.page_size):
-            scored, up, down = self._facts(page, at, run)
+            scored, up, down = self._facts(page, at, run, ranking)
             self.defined.sync(page, at, definitions)
             customers, raised, cleared = customers + scored, raised + up, cleared + down
             report("facts", customers, total)
         self._forget_the_unscored(run, report)
-        valued = self.scores.count_documents({"facts.valued": True})
-        lines = tier_thresholds(valued, self._ranked("facts.premium_cents", valued=True), self.config.value)
-        rated = self.scores.count_documents({"facts.rfm": True})
-        thresholds = {
-            name: quintile_thresholds(rated, self._ranked(f"facts.{field}", rfm=True))
-            for name, field in (
-                ("recency", "recency"),
-                ("frequency", "frequency"),
-                ("monetary", "premium_cents"),
-            )
-        }
+        valued, rated = ranking["premium"].total, ranking["recency"].total
+        vip, top = tier_sizes(valued, self.config.value)
+        ranking["premium"].choose([vip - 1, top - 1])
+        for name in RFM_RANKED:
+            ranking[name].choose(band_ends(rated, QUINTILE_SHARES))
+        # The second pass: the exact values where the ranks fall (the first was the facts pass).
+        with self.scores.find({}, {"facts": 1}, batch_size=1000) as cursor:
+            for doc in cursor:
+                _rank(ranking, doc["facts"], RankSelection.refine)
+        lines = tier_thresholds(valued, ranking["premium"].value_at, self.config.value)
+        thresholds = {name: quintile_thresholds(rated, ranking[name].value_at) for name in RFM_RANKED}
         changed = done = 0
         for page in scan(self.scores, {}, None, self.page_size):
             changed += self._segments(page, lines, thresholds, at)
@@ -196,7 +225,9 @@ class SegmentRecompute:
 
     # 1. facts ----------------------------------------------------------------------------------
 
-    def _facts(self, docs: list[dict[str, Any]], at: datetime, run: str) -> tuple[int, int, int]:
+    def _facts(
+        self, docs: list[dict[str, Any]], at: datetime, run: str, ranking: dict[str, RankSelection]
+    ) -> tuple[int, int, int]:
         today = at.date()
         scorable = [d for d in docs if d.get("merged_into") is None and d.get("erased_at") is None]
         previous = self._previous([str(d["_id"]) for d in scorable], {"churn": 1})
@@ -243,6 +274,7 @@ class SegmentRecompute:
                 },
                 "lifecycle": lifecycle_stage(features, today, at_risk, self.config.lifecycle),
             }
+            _rank(ranking, fields["facts"], RankSelection.count)
             upsert = UpdateOne({"_id": features.customer_id}, {"$set": fields}, upsert=True)
             # A customer scored for the first time: a plain insert (twice as fast as an upsert on
             # SecantusDB); one another writer created meanwhile falls back to the upsert.
@@ -272,22 +304,6 @@ class SegmentRecompute:
             self.scores.delete_many({"_id": {"$in": ids}})
             gone += len(ids)
             report("forget", gone, gone)
-
-    # 2. lines ----------------------------------------------------------------------------------
-
-    def _ranked(self, field: str, **flag: bool) -> Callable[[int], Any]:
-        """The value of ``field`` at a rank of the flagged customers sorted highest first (an
-        index walk to the rank: no ranking is held)."""
-        query = {f"facts.{name}": value for name, value in flag.items()}
-
-        def value_at(rank: int) -> Any:
-            found = list(self.scores.find(query, {field: 1}).sort(field, DESCENDING).skip(rank).limit(1))
-            value: Any = found[0] if found else None
-            for part in field.split(".") if found else ():
-                value = value[part]
-            return value
-
-        return value_at
 
     # 3. segments -------------------------------------------------------------------------------
 
