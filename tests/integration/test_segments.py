@@ -304,6 +304,26 @@ def test_the_live_check_raises_a_warning_once_and_clears_it_when_the_customer_re
         "analytics.churn_risk_cleared",
     ]
     assert validate_message(events[1]) == {}
+
+    # Moved to another agent: the customer's segment rows and scores follow the 360's owner at once.
+    database[MEMBERS].insert_many(
+        [
+            {
+                "_id": f"{s}|{customer_id}",
+                "scheme": s,
+                "segment": "x",
+                "customer_id": customer_id,
+                "owning_agent_id": "A-0",
+            }
+            for s in (VALUE_TIER, RFM)
+        ]
+    )
+    database[SCORES].insert_one({"_id": customer_id, "owning_agent_id": "A-0"})
+    collection.update_one({"_id": customer_id}, {"$set": {"owning_agent_id": "A-9"}})
+    moved = {"event_type": "customer.owner_changed", "payload": {"customer_id": customer_id}}
+    check(collection, [moved], [None])
+    assert {m["owning_agent_id"] for m in database[MEMBERS].find({"customer_id": customer_id})} == {"A-9"}
+    assert database[SCORES].find_one({"_id": customer_id})["owning_agent_id"] == "A-9"
     watch.close()
 
 

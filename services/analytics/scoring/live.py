@@ -4,13 +4,14 @@ their new documents, and a crossing of the warning line is recorded at once, not
 nightly recompute; and every customer the batch changed is judged again against the segments
 defined after the fact (``definitions``). Rules that depend on time passing (falling premium, no contact for
 long) are the nightly recompute's. A redelivered batch assesses again and records nothing twice:
-the churn watch records a crossing once."""
+the churn watch records a crossing once. A customer the batch moved to another agent has their
+segment rows follow at once, so the new owner's lists hold them before the next recompute."""
 
 from __future__ import annotations
 
 import time
 
-from pymongo import UpdateOne
+from pymongo import UpdateMany, UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
 
@@ -22,7 +23,7 @@ from services.analytics.scoring.churn import assess, crossing, warned
 from services.analytics.scoring.config import ScoringConfig
 from services.analytics.scoring.definitions import DefinedSegments, Definition
 from services.analytics.scoring.features import features_of
-from services.analytics.scoring.recompute import SCORES
+from services.analytics.scoring.recompute import MEMBERS, SCORES
 from services.analytics.watch.application import ChurnWatchApplication
 
 DEFINITIONS_TTL = 5.0
@@ -54,6 +55,7 @@ class LiveScores:
         self, database: Database, config: ScoringConfig, watch: ChurnWatchApplication, clock: Clock = utc_now
     ) -> None:
         self.scores = database[SCORES]
+        self.members = database[MEMBERS]
         self.status = database[LIVE_STATUS]
         self.rules = config.churn
         self.watch = watch
@@ -74,7 +76,8 @@ class LiveScores:
         signalled = {c for m in applied if m["event_type"] in CHURN_SIGNALS and (c := customer_of(m))}
         definitions = self.definitions()
         changed = {c for m in applied if (c := customer_of(m))} if definitions else set()
-        touched = sorted(signalled | changed)
+        moved = {c for m in applied if m["event_type"] == "customer.owner_changed" and (c := customer_of(m))}
+        touched = sorted(signalled | changed | moved)
         if not touched:
             return
         began = time.perf_counter()
@@ -83,6 +86,7 @@ class LiveScores:
         updates: list[UpdateOne] = []
         if definitions:
             self.defined.sync(docs, now, definitions)
+        self._follow_owners([d for d in docs if d["_id"] in moved])
         for doc in docs:
             if doc["_id"] not in signalled or doc.get("merged_into") or doc.get("erased_at"):
                 continue
@@ -114,6 +118,15 @@ class LiveScores:
             {"$inc": {"assessed": len(updates), "seconds": time.perf_counter() - began}},
             upsert=True,
         )
+
+    def _follow_owners(self, docs: list[dict]) -> None:
+        """Segment rows and scores take the owner the 360 holds now (the document, not the event:
+        an older move delivered late must not undo a newer one)."""
+        if not docs:
+            return
+        owners = [(d["_id"], {"$set": {"owning_agent_id": d.get("owning_agent_id")}}) for d in docs]
+        self.members.bulk_write([UpdateMany({"customer_id": c}, owner) for c, owner in owners], ordered=False)
+        self.scores.bulk_write([UpdateOne({"_id": c}, owner) for c, owner in owners], ordered=False)
 
 
 def live_assessments(database: Database) -> tuple[int, float]:
