@@ -29,7 +29,7 @@ from pymongo.database import Database
 
 from services.analytics.changes import Document
 from services.analytics.scoring.config import ScoringConfigError
-from services.analytics.scoring.features import Features, features_of
+from services.analytics.scoring.features import Features, features_of, moment_of
 from services.analytics.store import LOOKUP_CHUNK, chunks
 
 DEFINITIONS = "segment_definitions"
@@ -44,10 +44,6 @@ OPS: dict[str, Callable[[Any, Any], bool]] = {
     "!=": lambda a, b: a != b,
 }
 FEATURES = {f.name for f in fields(Features)} - {"customer_id", "registered_at", "last_contact_at"}
-
-
-def _moment(text: str) -> datetime:
-    return datetime.fromisoformat(text if "T" in text else f"{text}T00:00:00+00:00")
 
 
 # The event history a condition may count, as the 360 document keeps it: (list, time field, test).
@@ -151,7 +147,7 @@ def _holds(condition: dict[str, Any], doc: Document, features: Features, at: dat
         count = sum(
             1
             for item in doc.get(array, [])
-            if test(item) and item.get(when) and since <= _moment(item[when]) <= at
+            if test(item) and item.get(when) and since <= moment_of(item[when]) <= at
         )
         return count >= condition["at_least"]
     if "holds_product" in condition:

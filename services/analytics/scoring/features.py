@@ -26,8 +26,9 @@ def _day(text: str | None) -> date | None:
     return date.fromisoformat(text[:10]) if len(text) <= 10 else datetime.fromisoformat(text).date()
 
 
-def _moment(text: str) -> datetime:
-    return datetime.fromisoformat(text).astimezone(UTC)
+def moment_of(text: str) -> datetime:
+    """A stored time in UTC; a bare day is its midnight in UTC."""
+    return datetime.fromisoformat(text if "T" in text else f"{text}T00:00:00+00:00").astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class Features:
 
 
 def _registered(text: str | None) -> datetime | None:
-    return _moment(text) if text else None
+    return moment_of(text) if text else None
 
 
 def _status_spans(doc: Document) -> dict[str, list[tuple[date, str]]]:
@@ -166,22 +167,23 @@ def features_of(doc: Document, at: datetime) -> Features:
     complaints = [t for t in doc.get("tickets", []) if t["kind"] == "complaint"]
 
     def opened_since(since: date) -> int:
-        return sum(1 for t in complaints if since <= _moment(t["opened_at"]).date() <= today)
+        return sum(1 for t in complaints if since <= moment_of(t["opened_at"]).date() <= today)
 
     scores = [
-        (_moment(s["at"]), float(s["score"]))
+        (moment_of(s["at"]), float(s["score"]))
         for s in doc.get("satisfaction_history", [])
-        if s.get("score") is not None and _moment(s["at"]) <= at
+        if s.get("score") is not None and moment_of(s["at"]) <= at
     ]
     scores.sort()
     recent_scores = [score for moment, score in scores if moment.date() >= year_ago]
     contacts = [
-        _moment(a["completed_at"])
+        moment_of(a["completed_at"])
         for a in doc.get("activities", [])
         if a["state"] == "done" and a.get("completed_at")
     ]
-    contacts += [_moment(t["opened_at"]) for t in doc.get("tickets", [])]
-    contacts += [_moment(s["at"]) for s in doc.get("satisfaction_history", []) if s["source"] == "call_back"]
+    contacts += [moment_of(t["opened_at"]) for t in doc.get("tickets", [])]
+    calls = [s for s in doc.get("satisfaction_history", []) if s["source"] == "call_back"]
+    contacts += [moment_of(s["at"]) for s in calls]
     contacts = [c for c in contacts if c <= at]
     last_contact = max(contacts, default=None)
     first_policy = min((d for p in policies if (d := _day(p["start_date"])) is not None), default=None)
@@ -191,7 +193,7 @@ def features_of(doc: Document, at: datetime) -> Features:
         customer_id=str(doc["customer_id"]),
         owning_agent_id=doc.get("owning_agent_id"),
         erased=doc.get("erased_at") is not None,
-        registered_at=_moment(registered) if registered else None,
+        registered_at=moment_of(registered) if registered else None,
         policies_ever=len(policies),
         policies_in_force=len(in_force),
         first_policy_on=first_policy,
@@ -223,7 +225,7 @@ def features_of(doc: Document, at: datetime) -> Features:
         breaches_12m=sum(
             1
             for t in doc.get("tickets", [])
-            if t.get("breached_at") and _moment(t["breached_at"]).date() >= year_ago
+            if t.get("breached_at") and moment_of(t["breached_at"]).date() >= year_ago
         ),
         last_satisfaction=scores[-1][1] if scores else None,
         satisfaction_12m=round(sum(recent_scores) / len(recent_scores), 2) if recent_scores else None,
