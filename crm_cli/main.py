@@ -311,21 +311,16 @@ def rebuild_command(args: argparse.Namespace) -> None:
 
 
 def verify_command(args: argparse.Namespace) -> int:
-    from crm_cli.progress import ProgressBar
+    from crm_cli.progress import PhasedProgress
     from crm_shared.config import Settings
     from crm_shared.relay import APPLICATIONS, load_application
     from services.analytics.catalog import mongo_client
     from services.analytics.verify import Phase, Verifier
 
-    bars: dict[str, ProgressBar] = {}
+    bars = PhasedProgress()
 
     def progress(phase: Phase, n: int) -> None:
-        if phase.label not in bars:  # a new phase: the previous one is over
-            for bar in bars.values():
-                bar.finish()
-            bars.clear()
-            bars[phase.label] = ProgressBar(phase.total, phase.label, phase.unit)
-        bars[phase.label].advance(n)
+        bars.at(phase.label, phase.total, phase.label, phase.unit).advance(n)
 
     # --data-dir wins over CRM_DATA_DIR (its default).
     settings = Settings.from_env({**os.environ, "CRM_DATA_DIR": args.data_dir}, require_secret=False)
@@ -342,8 +337,7 @@ def verify_command(args: argparse.Namespace) -> int:
         summary = verifier.verify_customer_360(repair=args.repair)
     except RuntimeError as e:
         raise SystemExit(str(e)) from None
-    for bar in bars.values():
-        bar.finish()
+    bars.finish()
     if args.json:
         print(json.dumps(summary.as_dict()))
     else:

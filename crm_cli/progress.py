@@ -55,3 +55,23 @@ class ProgressBar:
         if self.interactive:
             self.stream.write("\n")
         self.stream.flush()
+
+
+class PhasedProgress:
+    """One bar per phase of a long job, the previous phase's bar finished when the next begins."""
+
+    def __init__(self) -> None:
+        self.bar: ProgressBar | None = None
+        self.phase: str | None = None
+
+    def at(self, phase: str, total: int, label: str, unit: str) -> ProgressBar:
+        """The bar of ``phase`` (a new one, the last one finished, when the phase changes)."""
+        if phase != self.phase or self.bar is None:
+            self.finish()
+            self.phase, self.bar = phase, ProgressBar(total, label, unit)
+        return self.bar
+
+    def finish(self) -> None:
+        if self.bar is not None:
+            self.bar.finish()
+            self.bar = None

@@ -193,7 +193,7 @@ def run(args: argparse.Namespace, client: CrmClient) -> int:
 
 
 def recompute_command(args: argparse.Namespace) -> None:
-    from crm_cli.progress import ProgressBar
+    from crm_cli.progress import PhasedProgress
     from crm_shared.config import Settings
     from services.analytics.catalog import mongo_client
     from services.analytics.scoring.config import ScoringConfig, ScoringConfigError
@@ -209,15 +209,10 @@ def recompute_command(args: argparse.Namespace) -> None:
         ) from None
     settings = Settings.from_env(require_secret=False)
     database = mongo_client(args.mongo_uri)[settings.mongo_database]
-    bars: dict[str, ProgressBar] = {}
+    bars = PhasedProgress()
 
     def progress(phase: str, done: int, total: int) -> None:
-        if phase not in bars:
-            for bar in bars.values():
-                bar.finish()
-            bars.clear()
-            bars[phase] = ProgressBar(total, f"recompute: {phase}", "customers")
-        bar = bars[phase]
+        bar = bars.at(phase, total, f"recompute: {phase}", "customers")
         bar.advance(done - bar.done)
 
     clock = settings.clock()
@@ -242,8 +237,7 @@ def recompute_command(args: argparse.Namespace) -> None:
         lease.done(clock(), began)
     finally:
         watch.close()
-    for bar in bars.values():
-        bar.finish()
+    bars.finish()
     if args.json:
         print(json.dumps(summary.as_dict()))
         return
