@@ -26,7 +26,7 @@ from datetime import datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pymongo import ASCENDING, DeleteOne, IndexModel, InsertOne, ReplaceOne, UpdateOne
+from pymongo import ASCENDING, DeleteOne, IndexModel, InsertOne, ReplaceOne, UpdateOne, WriteConcern
 from pymongo.collection import Collection
 from pymongo.database import Database
 
@@ -171,9 +171,13 @@ class SegmentRecompute:
         self.on_crossing = on_crossing
         # The business's zone: the month a count belongs to.
         self.zone = zone or ZoneInfo(Settings.timezone)
-        self.scores: Collection = database[SCORES]
-        self.members: Collection = database[MEMBERS]
-        self.counts: Collection = database[COUNTS]
+        # Derived tables, written again by every run: acknowledged before the journal (twice the
+        # rate). The lease's done mark, journaled, comes after them, so a run counts as done only
+        # once its writes are in the journal; a crash before that leaves the run due again.
+        unjournaled = WriteConcern(j=False)
+        self.scores: Collection = database.get_collection(SCORES, write_concern=unjournaled)
+        self.members: Collection = database.get_collection(MEMBERS, write_concern=unjournaled)
+        self.counts: Collection = database.get_collection(COUNTS, write_concern=unjournaled)
         self.defined = DefinedSegments(database)
 
     def run(self, progress: Progress | None = None) -> RecomputeSummary:
