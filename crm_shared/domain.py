@@ -116,7 +116,8 @@ class CrmAggregate(Aggregate):
 
         @staticmethod
         def create_timestamp() -> datetime:
-            return _event_clock[0]()
+            # In UTC whatever offset the clock gives: stored times compare as text.
+            return _event_clock[0]().astimezone(UTC)
 
         @property
         def aggregate_type(self) -> str:

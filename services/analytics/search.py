@@ -214,8 +214,10 @@ def index_walks(
         return [{"id_last4": str(criteria["national_id_last4"]).upper(), "name_sort": names}]
     agent = criteria.get("owning_agent_id")
     if owners is not None:
-        # A manager's teams: one walk per owner, merged by name.
-        return [{"owning_agent_id": o, "name_sort": names} for o in owners if agent in (None, o)]
+        # A manager's teams: one walk per owner (each once), merged by name.
+        return [
+            {"owning_agent_id": o, "name_sort": names} for o in dict.fromkeys(owners) if agent in (None, o)
+        ]
     if agent is not None:
         return [{"owning_agent_id": agent, "name_sort": names}]
     return [{"name_sort": names}]
@@ -257,8 +259,11 @@ def find_page(
     after = name_sort(*decode_cursor(cursor, 2)) if cursor else None
     walks = [_walk(collection, w, limit + 1) for w in index_walks(criteria, owners, after)]
     found: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for doc in heapq.merge(*walks, key=lambda d: d["name_sort"]):
-        if matches(doc, criteria, owners):
+        # A customer moved between two owners' reads may come from both.
+        if doc["_id"] not in seen and matches(doc, criteria, owners):
+            seen.add(doc["_id"])
             found.append(doc)
             if len(found) > limit:
                 break

@@ -17,7 +17,6 @@ from eventsourcing.persistence import IntegrityError
 from crm_shared.config import Settings
 from crm_shared.domain import CommandMeta
 from crm_shared.errors import ConcurrencyConflict
-from crm_shared.eventstore import event_store_env
 from crm_shared.projector import ProjectorRunner
 from services.customer.application import CustomerApplication
 from services.customer.handover import HANDOVER
@@ -81,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     ).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = Settings.from_env()
-    app = CustomerApplication(env=event_store_env(CustomerApplication.CONTEXT, settings))
+    app = CustomerApplication.from_settings(settings)
     process = HandoverProcess(app, settings.amqp_uri)
     signal.signal(signal.SIGTERM, lambda *_: process.stop())
     signal.signal(signal.SIGINT, lambda *_: process.stop())

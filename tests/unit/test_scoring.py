@@ -147,6 +147,18 @@ def test_contact_complaints_and_satisfaction_are_counted_up_to_the_moment() -> N
     )
 
 
+def test_of_two_answers_at_one_moment_the_later_given_is_the_last() -> None:
+    # A clock standing still (a test's) dates both alike: the history's order decides.
+    doc = customer(
+        policy("P-1", "1000.00", 400),
+        satisfaction_history=[
+            {"at": at(3), "score": 5, "source": "survey"},
+            {"at": at(3), "score": 1, "source": "closing"},
+        ],
+    )
+    assert features_of(doc, NOW).last_satisfaction == 1
+
+
 # Value tiers -------------------------------------------------------------------------------------
 
 

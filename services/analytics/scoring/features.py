@@ -174,7 +174,8 @@ def features_of(doc: Document, at: datetime) -> Features:
         for s in doc.get("satisfaction_history", [])
         if s.get("score") is not None and moment_of(s["at"]) <= at
     ]
-    scores.sort()
+    # By time only: answers of one moment keep the history's order, so the last given is the last.
+    scores.sort(key=lambda pair: pair[0])
     recent_scores = [score for moment, score in scores if moment.date() >= year_ago]
     contacts = [
         moment_of(a["completed_at"])

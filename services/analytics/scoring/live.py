@@ -27,7 +27,8 @@ from services.analytics.scoring.recompute import MEMBERS, SCORES
 from services.analytics.watch.application import ChurnWatchApplication
 
 DEFINITIONS_TTL = 5.0
-# How much live assessing costs: the customers assessed and the seconds spent, since ever.
+# How much live assessing costs: the customers assessed and the seconds spent (reading, judging
+# defined segments, following owners, assessing, writing), since ever.
 LIVE_STATUS = "live_scoring_status"
 # The events that change what the churn rules look at.
 CHURN_SIGNALS = frozenset(
@@ -113,11 +114,11 @@ class LiveScores:
             )
         if updates:
             self.scores.bulk_write(updates, ordered=False)
-        self.status.update_one(
-            {"_id": "churn"},
-            {"$inc": {"assessed": len(updates), "seconds": time.perf_counter() - began}},
-            upsert=True,
-        )
+            self.status.update_one(
+                {"_id": "churn"},
+                {"$inc": {"assessed": len(updates), "seconds": time.perf_counter() - began}},
+                upsert=True,
+            )
 
     def _follow_owners(self, docs: list[dict]) -> None:
         """Segment rows and scores take the owner the 360 holds now (the document, not the event:

@@ -174,7 +174,7 @@ class SegmentRecompute:
         # Derived tables, written again by every run: acknowledged before the journal (twice the
         # rate). The lease's done mark, journaled, comes after them, so a run counts as done only
         # once its writes are in the journal; a crash before that leaves the run due again.
-        unjournaled = WriteConcern(j=False)
+        unjournaled = WriteConcern(**{**database.write_concern.document, "j": False})
         self.scores: Collection = database.get_collection(SCORES, write_concern=unjournaled)
         self.members: Collection = database.get_collection(MEMBERS, write_concern=unjournaled)
         self.counts: Collection = database.get_collection(COUNTS, write_concern=unjournaled)
@@ -203,9 +203,14 @@ class SegmentRecompute:
         for name in RFM_RANKED:
             ranking[name].choose(band_ends(rated, QUINTILE_SHARES))
         # The second pass: the exact values where the ranks fall (the first was the facts pass).
+        refined = 0
         with self.scores.find({}, {"facts": 1}, batch_size=1000) as cursor:
             for doc in cursor:
                 _rank(ranking, doc["facts"], RankSelection.refine)
+                refined += 1
+                if refined % self.page_size == 0:
+                    report("lines", refined, customers)
+        report("lines", refined, customers)
         lines = tier_thresholds(valued, ranking["premium"].value_at, self.config.value)
         thresholds = {name: quintile_thresholds(rated, ranking[name].value_at) for name in RFM_RANKED}
         changed = done = 0
@@ -302,6 +307,7 @@ class SegmentRecompute:
         """Customers the pass did not score (merged, erased, gone) leave the tables. (One recompute
         at a time: the lease; a second one would take the first one's rows for stale.)"""
         gone = 0
+        report("forget", gone, gone)
         for page in scan(self.scores, {"run": {"$ne": run}}, {"_id": 1}, self.page_size):
             ids = [d["_id"] for d in page]
             self.members.delete_many({"customer_id": {"$in": ids}})
