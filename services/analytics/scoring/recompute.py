@@ -374,22 +374,16 @@ class SegmentRecompute:
                 # run that stopped between its writes collides and is replaced).
                 member_writes.append(InsertOne(row) if before.get(scheme) is None else replace)
                 replaces.append([replace])
-            score_writes.append(
-                UpdateOne(
-                    {"_id": customer_id},
-                    {
-                        "$set": {
-                            "segments": segments,
-                            "segments_since": since,
-                            "segments_agent": doc["owning_agent_id"],
-                            "rfm": None if rfm is None else asdict(rfm) | {"code": rfm.code},
-                            "watch": {"from": watch_from, "reasons": watch_reasons}
-                            if watch_reasons
-                            else None,
-                        }
-                    },
-                )
-            )
+            placed = {
+                "segments": segments,
+                "segments_since": since,
+                "segments_agent": doc["owning_agent_id"],
+                "rfm": None if rfm is None else asdict(rfm) | {"code": rfm.code},
+                "watch": {"from": watch_from, "reasons": watch_reasons} if watch_reasons else None,
+            }
+            # A customer whose segments did not move (most, night after night) costs no write.
+            if any(doc.get(name) != value for name, value in placed.items()):
+                score_writes.append(UpdateOne({"_id": customer_id}, {"$set": placed}))
         write_idempotent(self.members, member_writes, ordered=False, instead=lambda i: replaces[i])
         if score_writes:
             self.scores.bulk_write(score_writes, ordered=False)
