@@ -383,36 +383,29 @@ def segment_recompute(system: System) -> dict[str, Any]:
 
 
 def report_recompute(system: System, report: Report, customers: int) -> None:
-    """The segment recompute over the book a rebuild left: customers scored per second beside one
-    raw pass over the 360 collection of the same run, and its peak memory."""
+    """The segment recompute over the book a rebuild left, twice: the first run (every row new) and
+    the night after (nothing changed, so only the facts are written again); customers scored per
+    second beside one raw pass over the 360 collection of the same run, and the peak memory."""
     ceiling = raw_scan_rate(system.mongo_uri)
-    summary = segment_recompute(system)
-    report.add(
-        f"segment recompute at {customers:,} customers",
-        summary["customers_per_second"],
-        ceiling,
-        "customers/s",
-        "one raw cursor over the 360, docs/s",
-        seconds=summary["seconds"],
-        customers=summary["customers"],
-        note="passes over the book: facts (and the lines' bucket counts), the lines exactly, "
-        "segment rows, counts; a first run, so every scheme's rows are written; the ratio is how "
-        "many raw passes one recompute costs; peak RSS is the recompute's process",
+    runs = (
+        ("segment recompute", "a first run, so every scheme's rows are written"),
+        ("recompute again", "the nightly case: the same book again, few segments move"),
     )
-    report.add(f"recompute seconds at {customers:,} customers", summary["seconds"], None, "s", "-")
-    report.add(f"recompute peak RSS at {customers:,} customers", summary["peak_rss_mb"], None, "MB", "-")
-    # The night after: nothing changed in the book, so only the facts are written again.
-    again = segment_recompute(system)
-    report.add(
-        f"recompute again at {customers:,} customers",
-        again["customers_per_second"],
-        ceiling,
-        "customers/s",
-        "one raw cursor over the 360, docs/s",
-        seconds=again["seconds"],
-        memberships_changed=again["memberships_changed"],
-        note="a second run over the same book: the nightly case, where few segments move",
-    )
+    for name, what in runs:
+        summary = segment_recompute(system)
+        report.add(
+            f"{name} at {customers:,} customers",
+            summary["customers_per_second"],
+            ceiling,
+            "customers/s",
+            "one raw cursor over the 360, docs/s",
+            seconds=summary["seconds"],
+            memberships_changed=summary["memberships_changed"],
+            note=f"passes over the book: facts (and the lines' bucket counts), the lines exactly, "
+            f"segment rows, counts; {what}; the ratio is how many raw passes one run costs",
+        )
+        report.add(f"{name} seconds, {customers:,}", summary["seconds"], None, "s", "-")
+        report.add(f"{name} peak RSS, {customers:,}", summary["peak_rss_mb"], None, "MB", "-")
 
 
 def percentile(values: list[float], p: float) -> float:
