@@ -89,3 +89,10 @@ class RankSelection:
             if within < 0:
                 return value
         raise AssertionError("the second pass saw fewer values than the first")
+
+    def chosen(self, rank: int) -> int:
+        """The value at a chosen rank within the values (never past their end)."""
+        value = self.value_at(rank)
+        if value is None:
+            raise KeyError(f"rank {rank} is past the {self.total} values")
+        return value

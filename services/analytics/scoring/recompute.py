@@ -211,7 +211,7 @@ class SegmentRecompute:
                 if refined % self.page_size == 0:
                     report("lines", refined, customers)
         report("lines", refined, customers)
-        lines = tier_thresholds(valued, ranking["premium"].value_at, self.config.value)
+        lines = tier_thresholds(valued, ranking["premium"].chosen, self.config.value)
         thresholds = {name: quintile_thresholds(rated, ranking[name].value_at) for name in RFM_RANKED}
         changed = done = 0
         for page in scan(self.scores, {}, None, self.page_size):
@@ -262,17 +262,18 @@ class SegmentRecompute:
                     self.on_crossing(features, churn, turned, at)
             risk = risk_score(features, self.config.risk)
             potential = is_potential(features, today, self.config.value)
+            facts = {
+                "premium_cents": int(features.premium_12m * 100),
+                "valued": not potential,
+                "rfm": not features.is_prospect,
+                "recency": recency_value(features),
+                "frequency": features.transactions_12m,
+            }
             fields = {
                 "owning_agent_id": features.owning_agent_id,
                 "run": run,
                 "at": at.isoformat(),
-                "facts": {
-                    "premium_cents": int(features.premium_12m * 100),
-                    "valued": not potential,
-                    "rfm": not features.is_prospect,
-                    "recency": recency_value(features),
-                    "frequency": features.transactions_12m,
-                },
+                "facts": facts,
                 "features": _shown(features),
                 "risk": {"score": risk.score, "reasons": list(risk.reasons)},
                 "churn": {
@@ -283,7 +284,7 @@ class SegmentRecompute:
                 },
                 "lifecycle": lifecycle_stage(features, today, at_risk, self.config.lifecycle),
             }
-            _rank(ranking, fields["facts"], RankSelection.count)
+            _rank(ranking, facts, RankSelection.count)
             upsert = UpdateOne({"_id": features.customer_id}, {"$set": fields}, upsert=True)
             # A customer scored for the first time: a plain insert (twice as fast as an upsert on
             # SecantusDB); one another writer created meanwhile falls back to the upsert.
@@ -357,8 +358,9 @@ class SegmentRecompute:
                     since[scheme] = at.isoformat()
                 key = member_id(scheme, customer_id)
                 if segment is None:
-                    member_writes.append(DeleteOne({"_id": key}))
-                    replaces.append([member_writes[-1]])
+                    delete = DeleteOne({"_id": key})
+                    member_writes.append(delete)
+                    replaces.append([delete])
                     since.pop(scheme, None)
                     continue
                 row = {
