@@ -11,7 +11,7 @@ help:
 	@echo "make run     start the whole CRM on this machine (Ctrl-C stops it)"
 	@echo "make test    run every test: unit, integration and end-to-end"
 	@echo "make bench   benchmarks with same-run ceilings (bench-quick: small sizes)"
-	@echo "make bench-scale   the read models at 1,000,000 customers (over an hour)"
+	@echo "make bench-scale   the read models at 1,000,000 customers (two and a half hours)"
 	@echo "make profile flame graphs of a service under the command load (PROFILE_ARGS='--process projector')"
 	@echo "make lint    ruff (lint and format) and mypy"
 	@echo "make clean   remove the virtual environment and local data (.run/)"
