@@ -16,7 +16,7 @@ from __future__ import annotations
 import heapq
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pymongo import ASCENDING, IndexModel, InsertOne, UpdateOne
@@ -223,20 +223,30 @@ def index_walks(
     return [{"name_sort": names}]
 
 
-def matches(doc: dict[str, Any], criteria: dict[str, Any], owners: list[str] | None) -> bool:
-    """Every criterion holds for ``doc``; merged duplicates are their survivors' and never match."""
+def matching(criteria: dict[str, Any], owners: list[str] | None) -> Callable[[dict[str, Any]], bool]:
+    """The test every criterion makes of a document, the criteria normalised once; merged
+    duplicates are their survivors' and never match."""
     prefix = normalised_name(criteria.get("name"))
-    return (
-        doc.get("merged_into") is None
-        and (not prefix or doc.get("name_key", "").startswith(prefix))
-        and (not criteria.get("mobile_phone") or doc.get("mobile") == phone_digits(criteria["mobile_phone"]))
-        and (
-            not criteria.get("national_id_last4")
-            or doc.get("id_last4") == str(criteria["national_id_last4"]).upper()
+    mobile = phone_digits(criteria["mobile_phone"]) if criteria.get("mobile_phone") else None
+    last4 = str(criteria["national_id_last4"]).upper() if criteria.get("national_id_last4") else None
+    agent = criteria.get("owning_agent_id")
+    allowed = None if owners is None else set(owners)
+
+    def test(doc: dict[str, Any]) -> bool:
+        return (
+            doc.get("merged_into") is None
+            and (not prefix or doc.get("name_key", "").startswith(prefix))
+            and (mobile is None or doc.get("mobile") == mobile)
+            and (last4 is None or doc.get("id_last4") == last4)
+            and (not agent or doc.get("owning_agent_id") == agent)
+            and (allowed is None or doc.get("owning_agent_id") in allowed)
         )
-        and (not criteria.get("owning_agent_id") or doc.get("owning_agent_id") == criteria["owning_agent_id"])
-        and (owners is None or doc.get("owning_agent_id") in owners)
-    )
+
+    return test
+
+
+def matches(doc: dict[str, Any], criteria: dict[str, Any], owners: list[str] | None) -> bool:
+    return matching(criteria, owners)(doc)
 
 
 def _walk(collection: Collection, walk: dict[str, Any], batch: int) -> Iterator[dict[str, Any]]:
@@ -258,11 +268,12 @@ def find_page(
     """A page of matches ordered by name, then id, and the cursor of the next page."""
     after = name_sort(*decode_cursor(cursor, 2)) if cursor else None
     walks = [_walk(collection, w, limit + 1) for w in index_walks(criteria, owners, after)]
+    wanted = matching(criteria, owners)
     found: list[dict[str, Any]] = []
     seen: set[str] = set()
     for doc in heapq.merge(*walks, key=lambda d: d["name_sort"]):
         # A customer moved between two owners' reads may come from both.
-        if doc["_id"] not in seen and matches(doc, criteria, owners):
+        if doc["_id"] not in seen and wanted(doc):
             seen.add(doc["_id"])
             found.append(doc)
             if len(found) > limit:
