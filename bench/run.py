@@ -364,22 +364,26 @@ def raw_scan_rate(mongo_uri: str, collection: str = CUSTOMER_360) -> float:
     return count / (time.monotonic() - began)
 
 
-def segment_recompute(system: System) -> dict[str, Any]:
-    """``crm segments recompute --json`` over the read models as they stand: its summary (once the
-    lease a stopped ``crm-segments`` may still hold has run out)."""
+def crm_json(system: System, *args: str, lease_wait: float = 0.0) -> dict[str, Any]:
+    """``crm ARGS --json`` over the system's stores and read models: its last line's summary. A
+    command refused because another process holds its lease (a stopped ``crm-segments``'s runs out
+    within minutes) is tried again for up to ``lease_wait`` seconds."""
     env = {**system.env, "CRM_DATA_DIR": str(system.run_dir / "data")}
-    argv = ["segments", "recompute", "--json", "--mongo-uri", system.mongo_uri]
-    deadline = time.monotonic() + 600
+    argv = [sys.executable, "-m", "crm_cli.main", *args, "--json", "--mongo-uri", system.mongo_uri]
+    deadline = time.monotonic() + lease_wait
     while True:
-        result = subprocess.run(
-            [sys.executable, "-m", "crm_cli.main", *argv], env=env, cwd=REPO, capture_output=True, text=True
-        )
+        result = subprocess.run(argv, env=env, cwd=REPO, capture_output=True, text=True)
         if not (result.returncode and "running already" in result.stderr and time.monotonic() < deadline):
             break
         time.sleep(5)
     if result.returncode:
-        raise SystemExit(f"crm segments recompute failed ({result.returncode}):\n{result.stderr[-3000:]}")
+        raise SystemExit(f"crm {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def segment_recompute(system: System) -> dict[str, Any]:
+    """``crm segments recompute`` over the read models as they stand."""
+    return crm_json(system, "segments", "recompute", lease_wait=600)
 
 
 def report_recompute(system: System, report: Report, customers: int) -> None:
@@ -742,26 +746,7 @@ def raw_same_shape_updates(mongo_uri: str, customers: int, batch: int = 1000) ->
 
 
 def rebuild(system: System, model: str = "customer_360") -> dict[str, Any]:
-    env = {**system.env, "CRM_DATA_DIR": str(system.run_dir / "data")}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "crm_cli.main",
-            "rebuild",
-            model,
-            "--json",
-            "--mongo-uri",
-            system.mongo_uri,
-        ],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode:
-        raise SystemExit(f"crm rebuild {model} failed ({result.returncode}):\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return crm_json(system, "rebuild", model)
 
 
 # The write services, whose histories a rebuild reads over RPC.

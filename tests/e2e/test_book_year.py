@@ -133,9 +133,10 @@ def settle(system: System) -> None:
         wait_until(still, timeout=180, interval=0.5, what="the projections to settle")
 
 
-def crm(system: System, *args: str) -> dict[str, Any]:
+def run_crm(system: System, *args: str) -> subprocess.CompletedProcess[str]:
+    """``crm ARGS --json`` over the year's stores and read models."""
     env = {**system.env, "CRM_DATA_DIR": str(system.run_dir / "data")}
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "crm_cli.main", *args, "--json", "--mongo-uri", system.mongo_uri],
         env=env,
         cwd=REPO,
@@ -143,23 +144,25 @@ def crm(system: System, *args: str) -> dict[str, Any]:
         text=True,
         timeout=600,
     )
+
+
+def summary_of(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def crm(system: System, *args: str) -> dict[str, Any]:
+    return summary_of(run_crm(system, *args))
 
 
 def recompute(system: System) -> dict[str, Any]:
     """``crm segments recompute``, once the nightly one the clock's jump started is done."""
 
     def done() -> dict[str, Any] | None:
-        env = {**system.env, "CRM_DATA_DIR": str(system.run_dir / "data")}
-        argv = ["segments", "recompute", "--json", "--mongo-uri", system.mongo_uri]
-        result = subprocess.run(
-            [sys.executable, "-m", "crm_cli.main", *argv], env=env, cwd=REPO, capture_output=True, text=True
-        )
+        result = run_crm(system, "segments", "recompute")
         if result.returncode and "running already" in result.stderr:
             return None
-        assert result.returncode == 0, result.stderr[-3000:]
-        return json.loads(result.stdout.strip().splitlines()[-1])
+        return summary_of(result)
 
     return wait_until(done, timeout=300, interval=1.0, what="the recompute's lease")
 
