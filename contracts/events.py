@@ -594,6 +594,112 @@ class ActivityReassignedV1(_ActivityEvent):
     owner_version = fields.Integer(required=True, strict=True)
 
 
+class CampaignTargetV1(Schema):
+    scheme = fields.String(required=True)
+    segment = fields.String(required=True)
+    agent_ids = fields.List(fields.String(), required=True)
+    team_ids = fields.List(fields.String(), required=True)
+    regions = fields.List(fields.String(), required=True)
+    holding = fields.List(fields.String(), required=True)
+    not_holding = fields.List(fields.String(), required=True)
+
+
+class CampaignCreatedV1(Schema):
+    campaign_id = fields.UUID(required=True)
+    name = fields.String(required=True)
+    purpose = fields.String(required=True, validate=validate.OneOf(f.CAMPAIGN_PURPOSES))
+    products = fields.List(fields.String(validate=validate.OneOf(f.PRODUCTS)), required=True)
+    offer = fields.String(required=True)
+    target = fields.Nested(CampaignTargetV1, required=True)
+    channels = fields.List(fields.String(validate=validate.OneOf(f.CAMPAIGN_CHANNELS)), required=True)
+    start_date = fields.Date(required=True)
+    end_date = fields.Date(required=True)
+    budget = fields.Decimal(required=True, as_string=True)
+    control_share = fields.Decimal(required=True, as_string=True)
+    daily_calls_per_agent = fields.Integer(required=True, strict=True)
+    expected_annual_premium = fields.Decimal(required=True, allow_none=True, as_string=True)
+
+
+class CampaignLaunchedV1(Schema):
+    """The target is being frozen from now: page by page, ``campaign_launch_progressed``."""
+
+    campaign_id = fields.UUID(required=True)
+    # The owners whose customers the target is narrowed to (null: every owner), as the sales force
+    # had them at the launch.
+    owners = fields.List(fields.String(), required=True, allow_none=True)
+    # The days the agents' calls are spread over.
+    work_from = fields.Date(required=True)
+    work_until = fields.Date(required=True)
+
+
+class CampaignLaunchProgressedV1(Schema):
+    campaign_id = fields.UUID(required=True)
+    contacted = fields.Integer(required=True, strict=True)
+    control = fields.Integer(required=True, strict=True)
+    # Why target customers were left out: outside the narrowing, no consent, do-not-call, erased...
+    excluded = fields.Dict(keys=fields.String(), values=fields.Integer(strict=True), required=True)
+
+
+class CampaignLaunchCompletedV1(Schema):
+    campaign_id = fields.UUID(required=True)
+    contacted = fields.Integer(required=True, strict=True)
+    control = fields.Integer(required=True, strict=True)
+    excluded = fields.Dict(keys=fields.String(), values=fields.Integer(strict=True), required=True)
+
+
+class CampaignPausedV1(Schema):
+    campaign_id = fields.UUID(required=True)
+    reason = fields.String(required=True)
+
+
+class CampaignResumedV1(Schema):
+    campaign_id = fields.UUID(required=True)
+
+
+class CampaignClosedV1(Schema):
+    campaign_id = fields.UUID(required=True)
+    reason = fields.String(required=True)
+    closed_on = fields.Date(required=True)
+
+
+class CampaignMemberSelectedV1(Schema):
+    """A customer of the frozen target: contacted on ``channels``, or held back in the control
+    group (never contacted; there to measure the effect against)."""
+
+    campaign_id = fields.UUID(required=True)
+    campaign_name = fields.String(required=True)
+    purpose = fields.String(required=True)
+    customer_id = fields.UUID(required=True)
+    owning_agent_id = f.agent_id(required=True)
+    team_id = fields.String(required=True, allow_none=True)
+    group = fields.String(required=True, validate=validate.OneOf(f.CAMPAIGN_GROUPS))
+    channels = fields.List(fields.String(validate=validate.OneOf(f.CAMPAIGN_CHANNELS)), required=True)
+    # The call in the owner's day and the opportunity opened, for an agent channel.
+    activity_id = fields.UUID(required=True, allow_none=True)
+    opportunity_id = fields.UUID(required=True, allow_none=True)
+
+
+class CampaignMessageRequestedV1(Schema):
+    """For the channel gateway (sms, email, post): send the campaign's offer to the customer. The
+    gateway reports back with ``record_campaign_response`` naming ``message_id``."""
+
+    campaign_id = fields.UUID(required=True)
+    customer_id = fields.UUID(required=True)
+    message_id = fields.UUID(required=True)
+    channel = fields.String(required=True, validate=validate.OneOf(("sms", "email", "post")))
+    purpose = fields.String(required=True)
+    products = fields.List(fields.String(), required=True)
+    offer = fields.String(required=True)
+
+
+class CampaignResponseRecordedV1(Schema):
+    campaign_id = fields.UUID(required=True)
+    customer_id = fields.UUID(required=True)
+    channel = fields.String(required=True, validate=validate.OneOf(f.CAMPAIGN_CHANNELS))
+    response = fields.String(required=True, validate=validate.OneOf(f.CAMPAIGN_RESPONSES))
+    message_id = fields.UUID(required=True, allow_none=True)
+
+
 # The payload fields that are personal data. Once ``customer.erased`` is published for a customer,
 # the history of the write side answers these as null, and every consumer that keeps events must
 # forget them too.
@@ -688,6 +794,16 @@ PAYLOAD_SCHEMAS: dict[tuple[str, int], type[Schema]] = {
     ("sales.activity_completed", 1): ActivityCompletedV1,
     ("sales.activity_cancelled", 1): ActivityCancelledV1,
     ("sales.activity_reassigned", 1): ActivityReassignedV1,
+    ("sales.campaign_created", 1): CampaignCreatedV1,
+    ("sales.campaign_launched", 1): CampaignLaunchedV1,
+    ("sales.campaign_launch_progressed", 1): CampaignLaunchProgressedV1,
+    ("sales.campaign_launch_completed", 1): CampaignLaunchCompletedV1,
+    ("sales.campaign_paused", 1): CampaignPausedV1,
+    ("sales.campaign_resumed", 1): CampaignResumedV1,
+    ("sales.campaign_closed", 1): CampaignClosedV1,
+    ("sales.campaign_member_selected", 1): CampaignMemberSelectedV1,
+    ("sales.campaign_message_requested", 1): CampaignMessageRequestedV1,
+    ("sales.campaign_response_recorded", 1): CampaignResponseRecordedV1,
 }
 
 

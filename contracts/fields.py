@@ -84,6 +84,15 @@ ACTIVITY_OUTCOMES = (
 ACTIVITY_SOURCES = ("agent", "manager", "churn_warning", "campaign", "service_desk", "renewal")
 FOLLOW_UP_SOURCES = ACTIVITY_SOURCES[2:]
 
+# Campaigns: what a campaign is for, how it reaches people, and what comes back from them.
+CAMPAIGN_PURPOSES = ("retention", "cross_sell", "renewal", "win_back")
+# An agent's call or visit (work in the owning agent's day), or a message a gateway sends.
+CAMPAIGN_CHANNELS = ("agent_call", "visit", "sms", "email", "post")
+CAMPAIGN_RESPONSES = ("delivered", "replied", "opted_out", "clicked", "converted")
+CAMPAIGN_STATES = ("draft", "launching", "running", "paused", "closed")
+# A target customer is contacted, or held back as the control group (never contacted).
+CAMPAIGN_GROUPS = ("contacted", "control")
+
 # The customer record: ways to reach a person, and what they agreed to be contacted for.
 CONTACT_KINDS = ("phone", "email", "postal_address", "messaging")
 MESSAGING_SERVICES = ("wechat", "qq", "whatsapp", "line", "telegram", "other")

@@ -4,6 +4,7 @@ not a silently ignored value."""
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
@@ -936,3 +937,182 @@ class GetDailyPlan(Strict):
 class GetTeamDay(Strict):
     team_id = f.code(required=True)
     date = _business_date(load_default=None, allow_none=True)
+
+
+# Campaigns --------------------------------------------------------------------------------------
+
+
+def _distinct(name: str) -> Any:
+    def check(values: list[Any]) -> None:
+        if len(set(values)) != len(values):
+            raise ValidationError(f"distinct: each {name} once")
+
+    return check
+
+
+class CampaignTarget(Strict):
+    """Who a campaign is for: the customers of one segment from analytics, narrowed (optionally)
+    to some owning agents or teams (either: a customer of a named agent or of a named team's
+    agents), to some provinces, to holders of some products, or to customers holding none of
+    some others."""
+
+    scheme = f.one_of(tuple(f.SEGMENTS), required=True)
+    segment = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    agent_ids = fields.List(
+        f.agent_id(),
+        load_default=list,
+        validate=[validate.Length(max=500, error="length: at most {max} agents"), _distinct("agent")],
+    )
+    team_ids = fields.List(
+        f.code(),
+        load_default=list,
+        validate=[validate.Length(max=100, error="length: at most {max} teams"), _distinct("team")],
+    )
+    regions = fields.List(
+        f.text(100),
+        load_default=list,
+        validate=[validate.Length(max=50, error="length: at most {max} provinces"), _distinct("province")],
+    )
+    holding = fields.List(f.one_of(f.PRODUCTS), load_default=list, validate=_distinct("product"))
+    not_holding = fields.List(f.one_of(f.PRODUCTS), load_default=list, validate=_distinct("product"))
+
+    @validates_schema
+    def _consistent(self, data: dict[str, Any], **_: Any) -> None:
+        known = f.SEGMENTS.get(data.get("scheme", ""), ())
+        if known and data.get("segment") not in known:
+            shown = ", ".join(known) if len(known) < 20 else "a code of three quintiles, 111 to 555"
+            raise ValidationError(f"one_of: a segment of {data['scheme']}: {shown}", "segment")
+        both = set(data.get("holding", ())) & set(data.get("not_holding", ()))
+        if both:
+            raise ValidationError(
+                f"exclusive: a product is held or not held, not both ({', '.join(sorted(both))})",
+                "not_holding",
+            )
+
+
+def _share(**kwargs: Any) -> fields.Decimal:
+    return fields.Decimal(
+        as_string=True,
+        validate=validate.Range(
+            min=0, max=Decimal("0.5"), error="range: a share from {min} to {max} (0.1 is a tenth)"
+        ),
+        **kwargs,
+    )
+
+
+class CreateCampaign(Strict):
+    name = f.text(200, required=True)
+    purpose = f.one_of(f.CAMPAIGN_PURPOSES, required=True)
+    # What is offered, the first product first: an agent channel opens an opportunity for it.
+    products = fields.List(
+        f.one_of(f.PRODUCTS),
+        required=True,
+        validate=[
+            validate.Length(min=1, max=len(f.PRODUCTS), error="length: 1 to {max}"),
+            _distinct("product"),
+        ],
+    )
+    # What the agents say and the messages carry (gateways fill in their own template).
+    offer = f.text(500, required=True)
+    target = fields.Nested(CampaignTarget, required=True)
+    channels = fields.List(
+        f.one_of(f.CAMPAIGN_CHANNELS),
+        required=True,
+        validate=[validate.Length(min=1, error="length: at least one channel"), _distinct("channel")],
+    )
+    start_date = _business_date(required=True)
+    end_date = _business_date(required=True)
+    budget = f.money(required=True)
+    # The share of the reachable target held back, never contacted, to measure the effect against.
+    control_share = _share(load_default=Decimal("0.10"))
+    # At most so many of the campaign's calls in an agent's day (the calls of every campaign count).
+    daily_calls_per_agent = fields.Integer(
+        strict=True, load_default=6, validate=validate.Range(1, 16, error="range: 1 to 16")
+    )
+    # The annual premium an opportunity the campaign opens is expected to bring (agent channels).
+    expected_annual_premium = f.money(load_default=None, allow_none=True)
+
+    @validates_schema
+    def _consistent(self, data: dict[str, Any], **_: Any) -> None:
+        if data["end_date"] < data["start_date"]:
+            raise ValidationError("after_start: a campaign ends on or after its start date", "end_date")
+        if (data["end_date"] - data["start_date"]).days > 366:
+            raise ValidationError("range: a campaign runs for at most a year", "end_date")
+        agent_channels = set(data["channels"]) & {"agent_call", "visit"}
+        if agent_channels and data.get("expected_annual_premium") is None:
+            raise ValidationError(
+                "required: an agent channel opens an opportunity per customer; say what premium one "
+                "is expected to bring",
+                "expected_annual_premium",
+            )
+
+
+class _OnCampaign(Strict):
+    campaign_id = f.uuid_field(required=True)
+
+
+class PreviewCampaign(_OnCampaign):
+    pass
+
+
+class LaunchCampaign(_OnCampaign):
+    pass
+
+
+class PauseCampaign(_OnCampaign):
+    reason = f.text(1000, required=True)
+
+
+class CloseCampaign(_OnCampaign):
+    reason = f.text(1000, required=True)
+
+
+class GetCampaign(_OnCampaign):
+    pass
+
+
+class ListCampaigns(Strict):
+    state = f.one_of(f.CAMPAIGN_STATES, load_default=None, allow_none=True)
+    limit = _limit(50)
+    cursor = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=400))
+
+
+class RecordCampaignResponse(_OnCampaign):
+    """What came back from a contacted customer: from a channel gateway (delivered, clicked), or
+    from the agent who called (replied, converted)."""
+
+    customer_id = f.uuid_field(required=True)
+    channel = f.one_of(f.CAMPAIGN_CHANNELS, required=True)
+    response = f.one_of(f.CAMPAIGN_RESPONSES, required=True)
+    message_id = f.uuid_field(load_default=None, allow_none=True)
+    note = f.text(1000, load_default=None, allow_none=True)
+
+
+class GetCampaignResults(_OnCampaign):
+    """Reached, responded, opportunities, premium, against the control group; by channel and team,
+    and by agent (the agents of ``team_id`` if given, else the first ``agent_limit`` by reach)."""
+
+    team_id = f.code(load_default=None, allow_none=True)
+    agent_limit = _limit(50)
+
+
+class ListSegmentTargets(Strict):
+    """For campaigns: a segment's customers in customer id order (one owner's, if named), each
+    with what the campaign rules need (owner, province, products held, marketing consents,
+    do-not-call, erased or merged). Internal systems, operators and admins."""
+
+    scheme = f.one_of(tuple(f.SEGMENTS), required=True)
+    segment = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    owning_agent_id = f.agent_id(load_default=None, allow_none=True)
+    limit = fields.Integer(
+        strict=True, load_default=500, validate=validate.Range(min=1, max=1000, error="range: 1 to 1000")
+    )
+    # The last customer id of the page before (the campaign's launch records it as it goes).
+    after_customer_id = f.uuid_field(load_default=None, allow_none=True)
+
+    @validates_schema
+    def _known_segment(self, data: dict[str, Any], **_: Any) -> None:
+        known = f.SEGMENTS.get(data.get("scheme", ""), ())
+        if known and data.get("segment") not in known:
+            shown = ", ".join(known) if len(known) < 20 else "a code of three quintiles, 111 to 555"
+            raise ValidationError(f"one_of: a segment of {data['scheme']}: {shown}", "segment")

@@ -1,49 +1,5 @@
-"""A small RPC client for the CRM services: signs the caller's token and sends it, with a
-correlation id, in the call's context."""
+"""The RPC client the ``crm`` CLI uses (``crm_shared.rpc_client``)."""
 
-from __future__ import annotations
+from crm_shared.rpc_client import CrmClient
 
-import uuid
-from typing import Any
-
-from nameko.standalone.rpc import ClusterRpcProxy
-
-from crm_shared.auth import Caller, issue_token
-
-
-class CrmClient:
-    """Use as a context manager; one client per thread (nameko proxies are not thread-safe)."""
-
-    def __init__(self, amqp_uri: str, token: str, timeout: float = 30.0) -> None:
-        self.amqp_uri = amqp_uri
-        self.token = token
-        self.timeout = timeout
-        self._proxy: ClusterRpcProxy | None = None
-        self._cluster: Any = None
-
-    @classmethod
-    def for_caller(cls, amqp_uri: str, caller: Caller, secret: bytes, **kwargs: Any) -> CrmClient:
-        return cls(amqp_uri, issue_token(caller, secret), **kwargs)
-
-    def __enter__(self) -> CrmClient:
-        self._proxy = ClusterRpcProxy(
-            {"AMQP_URI": self.amqp_uri, "serializer": "json"},
-            context_data={"auth_token": self.token},
-            timeout=self.timeout,
-        )
-        self._cluster = self._proxy.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._proxy is not None:
-            self._proxy.stop()
-        self._proxy = None
-
-    def call(self, service: str, method: str, payload: Any = None, *, command_id: str | None = None) -> dict:
-        """Call ``service.method(payload)`` and return its result envelope. Pass the same
-        ``command_id`` to retry a command safely: it takes effect at most once."""
-        assert self._cluster is not None, "use CrmClient as a context manager"
-        context = self._proxy._worker_ctx.data  # type: ignore[union-attr]
-        context["correlation_id"] = str(uuid.uuid4())
-        context["command_id"] = command_id or str(uuid.uuid4())
-        return getattr(getattr(self._cluster, service), method)(payload)
+__all__ = ["CrmClient"]

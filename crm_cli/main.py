@@ -15,6 +15,7 @@ from typing import Any
 
 from contracts.fields import CHANNELS, PRIORITIES
 from crm_cli import (
+    campaigns,
     churn,
     contacts,
     desk,
@@ -38,7 +39,7 @@ from crm_shared.messaging import broker_reachable
 
 # Command groups of their own, each with its COMMANDS, add_commands() and run(args, client), and
 # the SERVICE it talks to (the customer service unless it says).
-GROUPS = (ownership, record, contacts, merging, erasure, planning, desk, views, segments, figures)
+GROUPS = (ownership, record, contacts, merging, erasure, planning, desk, views, segments, figures, campaigns)
 
 
 def _caller(args: argparse.Namespace) -> Caller:

@@ -287,6 +287,7 @@ class System:
         commands["handover"] = [bin_path("crm-handover")]
         commands["sales-reactions"] = [bin_path("crm-sales-reactions")]
         commands["segments"] = [bin_path("crm-segments")]
+        commands["campaigns"] = [bin_path("crm-campaigns")]
         return commands
 
     def replica_names(self, service: str) -> list[str]:

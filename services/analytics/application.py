@@ -28,6 +28,7 @@ from services.analytics.read_models import PROJECTIONS
 from services.analytics.scoring.queries import SegmentQueries
 from services.analytics.search import CUSTOMER_SEARCH, find_page
 from services.analytics.store import Customer360Store
+from services.analytics.targets import SegmentTargets
 from services.analytics.timeline import TIMELINE, history_until, timeline_page
 
 
@@ -58,6 +59,7 @@ class AnalyticsQueries:
         self.status = ProjectionStatus(database)
         self.segments = SegmentQueries(database, clock)
         self.figures = BusinessFigures(database, self.segments, self.catalog)
+        self.targets = SegmentTargets(database, self.catalog)
 
     def _collection(self, model: str) -> Collection:
         return self.database[self.catalog.targets(model).active]

@@ -44,6 +44,9 @@ def empty_document(customer_id: str) -> Document:
         "activities": [],
         # The churn warning analytics raised (and maybe cleared) for the customer: at most one.
         "churn_warnings": [],
+        # The campaigns the customer was in (contacted, or held back in a control group), what
+        # went out to them and how they answered.
+        "campaigns": [],
         "contact_points": [],
         "preferred_contact_points": {},
         "contact_preferences": {"preferred_channel": None, "best_time_to_call": None, "do_not_call": False},
@@ -80,6 +83,7 @@ LIST_ORDER: dict[str, tuple[str, ...]] = {
     "opportunities": ("opened_at", "opportunity_id"),
     "activities": ("planned_at", "activity_id"),
     "churn_warnings": ("customer_id",),
+    "campaigns": ("selected_at", "campaign_id"),
     **DESK_LISTS,
 }
 COUNTERS = ("claim_count", "late_payment_count")
@@ -92,6 +96,7 @@ HOLDER_LISTS = (
     "call_backs",
     "feedback",
     "churn_warnings",
+    "campaigns",
 )
 RECORD_VERSION = "record_version"
 # What the view leaves out of a document (``applied_versions``: what documents written before item
@@ -491,6 +496,52 @@ def _churn_risk(raised: bool) -> Callable[[dict[str, Any], Message], Change]:
     return change
 
 
+def _campaign(payload: dict[str, Any]) -> Element:
+    return Element("campaigns", "campaign_id", str(payload["campaign_id"]))
+
+
+def _campaign_member_selected(payload: dict[str, Any], message: Message) -> Change:
+    return Change(
+        push={
+            "campaigns": {
+                "campaign_id": str(payload["campaign_id"]),
+                "name": payload["campaign_name"],
+                "purpose": payload["purpose"],
+                "group": payload["group"],
+                "channels": payload["channels"],
+                "agent_id": payload["owning_agent_id"],
+                "selected_at": message["occurred_at"],
+                "last_response": None,
+                "last_response_channel": None,
+                "last_response_at": None,
+            }
+        },
+        holder=_campaign(payload),
+    )
+
+
+def _campaign_message_requested(payload: dict[str, Any], message: Message) -> Change:
+    return Change(
+        set={f"campaigns.$.{payload['channel']}_requested_at": message["occurred_at"]},
+        element=_campaign(payload),
+        holder=_campaign(payload),
+    )
+
+
+def _campaign_response_recorded(payload: dict[str, Any], message: Message) -> Change:
+    return Change(
+        set={
+            "campaigns.$.last_response": payload["response"],
+            "campaigns.$.last_response_channel": payload["channel"],
+            "campaigns.$.last_response_at": message["occurred_at"],
+            # When each kind of answer last came (delivered, replied, opted out, clicked, converted).
+            f"campaigns.$.{payload['response']}_at": message["occurred_at"],
+        },
+        element=_campaign(payload),
+        holder=_campaign(payload),
+    )
+
+
 CHANGES: dict[str, Callable[[dict[str, Any], Message], Change]] = {
     "customer.registered": _customer_registered,
     "customer.owner_changed": _owner_changed,
@@ -518,6 +569,9 @@ CHANGES: dict[str, Callable[[dict[str, Any], Message], Change]] = {
     "sales.activity_completed": _activity_completed,
     "sales.activity_cancelled": _activity_cancelled,
     "sales.activity_reassigned": _activity_reassigned,
+    "sales.campaign_member_selected": _campaign_member_selected,
+    "sales.campaign_message_requested": _campaign_message_requested,
+    "sales.campaign_response_recorded": _campaign_response_recorded,
     **DESK_CHANGES,
     "analytics.churn_risk_raised": _churn_risk(True),
     "analytics.churn_risk_cleared": _churn_risk(False),

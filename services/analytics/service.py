@@ -76,6 +76,15 @@ class AnalyticsService(EventSourcedService):
         )
 
     @rpc
+    def list_segment_targets(self, payload: Any) -> dict:
+        return self._scoped(
+            "list_segment_targets",
+            schemas.ListSegmentTargets,
+            payload,
+            self.queries.targets.list_segment_targets,
+        )
+
+    @rpc
     def get_agent_performance(self, payload: Any) -> dict:
         return self._scoped(
             "get_agent_performance",

@@ -66,6 +66,9 @@ DETAILS = (
     "survivor_id",
     "duplicate_id",
     "quote_id",
+    "campaign_id",
+    "group",
+    "response",
 )
 
 

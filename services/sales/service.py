@@ -15,9 +15,10 @@ from marshmallow import Schema
 from nameko.rpc import RpcProxy, rpc
 
 from contracts import rpc as schemas
-from crm_shared.nameko_support import Application, EventSourcedService, RpcCustomerDirectory
+from crm_shared.nameko_support import Application, EventSourcedService, RpcCustomerDirectory, bounded_call
 from crm_shared.rpc import Handler
 from services.sales.application import SalesApplication
+from services.sales.targets import RpcSegmentTargets
 
 # A handler that asks the customer context about the customer: (data, meta, customers, scope).
 WithCustomers = Callable[..., Any]
@@ -28,6 +29,7 @@ class SalesService(EventSourcedService):
 
     app: SalesApplication = Application(SalesApplication.from_settings)
     customer_rpc = RpcProxy("customer")
+    analytics_rpc = RpcProxy("analytics")
 
     def _command(self, operation: str, schema: type[Schema], payload: Any, handler: Handler) -> dict:
         return self.request.run(operation, schema, payload, handler, command=True)
@@ -196,3 +198,57 @@ class SalesService(EventSourcedService):
     @rpc
     def scope_of(self, payload: Any) -> dict:
         return self.request.run("scope_of", schemas.ScopeOf, payload, self.app.scope_of)
+
+    # Campaigns ---------------------------------------------------------------------------------
+
+    @rpc
+    def create_campaign(self, payload: Any) -> dict:
+        return self._command("create_campaign", schemas.CreateCampaign, payload, self.app.create_campaign)
+
+    @rpc
+    def preview_campaign(self, payload: Any) -> dict:
+        # The target is read from analytics as the caller (a manager sees their teams' customers).
+        targets = RpcSegmentTargets(
+            lambda p: bounded_call(self.analytics_rpc.list_segment_targets, p, "analytics")
+        )
+        return self.request.run(
+            "preview_campaign",
+            schemas.PreviewCampaign,
+            payload,
+            lambda data, meta: self.app.preview_campaign(data, meta, targets),
+        )
+
+    @rpc
+    def launch_campaign(self, payload: Any) -> dict:
+        return self._command("launch_campaign", schemas.LaunchCampaign, payload, self.app.launch_campaign)
+
+    @rpc
+    def pause_campaign(self, payload: Any) -> dict:
+        return self._command("pause_campaign", schemas.PauseCampaign, payload, self.app.pause_campaign)
+
+    @rpc
+    def close_campaign(self, payload: Any) -> dict:
+        return self._command("close_campaign", schemas.CloseCampaign, payload, self.app.close_campaign)
+
+    @rpc
+    def get_campaign(self, payload: Any) -> dict:
+        return self.request.run("get_campaign", schemas.GetCampaign, payload, self.app.get_campaign)
+
+    @rpc
+    def list_campaigns(self, payload: Any) -> dict:
+        return self.request.run("list_campaigns", schemas.ListCampaigns, payload, self.app.list_campaigns)
+
+    @rpc
+    def record_campaign_response(self, payload: Any) -> dict:
+        return self._command(
+            "record_campaign_response",
+            schemas.RecordCampaignResponse,
+            payload,
+            self.app.record_campaign_response,
+        )
+
+    @rpc
+    def get_campaign_results(self, payload: Any) -> dict:
+        return self.request.run(
+            "get_campaign_results", schemas.GetCampaignResults, payload, self.app.get_campaign_results
+        )

@@ -145,12 +145,15 @@ class Opportunity(FollowsItsCustomer, CrmAggregate):
         expected_close_date: date | None,
         note: str | None,
         meta: CommandMeta,
+        opportunity_id: uuid.UUID | None = None,
     ) -> Opportunity:
+        """``opportunity_id``: given where the opportunity's cause names it (a campaign's for a
+        customer); derived from the command otherwise."""
         if source not in SOURCES:
             raise ValidationFailed.single("source", "one_of", f"must be one of {', '.join(SOURCES)}")
         if expected_annual_premium <= 0:
             raise ValidationFailed.single("expected_annual_premium", "positive", "must be greater than 0")
-        opportunity_id = meta.derived_id(OPPORTUNITY_NAMESPACE)
+        opportunity_id = opportunity_id or meta.derived_id(OPPORTUNITY_NAMESPACE)
         return cls._create(
             cls.Opened,
             id=opportunity_id,

@@ -1,0 +1,78 @@
+"""The sales context's campaign launcher (``crm-campaigns``): freezes the targets of the campaigns
+being launched, a page at a time, with the calls, opportunities and messages each page makes
+(``Campaigns.advance_launches``), reading the target from analytics under a service identity of
+its own. Kill it at any moment: each page is recorded with what it made, and it goes on from the
+last page recorded. Any number may run; they share the work through the store's optimistic
+concurrency."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+import time
+
+from eventsourcing.persistence import IntegrityError
+
+from crm_shared.auth import issue_token
+from crm_shared.config import Settings
+from crm_shared.errors import ConcurrencyConflict
+from crm_shared.rpc_client import CrmClient
+from services.sales.application import SalesApplication
+from services.sales.application.campaigns import CAMPAIGN_LAUNCHER
+from services.sales.targets import RpcSegmentTargets
+
+log = logging.getLogger("crm.sales.campaigns")
+TOKEN_SECONDS = 3600
+RENEW_AFTER_SECONDS = TOKEN_SECONDS / 2
+
+
+class CampaignLauncher:
+    def __init__(self, app: SalesApplication, settings: Settings, poll_seconds: float = 0.5) -> None:
+        self.app = app
+        self.settings = settings
+        self.poll_seconds = poll_seconds
+        self.stop_event = threading.Event()
+
+    def _token(self) -> str:
+        return issue_token(CAMPAIGN_LAUNCHER, self.settings.auth_secret, ttl_seconds=TOKEN_SECONDS)
+
+    def run(self) -> None:
+        with CrmClient(self.settings.amqp_uri, self._token(), timeout=60) as client:
+            targets = RpcSegmentTargets(lambda p: client.call("analytics", "list_segment_targets", p))
+            signed_at = time.monotonic()
+            while not self.stop_event.is_set():
+                if time.monotonic() - signed_at > RENEW_AFTER_SECONDS:
+                    client.use_token(self._token())
+                    signed_at = time.monotonic()
+                try:
+                    busy = self.app.advance_launches(targets)
+                except (ConcurrencyConflict, IntegrityError):
+                    busy = 1  # another launcher recorded the same page first: look again
+                except Exception:
+                    log.exception("a campaign launch step failed; retrying")
+                    busy = 0
+                if not busy:
+                    self.stop_event.wait(self.poll_seconds)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(
+        prog="crm-campaigns",
+        description="Freeze the targets of the campaigns being launched, a page at a time, and create "
+        "their work: calls and opportunities in the owning agents' days, messages for the gateways.",
+    ).parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = Settings.from_env()
+    launcher = CampaignLauncher(SalesApplication.from_settings(settings), settings)
+    signal.signal(signal.SIGTERM, lambda *_: launcher.stop())
+    signal.signal(signal.SIGINT, lambda *_: launcher.stop())
+    launcher.run()
+
+
+if __name__ == "__main__":
+    main()
