@@ -21,11 +21,8 @@ The ones who leave hold the smallest premiums, so the value tiers are a ranking 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -41,6 +38,7 @@ from services.analytics.scoring.config import ScoringConfig
 from services.analytics.scoring.value import tier_sizes
 from services.sales.reactions import QUEUE as REACTIONS_QUEUE
 from tests.e2e.conftest import Stores, ok
+from tests.e2e.running import calling, crm, recompute, settle
 from tests.support import customer_payload, staff_over_rpc, wait_until
 
 OPERATOR = Caller("op-year", Role.OPERATOR)
@@ -99,72 +97,6 @@ def year(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[System, Fil
                 for team, agents in TEAMS.items():
                     staff_over_rpc(client, team, agents)
             yield crm, clock
-
-
-def calling(system: System, calls: list[tuple[str, str, dict[str, Any]]], clients: int = 4) -> list[dict]:
-    """Every call made, by a few clients at once; the answers in the calls' order."""
-
-    def share(part: int) -> list[tuple[int, dict]]:
-        with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=60) as client:
-            return [(n, ok(client.call(*calls[n]))) for n in range(part, len(calls), clients)]
-
-    with ThreadPoolExecutor(clients) as pool:
-        answers = dict(pair for part in pool.map(share, range(clients)) for pair in part)
-    return [answers[n] for n in range(len(calls))]
-
-
-def settle(system: System) -> None:
-    """Until every projection has applied all it was sent and nothing more comes for a while: the
-    work of one month is in the read models before the clock moves on."""
-    with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=60) as client:
-
-        def applied() -> tuple[int, ...] | None:
-            lags = ok(client.call("analytics", "get_projections", {}))["projections"]
-            if any(lag["waiting_events"] for lag in lags):
-                return None
-            return tuple(lag["applied_events"] for lag in lags)
-
-        seen: list[tuple[int, ...] | None] = []
-
-        def still() -> bool:
-            seen.append(applied())
-            return len(seen) >= 4 and seen[-1] is not None and len(set(seen[-4:])) == 1
-
-        wait_until(still, timeout=180, interval=0.5, what="the projections to settle")
-
-
-def run_crm(system: System, *args: str) -> subprocess.CompletedProcess[str]:
-    """``crm ARGS --json`` over the year's stores and read models."""
-    env = {**system.env, "CRM_DATA_DIR": str(system.run_dir / "data")}
-    return subprocess.run(
-        [sys.executable, "-m", "crm_cli.main", *args, "--json", "--mongo-uri", system.mongo_uri],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
-def summary_of(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def crm(system: System, *args: str) -> dict[str, Any]:
-    return summary_of(run_crm(system, *args))
-
-
-def recompute(system: System) -> dict[str, Any]:
-    """``crm segments recompute``, once the nightly one the clock's jump started is done."""
-
-    def done() -> dict[str, Any] | None:
-        result = run_crm(system, "segments", "recompute")
-        if result.returncode and "running already" in result.stderr:
-            return None
-        return summary_of(result)
-
-    return wait_until(done, timeout=300, interval=1.0, what="the recompute's lease")
 
 
 @pytest.fixture(scope="module")
