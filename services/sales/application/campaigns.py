@@ -31,7 +31,7 @@ from crm_shared.errors import FieldError, NotFound, PermissionDenied, Validation
 from services.sales.application.opportunities import yuan
 from services.sales.application.planning import Planning
 from services.sales.campaign_tables import CampaignTables
-from services.sales.domain.activity import Activity, ActivityKind, follow_up_id
+from services.sales.domain.activity import Activity, ActivityKind
 from services.sales.domain.agent import pool_of
 from services.sales.domain.campaign import (
     Campaign,
@@ -438,7 +438,7 @@ class Campaigns(Planning):
             source="campaign",
             source_key=key,
             meta=meta,
-            activity_id=follow_up_id("campaign", key),
+            activity_id=CampaignMember.activity_id_of(campaign.campaign_id, customer_id),
         )
 
     # Queries -------------------------------------------------------------------------------------

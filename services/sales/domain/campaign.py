@@ -18,6 +18,7 @@ from typing import Any
 
 from crm_shared.domain import CommandMeta, CrmAggregate
 from crm_shared.errors import InvalidState, ValidationFailed
+from services.sales.domain.activity import follow_up_id
 from services.sales.domain.campaign_rules import (
     AGENT_CHANNELS,
     MESSAGE_CHANNELS,
@@ -520,6 +521,10 @@ class CampaignMember(CrmAggregate):
     def activity_key(campaign_id: str, customer_id: str) -> str:
         """The follow-up key of the call a campaign puts in the owner's day for a customer."""
         return f"{campaign_id}:{customer_id}"
+
+    @staticmethod
+    def activity_id_of(campaign_id: str, customer_id: str) -> uuid.UUID:
+        return follow_up_id("campaign", CampaignMember.activity_key(campaign_id, customer_id))
 
     @staticmethod
     def opportunity_id_for(campaign_id: str, customer_id: str) -> uuid.UUID:
