@@ -132,8 +132,26 @@ def known(operator_rpc: CrmClient) -> dict[str, str]:
     ticket = ok(
         operator_rpc.call("service_desk", "open_complaint", {"customer_id": customer_id, **COMPLAINT})
     )
+    campaign = ok(
+        operator_rpc.call(
+            "sales",
+            "create_campaign",
+            {
+                "name": "A draft",
+                "purpose": "cross_sell",
+                "products": ["health"],
+                "offer": "Health cover",
+                "target": {"scheme": "value_tier", "segment": "vip"},
+                "channels": ["sms"],
+                "start_date": "2027-01-04",
+                "end_date": "2027-01-29",
+                "budget": "100.00",
+            },
+        )
+    )
     return {
         "customer_id": customer_id,
         "policy_number": policy["policy_number"],
         "ticket_id": ticket["ticket_id"],
+        "campaign_id": campaign["campaign_id"],
     }

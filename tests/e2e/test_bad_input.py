@@ -28,6 +28,19 @@ def TICKET(k: dict[str, str]) -> dict[str, Any]:
     }
 
 
+CAMPAIGN: dict[str, Any] = {
+    "name": "Keep our best",
+    "purpose": "retention",
+    "products": ["life"],
+    "offer": "A review of your cover",
+    "target": {"scheme": "value_churn", "segment": "high_value_at_risk"},
+    "channels": ["sms"],
+    "start_date": "2027-01-04",
+    "end_date": "2027-01-29",
+    "budget": "1000.00",
+}
+
+
 def without(payload: dict[str, Any], field: str) -> dict[str, Any]:
     return {k: v for k, v in payload.items() if k != field}
 
@@ -1174,6 +1187,200 @@ CASES: list[tuple[str, str, Any, str, str, str]] = [
             ),
         ]
     ],
+    # Campaigns.
+    *[
+        ("sales", method, build, code, field, rule)
+        for method, build, code, field, rule in [
+            ("create_campaign", lambda k: without(CAMPAIGN, "name"), "validation_failed", "name", "required"),
+            (
+                "create_campaign",
+                lambda k: {**CAMPAIGN, "products": []},
+                "validation_failed",
+                "products",
+                "length",
+            ),
+            (
+                "create_campaign",
+                lambda k: {**CAMPAIGN, "channels": ["fax"]},
+                "validation_failed",
+                "channels.0",
+                "one_of",
+            ),
+            (
+                "create_campaign",
+                lambda k: {**CAMPAIGN, "channels": ["sms", "sms"]},
+                "validation_failed",
+                "channels",
+                "distinct",
+            ),
+            (
+                "create_campaign",
+                lambda k: {**CAMPAIGN, "end_date": "2026-01-01", "start_date": "2026-02-01"},
+                "validation_failed",
+                "end_date",
+                "after_start",
+            ),
+            (
+                "create_campaign",
+                lambda k: {**CAMPAIGN, "control_share": "0.9"},
+                "validation_failed",
+                "control_share",
+                "range",
+            ),
+            (
+                "create_campaign",
+                lambda k: {**CAMPAIGN, "channels": ["agent_call"]},
+                "validation_failed",
+                "expected_annual_premium",
+                "required",
+            ),
+            (
+                "create_campaign",
+                lambda k: {**CAMPAIGN, "target": {"scheme": "value_churn", "segment": "gold"}},
+                "validation_failed",
+                "target.segment",
+                "one_of",
+            ),
+            (
+                "create_campaign",
+                lambda k: {
+                    **CAMPAIGN,
+                    "target": {**CAMPAIGN["target"], "holding": ["auto"], "not_holding": ["auto"]},
+                },
+                "validation_failed",
+                "target.not_holding",
+                "exclusive",
+            ),
+            (
+                "create_campaign",
+                lambda k: {**CAMPAIGN, "target": {**CAMPAIGN["target"], "team_ids": ["T-NOWHERE"]}},
+                "validation_failed",
+                "target.team_ids.0",
+                "unknown_team",
+            ),
+            (
+                "create_campaign",
+                lambda k: {**CAMPAIGN, "budget": "-5"},
+                "validation_failed",
+                "budget",
+                "positive",
+            ),
+            ("preview_campaign", lambda k: {"campaign_id": 42}, "validation_failed", "campaign_id", "type"),
+            (
+                "preview_campaign",
+                lambda k: {"campaign_id": new_id()},
+                "not_found",
+                "campaign_id",
+                "unknown_campaign",
+            ),
+            (
+                "launch_campaign",
+                lambda k: {"campaign_id": new_id()},
+                "not_found",
+                "campaign_id",
+                "unknown_campaign",
+            ),
+            (
+                "launch_campaign",
+                lambda k: {"campaign_id": k["campaign_id"], "now": True},
+                "validation_failed",
+                "now",
+                "unknown_field",
+            ),
+            (
+                "pause_campaign",
+                lambda k: {"campaign_id": k["campaign_id"]},
+                "validation_failed",
+                "reason",
+                "required",
+            ),
+            (
+                "close_campaign",
+                lambda k: {"campaign_id": k["campaign_id"], "reason": " "},
+                "validation_failed",
+                "reason",
+                "not_blank",
+            ),
+            (
+                "get_campaign",
+                lambda k: {"campaign_id": new_id()},
+                "not_found",
+                "campaign_id",
+                "unknown_campaign",
+            ),
+            ("list_campaigns", lambda k: {"state": "done"}, "validation_failed", "state", "one_of"),
+            ("list_campaigns", lambda k: {"limit": 0}, "validation_failed", "limit", "range"),
+            (
+                "list_campaigns",
+                lambda k: {"cursor": "no-separator"},
+                "validation_failed",
+                "cursor",
+                "format",
+            ),
+            (
+                "record_campaign_response",
+                lambda k: {
+                    "campaign_id": k["campaign_id"],
+                    "customer_id": k["customer_id"],
+                    "channel": "sms",
+                    "response": "maybe",
+                },
+                "validation_failed",
+                "response",
+                "one_of",
+            ),
+            (
+                "record_campaign_response",
+                lambda k: {
+                    "campaign_id": k["campaign_id"],
+                    "customer_id": k["customer_id"],
+                    "channel": "sms",
+                    "response": "replied",
+                },
+                "validation_failed",
+                "customer_id",
+                "not_in_campaign",
+            ),
+            (
+                "get_campaign_results",
+                lambda k: {"campaign_id": k["campaign_id"]},
+                "validation_failed",
+                "campaign_id",
+                "not_launched",
+            ),
+            (
+                "get_campaign_results",
+                lambda k: {"campaign_id": k["campaign_id"], "agent_limit": 1000},
+                "validation_failed",
+                "agent_limit",
+                "range",
+            ),
+        ]
+    ],
+    (
+        "analytics",
+        "list_segment_targets",
+        lambda k: {"scheme": "value_tier", "segment": "vip", "limit": 5000},
+        "validation_failed",
+        "limit",
+        "range",
+    ),
+    (
+        "analytics",
+        "list_segment_targets",
+        lambda k: {"scheme": "value_tier", "segment": "platinum"},
+        "validation_failed",
+        "segment",
+        "one_of",
+    ),
+    (
+        "analytics",
+        "list_segment_targets",
+        lambda k: {"scheme": "value_tier", "segment": "vip", "after_customer_id": "x"},
+        "validation_failed",
+        "after_customer_id",
+        "type",
+    ),
 ]
 
 
