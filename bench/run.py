@@ -74,12 +74,26 @@ class Sizes:
     # Customers registered and complained about while the projector is stopped: the drain
     # assesses each complaining customer's churn rules live.
     complaints: int = 2_000
+    # Targets of the campaigns launched: a small one and the large one, whose peaks compare.
+    campaign_targets: tuple[int, int] = (20_000, 200_000)
 
     @classmethod
     def of(cls, quick: bool) -> Sizes:
         if quick:
             return cls(
-                3.0, 150, (10_000, 30_000), 5_000, 3_000, 1_000, (1_000, 5_000), 10, 3.0, 5_000, 600, 300
+                3.0,
+                150,
+                (10_000, 30_000),
+                5_000,
+                3_000,
+                1_000,
+                (1_000, 5_000),
+                10,
+                3.0,
+                5_000,
+                600,
+                300,
+                (1_000, 5_000),
             )
         # Rebuilds at 25,000 and 100,000 customers (four stored events each).
         return cls(10.0, 1_000, (100_000, 400_000), 50_000, 30_000, 10_000, (10_000, 100_000))
@@ -962,6 +976,29 @@ def main(argv: list[str] | None = None) -> None:
             f"was stopped, then drained: customers assessed per second of the rules' own time (read, "
             f"assess, write) beside the 360's drain; the rules took {churn['hook_share']:.0%} of it",
         )
+
+        print("2h. campaign launches", file=sys.stderr, flush=True)
+        from bench.campaigns import campaign_launches
+
+        for launched in campaign_launches(system, sizes.campaign_targets):
+            if launched.targets == sizes.campaign_targets[-1]:
+                report.add(
+                    f"campaign launch over {launched.targets:,}",
+                    launched.per_second,
+                    register_rate,
+                    "targets/s",
+                    "register_customer calls/s, same run",
+                    seconds=round(launched.seconds, 1),
+                    contacted=launched.contacted,
+                    control=launched.control,
+                    excluded=launched.excluded,
+                    note="from launch_campaign until the whole target is frozen with its work: a call "
+                    "and an opportunity per customer called, a message per customer texted, on a live "
+                    "system (relay and projectors taking the events meanwhile)",
+                )
+            report.add(
+                f"campaign launcher peak RSS, {launched.targets:,}", launched.peak_rss_mb, None, "MB", "-"
+            )
 
         # The rebuilds read each context's history over RPC: the write services run, nothing else.
         writers = [n for n in system.processes if n.split("-")[0] in WRITERS]
