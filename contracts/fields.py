@@ -99,7 +99,8 @@ MESSAGING_SERVICES = ("wechat", "qq", "whatsapp", "line", "telegram", "other")
 CONTACT_CHANNELS = ("phone", "sms", "email", "post", "messaging")
 CONSENT_PURPOSES = ("service", "marketing")
 CONSENT_STATUSES = ("granted", "withdrawn")
-CONSENT_SOURCES = ("form", "call_recording", "web")
+# "campaign": withdrawn by answering a campaign with an opt-out (its reference names the campaign).
+CONSENT_SOURCES = ("form", "call_recording", "web", "campaign")
 # A PRC mobile, a PRC landline with its area code, or an international number in E.164.
 PHONE_PATTERN = r"^(\+86)?1[3-9][0-9]{9}$|^0[1-9][0-9]{1,2}-?[0-9]{7,8}$|^\+(?!86)[1-9][0-9]{6,14}$"
 

@@ -17,6 +17,8 @@ from crm_cli.selling import given
 
 COMMANDS = ("campaign",)
 SERVICE = "sales"
+# A preview walks the whole target: a large segment takes more than the usual half minute.
+TIMEOUT = 300
 BAR_WIDTH = 30
 POLL_SECONDS = 1.0
 

@@ -433,7 +433,9 @@ def main(argv: list[str] | None = None) -> None:
     if not rpc_consumers(args.amqp_uri, service):
         raise SystemExit(f"the {service} service is not running; start the system with 'make run'")
     try:
-        with CrmClient.for_caller(args.amqp_uri, caller, _secret(args), timeout=30) as client:
+        # A group whose calls walk much data (a campaign's preview) says how long it waits.
+        timeout = getattr(group, "TIMEOUT", 30)
+        with CrmClient.for_caller(args.amqp_uri, caller, _secret(args), timeout=timeout) as client:
             if group is not None:
                 sys.exit(group.run(args, client))
             reply = client.call(service, method, payload)

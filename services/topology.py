@@ -6,13 +6,13 @@ unroutable. (Downstream systems declare their own queues.)"""
 from __future__ import annotations
 
 from services.analytics.read_models import consumer_queues as analytics_queues
-from services.customer.handover_process import BINDING as HANDOVER_BINDING
+from services.customer.handover_process import BINDINGS as HANDOVER_BINDINGS
 from services.customer.handover_process import QUEUE as HANDOVER_QUEUE
 from services.sales.reactions import BINDINGS as SALES_REACTION_BINDINGS
 from services.sales.reactions import QUEUE as SALES_REACTION_QUEUE
 
 CONSUMER_QUEUES: dict[str, tuple[str, ...]] = {
     **analytics_queues(),
-    HANDOVER_QUEUE: (HANDOVER_BINDING,),
+    HANDOVER_QUEUE: HANDOVER_BINDINGS,
     SALES_REACTION_QUEUE: SALES_REACTION_BINDINGS,
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any, Protocol
 
 from eventsourcing.application import AggregateNotFoundError
@@ -124,6 +125,8 @@ def change_history(events: Iterable[Any]) -> list[dict[str, Any]]:
 MAX_MERGE_HOPS = 10
 # Who keeps a customer's record: its owner, the owner's manager, the service desk, operators, admins.
 RECORD_KEEPERS = (Role.AGENT, Role.MANAGER, Role.SERVICE_DESK, Role.OPERATOR, Role.ADMIN)
+# The consent a campaign channel rests on: an agent's call or visit is arranged by phone.
+CONSENT_CHANNEL_OF = {"agent_call": "phone", "visit": "phone", "sms": "sms", "email": "email", "post": "post"}
 
 
 class SalesForce(TeamScope, Protocol):
@@ -340,6 +343,26 @@ class CustomerApplication(Handover):
         state = customer.current_consents()[(data["channel"], data["purpose"])]
         answer = {"customer_id": str(customer.id), "consent": state.as_dict(), "version": customer.version}
         return Decision(answer, (customer,))
+
+    @command
+    def withdraw_consent_on_opt_out(self, data: dict[str, Any], meta: CommandMeta) -> Decision:
+        """``data``: a ``sales.campaign_response_recorded`` envelope of an opt-out. The customer's
+        marketing consent on the channel they opted out of is withdrawn as of their answer, so that
+        no later campaign reaches them there. An erased or merged record is left as it is (a merged
+        duplicate's consents are its survivor's to record)."""
+        payload = data["payload"]
+        customer = self.find(Customer, str(payload["customer_id"]))
+        channel = CONSENT_CHANNEL_OF[payload["channel"]]
+        if customer is None or customer.erased_at is not None or customer.merged_into is not None:
+            return Decision({"customer_id": str(payload["customer_id"]), "withdrawn": False})
+        now = self.clock()
+        answered = min(datetime.fromisoformat(data["occurred_at"]), now)
+        reference = f"campaign {payload['campaign_id']}" + (
+            f", message {payload['message_id']}" if payload.get("message_id") else ""
+        )
+        source = {"kind": "campaign", "reference": reference}
+        customer.record_consent(channel, "marketing", "withdrawn", source, answered, now, meta)
+        return Decision({"customer_id": str(customer.id), "withdrawn": True, "channel": channel}, (customer,))
 
     def get_consents(self, data: dict[str, Any], meta: CommandMeta, scope: TeamScope) -> dict[str, Any]:
         """The consent in force for every channel and purpose, and every consent recorded."""

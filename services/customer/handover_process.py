@@ -1,8 +1,10 @@
 """The customer context's hand-over process (``crm-handover``): reacts to ``sales.agent_departed``
 by starting the transfer of the agent's book, and moves every transfer under way, a page at a time,
-until it is done. It also keeps the duplicate lookups up to the store. Kill it at any moment: what
-it moved is recorded with the move, and it goes on from there when it starts again. Any number may
-run; they share the work through the store's optimistic concurrency."""
+until it is done; and withdraws a customer's marketing consent on a channel when they opt out of a
+campaign there (``sales.campaign_response_recorded``). It also keeps the duplicate lookups up to
+the store. Kill it at any moment: what it moved is recorded with the move, and it goes on from
+there when it starts again. Any number may run; they share the work through the store's optimistic
+concurrency."""
 
 from __future__ import annotations
 
@@ -23,7 +25,10 @@ from services.customer.handover import HANDOVER
 
 QUEUE = "customer.handover"
 BINDING = "sales.agent_departed"
+OPTED_OUT = "sales.campaign_response_recorded"
+BINDINGS = (BINDING, OPTED_OUT)
 REACTION = "hand_over_departed_agents_book"
+OPT_OUT_REACTION = "withdraw_consent_on_opt_out"
 log = logging.getLogger("crm.handover")
 
 
@@ -32,15 +37,19 @@ class HandoverProcess:
         self.app = app
         self.poll_seconds = poll_seconds
         self.stop_event = threading.Event()
-        self.reactions = ProjectorRunner(amqp_uri, QUEUE, self.react, binding_key=BINDING)
+        self.reactions = ProjectorRunner(amqp_uri, QUEUE, self.react, binding_key=BINDINGS)
 
     def react(self, envelopes: list[dict[str, Any]]) -> list[BaseException | None]:
         outcomes: list[BaseException | None] = []
         for envelope in envelopes:
             try:
-                if envelope["event_type"] == "sales.agent_departed":
+                if envelope["event_type"] == BINDING:
                     self.app.hand_over_departed_agents_book(
                         envelope, CommandMeta.for_reaction(envelope, REACTION, HANDOVER)
+                    )
+                elif envelope["event_type"] == OPTED_OUT and envelope["payload"]["response"] == "opted_out":
+                    self.app.withdraw_consent_on_opt_out(
+                        envelope, CommandMeta.for_reaction(envelope, OPT_OUT_REACTION, HANDOVER)
                     )
                 outcomes.append(None)
             except Exception as e:  # retried alone, then dead-lettered with the reason
@@ -75,7 +84,8 @@ def main(argv: list[str] | None = None) -> None:
         prog="crm-handover",
         description=(
             f"Hand over departed agents' books (reacting to sales.agent_departed on the queue {QUEUE}) "
-            "and move every book transfer under way until it is done."
+            "and move every book transfer under way until it is done; withdraw the marketing consent "
+            f"of customers who opt out of a campaign ({OPTED_OUT})."
         ),
     ).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

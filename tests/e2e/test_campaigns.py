@@ -492,6 +492,21 @@ def test_a_retention_campaign_reaches_exactly_the_consenting_and_measures_agains
         held = ok(client.call("analytics", "get_customer_360", {"customer_id": held_back}))
         assert [c["group"] for c in held["campaigns"]] == ["control"]
 
+        # The customer who opted out of the sms no longer consents to marketing by sms.
+        def withdrawn() -> dict[str, Any] | None:
+            consents = ok(client.call("customer", "get_consents", {"customer_id": opted}))["current"]
+            sms_marketing = next(c for c in consents if (c["channel"], c["purpose"]) == ("sms", "marketing"))
+            return sms_marketing if sms_marketing["status"] == "withdrawn" else None
+
+        consent_now = wait_until(
+            withdrawn, timeout=60, interval=0.3, what="the opt-out to withdraw the consent"
+        )
+        sent = next(e["payload"]["message_id"] for e in messages if e["payload"]["customer_id"] == opted)
+        assert consent_now["source"] == {
+            "kind": "campaign",
+            "reference": f"campaign {campaign_id}, message {sent}",
+        }
+
         # An agent leaves mid-campaign: the open calls and opportunities go with the book.
         leaving = "C-10"
         open_calls = {
