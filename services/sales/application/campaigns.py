@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
+from time import monotonic
 from typing import Any, Protocol
 
 from eventsourcing.persistence import IntegrityError
@@ -48,6 +49,7 @@ from services.sales.domain.campaign_rules import cost_per_policy, spread, uplift
 from services.sales.domain.opportunity import Opportunity
 
 PAGE_SIZE = 500
+TEAMS_KEPT_SECONDS = 60.0
 CALLS_START = time(9, 0)
 CALL_LASTS = timedelta(minutes=30)
 COSTS_FILE = Path(__file__).resolve().parent.parent / "config" / "campaign_costs.json"
@@ -174,9 +176,16 @@ class Comparison:
 
 
 class Campaigns(Planning):
+    _teams_read_at: float = 0.0
+
     @functools.cached_property
     def campaigns(self) -> CampaignTables:
         return CampaignTables(self)
+
+    @functools.cached_property
+    def _teams(self) -> dict[str, str | None]:
+        """Owners' teams as the launcher last read them (``_team_at_launch``)."""
+        return {}
 
     def create_own_tables(self) -> None:
         super().create_own_tables()
@@ -345,13 +354,10 @@ class Campaigns(Planning):
         due = self._calls_due(
             campaign, [c for c in chosen if c.group == Group.CONTACTED and c.agent_channel], owners
         )
-        teams: dict[str, str | None] = {}
         changed: list[CrmAggregate] = []
         for c in chosen:
             customer_id = c.facts.customer_id
             owner = owners[customer_id]
-            if owner not in teams:
-                teams[owner] = self.team_of(owner)
             activity_id = opportunity_id = None
             if customer_id in due:
                 premium = campaign.expected_annual_premium
@@ -372,9 +378,22 @@ class Campaigns(Planning):
                 activity_id, opportunity_id = activity.id, opportunity.id
                 changed += [activity, opportunity]
             changed.append(
-                CampaignMember.select(campaign, c, owner, teams[owner], activity_id, opportunity_id, meta)
+                CampaignMember.select(
+                    campaign, c, owner, self._team_at_launch(owner), activity_id, opportunity_id, meta
+                )
             )
         return changed
+
+    def _team_at_launch(self, owner: str) -> str | None:
+        """The owner's team, for the results by team: what the sales force said within the last
+        minute (a launch meets each of thousands of agents on many pages)."""
+        now = monotonic()
+        if now - self._teams_read_at > TEAMS_KEPT_SECONDS:
+            self._teams.clear()
+            self._teams_read_at = now
+        if owner not in self._teams:
+            self._teams[owner] = self.team_of(owner)
+        return self._teams[owner]
 
     def _owner_of(self, chosen: Chosen) -> str:
         """The customer's owner: the newest owner change sales followed, else analytics' answer (an
