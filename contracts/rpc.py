@@ -396,6 +396,14 @@ class FindCustomers(Strict):
             )
 
 
+def require_known_segment(data: dict[str, Any]) -> None:
+    """A segment of the scheme named (any name for the defined segments)."""
+    known = f.SEGMENTS.get(data.get("scheme", ""), ())
+    if known and data.get("segment") not in known:
+        shown = ", ".join(known) if len(known) < 20 else "a code of three quintiles, 111 to 555"
+        raise ValidationError(f"one_of: a segment of {data['scheme']}: {shown}", "segment")
+
+
 def _month(**kwargs: Any) -> fields.String:
     return fields.String(
         validate=validate.Regexp(r"^[0-9]{4}-(0[1-9]|1[0-2])$", error="format: a month, YYYY-MM"), **kwargs
@@ -434,10 +442,7 @@ class ListSegmentMembers(_SegmentScope):
 
     @validates_schema
     def _known_segment(self, data: dict[str, Any], **_: Any) -> None:
-        known = f.SEGMENTS.get(data.get("scheme", ""), ())
-        if known and data.get("segment") not in known:
-            shown = ", ".join(known) if len(known) < 20 else "a code of three quintiles, 111 to 555"
-            raise ValidationError(f"one_of: a segment of {data['scheme']}: {shown}", "segment")
+        require_known_segment(data)
 
 
 class GetAgentPerformance(Strict):
@@ -978,10 +983,7 @@ class CampaignTarget(Strict):
 
     @validates_schema
     def _consistent(self, data: dict[str, Any], **_: Any) -> None:
-        known = f.SEGMENTS.get(data.get("scheme", ""), ())
-        if known and data.get("segment") not in known:
-            shown = ", ".join(known) if len(known) < 20 else "a code of three quintiles, 111 to 555"
-            raise ValidationError(f"one_of: a segment of {data['scheme']}: {shown}", "segment")
+        require_known_segment(data)
         both = set(data.get("holding", ())) & set(data.get("not_holding", ()))
         if both:
             raise ValidationError(
@@ -1112,7 +1114,4 @@ class ListSegmentTargets(Strict):
 
     @validates_schema
     def _known_segment(self, data: dict[str, Any], **_: Any) -> None:
-        known = f.SEGMENTS.get(data.get("scheme", ""), ())
-        if known and data.get("segment") not in known:
-            shown = ", ".join(known) if len(known) < 20 else "a code of three quintiles, 111 to 555"
-            raise ValidationError(f"one_of: a segment of {data['scheme']}: {shown}", "segment")
+        require_known_segment(data)

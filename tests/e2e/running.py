@@ -6,16 +6,39 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from crm_cli.client import CrmClient
-from crm_cli.system import REPO, System
+from crm_cli.system import REPO, System, free_port, fresh_vhost
 from crm_shared.auth import Caller, Role
+from crm_shared.clock import FileClock
 from tests.e2e.conftest import ok
-from tests.support import wait_until
+from tests.support import staff_over_rpc, wait_until
 
 OPERATOR = Caller("op-book", Role.OPERATOR)
+
+
+@contextmanager
+def staffed_system(
+    run_dir: Path, at: datetime, teams: dict[str, tuple[str, ...]]
+) -> Iterator[tuple[System, FileClock]]:
+    """A system of its own (a book's segments rank the whole book) on a RabbitMQ vhost of its own,
+    every process reading its time from a clock the test moves (set to ``at``), with ``teams`` of
+    agents registered."""
+    clock = FileClock(run_dir / "clock")
+    clock.set(at)
+    with fresh_vhost() as amqp_uri:
+        env = {"CRM_TEST_CLOCK_FILE": str(clock.path)}
+        with System(run_dir, amqp_uri, mongo_port=free_port(), extra_env=env).running() as system:
+            with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=60) as client:
+                for team, agents in teams.items():
+                    staff_over_rpc(client, team, agents)
+            yield system, clock
 
 
 def calling(system: System, calls: list[tuple[str, str, dict[str, Any]]], clients: int = 4) -> list[dict]:

@@ -30,7 +30,7 @@ import pytest
 from kombu import Connection
 
 from crm_cli.client import CrmClient
-from crm_cli.system import REPO, System, free_port, fresh_vhost
+from crm_cli.system import REPO, System
 from crm_shared.auth import Caller, Role
 from crm_shared.clock import FileClock
 from crm_shared.messaging import encode, events_exchange
@@ -38,8 +38,8 @@ from services.analytics.scoring.config import ScoringConfig
 from services.analytics.scoring.value import tier_sizes
 from services.sales.reactions import QUEUE as REACTIONS_QUEUE
 from tests.e2e.conftest import Stores, ok
-from tests.e2e.running import calling, crm, recompute, settle
-from tests.support import customer_payload, staff_over_rpc, wait_until
+from tests.e2e.running import calling, crm, recompute, settle, staffed_system
+from tests.support import customer_payload, wait_until
 
 OPERATOR = Caller("op-year", Role.OPERATOR)
 T0 = datetime(2025, 11, 10, 3, 0, tzinfo=UTC)  # 11:00 in Shanghai: no month edge near
@@ -87,16 +87,8 @@ def premiums() -> dict[int, int]:
 @pytest.fixture(scope="module")
 def year(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[System, FileClock]]:
     """A system of its own (the book is the whole book: tiers rank all of it), its clock at T0."""
-    run_dir = tmp_path_factory.mktemp("crm-year")
-    clock = FileClock(run_dir / "clock")
-    clock.set(T0)
-    with fresh_vhost() as amqp_uri:
-        env = {"CRM_TEST_CLOCK_FILE": str(clock.path)}
-        with System(run_dir, amqp_uri, mongo_port=free_port(), extra_env=env).running() as crm:
-            with CrmClient.for_caller(crm.amqp_uri, OPERATOR, crm.secret, timeout=60) as client:
-                for team, agents in TEAMS.items():
-                    staff_over_rpc(client, team, agents)
-            yield crm, clock
+    with staffed_system(tmp_path_factory.mktemp("crm-year"), T0, TEAMS) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

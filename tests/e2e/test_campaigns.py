@@ -24,13 +24,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from crm_cli.client import CrmClient
-from crm_cli.system import System, free_port, fresh_vhost
+from crm_cli.system import System
 from crm_shared.auth import Caller, Role
 from crm_shared.clock import FileClock
 from services.sales.domain.campaign_rules import in_control
 from tests.e2e.conftest import Stores, ok
-from tests.e2e.running import calling, recompute, settle
-from tests.support import customer_payload, staff_over_rpc, wait_until
+from tests.e2e.running import calling, recompute, settle, staffed_system
+from tests.support import customer_payload, wait_until
 
 OPERATOR = Caller("marketing-e2e", Role.OPERATOR)
 MANAGER = Caller("mgr-c1", Role.MANAGER)
@@ -70,23 +70,16 @@ def channels_of(i: int) -> tuple[str, ...]:
 
 @pytest.fixture(scope="module")
 def crm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[System, FileClock]]:
-    run_dir = tmp_path_factory.mktemp("crm-campaigns")
-    clock = FileClock(run_dir / "clock")
-    clock.set(T0)
-    with fresh_vhost() as amqp_uri:
-        env = {"CRM_TEST_CLOCK_FILE": str(clock.path)}
-        with System(run_dir, amqp_uri, mongo_port=free_port(), extra_env=env).running() as system:
-            with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=60) as client:
-                for team, agents in TEAMS.items():
-                    staff_over_rpc(client, team, agents)
-                ok(
-                    client.call(
-                        "sales",
-                        "appoint_team_manager",
-                        {"team_id": "T-C1", "manager_user_id": MANAGER.user_id, "reason": "campaigns"},
-                    )
+    with staffed_system(tmp_path_factory.mktemp("crm-campaigns"), T0, TEAMS) as (system, clock):
+        with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=60) as client:
+            ok(
+                client.call(
+                    "sales",
+                    "appoint_team_manager",
+                    {"team_id": "T-C1", "manager_user_id": MANAGER.user_id, "reason": "campaigns"},
                 )
-            yield system, clock
+            )
+        yield system, clock
 
 
 def consent(customer_id: str, channel: str, status: str, purpose: str = "marketing") -> tuple[str, str, dict]:
@@ -576,11 +569,17 @@ def test_a_launch_killed_in_the_middle_resumes_and_selects_nobody_twice(
         launcher.stop(signal.SIGKILL)
         launcher.start(system.env)
         running = launched(manager, campaign_id)
+    # Those who opted out of another campaign's sms consent to it no more.
+    opted_out = {
+        e["payload"]["customer_id"]
+        for e in stores.events("sales", "sales.campaign_response_recorded")
+        if (e["payload"]["channel"], e["payload"]["response"]) == ("sms", "opted_out")
+    }
     in_team = {
         ids[i]
         for i in range(CUSTOMERS)
         if at_risk(i) and rank_of(i) < HIGH and owner_of(i) in TEAMS["T-C1"] and "sms" in channels_of(i)
-    }
+    } - opted_out
     selected = of_campaign(stores, "sales.campaign_member_selected", campaign_id)
     assert Counter(e["payload"]["customer_id"] for e in selected) == dict.fromkeys(in_team, 1)
     control = {c for c in in_team if in_control(campaign_id, c, Decimal("0.1"))}
