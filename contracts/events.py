@@ -633,11 +633,18 @@ class CampaignLaunchedV1(Schema):
 
 
 class CampaignLaunchProgressedV1(Schema):
+    """A page of the target frozen (numbered from 1), and the counts of the whole launch so far."""
+
     campaign_id = fields.UUID(required=True)
+    page = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
     contacted = fields.Integer(required=True, strict=True)
     control = fields.Integer(required=True, strict=True)
     # Why target customers were left out: outside the narrowing, no consent, do-not-call, erased...
     excluded = fields.Dict(keys=fields.String(), values=fields.Integer(strict=True), required=True)
+    contacted_total = fields.Integer(required=True, strict=True)
+    control_total = fields.Integer(required=True, strict=True)
+    excluded_total = fields.Dict(keys=fields.String(), values=fields.Integer(strict=True), required=True)
+    last = fields.Boolean(required=True)
 
 
 class CampaignLaunchCompletedV1(Schema):
@@ -654,6 +661,7 @@ class CampaignPausedV1(Schema):
 
 class CampaignResumedV1(Schema):
     campaign_id = fields.UUID(required=True)
+    state = fields.String(required=True, validate=validate.OneOf(("launching", "running")))
 
 
 class CampaignClosedV1(Schema):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 
 from crm_shared.access import SalesForceScope, owners_in_scope
@@ -15,7 +15,7 @@ from crm_shared.auth import Role
 from crm_shared.domain import CommandMeta
 from crm_shared.errors import FieldError, PermissionDenied
 from services.analytics.catalog import ReadModelCatalog
-from services.analytics.scoring.recompute import MEMBERS
+from services.analytics.scoring.recompute import ALL_OWNERS, COUNTS, MEMBERS
 from services.analytics.store import CUSTOMER_360, LOOKUP_CHUNK, chunks
 
 CONSENT_CHANNELS = ("phone", "sms", "email", "post")
@@ -93,9 +93,25 @@ class SegmentTargets:
         return {
             "scheme": data["scheme"],
             "segment": data["segment"],
+            # How many the segment held (of the owner, if named) at the last recompute.
+            "segment_size": self._size(data["scheme"], data["segment"], owner),
             # In the segment's order; a member whose 360 view is gone (a rebuild under way) is left
             # out, and the page's last id still moves the walk on.
             "targets": [target_facts(docs[c]) for c in page if c in docs],
             "last_customer_id": page[-1] if page else None,
             "more": len(rows) > limit,
         }
+
+    def _size(self, scheme: str, segment: str, owner: str | None) -> int | None:
+        counts = self.database[COUNTS]
+        # The last recompute's month first, then its row: each an index range (month, scheme, owner).
+        latest = counts.find_one(
+            {"scheme": scheme, "owner": ALL_OWNERS}, {"month": 1}, sort=[("month", DESCENDING)]
+        )
+        if latest is None:
+            return None
+        row = counts.find_one(
+            {"month": latest["month"], "scheme": scheme, "owner": owner or ALL_OWNERS, "segment": segment},
+            {"count": 1},
+        )
+        return 0 if row is None else int(row["count"])

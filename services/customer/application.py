@@ -348,10 +348,12 @@ class CustomerApplication(Handover):
     def withdraw_consent_on_opt_out(self, data: dict[str, Any], meta: CommandMeta) -> Decision:
         """``data``: a ``sales.campaign_response_recorded`` envelope of an opt-out. The customer's
         marketing consent on the channel they opted out of is withdrawn as of their answer, so that
-        no later campaign reaches them there. An erased or merged record is left as it is (a merged
-        duplicate's consents are its survivor's to record)."""
+        no later campaign reaches them there: on the survivor's record if theirs was merged into
+        another since; an erased record is left as it is."""
         payload = data["payload"]
-        customer = self.find(Customer, str(payload["customer_id"]))
+        found = self.find(Customer, str(payload["customer_id"]))
+        # A duplicate merged since: the survivor holds the person's consents now.
+        customer = self.survivor_of(found) if found is not None else None
         channel = CONSENT_CHANNEL_OF[payload["channel"]]
         if customer is None or customer.erased_at is not None or customer.merged_into is not None:
             return Decision({"customer_id": str(payload["customer_id"]), "withdrawn": False})

@@ -20,7 +20,7 @@ class RpcSegmentTargets:
     def page(
         self, scheme: str, segment: str, owner: str | None, after: str | None, limit: int
     ) -> tuple[list[dict[str, Any]], str | None]:
-        reply = self.call(
+        result = self._ask(
             {
                 "scheme": scheme,
                 "segment": segment,
@@ -29,10 +29,18 @@ class RpcSegmentTargets:
                 "limit": limit,
             }
         )
+        return list(result["targets"]), result["last_customer_id"] if result["more"] else None
+
+    def size_of(self, scheme: str, segment: str) -> int | None:
+        size = self._ask({"scheme": scheme, "segment": segment, "limit": 1})["segment_size"]
+        return None if size is None else int(size)
+
+    def _ask(self, payload: dict[str, Any]) -> dict[str, Any]:
+        reply = self.call(payload)
         if not reply.get("ok"):
             error = reply.get("error") or {}
             if error.get("code") in ("dependency_unavailable", "internal_error"):
                 raise DependencyUnavailable(f"analytics could not list the target: {error.get('message')}")
             raise CrmError(f"analytics refused to list the target: {error.get('message')}")
-        result = reply["result"]
-        return list(result["targets"]), result["last_customer_id"] if result["more"] else None
+        result: dict[str, Any] = reply["result"]
+        return result

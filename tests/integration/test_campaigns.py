@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -58,6 +57,9 @@ class Segment:
         rows = [f for f in rows if after is None or f["customer_id"] > after]
         page = rows[:limit]
         return page, page[-1]["customer_id"] if len(rows) > limit else None
+
+    def size_of(self, scheme: str, segment: str) -> int | None:
+        return len(self.facts)
 
 
 class Owners:
@@ -174,18 +176,22 @@ def test_an_agents_calls_spread_over_the_working_days_counting_what_the_days_hol
     more = [fact(9_999 + i * 3, marketing_consents={"phone": True}) for i in range(20)]
     sales.launch_campaign({"campaign_id": second}, CommandMeta.new(MARKETING))
     launch_all(sales, Segment(more))
+    sales.campaigns.catch_up()
+    days = {
+        day: n
+        for (agent, day), n in sales.campaigns.calls_per_day(
+            ["A-1001"], date(2026, 12, 7), date(2026, 12, 18)
+        ).items()
+    }
     sales.work.catch_up()
     start = datetime(2026, 12, 7, tzinfo=ZONE)
-    days: Counter[date] = Counter()
-    for agent_id, planned_start in sales.campaigns.calls_planned(
-        ["A-1001"], start, start + timedelta(days=14)
-    ):
-        assert agent_id == "A-1001"
-        moment = datetime.fromisoformat(planned_start).astimezone(ZONE)
-        assert moment.weekday() < 5 and 9 <= moment.hour < 17
-        days[moment.date()] += 1
+    for row in sales.work.activities_of("A-1001", start, start + timedelta(days=14)):
+        moment = datetime.fromisoformat(row["planned_start"]).astimezone(ZONE)
+        # Working days, working hours, never before the launch (09:00 Monday: from 09:30).
+        assert moment.weekday() < 5 and 9 <= moment.hour < 17 and moment > MONDAY
     assert sum(days.values()) == 50
-    # Forty fit at four a day; the ten beyond the room land on the last working day.
+    # Forty fit at four a day (Monday's first half hour had begun); the ten beyond the room land
+    # on the last working day.
     assert [days[d] for d in sorted(days)] == [4] * 9 + [14]
     calls = [sales.find(Activity, CampaignMember.activity_id_of(second, f["customer_id"])) for f in more]
     assert all(c is not None and c.kind == "call" and c.agent_id == "A-1001" for c in calls)

@@ -20,6 +20,8 @@ from services.sales.domain.campaign import (
     Chosen,
     Exclusion,
     Group,
+    LaunchPage,
+    Position,
     Tally,
     Target,
     TargetFacts,
@@ -123,6 +125,8 @@ def test_a_call_comes_before_a_visit_and_messages_are_the_other_channels() -> No
     consents = {"phone": True, "sms": True, "email": True, "post": True}
     chosen = select("c", TARGET, all_channels, Decimal(0), facts(marketing_consents=consents))
     assert isinstance(chosen, Chosen)
+    # One contact by the agent: the call (a visit is arranged on it).
+    assert chosen.channels == ("email", "agent_call", "sms")
     assert chosen.agent_channel == "agent_call" and chosen.message_channels == ("email", "sms")
     visit = select("c", TARGET, ("visit",), Decimal(0), facts())
     assert isinstance(visit, Chosen) and visit.agent_channel == "visit"
@@ -141,17 +145,21 @@ def test_launching_twice_changes_nothing_and_a_paused_campaign_resumes_where_it_
     assert c.launch(None, date(2026, 12, 9), meta())
     assert c.state == CampaignState.LAUNCHING and c.work_from == date(2026, 12, 9)
     assert not c.launch(None, date(2026, 12, 9), meta())
-    c.record_page(Tally(3, 1, {"no_consent": 2}), 0, "cust-9", meta())
-    assert (c.owner_index, c.after) == (0, "cust-9")
+    first = LaunchPage.record(
+        c, 1, Tally(3, 1, {"no_consent": 2}), Tally(), Position(0, "cust-9"), False, meta()
+    )
+    assert first.id == LaunchPage.id_for(c.campaign_id, 1) and first.position == Position(0, "cust-9")
     assert c.pause("budget review", meta()) and not c.pause("again", meta())
     with pytest.raises(InvalidState):
-        c.record_page(Tally(), 0, None, meta())
+        LaunchPage.record(c, 2, Tally(), first.totals, Position(1), True, meta())
     assert c.launch(None, date(2026, 12, 10), meta()) and c.state == CampaignState.LAUNCHING
-    assert (c.owner_index, c.after) == (0, "cust-9")
-    c.record_page(Tally(2, 0, {"no_consent": 1}), 1, None, meta())
-    c.complete_launch(meta())
+    second = LaunchPage.record(c, 2, Tally(2, 0, {"no_consent": 1}), first.totals, Position(1), True, meta())
+    assert second.totals.as_dict() == {"contacted": 5, "control": 1, "excluded": {"no_consent": 3}}
+    payload = second.collect_events()[0].public_payload()  # type: ignore[attr-defined]
+    assert "after" not in payload and payload["excluded_total"] == {"no_consent": 3} and payload["last"]
+    c.complete_launch(second.totals, meta())
     assert c.state == CampaignState.RUNNING
-    assert c.tally.as_dict() == {"contacted": 5, "control": 1, "excluded": {"no_consent": 3}}
+    assert c.frozen == {"contacted": 5, "control": 1, "excluded": {"no_consent": 3}}
     assert c.pause("stop", meta()) and c.launch(None, date(2026, 12, 11), meta())
     assert c.state == CampaignState.RUNNING  # its launch had completed
     assert c.close("done", date(2026, 12, 20), meta()) and not c.close("again", date(2026, 12, 21), meta())

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from time import monotonic
@@ -41,6 +42,8 @@ from services.sales.domain.campaign import (
     Chosen,
     Exclusion,
     Group,
+    LaunchPage,
+    Position,
     Tally,
     TargetFacts,
     select,
@@ -49,6 +52,9 @@ from services.sales.domain.campaign_rules import cost_per_policy, spread, uplift
 from services.sales.domain.opportunity import Opportunity
 
 PAGE_SIZE = 500
+# A preview of a whole segment counts at most this many of its customers, and scales.
+PREVIEW_SAMPLE = 20_000
+SLOTS_A_DAY = 16  # half hours from 09:00 to 17:00
 TEAMS_KEPT_SECONDS = 60.0
 CALLS_START = time(9, 0)
 CALL_LASTS = timedelta(minutes=30)
@@ -61,6 +67,7 @@ REPORTS_RESPONSES = (Role.SYSTEM, Role.OPERATOR, Role.ADMIN, Role.AGENT, Role.MA
 # Whose name the launch's pages are recorded under (who launched is in the launch).
 CAMPAIGN_LAUNCHER = Caller("service:sales-campaigns", Role.SYSTEM)
 STEP_NAMESPACE = uuid.UUID("93d0b5e1-4a27-4c8f-b6d2-0e5f1a7c9b38")
+log = logging.getLogger("crm.sales.campaigns")
 
 
 class TargetSource(Protocol):
@@ -71,6 +78,10 @@ class TargetSource(Protocol):
         self, scheme: str, segment: str, owner: str | None, after: str | None, limit: int
     ) -> tuple[list[dict[str, Any]], str | None]:
         """(the page, the customer id to ask after for the next page; None: this was the last)."""
+        ...
+
+    def size_of(self, scheme: str, segment: str) -> int | None:
+        """How many customers the segment held at its last count (None: never counted)."""
         ...
 
 
@@ -86,15 +97,17 @@ def unknown_campaign(campaign_id: str) -> NotFound:
     )
 
 
-def step_meta(campaign: Campaign) -> CommandMeta:
+def step_meta(campaign: Campaign, page: int) -> CommandMeta:
+    """Who froze a page, and its cause: the page of the campaign (the completion is page 0)."""
     return CommandMeta(
         correlation_id=campaign.campaign_id,
-        causation_id=str(uuid.uuid5(STEP_NAMESPACE, f"{campaign.campaign_id}:{campaign.version}")),
+        causation_id=str(uuid.uuid5(STEP_NAMESPACE, f"{campaign.campaign_id}:{page}")),
         actor=CAMPAIGN_LAUNCHER,
     )
 
 
-def campaign_view(campaign: Campaign) -> dict[str, Any]:
+def campaign_view(campaign: Campaign, frozen: Tally | None = None) -> dict[str, Any]:
+    """``frozen``: the counts of the target frozen so far, while the launch runs."""
     return {
         "campaign_id": campaign.campaign_id,
         "name": campaign.name,
@@ -120,7 +133,7 @@ def campaign_view(campaign: Campaign) -> dict[str, Any]:
         "work_until": campaign.work_until.isoformat() if campaign.work_until else None,
         "closed_on": campaign.closed_on.isoformat() if campaign.closed_on else None,
         # The frozen target so far (all of it once the launch completed).
-        "frozen": campaign.tally.as_dict(),
+        "frozen": campaign.frozen or (frozen or Tally()).as_dict(),
         "created_by": campaign.created_by,
         "created_at": campaign.created_on.isoformat(),
         "version": campaign.version,
@@ -136,6 +149,7 @@ class Figures:
     opened: int = 0
     won: int = 0
     converted: int = 0
+    policies: int = 0
     premium_cents: int = 0
 
     def add(self, row: dict[str, Any]) -> None:
@@ -144,6 +158,7 @@ class Figures:
         self.opened += int(row["opened"] or 0)
         self.won += int(row["won"] or 0)
         self.converted += int(row["converted"] or 0)
+        self.policies += int(row["policies"] or 0)
         self.premium_cents += int(row["premium"] or 0)
 
 
@@ -167,6 +182,7 @@ class Comparison:
             "opportunities_opened": c.opened,
             "opportunities_won": c.won,
             "customers_who_bought": c.converted,
+            "policies_sold": c.policies,
             "premium_sold": yuan(c.premium_cents),
             "control": k.members,
             "control_who_bought": k.converted,
@@ -253,9 +269,19 @@ class Campaigns(Planning):
         campaign = self.campaign_in_scope(str(data["campaign_id"]), meta.actor)
         owners = self._owners_named(campaign.target.as_dict()) if campaign.target.by_owner else None
         changed = campaign.launch(owners, self.today(), meta)
+        answer = campaign_view(campaign, self._frozen_so_far(campaign)) | {"already_launched": not changed}
         return Decision(
-            campaign_view(campaign) | {"already_launched": not changed}, (campaign,) if changed else ()
+            answer,
+            (campaign,) if changed else (),
+            # Launched at the same moment by another command: the same answer as a second launch.
+            explain_conflict=lambda: self._launched_already(campaign.campaign_id),
         )
+
+    def _launched_already(self, campaign_id: str) -> Decision | None:
+        campaign = self.find(Campaign, campaign_id)
+        if campaign is None or campaign.state not in (CampaignState.LAUNCHING, CampaignState.RUNNING):
+            return None
+        return Decision(campaign_view(campaign, self._frozen_so_far(campaign)) | {"already_launched": True})
 
     @command
     def pause_campaign(self, data: dict[str, Any], meta: CommandMeta) -> Decision:
@@ -276,11 +302,10 @@ class Campaigns(Planning):
         caller = meta.actor
         caller.require_role(*REPORTS_RESPONSES)
         campaign_id, customer_id = str(data["campaign_id"]), str(data["customer_id"])
-        campaign = self.find(Campaign, campaign_id)
-        if campaign is None:
-            raise unknown_campaign(campaign_id)
         member = self.find(CampaignMember, CampaignMember.id_for(campaign_id, customer_id))
         holder = self._owner_now(customer_id, member.owning_agent_id) if member else None
+        # One answer for an unknown campaign, a customer not in it, and one outside the caller's
+        # scope: nobody learns which campaigns or members exist by asking.
         if member is None or not may_act_on(caller, holder, self, also=(Role.SYSTEM,)):
             raise ValidationFailed.single(
                 "customer_id", "not_in_campaign", f"customer {customer_id} is not in campaign {campaign_id}"
@@ -300,51 +325,62 @@ class Campaigns(Planning):
     # The launch, a page at a time (the campaign launcher) -------------------------------------------
 
     def advance_launches(self, targets: TargetSource) -> int:
-        """One page of every launch under way, oldest first; how many pages were recorded."""
+        """One page of every launch under way, oldest first; how many pages were recorded. A
+        launch that fails (analytics refusing, a store error) is logged and left for the next
+        round; the others go on."""
         self.campaigns.catch_up()
-        return sum(
-            1
-            for campaign_id in self.campaigns.in_state(CampaignState.LAUNCHING)
-            if (campaign := self.find(Campaign, campaign_id)) is not None
-            and campaign.state == CampaignState.LAUNCHING
-            and self.advance_launch(campaign, targets)
-        )
+        recorded = 0
+        for campaign_id in self.campaigns.in_state(CampaignState.LAUNCHING):
+            campaign = self.find(Campaign, campaign_id)
+            if campaign is None or campaign.state != CampaignState.LAUNCHING:
+                continue
+            try:
+                recorded += self.advance_launch(campaign, targets)
+            except Exception:
+                log.exception("the launch of campaign %s failed a step; it is tried again", campaign_id)
+        return recorded
 
     def advance_launch(self, campaign: Campaign, targets: TargetSource) -> bool:
         """Freezes the next page of the campaign's target, with its work and messages, in one
-        append with the campaign's progress. False if another launcher recorded it first."""
-        meta = step_meta(campaign)
-        owners, index = campaign.owners, campaign.owner_index
-        if owners is not None and index >= len(owners):
-            campaign.complete_launch(meta)
+        append with the page. False if another launcher recorded that page first."""
+        last = self.campaigns.last_page(campaign.campaign_id)
+        number, before, position, done = (0, Tally(), Position(), False) if last is None else last
+        meta = step_meta(campaign, number + 1)
+        owners = campaign.owners
+        if done or (owners is not None and position.owner_index >= len(owners)):
+            # The last page was recorded, and not (yet) the completion.
+            campaign.complete_launch(before, step_meta(campaign, 0))
             return self._save_step(campaign)
-        owner = owners[index] if owners is not None else None
+        owner = owners[position.owner_index] if owners is not None else None
         target = campaign.target
-        rows, next_after = targets.page(target.scheme, target.segment, owner, campaign.after, PAGE_SIZE)
+        rows, next_after = targets.page(target.scheme, target.segment, owner, position.after, PAGE_SIZE)
         facts = [TargetFacts.from_dict(row) for row in rows]
-        self.campaigns.catch_up()
         known = self.campaigns.members_among(campaign.campaign_id, [f.customer_id for f in facts])
-        page = Tally()
+        counts = Tally()
         chosen: list[Chosen] = []
         for fact in facts:
             if fact.customer_id in known:  # a customer met again (moved between owners meanwhile)
                 continue
             outcome = select(campaign.campaign_id, target, campaign.channels, campaign.control_share, fact)
-            page.count(outcome)
+            counts.count(outcome)
             if not isinstance(outcome, Exclusion):
                 chosen.append(outcome)
         changed = self._freeze(campaign, chosen, meta)
-        next_index = index if next_after else index + 1
-        campaign.record_page(page, next_index, next_after, meta)
-        if next_after is None and (owners is None or next_index >= len(owners)):
-            campaign.complete_launch(meta)
-        return self._save_step(campaign, *changed)
+        going_on = (
+            Position(position.owner_index, next_after) if next_after else Position(position.owner_index + 1)
+        )
+        finished = next_after is None and (owners is None or going_on.owner_index >= len(owners))
+        page = LaunchPage.record(campaign, number + 1, counts, before, going_on, finished, meta)
+        if finished:
+            campaign.complete_launch(page.totals, meta)
+            changed.append(campaign)
+        return self._save_step(page, *changed)
 
-    def _save_step(self, campaign: Campaign, *changed: CrmAggregate) -> bool:
+    def _save_step(self, *changed: CrmAggregate) -> bool:
         try:
-            self.save(campaign, *changed)
+            self.save(*changed)
         except IntegrityError:
-            return False  # another launcher took this page: it goes on from theirs
+            return False  # another launcher recorded this page (or the campaign changed): look again
         return True
 
     def _freeze(self, campaign: Campaign, chosen: list[Chosen], meta: CommandMeta) -> list[CrmAggregate]:
@@ -406,37 +442,41 @@ class Campaigns(Planning):
         self, campaign: Campaign, calling: list[Chosen], owners: dict[str, str]
     ) -> dict[str, datetime]:
         """When each customer's call is planned: an owner's calls spread over the campaign's
-        working days, at most ``daily_calls_per_agent`` of every campaign's calls a day (counting
-        what their days hold already), from nine o'clock a half hour apart."""
+        working days from today, at most ``daily_calls_per_agent`` of every campaign's calls a day
+        (counting what their days hold already), from nine o'clock a half hour apart, never at a
+        time already past (today's past half hours count as taken)."""
         if not calling:
             return {}
         assert campaign.work_from is not None and campaign.work_until is not None
         by_owner: dict[str, list[str]] = {}
         for c in calling:
             by_owner.setdefault(owners[c.facts.customer_id], []).append(c.facts.customer_id)
-        start = datetime.combine(campaign.work_from, time.min, self.zone)
-        end = datetime.combine(campaign.work_until + timedelta(days=1), time.min, self.zone)
-        self.work.catch_up()
-        held: dict[str, dict[date, int]] = {}
-        for agent_id, planned_start in self.campaigns.calls_planned(list(by_owner), start, end):
-            day = datetime.fromisoformat(planned_start).astimezone(self.zone).date()
-            held.setdefault(agent_id, {})[day] = held.get(agent_id, {}).get(day, 0) + 1
+        now = self.now().astimezone(self.zone)
+        today = now.date()
+        first = min(max(campaign.work_from, today), campaign.work_until)
+        passed = self._slots_passed(now) if first == today else 0
+        held = self.campaigns.calls_per_day(list(by_owner), first, campaign.work_until)
         due: dict[str, datetime] = {}
         for owner, customers in by_owner.items():
-            already = held.get(owner, {})
+            already = {day: n for (agent, day), n in held.items() if agent == owner}
+            if passed:
+                already[today] = max(already.get(today, 0), passed)
             taken = dict(already)
-            days = spread(
-                len(customers),
-                campaign.work_from,
-                campaign.work_until,
-                campaign.daily_calls_per_agent,
-                already,
-            )
+            days = spread(len(customers), first, campaign.work_until, campaign.daily_calls_per_agent, already)
             for customer_id, day in zip(customers, days, strict=True):
-                slot = min(taken.get(day, 0), 15)  # the last half hour before 17:00 takes the rest
+                slot = min(taken.get(day, 0), SLOTS_A_DAY - 1)  # the last half hour takes the rest
                 taken[day] = taken.get(day, 0) + 1
                 due[customer_id] = datetime.combine(day, CALLS_START, self.zone) + slot * CALL_LASTS
         return due
+
+    @staticmethod
+    def _slots_passed(now: datetime) -> int:
+        """How many of the day's call slots (09:00 to 17:00, a half hour each) have begun by
+        ``now`` (in the business's zone)."""
+        begun = datetime.combine(now.date(), CALLS_START, now.tzinfo)
+        if now < begun:
+            return 0
+        return min(SLOTS_A_DAY, int((now - begun) / CALL_LASTS) + 1)
 
     def _campaign_call(
         self, campaign: Campaign, chosen: Chosen, owner: str, start: datetime, meta: CommandMeta
@@ -464,7 +504,15 @@ class Campaigns(Planning):
 
     def get_campaign(self, data: dict[str, Any], meta: CommandMeta) -> dict[str, Any]:
         meta.actor.require_role(*RUNS_CAMPAIGNS)
-        return campaign_view(self.campaign_in_scope(str(data["campaign_id"]), meta.actor))
+        campaign = self.campaign_in_scope(str(data["campaign_id"]), meta.actor)
+        return campaign_view(campaign, self._frozen_so_far(campaign))
+
+    def _frozen_so_far(self, campaign: Campaign) -> Tally | None:
+        if campaign.frozen is not None or campaign.launched_at is None:
+            return None
+        self.campaigns.catch_up()
+        last = self.campaigns.last_page(campaign.campaign_id)
+        return last[1] if last else None
 
     def list_campaigns(self, data: dict[str, Any], meta: CommandMeta) -> dict[str, Any]:
         """The campaigns the caller runs, newest first. A manager's are those narrowed to their
@@ -519,24 +567,29 @@ class Campaigns(Planning):
     ) -> dict[str, Any]:
         """How many customers the campaign would reach now, per channel, after the narrowing,
         consent and do-not-call, and how many the control group would hold back; and the spend.
-        Walks the whole target (read-only), so it takes longer on a large segment."""
+        A target narrowed to owners is counted whole; a whole segment larger than
+        ``PREVIEW_SAMPLE`` is counted on its first ``PREVIEW_SAMPLE`` customers (in customer id
+        order: a random sample) and scaled to the segment's size (``exact`` false)."""
         meta.actor.require_role(*RUNS_CAMPAIGNS)
         campaign = self.campaign_in_scope(str(data["campaign_id"]), meta.actor)
         target = campaign.target
         owners: list[str | None] = list(self._owners_named(target.as_dict())) if target.by_owner else [None]
         tally = Tally()
         per_channel = {channel: 0 for channel in campaign.channels}
-        seen: set[str] = set()  # a customer who moved between two named owners meanwhile
+        seen: set[str] = set()  # a customer met twice (moved between two named owners meanwhile)
+        sampled = 0
+        exact = True
         for owner in owners:
             after: str | None = None
             while True:
                 rows, after = targets.page(target.scheme, target.segment, owner, after, PAGE_SIZE)
                 for row in rows:
                     fact = TargetFacts.from_dict(row)
+                    if fact.customer_id in seen:
+                        continue
                     if target.by_owner:
-                        if fact.customer_id in seen:
-                            continue
                         seen.add(fact.customer_id)
+                    sampled += 1
                     outcome = select(
                         campaign.campaign_id, target, campaign.channels, campaign.control_share, fact
                     )
@@ -546,13 +599,28 @@ class Campaigns(Planning):
                             per_channel[channel] += 1
                 if after is None:
                     break
+                if not target.by_owner and sampled >= PREVIEW_SAMPLE:
+                    exact = False
+                    break
+        size = sampled
+        if not exact:
+            size = max(targets.size_of(target.scheme, target.segment) or sampled, sampled)
+            scale = size / sampled
+            tally = Tally(
+                round(tally.contacted * scale),
+                round(tally.control * scale),
+                {reason: round(n * scale) for reason, n in tally.excluded.items()},
+            )
+            per_channel = {channel: round(n * scale) for channel, n in per_channel.items()}
         costs = costs_per_contact()
         spend = sum((costs[c] * n for c, n in per_channel.items()), Decimal("0"))
         return {
             "campaign_id": campaign.campaign_id,
             "as_of": self.now().isoformat(),
             **tally.as_dict(),
-            "segment_customers": tally.contacted + tally.control + sum(tally.excluded.values()),
+            "segment_customers": size,
+            "exact": exact,
+            "sampled": sampled,
             "reach_by_channel": per_channel,
             "estimated_spend": str(spend.quantize(Decimal("0.01"))),
             "budget": str(campaign.budget),
@@ -579,23 +647,27 @@ class Campaigns(Planning):
         overall = Comparison.empty()
         by_team: dict[str | None, Comparison] = {}
         by_agent: dict[str, Comparison] = {}
+        team_of_agent: dict[str, str | None] = {}
         by_channel: dict[str, Figures] = {c: Figures() for c in campaign.channels}
         for row in groups:
             overall.add(row)
             by_team.setdefault(row["team_id"], Comparison.empty()).add(row)
             by_agent.setdefault(row["owning_agent_id"], Comparison.empty()).add(row)
+            team_of_agent[row["owning_agent_id"]] = row["team_id"]
             if row["grp"] == Group.CONTACTED:
                 for channel in row["channels"].split(","):
                     by_channel.setdefault(channel, Figures()).add(row)
         responses: dict[str, dict[str, int]] = {}
         for r in self.campaigns.responses_by_channel(campaign.campaign_id):
             responses.setdefault(r["channel"], {})[r["response"]] = int(r["n"])
+        engaged = self.campaigns.engaged_by_channel(campaign.campaign_id)
         costs = costs_per_contact()
         spent = sum((costs.get(c, Decimal(0)) * f.members for c, f in by_channel.items()), Decimal("0"))
-        won = overall.contacted.converted
+        won = overall.contacted.policies
         team_filter = data.get("team_id")
         agents = sorted(
-            (a for a in by_agent if team_filter is None or self.team_of(a) == team_filter),
+            # The team at the launch, as the by-team figures count it.
+            (a for a in by_agent if team_filter is None or team_of_agent[a] == team_filter),
             key=lambda a: (-by_agent[a].contacted.members, a),
         )[: data["agent_limit"]]
         return {
@@ -604,7 +676,7 @@ class Campaigns(Planning):
             "state": campaign.state,
             "measured_from": campaign.launched_at.isoformat(),
             "measured_until": campaign.measured_until().isoformat(),
-            "frozen": campaign.tally.as_dict(),
+            "frozen": campaign.frozen or (self._frozen_so_far(campaign) or Tally()).as_dict(),
             "overall": overall.as_dict(),
             "spend": {
                 "budget": str(campaign.budget),
@@ -616,7 +688,9 @@ class Campaigns(Planning):
                 {
                     "channel": channel,
                     "reached": f.members,
-                    "responded": f.engaged,
+                    # Customers who engaged on this channel (the other figures count the customers
+                    # reached on it, whichever channel they answered on).
+                    "responded": engaged.get(channel, 0),
                     "responses": responses.get(channel, {}),
                     "opportunities_opened": f.opened,
                     "opportunities_won": f.won,

@@ -2,10 +2,10 @@
 messages, measured against a control group.
 
 A ``Campaign`` is drafted, launched, maybe paused and resumed, and closed. Launching freezes its
-target a page at a time (``record_page``): each page's customers become ``CampaignMember``s (the
+target a page at a time (``LaunchPage``): each page's customers become ``CampaignMember``s (the
 snapshot, kept: a later change of segment does not move it), with the work and the messages they
-get, in the same atomic append as the page's progress, so a launch killed anywhere resumes from
-what it recorded and selects nobody twice. Pure: no I/O."""
+get, in the same atomic append as the page itself, so a launch killed anywhere resumes from the
+last page recorded and selects nobody twice. Pure: no I/O."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ CAMPAIGN_NAMESPACE = uuid.UUID("4c7e1a93-2d58-4b06-9f31-8a5e0c2d7b64")
 MEMBER_NAMESPACE = uuid.UUID("e9b2d461-7c03-4f8a-b5e9-1d6a3f0c8e27")
 MESSAGE_NAMESPACE = uuid.UUID("71a5c3e8-0b94-4d2f-8e67-c3f1a9d5b040")
 CAMPAIGN_OPPORTUNITY_NAMESPACE = uuid.UUID("2f9d6b70-e381-4a5c-9d14-b07e5c3a1f86")
+PAGE_NAMESPACE = uuid.UUID("b8e4f2a1-6d39-4c07-a5b1-9e2c7d0f4a53")
 
 
 class CampaignState(StrEnum):
@@ -142,8 +143,9 @@ def select(
     """Whether a customer of the segment is in the frozen target, and how: the narrowing by
     province and products held first; then the channels that may carry the campaign to them
     (marketing consent per channel; do-not-call closes the agent's channels; erased and merged
-    customers never); then the control draw among those who can be reached, so that the control
-    group and the contacted are alike but for the contact."""
+    customers never; of an agent's call and visit, the call); then the control draw among those
+    who can be reached, so that the control group and the contacted are alike but for the
+    contact."""
     if target.regions and normalised_region(facts.region) not in {
         normalised_region(r) for r in target.regions
     }:
@@ -161,6 +163,8 @@ def select(
         if facts.reachable.do_not_call and channels_reaching(Reachable(facts.reachable.consents), channels):
             return Exclusion.DO_NOT_CALL
         return Exclusion.NO_CONSENT
+    if "agent_call" in reaching:  # the agent makes one contact: a call (a visit is arranged on it)
+        reaching = tuple(c for c in reaching if c != "visit")
     group = Group.CONTROL if in_control(campaign_id, facts.customer_id, control_share) else Group.CONTACTED
     return Chosen(facts, group, reaching)
 
@@ -222,20 +226,6 @@ class Campaign(CrmAggregate):
             campaign.work_until = self.work_until
             campaign.launched_at = self.timestamp
 
-    class LaunchProgressed(CrmAggregate.Event):
-        EVENT_TYPE = "sales.campaign_launch_progressed"
-        PRIVATE = frozenset({"cursor"})
-        campaign_id: str
-        contacted: int
-        control: int
-        excluded: dict[str, int]
-        # Where the launch goes on: "<owner index>:<last customer id>" (internal).
-        cursor: str
-
-        def apply(self, campaign: Campaign) -> None:
-            campaign.cursor = self.cursor
-            campaign.tally.add(Tally(self.contacted, self.control, dict(self.excluded)))
-
     class LaunchCompleted(CrmAggregate.Event):
         EVENT_TYPE = "sales.campaign_launch_completed"
         campaign_id: str
@@ -246,6 +236,11 @@ class Campaign(CrmAggregate):
         def apply(self, campaign: Campaign) -> None:
             campaign.state = CampaignState.RUNNING.value
             campaign.launch_completed_at = self.timestamp
+            campaign.frozen = {
+                "contacted": self.contacted,
+                "control": self.control,
+                "excluded": self.excluded,
+            }
 
     class Paused(CrmAggregate.Event):
         EVENT_TYPE = "sales.campaign_paused"
@@ -258,10 +253,11 @@ class Campaign(CrmAggregate):
     class Resumed(CrmAggregate.Event):
         EVENT_TYPE = "sales.campaign_resumed"
         campaign_id: str
+        # Running again, or launching again where the launch had not completed.
+        state: str
 
         def apply(self, campaign: Campaign) -> None:
-            done = campaign.launch_completed_at is not None
-            campaign.state = (CampaignState.RUNNING if done else CampaignState.LAUNCHING).value
+            campaign.state = self.state
 
     class Closed(CrmAggregate.Event):
         EVENT_TYPE = "sales.campaign_closed"
@@ -311,8 +307,8 @@ class Campaign(CrmAggregate):
         self.launched_at: datetime | None = None
         self.launch_completed_at: datetime | None = None
         self.closed_on: date | None = None
-        self.cursor = "0:"
-        self.tally = Tally()
+        # The frozen target's counts, once the launch completed (``LaunchPage`` has them before).
+        self.frozen: dict[str, Any] | None = None
 
     @classmethod
     def create(cls, data: dict[str, Any], meta: CommandMeta) -> Campaign:
@@ -360,7 +356,13 @@ class Campaign(CrmAggregate):
         if state == CampaignState.CLOSED:
             raise InvalidState(f"campaign {self.campaign_id} is closed: create a new one")
         if state == CampaignState.PAUSED:
-            self.trigger_event(self.Resumed, meta=meta.as_event_meta(), campaign_id=self.campaign_id)
+            done = self.launch_completed_at is not None
+            self.trigger_event(
+                self.Resumed,
+                meta=meta.as_event_meta(),
+                campaign_id=self.campaign_id,
+                state=(CampaignState.RUNNING if done else CampaignState.LAUNCHING).value,
+            )
             return True
         if today > self.end_date:
             raise InvalidState(
@@ -376,37 +378,15 @@ class Campaign(CrmAggregate):
         )
         return True
 
-    @property
-    def owner_index(self) -> int:
-        return int(self.cursor.partition(":")[0])
-
-    @property
-    def after(self) -> str | None:
-        return self.cursor.partition(":")[2] or None
-
-    def record_page(self, page: Tally, owner_index: int, after: str | None, meta: CommandMeta) -> None:
-        """A page of the target frozen: where the launch goes on from (the owner walked, the last
-        customer of the page)."""
-        if self.state != CampaignState.LAUNCHING.value:
-            raise InvalidState(f"campaign {self.campaign_id} is {self.state}, not launching")
-        self.trigger_event(
-            self.LaunchProgressed,
-            meta=meta.as_event_meta(),
-            campaign_id=self.campaign_id,
-            contacted=page.contacted,
-            control=page.control,
-            excluded=dict(page.excluded),
-            cursor=f"{owner_index}:{after or ''}",
-        )
-
-    def complete_launch(self, meta: CommandMeta) -> None:
+    def complete_launch(self, frozen: Tally, meta: CommandMeta) -> None:
+        """The whole target is frozen (``frozen``: its counts, from the last page)."""
         if self.state != CampaignState.LAUNCHING.value:
             raise InvalidState(f"campaign {self.campaign_id} is {self.state}, not launching")
         self.trigger_event(
             self.LaunchCompleted,
             meta=meta.as_event_meta(),
             campaign_id=self.campaign_id,
-            **self.tally.as_dict(),
+            **frozen.as_dict(),
         )
 
     # Pausing and closing ------------------------------------------------------------------------
@@ -441,6 +421,91 @@ class Campaign(CrmAggregate):
     def measured_until(self) -> date:
         """The last day whose sales count for the campaign."""
         return self.closed_on or self.end_date
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a launch goes on: the owner walked (an index into the campaign's owners; 0 for a
+    whole segment) and the last customer frozen of that walk (None: from its start)."""
+
+    owner_index: int = 0
+    after: str | None = None
+
+
+class LaunchPage(CrmAggregate):
+    """One page of a campaign's target frozen: its counts, the counts so far, and where the launch
+    goes on. A page is an aggregate of its own, its id derived from the campaign and its number, so
+    that two launchers freezing the same page collide on its creation (one append wins), and the
+    campaign does not grow an event per page (a launch of millions has thousands of pages)."""
+
+    class Recorded(CrmAggregate.Created):
+        EVENT_TYPE = "sales.campaign_launch_progressed"
+        PRIVATE = frozenset({"owner_index", "after"})
+        campaign_id: str
+        page: int
+        contacted: int
+        control: int
+        excluded: dict[str, int]
+        contacted_total: int
+        control_total: int
+        excluded_total: dict[str, int]
+        # Whether the target is all frozen with this page.
+        last: bool
+        owner_index: int
+        after: str | None
+
+    def __init__(
+        self,
+        campaign_id: str,
+        page: int,
+        contacted_total: int,
+        control_total: int,
+        excluded_total: dict[str, int],
+        last: bool,
+        owner_index: int,
+        after: str | None,
+    ) -> None:
+        self.campaign_id = campaign_id
+        self.page = page
+        self.totals = Tally(contacted_total, control_total, dict(excluded_total))
+        self.last = last
+        self.position = Position(owner_index, after)
+
+    @staticmethod
+    def id_for(campaign_id: str, page: int) -> uuid.UUID:
+        return uuid.uuid5(PAGE_NAMESPACE, f"{campaign_id}:{page}")
+
+    @classmethod
+    def record(
+        cls,
+        campaign: Campaign,
+        page: int,
+        counts: Tally,
+        before: Tally,
+        next_position: Position,
+        last: bool,
+        meta: CommandMeta,
+    ) -> LaunchPage:
+        if campaign.state != CampaignState.LAUNCHING.value:
+            raise InvalidState(f"campaign {campaign.campaign_id} is {campaign.state}, not launching")
+        totals = Tally(before.contacted, before.control, dict(before.excluded))
+        totals.add(counts)
+        return cls._create(
+            cls.Recorded,
+            id=cls.id_for(campaign.campaign_id, page),
+            meta=meta.as_event_meta(),
+            campaign_id=campaign.campaign_id,
+            page=page,
+            contacted=counts.contacted,
+            control=counts.control,
+            excluded=dict(counts.excluded),
+            contacted_total=totals.contacted,
+            control_total=totals.control,
+            excluded_total=dict(totals.excluded),
+            last=last,
+            owner_index=next_position.owner_index,
+            after=next_position.after,
+        )
 
 
 class CampaignMember(CrmAggregate):
