@@ -708,6 +708,75 @@ class CampaignResponseRecordedV1(Schema):
     message_id = fields.UUID(required=True, allow_none=True)
 
 
+class AccountCreatedV1(Schema):
+    user_id = fields.String(required=True)
+    display_name = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(("person", "service")))
+    role = fields.String(required=True)
+    agent_id = fields.String(required=True, allow_none=True)
+    scopes = fields.List(fields.String(), required=True)
+    must_change_password = fields.Boolean(required=True)
+
+
+class _RevokesTokensV1(Schema):
+    user_id = fields.String(required=True)
+    # Wall-clock seconds since the epoch: tokens issued before are refused from now on.
+    tokens_issued_before = fields.Float(required=True)
+
+
+class AccountRoleChangedV1(_RevokesTokensV1):
+    role = fields.String(required=True)
+    agent_id = fields.String(required=True, allow_none=True)
+    reason = fields.String(required=True)
+
+
+class AccountDisabledV1(_RevokesTokensV1):
+    reason = fields.String(required=True)
+
+
+class AccountEnabledV1(Schema):
+    user_id = fields.String(required=True)
+    reason = fields.String(required=True)
+
+
+class PasswordResetV1(_RevokesTokensV1):
+    pass
+
+
+class ClientSecretRotatedV1(_RevokesTokensV1):
+    pass
+
+
+class PasswordChangedV1(Schema):
+    user_id = fields.String(required=True)
+
+
+class SignedInV1(Schema):
+    user_id = fields.String(required=True)
+    kind = fields.String(required=True)
+    session_id = fields.String(required=True, allow_none=True)
+
+
+class SignInFailedV1(Schema):
+    """A wrong password for an account (or any password while it is locked or disabled)."""
+
+    user_id = fields.String(required=True)
+    failures = fields.Integer(required=True, strict=True)
+    locked_until = fields.Float(required=True, allow_none=True)
+
+
+class SignInRefusedV1(Schema):
+    """A sign-in for a user id no account has, the id keyed-hashed (it may be a mistyped password)."""
+
+    attempted_user_hash = fields.String(required=True)
+    reason = fields.String(required=True)
+
+
+class SessionEndedV1(_RevokesTokensV1):
+    session_id = fields.String(required=True)
+    reason = fields.String(required=True)
+
+
 # The payload fields that are personal data. Once ``customer.erased`` is published for a customer,
 # the history of the write side answers these as null, and every consumer that keeps events must
 # forget them too.
@@ -812,6 +881,17 @@ PAYLOAD_SCHEMAS: dict[tuple[str, int], type[Schema]] = {
     ("sales.campaign_member_selected", 1): CampaignMemberSelectedV1,
     ("sales.campaign_message_requested", 1): CampaignMessageRequestedV1,
     ("sales.campaign_response_recorded", 1): CampaignResponseRecordedV1,
+    ("identity.account_created", 1): AccountCreatedV1,
+    ("identity.account_role_changed", 1): AccountRoleChangedV1,
+    ("identity.account_disabled", 1): AccountDisabledV1,
+    ("identity.account_enabled", 1): AccountEnabledV1,
+    ("identity.password_reset", 1): PasswordResetV1,
+    ("identity.password_changed", 1): PasswordChangedV1,
+    ("identity.client_secret_rotated", 1): ClientSecretRotatedV1,
+    ("identity.signed_in", 1): SignedInV1,
+    ("identity.sign_in_failed", 1): SignInFailedV1,
+    ("identity.sign_in_refused", 1): SignInRefusedV1,
+    ("identity.session_ended", 1): SessionEndedV1,
 }
 
 

@@ -1115,3 +1115,148 @@ class ListSegmentTargets(Strict):
     @validates_schema
     def _known_segment(self, data: dict[str, Any], **_: Any) -> None:
         require_known_segment(data)
+
+
+# Identity: accounts and sign-in -------------------------------------------------------------------
+
+PERSON_ROLES = ("agent", "manager", "service_desk", "operator", "admin")
+
+
+def _user_id(**kwargs: Any) -> fields.String:
+    return f.code(**kwargs)
+
+
+def _password(**kwargs: Any) -> fields.String:
+    # Length only: whether it is good is the account's rule (it names the rule broken).
+    return fields.String(
+        validate=validate.Length(min=1, max=256, error="length: 1 to {max} characters"), **kwargs
+    )
+
+
+class _AgentIdForAgents(Strict):
+    @validates_schema
+    def _agent_id_for_agents(self, data: dict[str, Any], **_: Any) -> None:
+        if (data.get("role") == "agent") != bool(data.get("agent_id")):
+            raise ValidationError(
+                "agents_only: an agent's account names the agent id; no other account does", "agent_id"
+            )
+
+
+class CreateAccount(_AgentIdForAgents):
+    """A person's account. Without ``password``, a temporary one is answered once, to be changed at
+    the first sign-in."""
+
+    user_id = _user_id(required=True)
+    display_name = f.text(200, required=True)
+    role = f.one_of(PERSON_ROLES, required=True)
+    agent_id = f.agent_id(load_default=None, allow_none=True)
+    password = _password(load_default=None, allow_none=True)
+
+
+SCOPE_PATTERN = r"^[a-z_]+\.[a-z_]+$"
+
+
+class CreateServiceAccount(Strict):
+    """A process's or an internal system's account, allowed the operations in ``scopes``
+    (``<service>.<operation>``); its client secret is answered once."""
+
+    user_id = fields.String(
+        required=True,
+        validate=validate.Regexp(
+            r"^service:[a-z0-9][a-z0-9._-]{0,55}$", error="format: service: and a lower-case name"
+        ),
+    )
+    display_name = f.text(200, required=True)
+    scopes = fields.List(
+        fields.String(validate=validate.Regexp(SCOPE_PATTERN, error="format: <service>.<operation>")),
+        required=True,
+        validate=[validate.Length(min=1, max=100, error="length: 1 to {max} operations"), _distinct("scope")],
+    )
+
+
+class ChangeRole(_AgentIdForAgents):
+    user_id = _user_id(required=True)
+    role = f.one_of(PERSON_ROLES, required=True)
+    agent_id = f.agent_id(load_default=None, allow_none=True)
+    reason = f.text(1000, required=True)
+
+
+class _OnAccount(Strict):
+    user_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
+class DisableAccount(_OnAccount):
+    reason = f.text(1000, required=True)
+
+
+class EnableAccount(_OnAccount):
+    reason = f.text(1000, required=True)
+
+
+class ResetPassword(_OnAccount):
+    pass
+
+
+class RotateClientSecret(_OnAccount):
+    pass
+
+
+class GetAccount(_OnAccount):
+    pass
+
+
+class ListAccounts(Strict):
+    limit = _limit(100)
+    cursor = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
+
+
+class SignIn(Strict):
+    # Length only, whatever was typed: the answer never tells whether a user id exists.
+    user_id = fields.String(
+        required=True, validate=validate.Length(min=1, max=64, error="length: 1 to {max}")
+    )
+    password = _password(required=True)
+
+
+class ChangePassword(Strict):
+    user_id = fields.String(
+        required=True, validate=validate.Length(min=1, max=64, error="length: 1 to {max}")
+    )
+    current_password = _password(required=True)
+    new_password = _password(required=True)
+
+
+class _RefreshToken(Strict):
+    refresh_token = fields.String(
+        required=True, validate=validate.Length(min=10, max=200, error="length: 10 to {max}")
+    )
+
+
+class RefreshSession(_RefreshToken):
+    pass
+
+
+class SignOut(_RefreshToken):
+    pass
+
+
+class SignInService(Strict):
+    client_id = fields.String(
+        required=True, validate=validate.Length(min=1, max=64, error="length: 1 to {max}")
+    )
+    client_secret = fields.String(
+        required=True, validate=validate.Length(min=1, max=200, error="length: 1 to {max}")
+    )
+
+
+class ListRevocations(Strict):
+    """Tokens revoked since ``since`` (wall-clock seconds since the epoch); by default as far back
+    as an access token lives."""
+
+    since = fields.Float(
+        load_default=None, allow_none=True, validate=validate.Range(min=0, error="range: from 0")
+    )
+
+
+class GetSigningKeys(Strict):
+    pass

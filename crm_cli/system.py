@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -15,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import IO, Any
 from crm_shared.config import DEFAULT_AMQP_URI
 from crm_shared.crypto import new_data_key_text
 from crm_shared.messaging import broker_reachable
+from crm_shared.secret_files import ensure_secret
 
 REPO = Path(__file__).resolve().parent.parent
 NAMEKO_CONFIG = REPO / "deploy" / "local" / "nameko.yaml"
@@ -91,17 +91,6 @@ def fresh_vhost(base_uri: str = "amqp://guest:guest@127.0.0.1:5672/") -> Iterato
         yield base_uri.rstrip("/") + "/" + vhost
     finally:
         rabbitmqctl("delete_vhost", vhost)
-
-
-def ensure_secret(path: Path, make: Callable[[], str] = lambda: secrets.token_urlsafe(48)) -> Path:
-    """A random secret for this machine (by default a token-signing secret), made once and kept
-    private: readable by its owner only."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as secret_file:
-            secret_file.write(make())
-    return path
 
 
 def ensure_postgres_database(env: Mapping[str, str]) -> None:

@@ -26,6 +26,8 @@ class Role(StrEnum):
     # Internal systems (the core policy and claims systems, process managers): they report facts
     # (payments, lapses, claims) and create follow-up work, and read no one's personal data.
     SYSTEM = "system"
+    # Whoever calls the few operations that need no token (signing in): allowed nothing else.
+    ANONYMOUS = "anonymous"
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,14 @@ class Caller:
     user_id: str
     role: Role
     agent_id: str | None = None
+    # A person signed in, or a service account (a process, an internal system) by its client
+    # credentials; a service account may call only the operations in its ``scopes``.
+    kind: str = "person"
+    scopes: tuple[str, ...] = ()
+    # The sign-in session a person's token belongs to, and when the token was issued (revocations
+    # refuse tokens issued before them).
+    session_id: str | None = None
+    issued_at: float | None = None
 
     def as_actor(self) -> dict[str, str | None]:
         return {"user_id": self.user_id, "role": self.role.value, "agent_id": self.agent_id}

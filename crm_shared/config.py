@@ -32,6 +32,13 @@ class Settings:
     timezone: str = "Asia/Shanghai"
     # Tests that run real processes move their time through this file (crm_shared.clock).
     clock_file: Path | None = None
+    # Identity's private signing keys (identity alone reads them), and the public key set every
+    # process verifies caller tokens with.
+    keys_dir: Path = Path(".run/identity/keys")
+    public_keys_file: Path = Path(".run/identity/jwks.json")
+    # This process's own service account (client credentials), for the calls it makes itself.
+    client_id: str | None = None
+    client_secret: str | None = None
 
     def clock(self) -> Clock:
         return FileClock(self.clock_file) if self.clock_file else utc_now
@@ -64,4 +71,15 @@ class Settings:
             postgres={k: v for k, v in env.items() if k.startswith("POSTGRES_") or k == "CRM_CREATE_TABLES"},
             timezone=env.get("CRM_TIMEZONE", "Asia/Shanghai"),
             clock_file=Path(env["CRM_TEST_CLOCK_FILE"]) if env.get("CRM_TEST_CLOCK_FILE") else None,
+            keys_dir=Path(env.get("CRM_KEYS_DIR", ".run/identity/keys")),
+            public_keys_file=Path(env.get("CRM_PUBLIC_KEYS_FILE", ".run/identity/jwks.json")),
+            client_id=env.get("CRM_CLIENT_ID") or None,
+            client_secret=_client_secret(env),
         )
+
+
+def _client_secret(env: Mapping[str, str]) -> str | None:
+    if env.get("CRM_CLIENT_SECRET"):
+        return env["CRM_CLIENT_SECRET"]
+    path = env.get("CRM_CLIENT_SECRET_FILE")
+    return Path(path).read_text().strip() if path else None

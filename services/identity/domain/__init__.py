@@ -1,0 +1,15 @@
+"""The identity context's domain: accounts (people and service accounts), their sign-in sessions,
+and refused sign-ins. Pure: no I/O."""
+
+from services.identity.domain.account import Account, AccountKind, password_problems, require_good_password
+from services.identity.domain.session import RefusedSignIn, Session, secret_hash
+
+__all__ = [
+    "Account",
+    "AccountKind",
+    "RefusedSignIn",
+    "Session",
+    "password_problems",
+    "require_good_password",
+    "secret_hash",
+]
