@@ -50,7 +50,7 @@ def register_agents(system: System) -> None:
     """A team of 2,000 agents, registered over RPC by four clients at once."""
 
     def share(part: int) -> None:
-        with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=60) as client:
+        with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.signer, timeout=60) as client:
             for n in range(part, len(AGENTS), 4):
                 agent = {
                     "agent_id": AGENTS[n],
@@ -61,7 +61,7 @@ def register_agents(system: System) -> None:
                 reply = client.call("sales", "register_agent", agent)
                 assert reply["ok"] or reply["error"]["fields"][0]["rule"] == "already_exists", reply
 
-    with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=60) as client:
+    with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.signer, timeout=60) as client:
         client.call(
             "sales",
             "create_team",
@@ -136,7 +136,7 @@ def launch(system: System, targets: int) -> Launch:
     launcher = system.processes["campaigns"]
     launcher.stop()
     launcher.start(system.env)
-    with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=120) as client:
+    with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.signer, timeout=120) as client:
         today = time.strftime("%Y-%m-%d", time.gmtime())
         until = time.strftime("%Y-%m-%d", time.gmtime(time.time() + timedelta(days=28).total_seconds()))
         created = client.call(

@@ -153,7 +153,7 @@ def clients_calling(
 
     def work(i: int) -> None:
         try:
-            with CrmClient.for_caller(system.amqp_uri, caller, system.secret, timeout=30) as client:
+            with CrmClient.for_caller(system.amqp_uri, caller, system.signer, timeout=30) as client:
                 try:
                     call(client, i)  # warm the connection
                 finally:
@@ -203,7 +203,7 @@ def staff(system: System) -> System:
     """The team and agents the benchmark registers customers for."""
     from tests.support import staff_over_rpc
 
-    with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=30) as client:
+    with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.signer, timeout=30) as client:
         staff_over_rpc(client)
     return system
 
@@ -260,7 +260,7 @@ def freshness(system: System, rate: float, commands: int, clients: int = 10) -> 
     done = threading.Event()
 
     def work() -> None:
-        with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=30) as client:
+        with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.signer, timeout=30) as client:
             next_at = time.monotonic()
             for _ in range(commands // clients):
                 next_at += interval
@@ -306,7 +306,7 @@ def projector_drain(system: System, backlog: int) -> tuple[float, int]:
 
     system.stop(["projector"])
     before = applied()
-    with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=30) as client:
+    with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.signer, timeout=30) as client:
         for _ in range(backlog):
             register(client)
     # Every registration is customer.registered, which the 360, the timeline and search take.
@@ -343,7 +343,7 @@ def churn_under_load(system: System, customers: int) -> dict[str, float]:
 
     system.stop(["projector"])
     before, (assessed_before, seconds_before) = applied(), live_assessments(database)
-    with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=30) as client:
+    with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.signer, timeout=30) as client:
         for _ in range(customers):
             customer_id = register(client)
             reply = client.call("service_desk", "open_complaint", {"customer_id": customer_id, **COMPLAINT})
@@ -441,10 +441,14 @@ def import_book(system: System, rows: int) -> tuple[float, float, dict[str, Any]
 
     path = system.run_dir / f"book-{rows}.csv"
     write_book(path, rows, ["A-1001", "A-7", "A-2"], departed_agent="A-NOBODY-DEPARTED")
+    from tests.support import cli_env, signed_in
+
     argv = [sys.executable, "-m", "crm_cli.main", "--amqp-uri", system.amqp_uri]
-    argv += ["--secret-file", str(system.secret_file), "import", "customers", str(path)]
+    argv += signed_in(system, ["import", "customers", str(path)])
     began = time.monotonic()
-    process = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    process = subprocess.Popen(
+        argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=cli_env(system)
+    )
     peak = 0.0
     while process.poll() is None:
         peak = max(peak, peak_rss_mb(process.pid))
@@ -589,7 +593,7 @@ def agents_day(system: System, days: int, seconds: float) -> dict[str, list[floa
     """Latencies of ``get_daily_plan`` (a random agent of the team, a random day of the history)
     and ``get_team_day`` (the team, a random day), read by its manager, and of ``ping`` by the same
     clients."""
-    with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=30) as client:
+    with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.signer, timeout=30) as client:
         assert client.call(
             "sales",
             "create_team",
@@ -642,7 +646,7 @@ def book_transfer(system: System, customers: int) -> tuple[float, float]:
     from tests.e2e.test_sales_force import new_team
 
     app = CustomerApplication(env=sqlite_env(system.run_dir / "data" / "customer.sqlite"))
-    with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=60) as client:
+    with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.signer, timeout=60) as client:
         _, (leaving, *_) = new_team(client, "mgr-bench", 3)
         for start in range(0, customers, 500):
             app.save(*[a for _ in range(min(500, customers - start)) for a in new_customer(app, leaving)])

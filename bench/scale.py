@@ -56,7 +56,7 @@ def criteria(n: int, sample: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def find_latencies(system: System) -> dict[str, list[float]]:
-    with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=30) as client:
+    with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.signer, timeout=30) as client:
         sample = []
         for surname in SURNAMES:
             reply = client.call("analytics", "find_customers", {"name": surname, "limit": 50})

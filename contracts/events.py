@@ -747,6 +747,10 @@ class ClientSecretRotatedV1(_RevokesTokensV1):
     pass
 
 
+class AccountScopesChangedV1(_RevokesTokensV1):
+    scopes = fields.List(fields.String(), required=True)
+
+
 class PasswordChangedV1(Schema):
     user_id = fields.String(required=True)
 
@@ -887,6 +891,7 @@ PAYLOAD_SCHEMAS: dict[tuple[str, int], type[Schema]] = {
     ("identity.account_enabled", 1): AccountEnabledV1,
     ("identity.password_reset", 1): PasswordResetV1,
     ("identity.password_changed", 1): PasswordChangedV1,
+    ("identity.account_scopes_changed", 1): AccountScopesChangedV1,
     ("identity.client_secret_rotated", 1): ClientSecretRotatedV1,
     ("identity.signed_in", 1): SignedInV1,
     ("identity.sign_in_failed", 1): SignInFailedV1,

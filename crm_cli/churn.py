@@ -62,7 +62,7 @@ def backtest_command(args: argparse.Namespace) -> None:
         rules = churn_rules_file(args.rules, ScoringConfig.from_env().churn)
     except ScoringConfigError as e:
         raise SystemExit(f"{args.rules}: {e}") from None
-    database = mongo_client(args.mongo_uri)[Settings.from_env(require_secret=False).mongo_database]
+    database = mongo_client(args.mongo_uri)[Settings.from_env().mongo_database]
     timeline = database[ReadModelCatalog(database).targets(TIMELINE).active]
     bar = ProgressBar(timeline.estimated_document_count(), "replaying the history")
     report = backtest(timeline, rules, start, end, timedelta(days=args.horizon_days), bar.advance)

@@ -196,7 +196,8 @@ def validate_row(number: int, payload: dict[str, Any]) -> list[Rejection]:
 
 def row_command_id(payload: Mapping[str, Any], secret: bytes) -> str:
     """The row's idempotency key, from its natural key: the same person imported twice is one
-    registration. Keyed with the caller's secret: a command id is published with the events it
+    registration. Keyed with the importer's own key (``session.import_key``): a command id is
+    published with the events it
     caused, and one derived from the national id alone would give the national id away to anyone
     who tries them all."""
     national_id = normalise_national_id(payload["national_id"])

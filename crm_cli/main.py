@@ -1,8 +1,8 @@
 """``crm``: the command-line client of the CRM services.
 
-It signs a caller token with the local secret (``.run/auth_secret``, made by ``make run``), so it is
-a tool for the machine that runs the system; remote users get their tokens from the identity
-service."""
+Sign in first (``crm login --user YOUR_ID``): the commands call as you, with the session's token,
+renewed by itself (``crm_cli.session``). Scripts may pass a token instead (``--token-file``,
+``CRM_TOKEN``)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 from contracts.fields import CHANNELS, PRIORITIES
 from crm_cli import (
+    accounts,
     campaigns,
     churn,
     contacts,
@@ -29,34 +29,35 @@ from crm_cli import (
     sales_force,
     segments,
     selling,
+    session,
     views,
 )
 from crm_cli.client import CrmClient
 from crm_cli.system import REPO, rpc_consumers
-from crm_shared.auth import Caller, Role
 from crm_shared.config import DEFAULT_AMQP_URI, DEFAULT_MONGO_URI
 from crm_shared.messaging import broker_reachable
 
 # Command groups of their own, each with its COMMANDS, add_commands() and run(args, client), and
 # the SERVICE it talks to (the customer service unless it says).
-GROUPS = (ownership, record, contacts, merging, erasure, planning, desk, views, segments, figures, campaigns)
+GROUPS = (
+    ownership,
+    record,
+    contacts,
+    merging,
+    erasure,
+    planning,
+    desk,
+    views,
+    segments,
+    figures,
+    campaigns,
+    accounts,
+)
 
 
-def _caller(args: argparse.Namespace) -> Caller:
-    role = Role(args.as_role)
-    agent_id = args.agent_id if role == Role.AGENT else None
-    if role == Role.AGENT and not agent_id:
-        raise SystemExit("--as agent needs --agent-id: which agent are you?")
-    return Caller(user_id=args.user, role=role, agent_id=agent_id)
-
-
-def _secret(args: argparse.Namespace) -> bytes:
-    path = Path(args.secret_file)
-    if not path.exists():
-        raise SystemExit(
-            f"no signing secret at {path}: start the system with 'make run' first, or pass --secret-file"
-        )
-    return path.read_text().strip().encode()
+def signed_client(args: argparse.Namespace, timeout: float = 30) -> CrmClient:
+    """A client calling as the signed-in user (or with the token given)."""
+    return CrmClient(args.amqp_uri, session.token_for(args), timeout=timeout)
 
 
 def _print(reply: dict[str, Any]) -> int:
@@ -77,18 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--amqp-uri", default=os.environ.get("AMQP_URI", DEFAULT_AMQP_URI))
     parser.add_argument(
-        "--secret-file", default=os.environ.get("CRM_AUTH_SECRET_FILE", str(REPO / ".run" / "auth_secret"))
+        "--token-file",
+        default=os.environ.get("CRM_TOKEN_FILE"),
+        help="call with the access token in this file instead of the session of 'crm login'",
     )
-    parser.add_argument(
-        "--as",
-        dest="as_role",
-        default="operator",
-        choices=[r.value for r in Role],
-        help="the role to act as",
-    )
-    parser.add_argument("--user", default=os.environ.get("USER", "local-operator"))
-    parser.add_argument("--agent-id", help="your agent id, with --as agent")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    session.add_commands(commands)
+    accounts.add_key_commands(commands)
 
     sales_force.add_commands(commands)
     selling.add_commands(commands)
@@ -214,9 +211,6 @@ def build_parser() -> argparse.ArgumentParser:
     segments.add_definition_commands(commands)
     erasure.add_maintenance_commands(commands)
     importing.add_commands(commands)
-
-    token = commands.add_parser("token", help="print a signed caller token for --as/--user")
-    token.add_argument("--ttl", type=int, default=8 * 3600, help="seconds the token is valid")
     return parser
 
 
@@ -287,8 +281,8 @@ def rebuild_command(args: argparse.Namespace) -> None:
             raise SystemExit(f"the {service} service is not running: a rebuild reads its history from it")
     everything = args.model in ("all", "analytics")
     chosen = list(PROJECTIONS.values()) if everything else [PROJECTIONS[args.model]]
-    database = mongo_client(args.mongo_uri)[Settings.from_env(require_secret=False).mongo_database]
-    with CrmClient.for_caller(args.amqp_uri, _caller(args), _secret(args), timeout=60) as client:
+    database = mongo_client(args.mongo_uri)[Settings.from_env().mongo_database]
+    with signed_client(args, timeout=60) as client:
         sources = [RpcHistory(client, service) for service in APPLICATIONS]
         rebuilder = Rebuilder(database, sources, batch_size=args.batch_size)
         bar = ProgressBar(rebuilder.total_events(), f"rebuilding {', '.join(p.name for p in chosen)}")
@@ -324,7 +318,7 @@ def verify_command(args: argparse.Namespace) -> int:
         bars.at(phase.label, phase.total, phase.label, phase.unit).advance(n)
 
     # --data-dir wins over CRM_DATA_DIR (its default).
-    settings = Settings.from_env({**os.environ, "CRM_DATA_DIR": args.data_dir}, require_secret=False)
+    settings = Settings.from_env({**os.environ, "CRM_DATA_DIR": args.data_dir})
     sources = [load_application(context, settings) for context in APPLICATIONS]
     client = mongo_client(args.mongo_uri)
     verifier = Verifier(
@@ -405,19 +399,18 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "segments" and args.action == "recompute":
         segments.recompute_command(args)
         return
-    caller = _caller(args)
-    if args.command == "token":
-        from crm_shared.auth import issue_token
-
-        print(issue_token(caller, _secret(args), args.ttl))
+    if args.command == "keys":
+        accounts.keys_command(args)
         return
+    if args.command in session.COMMANDS:
+        sys.exit(session.run(args))
     if args.command == "import":
         if not rpc_consumers(args.amqp_uri, "customer"):
             raise SystemExit("the customer service is not running; start the system with 'make run'")
-        secret = _secret(args)
+        token = session.token_for(args)
         sys.exit(
             importing.run_import(
-                args, lambda: CrmClient.for_caller(args.amqp_uri, caller, secret, timeout=60), secret
+                args, lambda: CrmClient(args.amqp_uri, token, timeout=60), session.import_key()
             )
         )
     service, method, payload = (
@@ -435,7 +428,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         # A group whose calls walk much data (a campaign's preview) says how long it waits.
         timeout = getattr(group, "TIMEOUT", 30)
-        with CrmClient.for_caller(args.amqp_uri, caller, _secret(args), timeout=timeout) as client:
+        with signed_client(args, timeout) as client:
             if group is not None:
                 sys.exit(group.run(args, client))
             reply = client.call(service, method, payload)

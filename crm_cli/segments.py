@@ -77,7 +77,7 @@ def definition_command(args: argparse.Namespace) -> None:
     from services.analytics.scoring.definitions import DEFINED, DefinedSegments, Definition
     from services.analytics.store import CUSTOMER_360
 
-    settings = Settings.from_env(require_secret=False)
+    settings = Settings.from_env()
     database = mongo_client(args.mongo_uri)[settings.mongo_database]
     defined = DefinedSegments(database)
     if args.action == "list":
@@ -207,7 +207,7 @@ def recompute_command(args: argparse.Namespace) -> None:
         raise SystemExit(
             f"{e}; fix the file CRM_SCORING_CONFIG names (or unset it for the shipped one)"
         ) from None
-    settings = Settings.from_env(require_secret=False)
+    settings = Settings.from_env()
     database = mongo_client(args.mongo_uri)[settings.mongo_database]
     bars = PhasedProgress()
 

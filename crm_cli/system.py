@@ -24,16 +24,28 @@ from crm_shared.config import DEFAULT_AMQP_URI
 from crm_shared.crypto import new_data_key_text
 from crm_shared.messaging import broker_reachable
 from crm_shared.secret_files import ensure_secret
+from crm_shared.tokens import KeyRing
+from services.identity.bootstrap import client_secret_file
 
 REPO = Path(__file__).resolve().parent.parent
 NAMEKO_CONFIG = REPO / "deploy" / "local" / "nameko.yaml"
 SERVICES = {
+    "identity": "services.identity.service:IdentityService",
     "customer": "services.customer.service:CustomerService",
     "sales": "services.sales.service:SalesService",
     "service_desk": "services.service_desk.service:ServiceDeskService",
     "analytics": "services.analytics.service:AnalyticsService",
 }
-RELAYS = ("customer", "sales", "service_desk", "analytics")
+RELAYS = ("identity", "customer", "sales", "service_desk", "analytics")
+# The processes that call other services on their own behalf, with the service account each signs
+# in as and the operations it may call (every service follows identity's revocations).
+SERVICE_ACCOUNTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    **{
+        service: (f"service:{service}", ("identity.list_revocations",))
+        for service in ("customer", "sales", "service_desk", "analytics")
+    },
+    "campaigns": ("service:campaigns", ("analytics.list_segment_targets",)),
+}
 
 
 def bin_path(name: str) -> str:
@@ -56,6 +68,12 @@ def secantus_argv(storage: Path | str, port: int) -> list[str]:
         # every inserted document whole for an hour, erased or not.
         "--standalone",
     ]
+
+
+def declared_name(process: str) -> str:
+    """The declaration a process runs: ``service_desk-2`` is a second ``service_desk``."""
+    base, _, suffix = process.rpartition("-")
+    return base if base and suffix.isdigit() else process
 
 
 def free_port() -> int:
@@ -187,13 +205,15 @@ class ManagedProcess:
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     _log: IO[bytes] | None = None
+    # What this process adds to the installation's environment (its own service account).
+    own_env: dict[str, str] = field(default_factory=dict)
 
     def start(self, env: Mapping[str, str]) -> None:
         descriptor = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._log = os.fdopen(descriptor, "ab")
         self.process = subprocess.Popen(
             self.argv,
-            env=dict(env),
+            env={**env, **self.own_env},
             stdout=self._log,
             stderr=subprocess.STDOUT,
             cwd=REPO,
@@ -236,19 +256,60 @@ class System:
         for private in (self.run_dir, self.run_dir / "logs", self.run_dir / "data", self.run_dir / "mongo"):
             private.mkdir(parents=True, exist_ok=True, mode=0o700)
             private.chmod(0o700)
-        self.secret_file = ensure_secret(self.run_dir / "auth_secret")
+        self.identity_dir = self.run_dir / "identity"
+        self.secrets_dir = self.run_dir / "secrets"
+        for private in (self.identity_dir, self.secrets_dir):
+            private.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private.chmod(0o700)
+        # The first administrator's password, when this start made the account (printed once).
+        self.first_admin_password: str | None = None
         # The key that protects personal data at rest; a deployment keeps it in its secret store.
         self.data_key_file = ensure_secret(self.run_dir / "data_key", new_data_key_text)
         for name, argv in self._commands().items():
-            self.processes[name] = ManagedProcess(name, argv, self.run_dir / "logs" / f"{name}.log")
+            self.processes[name] = ManagedProcess(
+                name, argv, self.run_dir / "logs" / f"{name}.log", own_env=self.own_account_env(name)
+            )
 
     @property
     def mongo_uri(self) -> str:
         return f"mongodb://127.0.0.1:{self.mongo_port}/?retryWrites=false"
 
     @property
-    def secret(self) -> bytes:
-        return self.secret_file.read_text().strip().encode()
+    def keys_dir(self) -> Path:
+        """Identity's private signing keys (identity alone reads them in a deployment)."""
+        return self.identity_dir / "keys"
+
+    @property
+    def public_keys_file(self) -> Path:
+        return self.identity_dir / "jwks.json"
+
+    @property
+    def signer(self) -> KeyRing:
+        """Identity's keys, for the tests and benchmarks of this installation to sign callers'
+        tokens with (a deployment's tools sign in instead)."""
+        return KeyRing(self.keys_dir)
+
+    def own_account_env(self, name: str) -> dict[str, str]:
+        """What a process adds to the shared environment: its own service account, if it has one."""
+        account = SERVICE_ACCOUNTS.get(declared_name(name))
+        if account is None:
+            return {}
+        user_id, _ = account
+        return {
+            "CRM_CLIENT_ID": user_id,
+            "CRM_CLIENT_SECRET_FILE": str(client_secret_file(self.secrets_dir, user_id)),
+        }
+
+    def bootstrap_identity(self) -> None:
+        """Identity's keys, the processes' service accounts and the first administrator (its
+        password kept in ``first_admin_password`` when made now)."""
+        from crm_shared.config import Settings
+        from services.identity.bootstrap import bootstrap
+
+        accounts = {user_id: scopes for user_id, scopes in SERVICE_ACCOUNTS.values()}
+        made = bootstrap(Settings.from_env(self.env), accounts, self.secrets_dir)
+        if made is not None:
+            self.first_admin_password = made
 
     @property
     def env(self) -> dict[str, str]:
@@ -257,7 +318,8 @@ class System:
             "AMQP_URI": self.amqp_uri,
             "MONGO_URI": self.mongo_uri,
             "CRM_DATA_DIR": str(self.run_dir / "data"),
-            "CRM_AUTH_SECRET_FILE": str(self.secret_file),
+            "CRM_KEYS_DIR": str(self.keys_dir),
+            "CRM_PUBLIC_KEYS_FILE": str(self.public_keys_file),
             "CRM_DATA_KEY_FILE": str(self.data_key_file),
             "CRM_EVENT_STORE": self.event_store,
             "PYTHONUNBUFFERED": "1",
@@ -275,6 +337,7 @@ class System:
         commands["projector"] = [bin_path("crm-projector")]
         commands["handover"] = [bin_path("crm-handover")]
         commands["sales-reactions"] = [bin_path("crm-sales-reactions")]
+        commands["identity-reactions"] = [bin_path("crm-identity-reactions")]
         commands["segments"] = [bin_path("crm-segments")]
         commands["campaigns"] = [bin_path("crm-campaigns")]
         return commands
@@ -302,6 +365,8 @@ class System:
             ensure_postgres_database(self.env)
             prepare_event_stores(self.env)
             self.extra_env["CRM_CREATE_TABLES"] = "false"
+        if "identity" in starting:
+            self.bootstrap_identity()
         for name in names or list(self.processes):
             self.processes[name].start(self.env)
             if name == "mongo":
@@ -337,8 +402,9 @@ class System:
 
         deadline = time.monotonic() + timeout
         probe = Caller("system-check", Role.OPERATOR)
-        with CrmClient.for_caller(self.amqp_uri, probe, self.secret, timeout=5) as client:
+        with CrmClient.for_caller(self.amqp_uri, probe, self.signer, timeout=5) as client:
             for service, method in (
+                ("identity", "ping"),
                 ("customer", "ping"),
                 ("sales", "get_policy"),
                 ("service_desk", "get_ticket"),
@@ -359,6 +425,7 @@ class System:
             *(("projector", p.queue) for p in PROJECTIONS.values()),
             ("handover", "customer.handover"),
             ("sales-reactions", "sales.work_follows_customer"),
+            ("identity-reactions", "identity.departures"),
         ):
             while rpc_consumers(self.amqp_uri, queue=queue) == 0:
                 if time.monotonic() > deadline:

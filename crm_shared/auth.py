@@ -1,20 +1,13 @@
-"""Who is calling. Every RPC carries a signed caller token (HMAC-SHA256 over its claims with a secret
-shared by the services); a call without a valid token is refused."""
+"""Who is calling. Every RPC carries a caller token signed by identity (``crm_shared.tokens``:
+EdDSA JWTs, verified with identity's public keys); a call without a valid token is refused."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
-from crm_shared.errors import PermissionDenied, Unauthenticated
-
-DEFAULT_TOKEN_TTL_SECONDS = 8 * 3600
-MAX_TOKEN_TTL_SECONDS = 24 * 3600
+from crm_shared.errors import PermissionDenied
 
 
 class Role(StrEnum):
@@ -57,46 +50,12 @@ class Caller:
             raise PermissionDenied(f"role '{self.role}' may not do this; allowed roles: {allowed}")
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+class TokenSigner(Protocol):
+    """Whatever signs caller tokens: identity's key ring (``crm_shared.tokens.KeyRing``), which
+    only identity holds (and the tests, which run their own identity's keys)."""
+
+    def issue(self, caller: Caller, ttl_seconds: int = ..., session_id: str | None = None) -> str: ...
 
 
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _signature(secret: bytes, body: str) -> str:
-    return _b64(hmac.new(secret, body.encode("ascii"), hashlib.sha256).digest())
-
-
-def issue_token(caller: Caller, secret: bytes, ttl_seconds: int = DEFAULT_TOKEN_TTL_SECONDS) -> str:
-    claims = asdict(caller) | {"role": caller.role.value, "exp": int(time.time()) + ttl_seconds}
-    body = _b64(json.dumps(claims, sort_keys=True, separators=(",", ":")).encode())
-    return f"{body}.{_signature(secret, body)}"
-
-
-def verify_token(token: object, secret: bytes, now: float | None = None) -> Caller:
-    if not isinstance(token, str) or not token:
-        raise Unauthenticated("no caller token: send a signed token in the 'auth_token' context header")
-    body, _, signature = token.partition(".")
-    if not body.isascii() or not signature.isascii():
-        raise Unauthenticated("caller token is malformed: not ASCII")
-    if not signature or not hmac.compare_digest(signature, _signature(secret, body)):
-        raise Unauthenticated("caller token signature is invalid")
-    try:
-        claims = json.loads(_unb64(body))
-        caller = Caller(
-            user_id=str(claims["user_id"]),
-            role=Role(claims["role"]),
-            agent_id=claims.get("agent_id"),
-        )
-        expires = float(claims["exp"])
-    except (ValueError, KeyError, TypeError, UnicodeError) as e:
-        raise Unauthenticated(f"caller token is malformed: {e}") from None
-    if expires - (time.time() if now is None else now) > MAX_TOKEN_TTL_SECONDS:
-        raise Unauthenticated("caller token lives longer than the 24 hours allowed")
-    if expires < (time.time() if now is None else now):
-        raise Unauthenticated("caller token has expired: ask for a new one")
-    if caller.role == Role.AGENT and not caller.agent_id:
-        raise Unauthenticated("an agent's token must name the agent id")
-    return caller
+def issue_token(caller: Caller, signer: TokenSigner, ttl_seconds: int | None = None) -> str:
+    return signer.issue(caller) if ttl_seconds is None else signer.issue(caller, ttl_seconds)

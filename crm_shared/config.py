@@ -25,7 +25,6 @@ class Settings:
     mongo_database: str
     data_dir: Path
     event_store: str
-    auth_secret: bytes
     # POSTGRES_* connection settings and CRM_CREATE_TABLES, for a PostgreSQL event store.
     postgres: Mapping[str, str]
     # The business's time zone (IANA name): what a "day" is in daily plans and day reports.
@@ -44,20 +43,9 @@ class Settings:
         return FileClock(self.clock_file) if self.clock_file else utc_now
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, *, require_secret: bool = True) -> Settings:
-        """From ``environ`` (the process environment by default). ``require_secret=False`` serves
-        tools that authenticate no caller (rebuilds)."""
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """From ``environ`` (the process environment by default)."""
         env = os.environ if environ is None else environ
-        secret = env.get("CRM_AUTH_SECRET", "")
-        secret_file = env.get("CRM_AUTH_SECRET_FILE")
-        if not secret and secret_file:
-            secret = Path(secret_file).read_text().strip()
-        if require_secret and len(secret) < 32:
-            raise ConfigError(
-                "CRM_AUTH_SECRET (or CRM_AUTH_SECRET_FILE) must hold a secret of at least 32 "
-                "characters; generate one with: python -c 'import secrets; "
-                "print(secrets.token_urlsafe(48))'"
-            )
         event_store = env.get("CRM_EVENT_STORE", "sqlite")
         if event_store not in ("sqlite", "postgres"):
             raise ConfigError(f"CRM_EVENT_STORE must be 'sqlite' or 'postgres', not {event_store!r}")
@@ -67,7 +55,6 @@ class Settings:
             mongo_database=env.get("MONGO_DATABASE", "crm"),
             data_dir=Path(env.get("CRM_DATA_DIR", ".run/data")),
             event_store=event_store,
-            auth_secret=secret.encode(),
             postgres={k: v for k, v in env.items() if k.startswith("POSTGRES_") or k == "CRM_CREATE_TABLES"},
             timezone=env.get("CRM_TIMEZONE", "Asia/Shanghai"),
             clock_file=Path(env["CRM_TEST_CLOCK_FILE"]) if env.get("CRM_TEST_CLOCK_FILE") else None,

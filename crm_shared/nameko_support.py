@@ -4,6 +4,7 @@ this one and ``nameko_hardening`` import nameko."""
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -12,7 +13,8 @@ from typing import Any
 
 import eventlet
 from nameko.extensions import DependencyProvider
-from nameko.rpc import rpc
+from nameko.rpc import RpcProxy, rpc
+from nameko.timer import timer
 
 import crm_shared.nameko_hardening  # noqa: F401  (patches nameko's RPC consumer on import)
 from contracts.rpc import Ping, ReadHistory
@@ -26,25 +28,69 @@ from crm_shared.errors import (
     FieldError,
     NotFound,
     PermissionDenied,
+    Unauthenticated,
     ValidationFailed,
 )
 from crm_shared.eventstore import CrmApplication
 from crm_shared.rpc import RequestContext
+from crm_shared.tokens import PublicKeys, Revocations, TokenVerifier
 
 log = logging.getLogger("crm.nameko")
 LOOKUP_TIMEOUT_SECONDS = 10
 
 
+# The tokens identity revoked, as this process has heard of them (``CrmService.follow_revocations``).
+REVOCATIONS = Revocations()
+REVOCATION_POLL_SECONDS = float(os.environ.get("CRM_REVOCATION_POLL_SECONDS", "1.0"))
+
+
 class Request(DependencyProvider):
-    """The caller's token and correlation id of the running call. The correlation id is written
-    back into the worker's context so that calls to other services carry it on."""
+    """The caller's token and correlation id of the running call, verified with identity's public
+    keys and the revocations heard of. The correlation id is written back into the worker's
+    context so that calls to other services carry it on."""
 
     def setup(self) -> None:
         self.settings = Settings.from_env()
+        self.verifier = TokenVerifier(PublicKeys(self.settings.public_keys_file), REVOCATIONS)
 
     def get_dependency(self, worker_ctx: Any) -> RequestContext:
         worker_ctx.data.setdefault("correlation_id", str(uuid.uuid4()))
-        return RequestContext.from_headers(worker_ctx.data, self.settings.auth_secret)
+        return RequestContext.from_headers(worker_ctx.data, self.verifier, self.container.service_name)
+
+
+class OwnCredentials(DependencyProvider):
+    """The service's own account (client credentials, from the settings): a token for the calls
+    it makes by itself, not for a caller (following the revocations), renewed before it expires."""
+
+    def setup(self) -> None:
+        self.settings = Settings.from_env()
+        self.token: str | None = None
+        self.expires = 0.0
+
+    def get_dependency(self, worker_ctx: Any) -> OwnToken:
+        return OwnToken(self, worker_ctx)
+
+
+class OwnToken:
+    def __init__(self, provider: OwnCredentials, worker_ctx: Any) -> None:
+        self.provider = provider
+        self.worker_ctx = worker_ctx
+
+    def sign(self, identity_rpc: Any) -> None:
+        """Signs the worker's next calls with the service's own token (signing in when needed)."""
+        provider, settings = self.provider, self.provider.settings
+        if not settings.client_id or not settings.client_secret:
+            raise Unauthenticated(
+                "this process has no client credentials (CRM_CLIENT_ID, CRM_CLIENT_SECRET_FILE)"
+            )
+        if provider.token is None or time.time() > provider.expires - 60:
+            credentials = {"client_id": settings.client_id, "client_secret": settings.client_secret}
+            reply = bounded_call(identity_rpc.sign_in_service, credentials, "identity")
+            if not reply.get("ok"):
+                raise Unauthenticated(f"identity refused this service's credentials: {reply.get('error')}")
+            provider.token = reply["result"]["access_token"]
+            provider.expires = time.time() + float(reply["result"]["expires_in"])
+        self.worker_ctx.data["auth_token"] = provider.token
 
 
 class Application(DependencyProvider):
@@ -204,13 +250,35 @@ class RpcSalesForce:
 
 class CrmService:
     """What every CRM service answers besides its own operations: ``ping``, a signed no-op that
-    health checks and load balancers use (it needs a valid caller token like everything else)."""
+    health checks and load balancers use (it needs a valid caller token like everything else).
+    And what every service does: follow identity's revocations each second, so a disabled
+    account's tokens are refused within seconds."""
 
     request: RequestContext = Request()
+    own_token: OwnToken = OwnCredentials()
+    identity_rpc = RpcProxy("identity")
 
     @rpc
     def ping(self, payload: Any = None) -> dict:
         return self.request.run("ping", Ping, {} if payload is None else payload, lambda _d, _m: "pong")
+
+    @timer(interval=REVOCATION_POLL_SECONDS, eager=True)
+    def follow_revocations(self) -> None:
+        try:
+            feed = self.revocations_since(REVOCATIONS.next_since())
+        except Exception as e:  # identity not up yet, or unreachable: the next tick asks again
+            if REVOCATIONS.healthy:
+                log.warning("could not follow identity's revocations (%s); trying each second", e)
+            REVOCATIONS.healthy = False
+            return
+        REVOCATIONS.apply(feed["revocations"], float(feed["as_of"]), time.time())
+        REVOCATIONS.healthy = True
+
+    def revocations_since(self, since: float | None) -> dict[str, Any]:
+        self.own_token.sign(self.identity_rpc)
+        reply = bounded_call(self.identity_rpc.list_revocations, {"since": since}, "identity")
+        raise_for(reply, "revocations")
+        return reply["result"]  # type: ignore[no-any-return]
 
 
 class EventSourcedService(CrmService):

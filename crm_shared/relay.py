@@ -31,6 +31,7 @@ from crm_shared.messaging import (
 log = logging.getLogger("crm.relay")
 
 APPLICATIONS = {
+    "identity": "services.identity.application:IdentityApplication",
     "customer": "services.customer.application:CustomerApplication",
     "sales": "services.sales.application:SalesApplication",
     "service_desk": "services.service_desk.application:ServiceDeskApplication",

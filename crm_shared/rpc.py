@@ -15,10 +15,10 @@ from typing import Any, Protocol
 
 from marshmallow import Schema, ValidationError
 
-from crm_shared.auth import verify_token
+from crm_shared.auth import Caller, Role
 from crm_shared.commands import Repeated
 from crm_shared.domain import CommandMeta
-from crm_shared.errors import CrmError, CustomerMerged, NotFound, ValidationFailed
+from crm_shared.errors import CrmError, CustomerMerged, NotFound, PermissionDenied, ValidationFailed
 
 log = logging.getLogger("crm.rpc")
 
@@ -86,15 +86,27 @@ def owning_agent_of_known_customer(
         return owning_agent_of_known_customer(customers, merged.survivor_id, follow_merge=True)
 
 
+class Verifier(Protocol):
+    def verify(self, token: object) -> Caller:
+        """The caller a token names, or ``Unauthenticated``."""
+        ...
+
+
+# Who calls the operations that need no token (signing in).
+ANONYMOUS = Caller("anonymous", Role.ANONYMOUS, kind="anonymous")
+
+
 @dataclass(frozen=True)
 class RequestContext:
     auth_token: object
     correlation_id: str
     command_id: str | None
-    secret: bytes
+    verifier: Verifier
+    # The service answering: a service account may call only the operations its scopes name.
+    service: str = ""
 
     @classmethod
-    def from_headers(cls, data: dict[str, Any], secret: bytes) -> RequestContext:
+    def from_headers(cls, data: dict[str, Any], verifier: Verifier, service: str = "") -> RequestContext:
         """``command_id`` is the caller's idempotency key: a command sent again with the same id
         (a client retry, or the broker redelivering a request whose reply was lost) has its effect
         once. Commands refuse to run without one; queries need none."""
@@ -103,8 +115,18 @@ class RequestContext:
             auth_token=data.get("auth_token"),
             correlation_id=str(data.get("correlation_id") or uuid.uuid4()),
             command_id=str(command_id) if command_id else None,
-            secret=secret,
+            verifier=verifier,
+            service=service,
         )
+
+    def caller(self, operation: str) -> Caller:
+        caller = self.verifier.verify(self.auth_token)
+        if caller.kind == "service" and f"{self.service}.{operation}" not in caller.scopes:
+            raise PermissionDenied(
+                f"service account {caller.user_id} may not call {self.service}.{operation}: "
+                "an administrator adds it to the account's scopes"
+            )
+        return caller
 
     def run(
         self,
@@ -114,9 +136,11 @@ class RequestContext:
         handler: Handler,
         *,
         command: bool = False,
+        public: bool = False,
     ) -> dict:
+        """``public``: an operation that needs no token (signing in), run as ``ANONYMOUS``."""
         try:
-            caller = verify_token(self.auth_token, self.secret)
+            caller = ANONYMOUS if public else self.caller(operation)
             if command and not self.command_id:
                 raise ValidationFailed.single(
                     "command_id",

@@ -4,27 +4,44 @@ in each call's context."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from crm_shared.auth import Caller, issue_token
+from crm_shared.auth import Caller, TokenSigner, issue_token
 
 
 class CrmClient:
     """Use as a context manager; one client per thread (nameko proxies are not thread-safe)."""
 
-    def __init__(self, amqp_uri: str, token: str, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        amqp_uri: str,
+        token: str = "",
+        timeout: float = 30.0,
+        credentials: tuple[str, str] | None = None,
+    ) -> None:
+        """``token``: the caller's; or ``credentials`` (client id and secret) of a service account,
+        with which the client signs in, and signs in again before its token expires."""
         self.amqp_uri = amqp_uri
         self.token = token
         self.timeout = timeout
+        self.credentials = credentials
+        self._expires = 0.0
         self._proxy: ClusterRpcProxy | None = None
         self._cluster: Any = None
 
     @classmethod
-    def for_caller(cls, amqp_uri: str, caller: Caller, secret: bytes, **kwargs: Any) -> CrmClient:
-        return cls(amqp_uri, issue_token(caller, secret), **kwargs)
+    def for_service(cls, amqp_uri: str, client_id: str, client_secret: str, **kwargs: Any) -> CrmClient:
+        return cls(amqp_uri, credentials=(client_id, client_secret), **kwargs)
+
+    @classmethod
+    def for_caller(cls, amqp_uri: str, caller: Caller, signer: TokenSigner, **kwargs: Any) -> CrmClient:
+        """A client whose calls carry a token ``signer`` issues for ``caller`` (identity's keys:
+        identity's own tools and the tests)."""
+        return cls(amqp_uri, issue_token(caller, signer), **kwargs)
 
     def __enter__(self) -> CrmClient:
         self._proxy = ClusterRpcProxy(
@@ -50,7 +67,20 @@ class CrmClient:
         """Call ``service.method(payload)`` and return its result envelope. Pass the same
         ``command_id`` to retry a command safely: it takes effect at most once."""
         assert self._cluster is not None, "use CrmClient as a context manager"
+        if self.credentials is not None and time.time() > self._expires - 60:
+            self._sign_in(*self.credentials)
         context = self._proxy._worker_ctx.data  # type: ignore[union-attr]
         context["correlation_id"] = str(uuid.uuid4())
         context["command_id"] = command_id or str(uuid.uuid4())
         return getattr(getattr(self._cluster, service), method)(payload)
+
+    def _sign_in(self, client_id: str, client_secret: str) -> None:
+        context = self._proxy._worker_ctx.data  # type: ignore[union-attr]
+        context["correlation_id"] = str(uuid.uuid4())
+        reply = self._cluster.identity.sign_in_service(
+            {"client_id": client_id, "client_secret": client_secret}
+        )
+        if not reply.get("ok"):
+            raise PermissionError(f"identity refused the credentials of {client_id}: {reply.get('error')}")
+        self.use_token(reply["result"]["access_token"])
+        self._expires = time.time() + float(reply["result"]["expires_in"])

@@ -38,6 +38,8 @@ AUDIENCE = "crm"
 ACCESS_TOKEN_SECONDS = 600
 # Clocks of two machines may disagree by this much.
 LEEWAY_SECONDS = 30
+# Longer-lived tokens are refused whoever signed them (identity issues minutes).
+MAX_TOKEN_SECONDS = 24 * 3600
 # A key signs only once every process has had time to read the key set that holds it.
 ACTIVATION_SECONDS = 120
 PUBLIC_KEYS_FILE = "jwks.json"
@@ -91,11 +93,11 @@ class KeyRing:
     def ensure(cls, directory: Path, clock: Callable[[], float] = time.time) -> KeyRing:
         """The ring in ``directory``, with a first key made (active at once) if it holds none."""
         ring = cls(directory, clock)
-        if not ring.keys():
+        if not ring.signing_keys():
             ring.rotate(active_at_once=True)
         return ring
 
-    def keys(self) -> list[SigningKey]:
+    def signing_keys(self) -> list[SigningKey]:
         found = []
         for path in sorted(self.directory.glob(f"*{PRIVATE_SUFFIX}")) if self.directory.exists() else []:
             key = serialization.load_pem_private_key(path.read_bytes(), password=None)
@@ -131,14 +133,14 @@ class KeyRing:
 
     def active(self) -> SigningKey:
         """The newest key old enough to sign (every process has read the set holding it)."""
-        keys = self.keys()
+        keys = self.signing_keys()
         if not keys:
             raise RuntimeError(f"no signing key in {self.directory}: run the identity bootstrap")
         ready = [k for k in keys if self.clock() - k.created_at >= ACTIVATION_SECONDS]
         return (ready or keys)[-1]
 
     def jwks(self) -> dict[str, Any]:
-        return {"keys": [k.public_jwk() for k in self.keys()]}
+        return {"keys": [k.public_jwk() for k in self.signing_keys()]}
 
     def publish(self, path: Path | None = None) -> Path:
         """Writes the public key set (atomically; readable by every process)."""
@@ -205,12 +207,19 @@ class Revocations:
 
     def __init__(self, keep_seconds: float = ACCESS_TOKEN_SECONDS + LEEWAY_SECONDS) -> None:
         self.keep_seconds = keep_seconds
-        self.position: int | None = None
+        # Identity's clock when it last answered (the next question starts a little before it).
+        self.position: float | None = None
+        self.healthy = True
         self._accounts: dict[str, float] = {}
         self._sessions: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def apply(self, entries: Iterable[Mapping[str, Any]], position: int | None, now: float) -> None:
+    def next_since(self) -> float | None:
+        """Where to ask from next: a little before the last answer, so that a revocation stored
+        while that answer was read is not missed (applying one twice changes nothing)."""
+        return None if self.position is None else self.position - 5.0
+
+    def apply(self, entries: Iterable[Mapping[str, Any]], position: float | None, now: float) -> None:
         """``entries``: ``{"user_id", "session_id" (or None), "at": epoch seconds}``."""
         with self._lock:
             for entry in entries:
@@ -272,6 +281,8 @@ class TokenVerifier:
             raise Unauthenticated("caller token has expired: sign in again (or refresh)") from None
         except jwt.PyJWTError as e:
             raise Unauthenticated(f"caller token is invalid: {e}") from None
+        if float(claims["exp"]) - float(claims["iat"]) > MAX_TOKEN_SECONDS:
+            raise Unauthenticated("caller token lives longer than the 24 hours allowed")
         caller = caller_of(claims)
         if self.revocations.refuses(caller):
             raise Unauthenticated("caller token was revoked (account disabled or changed, or signed out)")

@@ -8,6 +8,8 @@ from __future__ import annotations
 from services.analytics.read_models import consumer_queues as analytics_queues
 from services.customer.handover_process import BINDINGS as HANDOVER_BINDINGS
 from services.customer.handover_process import QUEUE as HANDOVER_QUEUE
+from services.identity.reactions import BINDINGS as IDENTITY_REACTION_BINDINGS
+from services.identity.reactions import QUEUE as IDENTITY_REACTION_QUEUE
 from services.sales.reactions import BINDINGS as SALES_REACTION_BINDINGS
 from services.sales.reactions import QUEUE as SALES_REACTION_QUEUE
 
@@ -15,4 +17,5 @@ CONSUMER_QUEUES: dict[str, tuple[str, ...]] = {
     **analytics_queues(),
     HANDOVER_QUEUE: HANDOVER_BINDINGS,
     SALES_REACTION_QUEUE: SALES_REACTION_BINDINGS,
+    IDENTITY_REACTION_QUEUE: IDENTITY_REACTION_BINDINGS,
 }

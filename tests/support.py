@@ -380,3 +380,33 @@ class InProcessCustomers:
     def birth_date_of(self, customer_id: str) -> date | None:
         born = self._customer(customer_id)["date_of_birth"]
         return date.fromisoformat(born) if born else None
+
+
+def signed_in(system: Any, args: tuple[str, ...] | list[str]) -> list[str]:
+    """``crm`` arguments calling with a token the test's system signs: for an operator, or for
+    whom a leading ``--as ROLE [--user U] [--agent-id A]`` names (those are taken off)."""
+    from crm_shared.auth import Caller, Role, issue_token
+
+    rest = list(args)
+    role, user, agent = "operator", "op-cli", None
+    while rest and rest[0] in ("--as", "--user", "--agent-id"):
+        flag, value, rest = rest[0], rest[1], rest[2:]
+        role, user, agent = (
+            (value, user, agent)
+            if flag == "--as"
+            else (role, value, agent)
+            if flag == "--user"
+            else (role, user, value)
+        )
+    caller = Caller(user if user != "op-cli" or role == "operator" else f"{role}-cli", Role(role), agent)
+    token_file = system.run_dir / f"token-{uuid.uuid4().hex[:8]}"
+    token_file.write_text(issue_token(caller, system.signer))
+    token_file.chmod(0o600)
+    return ["--token-file", str(token_file), *rest]
+
+
+def cli_env(system: Any) -> dict[str, str]:
+    """The environment of a ``crm`` run by a test: its own configuration folder (the import key)."""
+    import os
+
+    return {**os.environ, "CRM_CONFIG_DIR": str(system.run_dir / "cli-config"), "PYTHONWARNINGS": "ignore"}

@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
         "runs one by hand.",
     ).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    process = SegmentsProcess(Settings.from_env(require_secret=False), ScoringConfig.from_env())
+    process = SegmentsProcess(Settings.from_env(), ScoringConfig.from_env())
     signal.signal(signal.SIGTERM, lambda *_: process.stop())
     signal.signal(signal.SIGINT, lambda *_: process.stop())
     process.run()

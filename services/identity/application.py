@@ -85,27 +85,36 @@ class IdentityApplication(CrmApplication):
         zone: Any = None,
         *,
         keys: KeyRing,
-        audit_key: bytes,
-        passwords: Passwords | None = None,
+        audit_key: Callable[[], bytes],
+        passwords: Callable[[], Passwords] = Passwords,
         wall: Callable[[], float] = time.time,
     ) -> None:
+        """``audit_key`` and ``passwords`` are made when first needed: the relay of identity's
+        store reads events only, and has no business with its secrets."""
         super().__init__(env, clock, zone)
         self.keys = keys
-        self.audit_key = audit_key
-        self.passwords = passwords or Passwords()
+        self._audit_key = audit_key
+        self._passwords = passwords
         self.wall = wall
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
         use_event_clock(settings.clock())
-        keys = KeyRing.ensure(settings.keys_dir)
         return cls(
             env=event_store_env(cls.CONTEXT, settings),
             clock=settings.clock(),
             zone=ZoneInfo(settings.timezone),
-            keys=keys,
-            audit_key=_audit_key(settings.keys_dir.parent),
+            keys=KeyRing(settings.keys_dir),
+            audit_key=lambda: _audit_key(settings.keys_dir.parent),
         )
+
+    @functools.cached_property
+    def audit_key(self) -> bytes:
+        return self._audit_key()
+
+    @functools.cached_property
+    def passwords(self) -> Passwords:
+        return self._passwords()
 
     @functools.cached_property
     def tables(self) -> IdentityTables:

@@ -107,5 +107,7 @@ class IdentityService(EventSourcedService):
         from crm_shared.auth import Caller, Role
         from crm_shared.domain import CommandMeta
 
-        reader = Caller("service:identity", Role.SYSTEM, kind="service", scopes=("identity.list_revocations",))
+        reader = Caller(
+            "service:identity", Role.SYSTEM, kind="service", scopes=("identity.list_revocations",)
+        )
         return self.app.list_revocations({"since": since}, CommandMeta.new(reader))

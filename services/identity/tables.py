@@ -30,6 +30,7 @@ class IdentityTables:
             Account.Enabled,
             Account.PasswordReset,
             Account.ClientSecretRotated,
+            Account.ScopesChanged,
             Session.Ended,
         ]
         self.projection = LocalProjection(
@@ -87,6 +88,9 @@ class IdentityTables:
         self._revoked(cursor, e.user_id, None, e.tokens_issued_before)
 
     def _account_clientsecretrotated(self, cursor: Cursor, e: Account.ClientSecretRotated) -> None:
+        self._revoked(cursor, e.user_id, None, e.tokens_issued_before)
+
+    def _account_scopeschanged(self, cursor: Cursor, e: Account.ScopesChanged) -> None:
         self._revoked(cursor, e.user_id, None, e.tokens_issued_before)
 
     def _session_ended(self, cursor: Cursor, e: Session.Ended) -> None:

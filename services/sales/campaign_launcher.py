@@ -1,7 +1,7 @@
 """The sales context's campaign launcher (``crm-campaigns``): freezes the targets of the campaigns
 being launched, a page at a time, with the calls, opportunities and messages each page makes
-(``Campaigns.advance_launches``), reading the target from analytics under a service identity of
-its own. Kill it at any moment: each page is recorded with what it made, and it goes on from the
+(``Campaigns.advance_launches``), reading the target from analytics under its own service account
+(client credentials). Kill it at any moment: each page is recorded with what it made, and it goes on from the
 last page recorded. Any number may run; they share the work through the store's optimistic
 concurrency."""
 
@@ -11,21 +11,16 @@ import argparse
 import logging
 import signal
 import threading
-import time
 
 from eventsourcing.persistence import IntegrityError
 
-from crm_shared.auth import issue_token
 from crm_shared.config import Settings
 from crm_shared.errors import ConcurrencyConflict
 from crm_shared.rpc_client import CrmClient
 from services.sales.application import SalesApplication
-from services.sales.application.campaigns import CAMPAIGN_LAUNCHER
 from services.sales.targets import RpcSegmentTargets
 
 log = logging.getLogger("crm.sales.campaigns")
-TOKEN_SECONDS = 3600
-RENEW_AFTER_SECONDS = TOKEN_SECONDS / 2
 
 
 class CampaignLauncher:
@@ -35,17 +30,18 @@ class CampaignLauncher:
         self.poll_seconds = poll_seconds
         self.stop_event = threading.Event()
 
-    def _token(self) -> str:
-        return issue_token(CAMPAIGN_LAUNCHER, self.settings.auth_secret, ttl_seconds=TOKEN_SECONDS)
-
     def run(self) -> None:
-        with CrmClient(self.settings.amqp_uri, self._token(), timeout=60) as client:
+        settings = self.settings
+        if not settings.client_id or not settings.client_secret:
+            raise SystemExit(
+                "crm-campaigns signs in as its service account: set CRM_CLIENT_ID and CRM_CLIENT_SECRET_FILE"
+            )
+        client = CrmClient.for_service(
+            settings.amqp_uri, settings.client_id, settings.client_secret, timeout=60
+        )
+        with client:
             targets = RpcSegmentTargets(lambda p: client.call("analytics", "list_segment_targets", p))
-            signed_at = time.monotonic()
             while not self.stop_event.is_set():
-                if time.monotonic() - signed_at > RENEW_AFTER_SECONDS:
-                    client.use_token(self._token())
-                    signed_at = time.monotonic()
                 try:
                     busy = self.app.advance_launches(targets)
                 except (ConcurrencyConflict, IntegrityError):

@@ -37,7 +37,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         # and the system clock otherwise.
         clock_file = {"CRM_TEST_CLOCK_FILE": str(run_dir / "clock")}
         with System(run_dir, amqp_uri, mongo_port=free_port(), extra_env=clock_file).running() as crm:
-            with CrmClient.for_caller(crm.amqp_uri, OPERATOR, crm.secret, timeout=30) as client:
+            with CrmClient.for_caller(crm.amqp_uri, OPERATOR, crm.signer, timeout=30) as client:
                 staff_over_rpc(client)
             yield crm
 
@@ -45,7 +45,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
 @pytest.fixture(scope="session")
 def rpc(system: System) -> Callable[[Caller], AbstractContextManager[CrmClient]]:
     def client_for(caller: Caller = OPERATOR) -> AbstractContextManager[CrmClient]:
-        return CrmClient.for_caller(system.amqp_uri, caller, system.secret, timeout=30)
+        return CrmClient.for_caller(system.amqp_uri, caller, system.signer, timeout=30)
 
     return client_for
 

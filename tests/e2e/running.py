@@ -35,7 +35,7 @@ def staffed_system(
     with fresh_vhost() as amqp_uri:
         env = {"CRM_TEST_CLOCK_FILE": str(clock.path)}
         with System(run_dir, amqp_uri, mongo_port=free_port(), extra_env=env).running() as system:
-            with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=60) as client:
+            with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.signer, timeout=60) as client:
                 for team, agents in teams.items():
                     staff_over_rpc(client, team, agents)
             yield system, clock
@@ -45,7 +45,7 @@ def calling(system: System, calls: list[tuple[str, str, dict[str, Any]]], client
     """Every call made, by a few clients at once; the answers in the calls' order."""
 
     def share(part: int) -> list[tuple[int, dict]]:
-        with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=60) as client:
+        with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.signer, timeout=60) as client:
             return [(n, ok(client.call(*calls[n]))) for n in range(part, len(calls), clients)]
 
     with ThreadPoolExecutor(clients) as pool:
@@ -56,7 +56,7 @@ def calling(system: System, calls: list[tuple[str, str, dict[str, Any]]], client
 def settle(system: System) -> None:
     """Until every projection has applied all it was sent and nothing more comes for a while: the
     work of one month is in the read models before the clock moves on."""
-    with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=60) as client:
+    with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.signer, timeout=60) as client:
 
         def applied() -> tuple[int, ...] | None:
             lags = ok(client.call("analytics", "get_projections", {}))["projections"]

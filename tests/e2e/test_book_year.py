@@ -229,7 +229,7 @@ def book(year: tuple[System, FileClock]) -> dict[str, Any]:
 def members(system: System, scheme: str, segment: str, **scope: str) -> set[str]:
     found: set[str] = set()
     cursor = None
-    with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=60) as client:
+    with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.signer, timeout=60) as client:
         while True:
             page = ok(
                 client.call(
@@ -260,7 +260,7 @@ def test_the_year_in_segments_warnings_follow_ups_performance_and_backtest(
     assert members(system, "value_tier", "important") == {ids[i] for i in valued[vip:top]}
     potential = {ids[i] for i in [*GROUPS["prospect"], *dormant]}
     assert members(system, "value_tier", "potential") == potential
-    with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=60) as client:
+    with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.signer, timeout=60) as client:
         counts = ok(client.call("analytics", "get_segment_counts", {"scheme": "value_tier"}))
         by_segment = {s["segment"]: s["count"] for s in counts["segments"]}
         assert sum(by_segment.values()) == CUSTOMERS
@@ -321,7 +321,7 @@ def test_the_year_in_segments_warnings_follow_ups_performance_and_backtest(
 
     # Agent and team performance: what each agent sold in the first month, and did in month 11.
     first_month, eleventh = T0.strftime("%Y-%m"), month(11).strftime("%Y-%m")
-    with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=60) as client:
+    with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.signer, timeout=60) as client:
         agent = AGENTS[0]
         theirs = [i for i in amount if AGENTS[i % len(AGENTS)] == agent]
         sold = ok(

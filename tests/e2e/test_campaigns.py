@@ -71,7 +71,7 @@ def channels_of(i: int) -> tuple[str, ...]:
 @pytest.fixture(scope="module")
 def crm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[System, FileClock]]:
     with staffed_system(tmp_path_factory.mktemp("crm-campaigns"), T0, TEAMS) as (system, clock):
-        with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=60) as client:
+        with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.signer, timeout=60) as client:
             ok(
                 client.call(
                     "sales",
@@ -196,7 +196,7 @@ def book(crm: tuple[System, FileClock]) -> list[str]:
 
 
 def client_of(system: System, caller: Caller = OPERATOR) -> CrmClient:
-    return CrmClient.for_caller(system.amqp_uri, caller, system.secret, timeout=120)
+    return CrmClient.for_caller(system.amqp_uri, caller, system.signer, timeout=120)
 
 
 def campaign_payload(**given: Any) -> dict[str, Any]:

@@ -11,25 +11,19 @@ import uuid
 from typing import Any
 
 from crm_cli.system import REPO, System
-from tests.support import customer_payload
+from tests.support import cli_env, customer_payload, signed_in
 
 
 def crm(system: System, *args: str) -> subprocess.CompletedProcess[str]:
+    """``crm ARGS`` as a signed-in user: an operator, or whom a leading ``--as ROLE [--user U]
+    [--agent-id A]`` names (the test signs that caller's token with its system's keys)."""
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "crm_cli.main",
-            "--amqp-uri",
-            system.amqp_uri,
-            "--secret-file",
-            str(system.secret_file),
-            *args,
-        ],
+        [sys.executable, "-m", "crm_cli.main", "--amqp-uri", system.amqp_uri, *signed_in(system, args)],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=120,
+        env=cli_env(system),
     )
 
 

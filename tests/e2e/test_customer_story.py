@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
+import jwt
 from kombu import Connection, Queue
 
 from contracts.events import validate_message
@@ -17,6 +20,7 @@ from crm_cli.client import CrmClient
 from crm_cli.system import System
 from crm_shared.auth import Caller, Role, issue_token
 from crm_shared.relay import Relay
+from crm_shared.tokens import KeyRing
 from tests.e2e.conftest import CLOSE, COMPLAINT, CONTRACT_TAP, SALE, Stores, new_id, ok
 from tests.support import customer_payload, wait_until
 
@@ -159,11 +163,14 @@ def test_agents_see_only_their_own_customers_and_cannot_tell_others_exist(
     assert view_360(operator_rpc, customer_id)["owning_agent_id"] == "A-7"
 
 
-def test_a_call_without_a_valid_caller_is_refused(system: System) -> None:
-    other_key = issue_token(Caller("intruder", Role.ADMIN), b"not the services' secret" * 2)
-    expired = issue_token(Caller("op", Role.OPERATOR), system.secret, ttl_seconds=-1)
-    too_long = issue_token(Caller("op", Role.OPERATOR), system.secret, ttl_seconds=30 * 86400)
-    for token in (None, "", "forged.token", other_key, expired, too_long, "tök.én"):
+def test_a_call_without_a_valid_caller_is_refused(system: System, tmp_path: Path) -> None:
+    other_key = issue_token(Caller("intruder", Role.ADMIN), KeyRing.ensure(tmp_path / "not-identity"))
+    # The scheme before identity: HMAC over the claims with a secret the services shared.
+    claims = {"sub": "intruder", "role": "admin", "iss": "crm-identity", "aud": "crm", "iat": time.time()}
+    hmac_signed = jwt.encode(claims | {"exp": time.time() + 600}, "the services' old shared secret" * 2)
+    expired = issue_token(Caller("op", Role.OPERATOR), system.signer, ttl_seconds=-100)
+    too_long = issue_token(Caller("op", Role.OPERATOR), system.signer, ttl_seconds=30 * 86400)
+    for token in (None, "", "forged.token", other_key, hmac_signed, expired, too_long, "tök.én"):
         with CrmClient(system.amqp_uri, "", timeout=10) as client:
             context = client._proxy._worker_ctx.data  # type: ignore[union-attr]
             if token is None:
@@ -264,7 +271,7 @@ def test_events_stored_while_the_relay_is_down_reach_the_360_view_once(
 
 def test_a_command_without_a_command_id_is_refused(system: System, stores: Stores) -> None:
     before = stores.positions()
-    with CrmClient.for_caller(system.amqp_uri, Caller("op", Role.OPERATOR), system.secret) as client:
+    with CrmClient.for_caller(system.amqp_uri, Caller("op", Role.OPERATOR), system.signer) as client:
         client._proxy._worker_ctx.data.pop("command_id", None)  # type: ignore[union-attr]
         reply = client._cluster.customer.register_customer(customer_payload())  # type: ignore[union-attr]
     assert reply["error"]["code"] == "validation_failed"

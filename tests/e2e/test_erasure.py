@@ -41,7 +41,7 @@ def erasable_system(
         )
         try:
             with crm.running():
-                with CrmClient.for_caller(crm.amqp_uri, OPERATOR, crm.secret) as client:
+                with CrmClient.for_caller(crm.amqp_uri, OPERATOR, crm.signer) as client:
                     staff_over_rpc(client)
                 yield crm
         finally:
@@ -133,7 +133,7 @@ def test_an_erased_customer_is_nowhere_readable(erasable_system: System) -> None
         "second phone": "13" + str(int(tag, 16) % 10**9).zfill(9),
         "contact point": f"qiu.home.{tag}@example.cn",
     }
-    with CrmClient.for_caller(crm.amqp_uri, OPERATOR, crm.secret) as client:
+    with CrmClient.for_caller(crm.amqp_uri, OPERATOR, crm.signer) as client:
         customer_id = ok(client.call("customer", "register_customer", payload))["customer_id"]
         ok(
             client.call(
@@ -227,6 +227,6 @@ def test_an_erased_customer_is_nowhere_readable(erasable_system: System) -> None
     assert scan_files(crm.run_dir / "mongo", needles) == []
     crm.start(["mongo", "projector", "analytics"])
     crm.wait_ready()
-    with CrmClient.for_caller(crm.amqp_uri, OPERATOR, crm.secret) as client:
+    with CrmClient.for_caller(crm.amqp_uri, OPERATOR, crm.signer) as client:
         view = ok(client.call("analytics", "get_customer_360", {"customer_id": customer_id}))
         assert view["erased_at"] and [p["policy_number"] for p in view["policies"]] == [policy]

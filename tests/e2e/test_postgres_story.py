@@ -31,7 +31,7 @@ def pg_system(amqp_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         )
         try:
             with crm.running():
-                with CrmClient.for_caller(crm.amqp_uri, OPERATOR, crm.secret) as client:
+                with CrmClient.for_caller(crm.amqp_uri, OPERATOR, crm.signer) as client:
                     staff_over_rpc(client)
                 yield crm
         finally:
@@ -39,7 +39,7 @@ def pg_system(amqp_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 
 def test_the_story_on_postgresql_event_stores(pg_system: System) -> None:
-    with CrmClient.for_caller(pg_system.amqp_uri, OPERATOR, pg_system.secret) as client:
+    with CrmClient.for_caller(pg_system.amqp_uri, OPERATOR, pg_system.signer) as client:
         payload = customer_payload()
         customer_id = ok(client.call("customer", "register_customer", payload))["customer_id"]
         again = client.call("customer", "register_customer", payload)

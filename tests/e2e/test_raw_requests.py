@@ -65,7 +65,7 @@ def raw(system: System) -> Iterator[RawBroker]:
 
 @pytest.fixture(scope="module")
 def probe(system: System) -> Iterator[CrmClient]:
-    with CrmClient.for_caller(system.amqp_uri, PROBE, system.secret, timeout=1) as client:
+    with CrmClient.for_caller(system.amqp_uri, PROBE, system.signer, timeout=1) as client:
         yield client
 
 

@@ -28,7 +28,7 @@ def crm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     with fresh_vhost() as amqp_uri:
         run_dir = tmp_path_factory.mktemp("crm-faults")
         with System(run_dir, amqp_uri, mongo_port=free_port()).running() as system:
-            with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.secret, timeout=30) as client:
+            with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.signer, timeout=30) as client:
                 staff_over_rpc(client)
             yield system
 
@@ -61,7 +61,7 @@ class Load:
             return True
 
     def _client(self) -> CrmClient:
-        return CrmClient.for_caller(self.system.amqp_uri, OPERATOR, self.system.secret, timeout=8)
+        return CrmClient.for_caller(self.system.amqp_uri, OPERATOR, self.system.signer, timeout=8)
 
     def _work(self) -> None:
         client: CrmClient | None = None

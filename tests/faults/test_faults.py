@@ -333,7 +333,7 @@ def test_kill_9_the_hand_over_in_the_middle_of_a_big_book(crm: System, stores: S
     from tests.e2e.test_sales_force import new_team, register_for
     from tests.faults.conftest import OPERATOR
 
-    with CrmClient.for_caller(crm.amqp_uri, OPERATOR, crm.secret, timeout=30) as client:
+    with CrmClient.for_caller(crm.amqp_uri, OPERATOR, crm.signer, timeout=30) as client:
         _, (leaving, *staying) = new_team(client, "mgr-faults", 3)
         book = {register_for(client, leaving) for _ in range(2000)}
         ok = client.call(

@@ -58,7 +58,7 @@ def verifier(ring: KeyRing) -> TokenVerifier:
 @pytest.fixture
 def identity(ring: KeyRing, wall: Wall, store_env: dict[str, str]) -> Iterator[IdentityApplication]:
     app = IdentityApplication(
-        env=store_env, keys=ring, audit_key=b"k" * 32, passwords=Passwords(FAST), wall=wall
+        env=store_env, keys=ring, audit_key=lambda: b"k" * 32, passwords=lambda: Passwords(FAST), wall=wall
     )
     app.create_own_tables()
     yield app

@@ -164,6 +164,15 @@ class Account(CrmAggregate):
         def apply(self, account: Account) -> None:
             account.secret_hash = self.secret_hash
 
+    class ScopesChanged(CrmAggregate.Event):
+        EVENT_TYPE = "identity.account_scopes_changed"
+        user_id: str
+        scopes: list[str]
+        tokens_issued_before: float
+
+        def apply(self, account: Account) -> None:
+            account.scopes = list(self.scopes)
+
     class SignedIn(CrmAggregate.Event):
         EVENT_TYPE = "identity.signed_in"
         user_id: str
@@ -352,6 +361,22 @@ class Account(CrmAggregate):
             secret_hash=secret_hash,
             tokens_issued_before=now,
         )
+
+    def change_scopes(self, scopes: list[str], now: float, meta: CommandMeta) -> bool:
+        """A service account's operations; False if they are these already."""
+        if not self.is_service:
+            raise InvalidState(f"{self.user_id} is a person's account: it has a role, not scopes")
+        wanted = sorted(set(scopes))
+        if wanted == self.scopes:
+            return False
+        self.trigger_event(
+            self.ScopesChanged,
+            meta=meta.as_event_meta(),
+            user_id=self.user_id,
+            scopes=wanted,
+            tokens_issued_before=now,
+        )
+        return True
 
     def record_sign_in(self, session_id: str | None, meta: CommandMeta) -> None:
         self.trigger_event(
