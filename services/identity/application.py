@@ -84,15 +84,15 @@ class IdentityApplication(CrmApplication):
         clock: Clock = utc_now,
         zone: Any = None,
         *,
-        keys: KeyRing,
-        audit_key: Callable[[], bytes],
+        keys: KeyRing | None = None,
+        audit_key: Callable[[], bytes] | None = None,
         passwords: Callable[[], Passwords] = Passwords,
         wall: Callable[[], float] = time.time,
     ) -> None:
         """``audit_key`` and ``passwords`` are made when first needed: the relay of identity's
         store reads events only, and has no business with its secrets."""
         super().__init__(env, clock, zone)
-        self.keys = keys
+        self._keys = keys
         self._audit_key = audit_key
         self._passwords = passwords
         self.wall = wall
@@ -108,8 +108,16 @@ class IdentityApplication(CrmApplication):
             audit_key=lambda: _audit_key(settings.keys_dir.parent),
         )
 
+    @property
+    def keys(self) -> KeyRing:
+        if self._keys is None:
+            raise RuntimeError("this identity application reads events only: it has no signing keys")
+        return self._keys
+
     @functools.cached_property
     def audit_key(self) -> bytes:
+        if self._audit_key is None:
+            raise RuntimeError("this identity application reads events only: it has no audit key")
         return self._audit_key()
 
     @functools.cached_property
