@@ -1182,7 +1182,9 @@ class ChangeRole(_AgentIdForAgents):
 
 
 class _OnAccount(Strict):
-    user_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    user_id = fields.String(
+        required=True, validate=validate.Length(min=1, max=64, error="length: 1 to {max}")
+    )
 
 
 class DisableAccount(_OnAccount):

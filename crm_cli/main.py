@@ -33,7 +33,7 @@ from crm_cli import (
     views,
 )
 from crm_cli.client import CrmClient
-from crm_cli.system import REPO, rpc_consumers
+from crm_cli.system import CLIENT_AMQP_URI_FILE, REPO, rpc_consumers
 from crm_shared.config import DEFAULT_AMQP_URI, DEFAULT_MONGO_URI
 from crm_shared.messaging import broker_reachable
 
@@ -53,6 +53,14 @@ GROUPS = (
     campaigns,
     accounts,
 )
+
+
+def default_amqp_uri() -> str:
+    """``AMQP_URI``, else the client URI ``make run`` left for this machine's CLI."""
+    if os.environ.get("AMQP_URI"):
+        return os.environ["AMQP_URI"]
+    left = REPO / ".run" / CLIENT_AMQP_URI_FILE
+    return left.read_text().strip() if left.exists() else DEFAULT_AMQP_URI
 
 
 def signed_client(args: argparse.Namespace, timeout: float = 30) -> CrmClient:
@@ -76,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Talk to the CRM services over RPC. Every reply is printed as JSON; errors name "
         "the field and the rule that failed.",
     )
-    parser.add_argument("--amqp-uri", default=os.environ.get("AMQP_URI", DEFAULT_AMQP_URI))
+    parser.add_argument("--amqp-uri", default=default_amqp_uri(), help="default: what 'make run' left")
     parser.add_argument(
         "--token-file",
         default=os.environ.get("CRM_TOKEN_FILE"),

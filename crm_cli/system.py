@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +29,10 @@ from services.identity.bootstrap import client_secret_file
 
 REPO = Path(__file__).resolve().parent.parent
 NAMEKO_CONFIG = REPO / "deploy" / "local" / "nameko.yaml"
+# Where ``make run`` leaves the URI the CLI on this machine connects to the broker with.
+CLIENT_AMQP_URI_FILE = "client-amqp-uri"
+# The broker administrators' passwords of the virtual hosts this machine made (its owner's only).
+ADMIN_SECRETS = Path(os.environ.get("CRM_BROKER_ADMIN_SECRETS", Path.home() / ".config" / "crm" / "broker"))
 SERVICES = {
     "identity": "services.identity.service:IdentityService",
     "customer": "services.customer.service:CustomerService",
@@ -97,18 +101,43 @@ def rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
 
 
+def administered_vhost(vhost: str, base_uri: str = "amqp://127.0.0.1:5672/") -> str:
+    """The virtual host (made if missing) with an administrator of its own (``<vhost>.admin``, its
+    password random): the URI of that administrator. ``guest`` gets nothing there."""
+    from crm_cli import broker
+
+    rabbitmqctl("add_vhost", vhost) if vhost not in rabbitmqctl_lines("list_vhosts", "-s") else None
+    admin = broker.ensure_users(
+        base_uri.rstrip("/") + "/" + vhost,
+        vhost,
+        {"admin": broker.Grant(".*", ".*", ".*")},
+        ADMIN_SECRETS / vhost,
+    )
+    return admin["admin"]
+
+
+def rabbitmqctl_lines(*args: str) -> list[str]:
+    result = subprocess.run(
+        ["rabbitmqctl", "-q", *args], check=True, capture_output=True, text=True, timeout=60
+    )
+    return [line.split("\t")[0] for line in result.stdout.splitlines() if line]
+
+
 @contextmanager
-def fresh_vhost(base_uri: str = "amqp://guest:guest@127.0.0.1:5672/") -> Iterator[str]:
-    """A RabbitMQ virtual host of its own, so a test or benchmark never sees another run's queues."""
+def fresh_vhost() -> Iterator[str]:
+    """A RabbitMQ virtual host of its own, so a test or benchmark never sees another run's queues,
+    and its administrator's URI (``guest`` has no permission there, as in a deployment)."""
+    from crm_cli import broker
+
     if shutil.which("rabbitmqctl") is None:
         raise RuntimeError("rabbitmqctl not found: these tests need the machine's RabbitMQ")
     vhost = f"crm-test-{uuid.uuid4().hex[:10]}"
-    rabbitmqctl("add_vhost", vhost)
-    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
     try:
-        yield base_uri.rstrip("/") + "/" + vhost
+        yield administered_vhost(vhost)
     finally:
         rabbitmqctl("delete_vhost", vhost)
+        broker.delete_users(vhost)
+        shutil.rmtree(ADMIN_SECRETS / vhost, ignore_errors=True)
 
 
 def ensure_postgres_database(env: Mapping[str, str]) -> None:
@@ -125,11 +154,15 @@ def ensure_postgres_database(env: Mapping[str, str]) -> None:
 
 
 def _answers(client: Any, service: str, method: str) -> bool:
+    """Whether the service answers as it does when ready (a refusal of the empty payload is an
+    answer; "not ready yet", such as revocations not heard from identity yet, is not)."""
     try:
         reply = client.call(service, method, {})
     except Exception:
         return False
-    return isinstance(reply, dict) and "ok" in reply
+    if not isinstance(reply, dict) or "ok" not in reply:
+        return False
+    return reply.get("error", {}).get("code") != "dependency_unavailable"
 
 
 def rpc_consumers(amqp_uri: str, service: str = "customer", queue: str | None = None) -> int:
@@ -186,6 +219,24 @@ def prepare_queues(amqp_uri: str, queues: Mapping[str, dict[str, Any]]) -> None:
                 )
             Queue(name).bind(conn.channel()).delete()
             declare(name, arguments)
+
+
+def prepare_topology(amqp_uri: str, services: Iterable[str] = ()) -> None:
+    """The exchanges and the consumers' bound queues, declared by the installation before any
+    process starts: consumers and services may not declare exchanges (``crm_cli.broker``). The
+    services' RPC queues are bound too, so a request to a service still starting waits for it
+    instead of being dropped as unroutable."""
+    from kombu import Connection, Exchange
+
+    from crm_shared.messaging import declare_topology
+    from services.topology import CONSUMER_QUEUES
+
+    with Connection(amqp_uri, connect_timeout=5) as conn:
+        declare_topology(conn, CONSUMER_QUEUES)
+        rpc = Exchange("nameko-rpc", type="topic", durable=True)
+        rpc.declare(channel=conn.default_channel)
+        for service in services:
+            conn.default_channel.queue_bind(f"rpc-{service}", exchange=rpc.name, routing_key=f"{service}.*")
 
 
 def system_queues(services: list[str]) -> dict[str, dict[str, Any]]:
@@ -250,6 +301,9 @@ class System:
     # How many processes serve a service (the rest: one each). Every service desk process runs the
     # SLA timers; two show that each warning and breach still fires once.
     replicas: dict[str, int] = field(default_factory=lambda: {"service_desk": 2})
+    # Each process connects to RabbitMQ as a user of its own, allowed only its job (needs the
+    # machine's rabbitmqctl); off, every process uses ``amqp_uri``.
+    broker_users: bool = True
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -263,6 +317,9 @@ class System:
             private.chmod(0o700)
         # The first administrator's password, when this start made the account (printed once).
         self.first_admin_password: str | None = None
+        # The URI a client (the CLI, a test calling as a person) connects with; the processes
+        # each have their own (``broker_users``).
+        self.client_amqp_uri = self.amqp_uri
         # The key that protects personal data at rest; a deployment keeps it in its secret store.
         self.data_key_file = ensure_secret(self.run_dir / "data_key", new_data_key_text)
         for name, argv in self._commands().items():
@@ -299,6 +356,23 @@ class System:
             "CRM_CLIENT_ID": user_id,
             "CRM_CLIENT_SECRET_FILE": str(client_secret_file(self.secrets_dir, user_id)),
         }
+
+    def give_each_process_its_broker_user(self) -> None:
+        """A RabbitMQ user per part of the system, allowed only its job (``crm_cli.broker``), and
+        each process started with its own."""
+        from crm_cli import broker
+        from services.topology import CONSUMING_PROCESSES
+
+        if not broker.available():
+            return
+        prefix = broker.vhost_of(self.amqp_uri).replace("/", "root")
+        wanted = broker.grants(SERVICES, CONSUMING_PROCESSES)
+        uris = broker.ensure_users(self.amqp_uri, prefix, wanted, self.secrets_dir / "broker")
+        for name, managed in self.processes.items():
+            user = broker.user_of(name, SERVICES, CONSUMING_PROCESSES)
+            if user is not None:
+                managed.own_env["AMQP_URI"] = uris[user]
+        self.client_amqp_uri = uris["client"]
 
     def bootstrap_identity(self) -> None:
         """Identity's keys, the processes' service accounts and the first administrator (its
@@ -361,10 +435,13 @@ class System:
             )
         starting = names or list(self.processes)
         prepare_queues(self.amqp_uri, system_queues([name for name in SERVICES if name in starting]))
+        prepare_topology(self.amqp_uri, [name for name in SERVICES if name in starting])
         if self.event_store == "postgres":
             ensure_postgres_database(self.env)
             prepare_event_stores(self.env)
             self.extra_env["CRM_CREATE_TABLES"] = "false"
+        if self.broker_users:
+            self.give_each_process_its_broker_user()
         if "identity" in starting:
             self.bootstrap_identity()
         for name in names or list(self.processes):
@@ -410,10 +487,14 @@ class System:
                 ("service_desk", "get_ticket"),
                 ("analytics", "get_customer_360"),
             ):
-                while not _answers(client, service, method):
+                # Several answers in a row: every replica of the service ready, not just one.
+                answered = 0
+                while answered < 3 * self.replicas.get(service, 1):
+                    answered = answered + 1 if _answers(client, service, method) else 0
                     if time.monotonic() > deadline:
                         raise TimeoutError(f"the {service} service did not answer in {timeout}s")
-                    time.sleep(0.5)
+                    if not answered:
+                        time.sleep(0.5)
         for service, count in self.replicas.items():
             while rpc_consumers(self.amqp_uri, service) < count:
                 if time.monotonic() > deadline:
@@ -446,7 +527,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mongo-port", type=int, default=27117)
     parser.add_argument("--event-store", choices=("sqlite", "postgres"), default="sqlite")
     args = parser.parse_args(argv)
-    system = System(args.run_dir, args.amqp_uri, args.mongo_port, args.event_store)
+    amqp_uri = args.amqp_uri
+    if amqp_uri == DEFAULT_AMQP_URI and shutil.which("rabbitmqctl"):
+        # The machine's own broker: a virtual host of the CRM's, which guest may not touch.
+        amqp_uri = administered_vhost("crm")
+    system = System(args.run_dir, amqp_uri, args.mongo_port, args.event_store)
     system.start()
     print("starting the services...", flush=True)
     try:
@@ -454,11 +539,29 @@ def main(argv: list[str] | None = None) -> None:
     except TimeoutError as e:
         system.stop()
         raise SystemExit(f"{e}; see the logs in {args.run_dir}/logs") from None
+    # The CLI on this machine connects as the broker's client user (``crm_cli.main``).
+    client_uri_file = args.run_dir / CLIENT_AMQP_URI_FILE
+    client_uri_file.write_text(system.client_amqp_uri)
+    client_uri_file.chmod(0o600)
+    admin = (
+        f"""
+The first administrator is 'admin', with the password (shown this once, keep it safe):
+
+    {system.first_admin_password}
+"""
+        if system.first_admin_password
+        else ""
+    )
     print(
         f"""
 CRM is running (logs in {args.run_dir}/logs, data in {args.run_dir}/data and {args.run_dir}/mongo).
+{admin}
+Sign in, then add people (see the README, "Accounts and signing in"):
+  .venv/bin/crm login --user admin
+  .venv/bin/crm account create li.wei --name "Li Wei" --role operator   # prints a temporary password
+  .venv/bin/crm account create zhang.min --name "Zhang Min" --role agent --agent-id A-1001
 
-Try it from another terminal (the commands act as a local operator unless you say --as):
+Then try it (as the user you signed in as):
   .venv/bin/crm team create T-BJ-01 --name "Beijing North" --branch Beijing --manager mgr-li
   .venv/bin/crm agent register A-1001 --name "Zhang Min" --team T-BJ-01 --hired-on 2024-03-01
   .venv/bin/crm register --name "Li Wei" --national-id 11010519491231002X \\
@@ -468,8 +571,6 @@ Try it from another terminal (the commands act as a local operator unless you sa
   .venv/bin/crm complain CUSTOMER_ID --channel phone --category claims --priority urgent \\
       --description "Claim not paid"
   .venv/bin/crm close TICKET_ID --resolution "Paid" --satisfaction 4
-  .venv/bin/crm --as service_desk --user desk-li queue --queue complaints
-  .venv/bin/crm sla-board
   .venv/bin/crm 360 CUSTOMER_ID
   .venv/bin/crm --help
 

@@ -18,6 +18,13 @@ from crm_shared.eventstore import CrmApplication
 
 Row = dict[str, Any]
 log = logging.getLogger("crm.local_tables")
+# Called between the batches of a long catch-up: in a green-threaded service (nameko) it yields to
+# the hub, so the process's timers and other requests run while a backlog is read.
+_between_batches: list[Callable[[], None]] = [lambda: None]
+
+
+def yield_between_batches(cooperate: Callable[[], None]) -> None:
+    _between_batches[0] = cooperate
 
 
 class LocalTables:
@@ -159,6 +166,7 @@ class LocalProjection:
             except Overtaken:
                 continue  # another process took this batch: read on from where it got to
             read += len(batch)
+            _between_batches[0]()
 
     def _record(self, start: int, batch: Sequence[Notification]) -> None:
         mapper = self.tables.app.mapper

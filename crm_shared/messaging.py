@@ -16,6 +16,10 @@ log = logging.getLogger(__name__)
 
 events_exchange = Exchange(EVENTS_EXCHANGE, type="topic", durable=True)
 dead_letter_exchange = Exchange("crm.dead-letters", type="topic", durable=True)
+# The same exchanges as queues' bindings name them: declared by the installation and the relays
+# (``declare_topology``), never by a consumer or a service, which may not configure them.
+_events_bound = Exchange(EVENTS_EXCHANGE, type="topic", durable=True, no_declare=True)
+_dead_letters_bound = Exchange(dead_letter_exchange.name, type="topic", durable=True, no_declare=True)
 
 
 def broker_connection(amqp_uri: str, *, confirm_publish: bool = False, heartbeat: int = 30) -> Connection:
@@ -52,14 +56,14 @@ def consumer_queue(name: str, binding_keys: str | tuple[str, ...] = "#") -> Queu
     if isinstance(binding_keys, str):
         return Queue(
             name,
-            exchange=events_exchange,
+            exchange=_events_bound,
             routing_key=binding_keys,
             durable=True,
             queue_arguments=consumer_queue_arguments(name),
         )
     return Queue(
         name,
-        bindings=[binding(events_exchange, routing_key=key) for key in binding_keys],
+        bindings=[binding(_events_bound, routing_key=key) for key in binding_keys],
         durable=True,
         queue_arguments=consumer_queue_arguments(name),
     )
@@ -76,7 +80,7 @@ def rpc_queue_arguments(name: str) -> dict[str, Any]:
 
 
 def dead_letter_queue(name: str) -> Queue:
-    return Queue(f"{name}.dead", exchange=dead_letter_exchange, routing_key=name, durable=True)
+    return Queue(f"{name}.dead", exchange=_dead_letters_bound, routing_key=name, durable=True)
 
 
 # Queue name -> the routing keys it is bound to.

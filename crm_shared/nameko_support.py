@@ -32,15 +32,20 @@ from crm_shared.errors import (
     ValidationFailed,
 )
 from crm_shared.eventstore import CrmApplication
+from crm_shared.local_tables import yield_between_batches
 from crm_shared.rpc import RequestContext
 from crm_shared.tokens import PublicKeys, Revocations, TokenVerifier
 
 log = logging.getLogger("crm.nameko")
+# A long catch-up of a store's tables (sqlite3 does not yield) lets the hub run between batches.
+yield_between_batches(lambda: eventlet.sleep(0))
 LOOKUP_TIMEOUT_SECONDS = 10
 
 
-# The tokens identity revoked, as this process has heard of them (``CrmService.follow_revocations``).
-REVOCATIONS = Revocations()
+# The tokens identity revoked, as this process has heard of them (``CrmService.follow_revocations``):
+# until it has heard once, it accepts no token (a token revoked a minute before a restart must not
+# pass while the service starts).
+REVOCATIONS = Revocations(require_sync=True)
 REVOCATION_POLL_SECONDS = float(os.environ.get("CRM_REVOCATION_POLL_SECONDS", "1.0"))
 
 
@@ -109,12 +114,14 @@ class Application(DependencyProvider):
         return self.app
 
 
-def bounded_call(method: Any, payload: dict[str, Any], service: str) -> dict[str, Any]:
+def bounded_call(
+    method: Any, payload: dict[str, Any], service: str, timeout: float = LOOKUP_TIMEOUT_SECONDS
+) -> dict[str, Any]:
     """One RPC to another service, as the original caller (the token travels in the context),
-    given up after ``LOOKUP_TIMEOUT_SECONDS``: with that service down, a request would otherwise
-    wait in its queue while the caller gives up and retries."""
+    given up after ``timeout`` seconds: with that service down, a request would otherwise wait in
+    its queue while the caller gives up and retries."""
     try:
-        with eventlet.Timeout(LOOKUP_TIMEOUT_SECONDS):
+        with eventlet.Timeout(timeout):
             reply: dict[str, Any] = method(payload)
     except (Exception, eventlet.Timeout) as e:
         raise DependencyUnavailable(
@@ -276,7 +283,8 @@ class CrmService:
 
     def revocations_since(self, since: float | None) -> dict[str, Any]:
         self.own_token.sign(self.identity_rpc)
-        reply = bounded_call(self.identity_rpc.list_revocations, {"since": since}, "identity")
+        # Short: a tick that waits long leaves the list unrefreshed that long.
+        reply = bounded_call(self.identity_rpc.list_revocations, {"since": since}, "identity", timeout=2.0)
         raise_for(reply, "revocations")
         return reply["result"]  # type: ignore[no-any-return]
 

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from crm_shared.auth import Caller, Role
-from crm_shared.errors import Unauthenticated
+from crm_shared.errors import DependencyUnavailable, Unauthenticated
 
 ALGORITHM = "EdDSA"
 ISSUER = "crm-identity"
@@ -205,8 +205,13 @@ class Revocations:
     the moment from which tokens issued before it are refused. Kept only as long as a token can
     live, so the list stays small however many accounts there are."""
 
-    def __init__(self, keep_seconds: float = ACCESS_TOKEN_SECONDS + LEEWAY_SECONDS) -> None:
+    def __init__(
+        self, keep_seconds: float = ACCESS_TOKEN_SECONDS + LEEWAY_SECONDS, *, require_sync: bool = False
+    ) -> None:
+        """``require_sync``: refuse every token until the list was heard from identity once."""
         self.keep_seconds = keep_seconds
+        self.require_sync = require_sync
+        self.synced = False
         # Identity's clock when it last answered (the next question starts a little before it).
         self.position: float | None = None
         self.healthy = True
@@ -231,6 +236,7 @@ class Revocations:
                 for key in [k for k, at in table.items() if at < horizon]:
                     del table[key]
             self.position = position
+            self.synced = True
 
     def refuses(self, caller: Caller) -> bool:
         issued = caller.issued_at or 0.0
@@ -281,6 +287,11 @@ class TokenVerifier:
             raise Unauthenticated("caller token has expired: sign in again (or refresh)") from None
         except jwt.PyJWTError as e:
             raise Unauthenticated(f"caller token is invalid: {e}") from None
+        if self.revocations.require_sync and not self.revocations.synced:
+            raise DependencyUnavailable(
+                "this service has not heard identity's revocations yet (starting, or identity is down): "
+                "try again in a moment"
+            )
         if float(claims["exp"]) - float(claims["iat"]) > MAX_TOKEN_SECONDS:
             raise Unauthenticated("caller token lives longer than the 24 hours allowed")
         caller = caller_of(claims)

@@ -19,3 +19,11 @@ CONSUMER_QUEUES: dict[str, tuple[str, ...]] = {
     SALES_REACTION_QUEUE: SALES_REACTION_BINDINGS,
     IDENTITY_REACTION_QUEUE: IDENTITY_REACTION_BINDINGS,
 }
+
+# Which process consumes which queues (each reads only its own: ``crm_cli.broker``).
+CONSUMING_PROCESSES: dict[str, tuple[str, ...]] = {
+    "projector": tuple(analytics_queues()),
+    "handover": (HANDOVER_QUEUE,),
+    "sales-reactions": (SALES_REACTION_QUEUE,),
+    "identity-reactions": (IDENTITY_REACTION_QUEUE,),
+}

@@ -51,6 +51,12 @@ def rpc(system: System) -> Callable[[Caller], AbstractContextManager[CrmClient]]
 
 
 @pytest.fixture(scope="session")
+def admin_rpc(rpc: Callable[[Caller], AbstractContextManager[CrmClient]]) -> Iterator[CrmClient]:
+    with rpc(Caller("admin-e2e", Role.ADMIN)) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
 def operator_rpc(rpc: Callable[[Caller], AbstractContextManager[CrmClient]]) -> Iterator[CrmClient]:
     with rpc(OPERATOR) as client:
         yield client
