@@ -1262,3 +1262,26 @@ class ListRevocations(Strict):
 
 class GetSigningKeys(Strict):
     pass
+
+
+class GetAuditLog(Strict):
+    """Who did what to which record, when and why (administrators): one person's actions, or what
+    was done to one customer or to one account; newest first, between two moments, paged."""
+
+    user_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=64))
+    customer_id = f.uuid_field(load_default=None, allow_none=True)
+    account = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=64))
+    since = _moment(load_default=None, allow_none=True)
+    until = _moment(load_default=None, allow_none=True)
+    limit = _limit(100)
+    cursor = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=400))
+
+    @validates_schema
+    def _one_subject(self, data: dict[str, Any], **_: Any) -> None:
+        given = [n for n in ("user_id", "customer_id", "account") if data.get(n)]
+        if len(given) > 1:
+            raise ValidationError(
+                f"exclusive: one of user_id, customer_id, account, not {' and '.join(given)}", given[1]
+            )
+        if data.get("since") and data.get("until") and data["until"] < data["since"]:
+            raise ValidationError("after_since: until comes after since", "until")

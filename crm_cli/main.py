@@ -15,6 +15,7 @@ from typing import Any
 from contracts.fields import CHANNELS, PRIORITIES
 from crm_cli import (
     accounts,
+    audit,
     campaigns,
     churn,
     contacts,
@@ -52,6 +53,7 @@ GROUPS = (
     figures,
     campaigns,
     accounts,
+    audit,
 )
 
 

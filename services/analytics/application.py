@@ -19,6 +19,7 @@ from crm_shared.auth import Role
 from crm_shared.clock import Clock, utc_now
 from crm_shared.domain import CommandMeta
 from crm_shared.errors import CustomerMerged, PermissionDenied, ValidationFailed
+from services.analytics.audit import AUDIT, audit_page
 from services.analytics.catalog import ReadModelCatalog
 from services.analytics.changes import Document
 from services.analytics.customer_360 import fold, public_view, with_duplicates
@@ -134,6 +135,11 @@ class AnalyticsQueries:
         if owners == []:
             return {"customers": [], "next_cursor": None}
         return find_page(self._collection(CUSTOMER_SEARCH), data, owners, data["limit"], data["cursor"])
+
+    def get_audit_log(self, data: dict[str, Any], meta: CommandMeta) -> dict[str, Any]:
+        """Who did what to which record, when and why: administrators only."""
+        meta.actor.require_role(Role.ADMIN)
+        return audit_page(self._collection(AUDIT), data)
 
     def get_projections(self, _data: dict[str, Any], meta: CommandMeta) -> dict[str, Any]:
         if not meta.actor.sees_everything:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from services.analytics.audit import AUDIT_PROJECTION
 from services.analytics.facts import FACTS_PROJECTION
 from services.analytics.projections import Projection
 from services.analytics.search import SEARCH_PROJECTION
@@ -10,7 +11,14 @@ from services.analytics.store import CUSTOMER_360_PROJECTION
 from services.analytics.timeline import TIMELINE_PROJECTION
 
 PROJECTIONS: dict[str, Projection] = {
-    p.name: p for p in (CUSTOMER_360_PROJECTION, TIMELINE_PROJECTION, SEARCH_PROJECTION, FACTS_PROJECTION)
+    p.name: p
+    for p in (
+        CUSTOMER_360_PROJECTION,
+        TIMELINE_PROJECTION,
+        SEARCH_PROJECTION,
+        FACTS_PROJECTION,
+        AUDIT_PROJECTION,
+    )
 }
 
 

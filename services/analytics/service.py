@@ -116,6 +116,10 @@ class AnalyticsService(EventSourcedService):
         )
 
     @rpc
+    def get_audit_log(self, payload: Any) -> dict:
+        return self.request.run("get_audit_log", schemas.GetAuditLog, payload, self.queries.get_audit_log)
+
+    @rpc
     def get_projections(self, payload: Any) -> dict:
         return self.request.run(
             "get_projections", schemas.GetProjections, payload, self.queries.get_projections

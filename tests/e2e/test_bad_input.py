@@ -1472,6 +1472,22 @@ CASES: list[tuple[str, str, Any, str, str, str]] = [
     ],
     (
         "analytics",
+        "get_audit_log",
+        lambda k: {"user_id": "op", "customer_id": k["customer_id"]},
+        "validation_failed",
+        "customer_id",
+        "exclusive",
+    ),
+    (
+        "analytics",
+        "get_audit_log",
+        lambda k: {"since": "2026-12-02T00:00:00+00:00", "until": "2026-12-01T00:00:00+00:00"},
+        "validation_failed",
+        "until",
+        "after_since",
+    ),
+    (
+        "analytics",
         "list_segment_targets",
         lambda k: {"scheme": "value_tier", "segment": "vip", "limit": 5000},
         "validation_failed",
@@ -1517,7 +1533,9 @@ def test_bad_input_is_refused_with_field_and_rule_and_appends_nothing(
     payload = build(known)
     before = stores.positions()
     # Accounts are the administrators' to manage.
-    reply = (admin_rpc if service == "identity" else operator_rpc).call(service, method, payload)
+    reply = (admin_rpc if service == "identity" or method == "get_audit_log" else operator_rpc).call(
+        service, method, payload
+    )
     assert reply["ok"] is False, reply
     error = reply["error"]
     assert error["code"] == code, error

@@ -148,6 +148,29 @@ def test_people_sign_in_and_work_and_a_departed_agents_token_is_refused_everywhe
     with anonymous(system) as client:
         refresh = client.call("identity", "refresh_session", {"refresh_token": agent["refresh_token"]})
         assert refresh["error"]["code"] == "unauthenticated"
+    # The audit shows who did what: the agent's own registration, and their account's life, its
+    # disabling by identity's own process (a service account, shown as such).
+    with signed(system, admin["access_token"]) as client:
+        by_agent = ok(client.call("analytics", "get_audit_log", {"user_id": agent_user, "limit": 50}))
+        assert "customer.registered" in {e["event_type"] for e in by_agent["entries"]}
+
+        def account_life() -> list[dict]:
+            return ok(client.call("analytics", "get_audit_log", {"account": agent_user, "limit": 50}))[
+                "entries"
+            ]
+
+        wait_until(
+            lambda: "identity.account_disabled" in {e["event_type"] for e in account_life()},
+            timeout=30,
+            what="the audit to show the disabling",
+        )
+        life = {e["event_type"]: e for e in account_life()}
+        assert {"identity.account_created", "identity.password_changed", "identity.signed_in"} <= set(life)
+        disabled = life["identity.account_disabled"]
+        assert (disabled["user_id"], disabled["role"]) == ("service:identity-reactions", "system")
+        assert disabled["reason"].startswith(f"agent {leaving} departed")
+    with signed(system, manager["access_token"]) as as_manager:
+        assert as_manager.call("analytics", "get_audit_log", {})["error"]["code"] == "permission_denied"
     # The book moved with the existing transfer.
     wait_until(
         lambda: (
