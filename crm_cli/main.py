@@ -96,6 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     session.add_commands(commands)
     accounts.add_key_commands(commands)
+    setup = commands.add_parser(
+        "broker-setup",
+        help="print the rabbitmqctl commands that make the CRM's broker users (for a deployment)",
+        description="A RabbitMQ user per part of the system, each allowed only its job (only the "
+        "relays publish events). The script reads each password from an environment variable the "
+        "deployment's secret store sets; none has a default.",
+    )
+    setup.add_argument("--vhost", default="crm")
+    setup.add_argument("--prefix", default="crm", help="user names are <prefix>.<part>")
 
     sales_force.add_commands(commands)
     selling.add_commands(commands)
@@ -408,6 +417,15 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.command == "segments" and args.action == "recompute":
         segments.recompute_command(args)
+        return
+    if args.command == "broker-setup":
+        from crm_cli import broker
+        from crm_cli.system import SERVICES
+        from services.topology import CONSUMING_PROCESSES
+
+        print(
+            broker.setup_script(args.vhost, args.prefix, broker.grants(SERVICES, CONSUMING_PROCESSES)), end=""
+        )
         return
     if args.command == "keys":
         accounts.keys_command(args)
