@@ -89,6 +89,23 @@ ConsumerQueues = Mapping[str, str | tuple[str, ...]]
 ALL_EVENTS = "#"
 
 
+def ensure_exchanges(connection: Connection) -> None:
+    """The exchanges a consumer's queues are bound to: there already (the installation or a relay
+    declared them) or, where this connection may, declared now (a test on a bare broker). A
+    passive check that fails closes its channel: each uses a channel of its own."""
+    from amqp.exceptions import NotFound
+
+    for exchange in (events_exchange, dead_letter_exchange):
+        check = connection.channel()
+        try:
+            check.exchange_declare(exchange.name, exchange.type, passive=True)
+        except NotFound:
+            exchange.declare(channel=connection.channel())
+        finally:
+            if check.is_open:
+                check.close()
+
+
 def declare_topology(connection: Connection, consumers: ConsumerQueues) -> None:
     channel = connection.default_channel
     events_exchange.declare(channel=channel)

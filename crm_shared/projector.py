@@ -25,6 +25,7 @@ from crm_shared.messaging import (
     dead_letter_exchange,
     dead_letter_queue,
     declare_consumer,
+    ensure_exchanges,
 )
 
 log = logging.getLogger("crm.projector")
@@ -70,6 +71,7 @@ class ProjectorRunner:
         self.processed = 0
 
     def declare(self, connection: Connection) -> None:
+        ensure_exchanges(connection)
         declare_consumer(connection.default_channel, self.queue.name, self.queue.routing_key)
 
     def run(self) -> None:

@@ -96,7 +96,9 @@ def test_search_and_timeline_in_the_database_equal_the_pure_functions(database: 
 
 def test_a_page_naming_no_customer_changes_no_customer_read_model(database: Any) -> None:
     """A rebuild's page may hold only activities with no customer (an agent's own time): no
-    customer's document changes; the agent's month counts the activity."""
+    customer's document changes; the agent's month counts the activity; the audit records it,
+    of no customer."""
+    from services.analytics.audit import AUDIT
     from services.analytics.facts import BUSINESS_FACTS
     from services.analytics.read_models import PROJECTIONS
 
@@ -108,5 +110,10 @@ def test_a_page_naming_no_customer_changes_no_customer_read_model(database: Any)
         taken = [m for m in [planned] if projection.takes(m)]
         collection = database[projection.name]
         assert projection.apply(collection, taken, False) == [None] * len(taken)
+        if projection.name == AUDIT:
+            assert [(d["event_type"], d["customer_id"]) for d in collection.find({})] == [
+                ("sales.activity_planned", None)
+            ]
+            continue
         facts = [d["kind"] for d in collection.find({})]
         assert facts == (["activity_planned"] if projection.name == BUSINESS_FACTS else [])
