@@ -127,7 +127,7 @@ def ensure_users(
         user = f"{prefix}.{name}"
         secret_file = secrets_dir / f"{name}.password"
         if not secret_file.exists() or user not in existing:
-            password = secrets.token_urlsafe(24)
+            password = secrets.token_hex(24)  # no leading "-": rabbitmqctl would take it for an option
             if user in existing:
                 rabbitmqctl("change_password", user, password)
             else:
