@@ -382,7 +382,7 @@ def crm_json(system: System, *args: str, lease_wait: float = 0.0) -> dict[str, A
     """``crm ARGS --json`` over the system's stores and read models: its last line's summary. A
     command refused because another process holds its lease (a stopped ``crm-segments``'s runs out
     within minutes) is tried again for up to ``lease_wait`` seconds."""
-    env = {**system.env, "CRM_DATA_DIR": str(system.run_dir / "data")}
+    env = {**system.operator_env(), "CRM_DATA_DIR": str(system.run_dir / "data")}
     argv = [sys.executable, "-m", "crm_cli.main", *args, "--json", "--mongo-uri", system.mongo_uri]
     deadline = time.monotonic() + lease_wait
     while True:

@@ -67,7 +67,9 @@ def default_amqp_uri() -> str:
 
 def signed_client(args: argparse.Namespace, timeout: float = 30) -> CrmClient:
     """A client calling as the signed-in user (or with the token given)."""
-    return CrmClient(args.amqp_uri, session.token_for(args), timeout=timeout)
+    return CrmClient(
+        args.amqp_uri, session.token_for(args), timeout=timeout, token_source=lambda: session.token_for(args)
+    )
 
 
 def _print(reply: dict[str, Any]) -> int:

@@ -346,6 +346,15 @@ class System:
         tokens with (a deployment's tools sign in instead)."""
         return KeyRing(self.keys_dir)
 
+    def operator_env(self, hours: int = 6) -> dict[str, str]:
+        """The environment a ``crm`` command of an operator of this installation runs with: the
+        shared one and a token signed with its identity's keys (hours long: a rebuild of a large
+        history outlives a person's ten-minute token)."""
+        from crm_shared.auth import Caller, Role, issue_token
+
+        token = issue_token(Caller("op-tools", Role.OPERATOR), self.signer, ttl_seconds=hours * 3600)
+        return {**self.env, "CRM_TOKEN": token}
+
     def own_account_env(self, name: str) -> dict[str, str]:
         """What a process adds to the shared environment: its own service account, if it has one."""
         account = SERVICE_ACCOUNTS.get(declared_name(name))
@@ -381,7 +390,12 @@ class System:
         from services.identity.bootstrap import bootstrap
 
         accounts = {user_id: scopes for user_id, scopes in SERVICE_ACCOUNTS.values()}
-        made = bootstrap(Settings.from_env(self.env), accounts, self.secrets_dir)
+        # What it creates (identity's store, its keys) is its owner's only, as the processes' is.
+        mask = os.umask(0o077)
+        try:
+            made = bootstrap(Settings.from_env(self.env), accounts, self.secrets_dir)
+        finally:
+            os.umask(mask)
         if made is not None:
             self.first_admin_password = made
 

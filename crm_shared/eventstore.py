@@ -56,6 +56,10 @@ def event_store_env(context: str, settings: Settings) -> dict[str, str]:
             # deployment creates the tables once (crm_cli.system.prepare_event_stores) and starts
             # the processes with CRM_CREATE_TABLES=false.
             "CREATE_TABLE": settings.postgres.get("CRM_CREATE_TABLES", "true"),
+            # Connections a process holds (and may add under load): a system of twenty-odd
+            # processes shares the server's connections; a deployment sizes them to its server.
+            "POSTGRES_POOL_SIZE": settings.postgres.get("POSTGRES_POOL_SIZE", "2"),
+            "POSTGRES_MAX_OVERFLOW": settings.postgres.get("POSTGRES_MAX_OVERFLOW", "8"),
         }
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     return sqlite_env(settings.data_dir / f"{context}.sqlite")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from nameko.standalone.rpc import ClusterRpcProxy
@@ -22,13 +23,16 @@ class CrmClient:
         token: str = "",
         timeout: float = 30.0,
         credentials: tuple[str, str] | None = None,
+        token_source: Callable[[], str] | None = None,
     ) -> None:
         """``token``: the caller's; or ``credentials`` (client id and secret) of a service account,
-        with which the client signs in, and signs in again before its token expires."""
+        with which the client signs in, and signs in again before its token expires; or a
+        ``token_source`` asked before each call (a signed-in person's session, renewed by itself)."""
         self.amqp_uri = amqp_uri
         self.token = token
         self.timeout = timeout
         self.credentials = credentials
+        self.token_source = token_source
         self._expires = 0.0
         self._proxy: ClusterRpcProxy | None = None
         self._cluster: Any = None
@@ -69,6 +73,8 @@ class CrmClient:
         assert self._cluster is not None, "use CrmClient as a context manager"
         if self.credentials is not None and time.time() > self._expires - 60:
             self._sign_in(*self.credentials)
+        if self.token_source is not None:
+            self.use_token(self.token_source())
         context = self._proxy._worker_ctx.data  # type: ignore[union-attr]
         context["correlation_id"] = str(uuid.uuid4())
         context["command_id"] = command_id or str(uuid.uuid4())

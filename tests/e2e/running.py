@@ -75,7 +75,7 @@ def settle(system: System) -> None:
 
 def run_crm(system: System, *args: str) -> subprocess.CompletedProcess[str]:
     """``crm ARGS --json`` over the year's stores and read models."""
-    env = {**system.env, "CRM_DATA_DIR": str(system.run_dir / "data")}
+    env = {**system.operator_env(), "CRM_DATA_DIR": str(system.run_dir / "data")}
     return subprocess.run(
         [sys.executable, "-m", "crm_cli.main", *args, "--json", "--mongo-uri", system.mongo_uri],
         env=env,

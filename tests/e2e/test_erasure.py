@@ -197,8 +197,10 @@ def test_an_erased_customer_is_nowhere_readable(erasable_system: System) -> None
         )
         assert again["error"]["code"] == "invalid_state"
 
-    # Data files and folders are their owner's only.
+    # Data files and folders are their owner's only (but identity's public key set: public keys).
     for path in [crm.run_dir, *crm.run_dir.rglob("*")]:
+        if path == crm.public_keys_file:
+            continue
         if path.is_file() or path.is_dir():
             assert path.stat().st_mode & 0o077 == 0, f"{path} is readable by others"
 

@@ -217,6 +217,12 @@ def test_a_customer_touched_by_every_context_in_full_over_time_and_found(
 
     # Every projection consumed, is caught up, and counts what it applied.
     lags = {p["name"]: p for p in ok(client.call("analytics", "get_projections", {}))["projections"]}
-    assert set(lags) == {"customer_360", "customer_timeline", "customer_search", "business_facts"}
+    assert set(lags) == {
+        "customer_360",
+        "customer_timeline",
+        "customer_search",
+        "business_facts",
+        "audit_log",
+    }
     for lag in lags.values():
         assert lag["consumers"] >= 1 and lag["applied_events"] > 0 and lag["rebuilding_into"] is None

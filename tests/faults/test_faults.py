@@ -59,7 +59,7 @@ def test_kill_9_the_projector_during_a_rebuild_of_every_read_model_under_load(
     rebuild = subprocess.Popen(
         [sys.executable, "-m", "crm_cli.main", "rebuild", "all", "--batch-size", "50", "--json"],
         cwd=REPO,
-        env={**crm.env, "CRM_DATA_DIR": str(crm.run_dir / "data"), "MONGO_URI": crm.mongo_uri},
+        env={**crm.operator_env(), "CRM_DATA_DIR": str(crm.run_dir / "data"), "MONGO_URI": crm.mongo_uri},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -82,6 +82,7 @@ def test_kill_9_the_projector_during_a_rebuild_of_every_read_model_under_load(
         "customer_timeline",
         "customer_search",
         "business_facts",
+        "audit_log",
     }
     for t in threads:
         t.join(300)
