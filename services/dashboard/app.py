@@ -17,6 +17,7 @@ import hmac
 import logging
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,6 +32,16 @@ from services.dashboard.sessions import Session, Sessions
 from services.dashboard.views import ServiceError, Views, me
 
 log = logging.getLogger("crm.dashboard")
+STATIC = Path(__file__).parent / "static"
+SWAGGER_UI = "/static/vendor/swagger-ui-5.36.0"
+API_DOCS_PAGE = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>CRM dashboard API</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="{SWAGGER_UI}/swagger-ui.css"></head>
+<body><main id="swagger-ui" aria-label="The dashboard's JSON API"></main>
+<script src="{SWAGGER_UI}/swagger-ui-bundle.js"></script>
+<script src="/static/js/api-docs.js"></script></body></html>
+"""
 COOKIE = "crm_session"
 SignIn = Callable[[dict[str, Any]], dict[str, Any]]
 SignOut = Callable[[str, str], None]
@@ -83,7 +94,7 @@ def create_app(
     sign_out: SignOut,
     secure_cookies: bool = True,
 ) -> Flask:
-    app = Flask("crm-dashboard", static_folder=None)
+    app = Flask("crm-dashboard", static_folder=str(STATIC), static_url_path="/static")
     app.config.update(
         API_TITLE="CRM dashboard",
         API_VERSION="1",
@@ -124,9 +135,10 @@ def create_app(
 
     @app.after_request
     def secure_headers(response: Response) -> Response:
-        response.headers["Content-Security-Policy"] = (
+        response.headers.setdefault(
+            "Content-Security-Policy",
             "default-src 'self'; img-src 'self' data:; object-src 'none'; frame-ancestors 'none'; "
-            "base-uri 'none'; form-action 'self'"
+            "base-uri 'none'; form-action 'self'",
         )
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["X-Frame-Options"] = "DENY"
@@ -171,6 +183,16 @@ def create_app(
                 "message": f"unexpected failure (correlation {g.get('correlation_id')})",
             }
         )
+
+    @app.get("/api/docs")
+    def api_docs() -> Response:
+        response = Response(API_DOCS_PAGE, mimetype="text/html")
+        # Swagger UI sets style attributes as it draws; its scripts stay the site's own.
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+            "object-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+        )
+        return response
 
     sessions_api = Blueprint("session", "session", url_prefix="/api", description="Signing in and out")
 

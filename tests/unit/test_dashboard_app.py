@@ -155,3 +155,13 @@ def test_an_unexpected_failure_answers_a_correlation_id_and_no_stack_trace(servi
     assert answer.status_code == 500
     assert "secret internals" not in answer.text and "Traceback" not in answer.text
     assert answer.json["error"]["message"].startswith("unexpected failure (correlation ")
+
+
+def test_the_api_reference_page_and_its_library_are_served_by_the_dashboard_itself(
+    client: FlaskClient,
+) -> None:
+    page = client.get("/api/docs")
+    assert page.status_code == 200 and "/static/vendor/swagger-ui-5.36.0/swagger-ui-bundle.js" in page.text
+    assert "http" not in page.text.replace("http-equiv", "")  # nothing from another site
+    assert client.get("/static/vendor/swagger-ui-5.36.0/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/static/vendor/chartjs-4.5.1/chart.umd.js").status_code == 200
