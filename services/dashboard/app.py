@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, g, jsonify, redirect, render_template, request
 from flask_smorest import Api, Blueprint
 from marshmallow import ValidationError, fields, validate
 from werkzeug.exceptions import HTTPException
@@ -66,6 +66,9 @@ def error_response(error: dict[str, Any]) -> Response:
     return response
 
 
+OPERATORS_PAGES = frozenset({"health", "queues", "projections", "deadLetters"})
+
+
 class DeadLetterAction(contract.Strict):
     queue = fields.String(required=True, validate=validate.Length(min=1, max=200))
     message_id = fields.String(required=True, validate=validate.Length(min=1, max=200))
@@ -94,7 +97,12 @@ def create_app(
     sign_out: SignOut,
     secure_cookies: bool = True,
 ) -> Flask:
-    app = Flask("crm-dashboard", static_folder=str(STATIC), static_url_path="/static")
+    app = Flask(
+        "crm-dashboard",
+        static_folder=str(STATIC),
+        static_url_path="/static",
+        template_folder=str(STATIC.parent / "templates"),
+    )
     app.config.update(
         API_TITLE="CRM dashboard",
         API_VERSION="1",
@@ -121,7 +129,7 @@ def create_app(
         origin = request.headers.get("Origin")
         if origin and urlsplit(origin).netloc != request.host:
             return error_response({"code": "csrf_refused", "message": "a request from another site"})
-        if request.path == "/api/session" and request.method == "POST":
+        if request.path in ("/api/session", "/sign-in") and request.method == "POST":
             return None  # signing in: there is no session yet to hold a token
         session = sessions.get(request.cookies.get(COOKIE))
         sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token") or ""
@@ -298,6 +306,97 @@ def create_app(
         return jsonify(
             views.dead_letter_act(session_or_refuse(), "discard", body["queue"], body["message_id"])
         )
+
+    def page(name: str, title: str, **data: str) -> Response | Any:
+        session = sessions.get(request.cookies.get(COOKIE))
+        if session is None:
+            return redirect("/sign-in")
+        if name in OPERATORS_PAGES and not session.sees_everything:
+            refused = render_template(
+                "base.html",
+                page="refused",
+                title="Not for you",
+                user=me(session),
+                csrf=session.csrf_token,
+                data={},
+            )
+            return Response(refused, status=403)
+        return render_template(
+            "base.html", page=name, title=title, user=me(session), csrf=session.csrf_token, data=data
+        )
+
+    @app.get("/")
+    def summary_page() -> Any:
+        return page("summary", "Your day")
+
+    @app.get("/customers")
+    def customers_page() -> Any:
+        return page("customers", "Find a customer")
+
+    @app.get("/customers/<customer_id>")
+    def customer_page(customer_id: str) -> Any:
+        CustomerPath().load({"customer_id": customer_id})
+        return page("customer", "Customer", customer=customer_id)
+
+    @app.get("/segments")
+    def segments_page() -> Any:
+        return page("segments", "Segments")
+
+    @app.get("/ops/health")
+    def health_page() -> Any:
+        return page("health", "Health")
+
+    @app.get("/ops/queues")
+    def queues_page() -> Any:
+        return page("queues", "Queues")
+
+    @app.get("/ops/projections")
+    def projections_page() -> Any:
+        return page("projections", "Projections")
+
+    @app.get("/ops/dead-letters")
+    def dead_letters_page() -> Any:
+        return page("deadLetters", "Dead letters")
+
+    @app.get("/sign-in")
+    def sign_in_page() -> Any:
+        return render_template("sign_in.html", page="signIn", title="Sign in", user=None, csrf="", data={})
+
+    @app.post("/sign-in")
+    def sign_in_form() -> Any:
+        try:
+            credentials = contract.SignIn().load(
+                {"user_id": request.form.get("user_id", ""), "password": request.form.get("password", "")}
+            )
+        except ValidationError:
+            credentials = None
+        reply: dict[str, Any] = sign_in(credentials) if credentials else {"ok": False}
+        if not reply.get("ok"):
+            again = render_template(
+                "sign_in.html",
+                page="signIn",
+                title="Sign in",
+                user=None,
+                csrf="",
+                data={},
+                problem="Wrong user id or password, or the account is locked for a while: try again.",
+            )
+            return Response(again, status=401)
+        session = sessions.open(reply["result"])
+        response = redirect("/")
+        response.set_cookie(
+            COOKIE, session.session_id, httponly=True, secure=secure_cookies, samesite="Strict", path="/"
+        )
+        return response
+
+    @app.post("/sign-out")
+    def sign_out_form() -> Any:
+        session = session_or_refuse()
+        sessions.close(session.session_id)
+        sign_out(session.refresh_token, session.access_token)
+        response = redirect("/sign-in")
+        response.delete_cookie(COOKIE, path="/")
+        return response
 
     for blueprint in (sessions_api, business, ops):
         api.register_blueprint(blueprint)

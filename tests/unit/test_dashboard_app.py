@@ -165,3 +165,26 @@ def test_the_api_reference_page_and_its_library_are_served_by_the_dashboard_itse
     assert "http" not in page.text.replace("http-equiv", "")  # nothing from another site
     assert client.get("/static/vendor/swagger-ui-5.36.0/swagger-ui-bundle.js").status_code == 200
     assert client.get("/static/vendor/chartjs-4.5.1/chart.umd.js").status_code == 200
+
+
+def test_pages_sign_in_by_form_and_keep_operators_pages_for_operators(client: FlaskClient) -> None:
+    assert client.get("/").headers["Location"] == "/sign-in"
+    wrong = client.post("/sign-in", data={"user_id": "agent", "password": "wrong horse battery"})
+    assert wrong.status_code == 401 and "Wrong user id or password" in wrong.text
+    right = client.post("/sign-in", data={"user_id": "agent", "password": "right horse battery"})
+    assert right.status_code == 302 and right.headers["Location"] == "/"
+    home = client.get("/")
+    assert home.status_code == 200 and 'data-page="summary"' in home.text
+    assert "/ops/health" not in home.text  # no operators' links for an agent
+    assert client.get("/ops/dead-letters").status_code == 403
+    assert client.get("/customers/not-a-uuid").status_code == 400
+    assert client.post("/sign-out").status_code == 403  # no CSRF token: refused
+
+
+def test_a_sign_in_form_posted_from_another_site_is_refused(client: FlaskClient) -> None:
+    answer = client.post(
+        "/sign-in",
+        data={"user_id": "agent", "password": "right horse battery"},
+        headers={"Origin": "https://elsewhere.example"},
+    )
+    assert answer.status_code == 403 and "Set-Cookie" not in answer.headers
