@@ -30,6 +30,7 @@ DESK = Caller("bench-desk", Role.SERVICE_DESK)
 KINDS = ("complaint", "inquiry", "service_request")
 CATEGORIES = ("claims.payment_delay", "billing.refund", "policy_service.beneficiary", "product.coverage")
 FIRED_TOPICS = (get_topic(Ticket.SlaWarning), get_topic(Ticket.SlaBreached))
+STALL_SECONDS = 120
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ def jump(
             break
         if count != last:
             last, stalled_since = count, now
-        elif now - stalled_since > 120:
+        elif now - stalled_since > STALL_SECONDS:
             raise RuntimeError(f"the SLA timers stalled at {count - before} of {expected}")
         time.sleep(0.05)
     return Jump(
@@ -157,7 +158,7 @@ def sla_clock(amqp_uri: str, tickets: int) -> tuple[list[Jump], dict[str, int]]:
         try:
             deadline = time.monotonic() + 90
             while rpc_consumers(amqp_uri, "service_desk") < len(desk_processes):
-                if time.monotonic() > deadline or system.dead():
+                if time.monotonic() > deadline or set(desk_processes) & set(system.dead()):
                     raise RuntimeError(f"the service desk processes did not start; see {run_dir}/logs")
                 time.sleep(0.2)
             store = run_dir / "data" / "service_desk.sqlite"

@@ -456,7 +456,8 @@ class System:
             self.extra_env["CRM_CREATE_TABLES"] = "false"
         if self.broker_users:
             self.give_each_process_its_broker_user()
-        if "identity" in starting:
+        if "identity" in starting or any(declared_name(n) in SERVICE_ACCOUNTS for n in starting):
+            # Also without identity running (a benchmark's lone service desk): their secrets.
             self.bootstrap_identity()
         for name in names or list(self.processes):
             self.processes[name].start(self.env)
