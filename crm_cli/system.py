@@ -383,6 +383,11 @@ class System:
                 managed.own_env["AMQP_URI"] = uris[user]
         self.client_amqp_uri = uris["client"]
 
+    def secrets_missing(self, names: list[str]) -> bool:
+        """Whether a process among ``names`` has a service account whose secret is not made yet."""
+        accounts = [SERVICE_ACCOUNTS.get(declared_name(n)) for n in names]
+        return any(not client_secret_file(self.secrets_dir, a[0]).exists() for a in accounts if a is not None)
+
     def bootstrap_identity(self) -> None:
         """Identity's keys, the processes' service accounts and the first administrator (its
         password kept in ``first_admin_password`` when made now)."""
@@ -456,7 +461,7 @@ class System:
             self.extra_env["CRM_CREATE_TABLES"] = "false"
         if self.broker_users:
             self.give_each_process_its_broker_user()
-        if "identity" in starting or any(declared_name(n) in SERVICE_ACCOUNTS for n in starting):
+        if "identity" in starting or self.secrets_missing(starting):
             # Also without identity running (a benchmark's lone service desk): their secrets.
             self.bootstrap_identity()
         for name in names or list(self.processes):
