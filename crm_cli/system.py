@@ -6,6 +6,7 @@ against the machine's RabbitMQ. ``make run`` runs this; the end-to-end tests use
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shutil
 import signal
@@ -374,7 +375,10 @@ class System:
 
         if not broker.available():
             return
-        prefix = broker.vhost_of(self.amqp_uri).replace("/", "root")
+        # Users are the broker's, not the vhost's: two systems on one vhost (a benchmark's second
+        # system) each have their own, or the second would change the first's passwords.
+        run = hashlib.sha256(str(self.run_dir.resolve()).encode()).hexdigest()[:8]
+        prefix = f"{broker.vhost_of(self.amqp_uri).replace('/', 'root')}.{run}"
         wanted = broker.grants(SERVICES, CONSUMING_PROCESSES)
         uris = broker.ensure_users(self.amqp_uri, prefix, wanted, self.secrets_dir / "broker")
         for name, managed in self.processes.items():
