@@ -314,7 +314,10 @@ def projector_drain(system: System, backlog: int) -> tuple[float, int]:
     expected = before + backlog * takers
     began = time.monotonic()
     system.start(["projector"])
+    deadline = time.monotonic() + 600
     while applied() < expected:
+        if time.monotonic() > deadline or "projector" in system.dead():
+            raise RuntimeError(f"the projector did not drain the backlog; see {system.run_dir}/logs")
         time.sleep(0.02)
     return (applied() - before) / (time.monotonic() - began), takers
 
