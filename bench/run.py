@@ -498,9 +498,10 @@ def new_customer(app: CustomerApplication, owning_agent_id: str) -> list[Any]:
 def fresh_histories(system: System) -> None:
     """Empty stores (every process but the database stopped), so that a rebuild's history is
     exactly the customers grown for its size, whatever the stages before appended."""
-    data = system.run_dir / "data"
-    shutil.rmtree(data)
-    data.mkdir(mode=0o700)
+    # Identity's store stays: it holds the accounts the processes sign in with.
+    for store in (system.run_dir / "data").iterdir():
+        if not store.name.startswith("identity."):
+            shutil.rmtree(store) if store.is_dir() else store.unlink()
 
 
 def grow_history(data_dir: Path, events: int) -> None:
@@ -770,8 +771,8 @@ def rebuild(system: System, model: str = "customer_360") -> dict[str, Any]:
     return crm_json(system, "rebuild", model)
 
 
-# The write services, whose histories a rebuild reads over RPC.
-WRITERS = ("customer", "sales", "service_desk", "analytics")
+# The services a rebuild reads history from (identity: the audit log), and the accounts.
+WRITERS = ("identity", "customer", "sales", "service_desk", "analytics")
 
 
 def serve(system: System, names: list[str]) -> None:
