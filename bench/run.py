@@ -781,6 +781,9 @@ def serve(system: System, names: list[str]) -> None:
     for service in names:
         while not rpc_consumers(system.amqp_uri, service.split("-")[0]):
             time.sleep(0.2)
+    # Consuming is not ready: a service refuses every caller until it has heard identity's
+    # revocations.
+    system.wait_answering(sorted({(name.split("-")[0], "ping") for name in names}))
 
 
 def report_rebuild_all(system: System, report: Report, customers: int, ceiling: float) -> None:

@@ -496,22 +496,16 @@ class System:
         finally:
             self.stop()
 
-    def wait_ready(self, timeout: float = 90) -> None:
-        """Until every service answers an RPC and the projector consumes its queue."""
+    def wait_answering(self, calls: list[tuple[str, str]], timeout: float = 90) -> None:
+        """Until each ``(service, method)`` answers as a ready service does (identity's revocations
+        heard), several times in a row: every replica of the service ready, not just one."""
         from crm_cli.client import CrmClient
         from crm_shared.auth import Caller, Role
 
         deadline = time.monotonic() + timeout
         probe = Caller("system-check", Role.OPERATOR)
         with CrmClient.for_caller(self.amqp_uri, probe, self.signer, timeout=5) as client:
-            for service, method in (
-                ("identity", "ping"),
-                ("customer", "ping"),
-                ("sales", "get_policy"),
-                ("service_desk", "get_ticket"),
-                ("analytics", "get_customer_360"),
-            ):
-                # Several answers in a row: every replica of the service ready, not just one.
+            for service, method in calls:
                 answered = 0
                 while answered < 3 * self.replicas.get(service, 1):
                     answered = answered + 1 if _answers(client, service, method) else 0
@@ -519,6 +513,20 @@ class System:
                         raise TimeoutError(f"the {service} service did not answer in {timeout}s")
                     if not answered:
                         time.sleep(0.5)
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        """Until every service answers an RPC and the projector consumes its queue."""
+        deadline = time.monotonic() + timeout
+        self.wait_answering(
+            [
+                ("identity", "ping"),
+                ("customer", "ping"),
+                ("sales", "get_policy"),
+                ("service_desk", "get_ticket"),
+                ("analytics", "get_customer_360"),
+            ],
+            timeout,
+        )
         for service, count in self.replicas.items():
             while rpc_consumers(self.amqp_uri, service) < count:
                 if time.monotonic() > deadline:
