@@ -12,6 +12,7 @@ from typing import Any
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from crm_shared.auth import Caller, TokenSigner, issue_token
+from crm_shared.tokens import ACCESS_TOKEN_SECONDS
 
 
 class CrmClient:
@@ -44,8 +45,16 @@ class CrmClient:
     @classmethod
     def for_caller(cls, amqp_uri: str, caller: Caller, signer: TokenSigner, **kwargs: Any) -> CrmClient:
         """A client whose calls carry a token ``signer`` issues for ``caller`` (identity's keys:
-        identity's own tools and the tests)."""
-        return cls(amqp_uri, issue_token(caller, signer), **kwargs)
+        identity's own tools and the tests), issued again before it expires: a client may live
+        longer than a token (a test session's)."""
+        issued: list[tuple[str, float]] = []
+
+        def fresh_token() -> str:
+            if not issued or time.monotonic() - issued[0][1] > ACCESS_TOKEN_SECONDS / 2:
+                issued[:] = [(issue_token(caller, signer), time.monotonic())]
+            return issued[0][0]
+
+        return cls(amqp_uri, fresh_token(), token_source=fresh_token, **kwargs)
 
     def __enter__(self) -> CrmClient:
         self._proxy = ClusterRpcProxy(
