@@ -126,15 +126,7 @@ class Views:
             return {"queues": [], "queue": None, "dead_letters": []}
         chosen = queue or self.dead_letters.queues[0]
         if not self.dead_letters.known(chosen):
-            raise ServiceError(
-                {
-                    "code": "validation_failed",
-                    "message": f"no consumer queue {chosen}",
-                    "fields": [
-                        {"field": "queue", "rule": "one_of", "message": "a queue of the CRM's consumers"}
-                    ],
-                }
-            )
+            raise unknown_queue(chosen)
         return {
             "queues": self.dead_letters.queues,
             "queue": chosen,
@@ -144,15 +136,7 @@ class Views:
     def dead_letter_act(self, session: Session, action: str, queue: str, message_id: str) -> dict[str, Any]:
         self.operators_only(session)
         if self.dead_letters is None or not self.dead_letters.known(queue):
-            raise ServiceError(
-                {
-                    "code": "validation_failed",
-                    "message": f"no consumer queue {queue}",
-                    "fields": [
-                        {"field": "queue", "rule": "one_of", "message": "a queue of the CRM's consumers"}
-                    ],
-                }
-            )
+            raise unknown_queue(queue)
         done = (self.dead_letters.requeue if action == "requeue" else self.dead_letters.discard)(
             queue, message_id
         )
@@ -167,6 +151,16 @@ class Views:
                 }
             )
         return {"queue": queue, "message_id": message_id, action: done}
+
+
+def unknown_queue(queue: str) -> ServiceError:
+    return ServiceError(
+        {
+            "code": "validation_failed",
+            "message": f"no consumer queue {queue}",
+            "fields": [{"field": "queue", "rule": "one_of", "message": "a queue of the CRM's consumers"}],
+        }
+    )
 
 
 def me(session: Session) -> dict[str, Any]:
