@@ -4,7 +4,9 @@
 - each consumer (the projector, the process managers) reads only its own queues and writes only its
   dead letters: it cannot publish an event;
 - each service reads its own RPC queue and replies, and calls other services through
-  ``nameko-rpc``; a client (the CLI, a campaign launcher, the dashboard) only calls;
+  ``nameko-rpc``; a client (the CLI, a campaign launcher) only calls;
+- every process beats on ``crm.heartbeats``; the dashboard alone reads the beats (its own queue),
+  looks at and moves the dead letters, and calls services as the person signed in;
 - nobody else: the broker's ``guest`` has no permission on the CRM's virtual host.
 
 The grants come from the declarations of the processes and their queues, the same ones ``make
@@ -24,6 +26,11 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 EVENTS = "crm.events"
 DEAD_LETTERS = "crm.dead-letters"
+HEARTBEATS = "crm.heartbeats"
+# The default exchange: the dashboard requeues a dead letter straight to its queue through it.
+DEFAULT_EXCHANGE = "amq.default"
+REPLIES = r"rpc\.reply-standalone_rpc_proxy-.*"
+DASHBOARD_BEATS = r"dashboard\.heartbeats\..*"
 RPC_EXCHANGE = "nameko-rpc"
 NOTHING = "^$"
 
@@ -35,6 +42,8 @@ class Grant:
     configure: str
     write: str
     read: str
+    # The user's tags: ``monitoring`` reads the management API (queues, rates), nothing else.
+    tags: str = ""
 
 
 def any_of(names: Iterable[str], patterns: Iterable[str] = ()) -> str:
@@ -46,22 +55,35 @@ def grants(services: Iterable[str], consumers: Mapping[str, Iterable[str]]) -> d
     """``services``: the nameko services; ``consumers``: each consuming process's queues."""
     queues = [q for own in consumers.values() for q in own]
     topology = [EVENTS, DEAD_LETTERS, *queues, *(f"{q}.dead" for q in queues)]
+    dead = [f"{q}.dead" for q in queues]
     found: dict[str, Grant] = {
         # Publishers of the events, and (on start) declarers of what consumes them.
-        "relay": Grant(any_of(topology), any_of(topology), any_of([EVENTS, DEAD_LETTERS])),
-        # Callers only: the CLI and the people's tools, and processes that call services.
+        "relay": Grant(any_of(topology), any_of([*topology, HEARTBEATS]), any_of([EVENTS, DEAD_LETTERS])),
+        # Callers only: the CLI and the people's tools, and processes that call services (the
+        # campaign launcher beats).
         "client": Grant(
-            any_of([RPC_EXCHANGE], [r"rpc\.reply-standalone_rpc_proxy-.*"]),
-            any_of([RPC_EXCHANGE], [r"rpc\.reply-standalone_rpc_proxy-.*"]),
-            any_of([RPC_EXCHANGE], [r"rpc\.reply-standalone_rpc_proxy-.*"]),
+            any_of([RPC_EXCHANGE], [REPLIES]),
+            any_of([RPC_EXCHANGE, HEARTBEATS], [REPLIES]),
+            any_of([RPC_EXCHANGE], [REPLIES]),
         ),
+        # The dashboard: calls as the person signed in, follows the beats on a queue of its own,
+        # looks at the dead letters and takes them (requeued through the default exchange).
+        "dashboard": Grant(
+            any_of([RPC_EXCHANGE], [REPLIES, DASHBOARD_BEATS]),
+            any_of([RPC_EXCHANGE, HEARTBEATS, DEFAULT_EXCHANGE], [REPLIES, DASHBOARD_BEATS]),
+            any_of([RPC_EXCHANGE, HEARTBEATS, *dead], [REPLIES, DASHBOARD_BEATS]),
+        ),
+        # The dashboard's reader of the management API: sees the queues, touches no message.
+        "monitor": Grant(NOTHING, NOTHING, NOTHING, tags="monitoring"),
     }
     for process, own in consumers.items():
         # Its queues (declared with their dead-letter exchange, bound to the events) read, its
         # dead letters written; never an exchange configured, never an event published.
         mine = [*own, *(f"{q}.dead" for q in own)]
         found[process] = Grant(
-            any_of(mine), any_of([*mine, DEAD_LETTERS]), any_of([*mine, EVENTS, DEAD_LETTERS])
+            any_of(mine),
+            any_of([*mine, DEAD_LETTERS, HEARTBEATS]),
+            any_of([*mine, EVENTS, DEAD_LETTERS]),
         )
     for service in services:
         # Its RPC queue (with its dead letters) and replies; calls to others through nameko-rpc.
@@ -69,7 +91,7 @@ def grants(services: Iterable[str], consumers: Mapping[str, Iterable[str]]) -> d
         replies = [rf"rpc\.reply-{re.escape(service)}-.*"]
         found[service] = Grant(
             any_of(own, replies),
-            any_of([*own, DEAD_LETTERS], replies),
+            any_of([*own, DEAD_LETTERS, HEARTBEATS], replies),
             any_of([*own, DEAD_LETTERS], replies),
         )
     return found
@@ -86,6 +108,8 @@ def user_of(process: str, services: Iterable[str], consumers: Mapping[str, Itera
         return name
     if name == "campaigns":
         return "client"
+    if name == "dashboard":
+        return "dashboard"
     return None
 
 
@@ -135,6 +159,7 @@ def ensure_users(
             secret_file.write_text(password)
             secret_file.chmod(0o600)
         rabbitmqctl("set_permissions", "-p", vhost, user, grant.configure, grant.write, grant.read)
+        rabbitmqctl("set_user_tags", user, *grant.tags.split())
         uris[name] = with_credentials(amqp_uri, user, secret_file.read_text().strip())
     return uris
 
@@ -164,5 +189,6 @@ def setup_script(vhost: str, prefix: str, wanted: Mapping[str, Grant]) -> str:
             f'rabbitmqctl add_user {user} "${variable}" || rabbitmqctl change_password {user} "${variable}"',
             f"rabbitmqctl set_permissions -p {vhost} {user} "
             f"'{grant.configure}' '{grant.write}' '{grant.read}'",
+            f"rabbitmqctl set_user_tags {user} {grant.tags}".rstrip(),
         ]
     return "\n".join(lines) + "\n"

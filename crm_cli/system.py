@@ -1,6 +1,6 @@
-"""Starts the whole CRM on one machine: a SecantusDB server for the read models, the four nameko
-services, one relay per event store, the analytics projector and the customer hand-over process,
-against the machine's RabbitMQ. ``make run`` runs this; the end-to-end tests use the same
+"""Starts the whole CRM on one machine: a SecantusDB server for the read models, the nameko
+services, one relay per event store, the analytics projector, the process managers and timers,
+and the dashboard, against the machine's RabbitMQ. ``make run`` runs this; the end-to-end tests use the same
 ``System`` to start real processes."""
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ NAMEKO_CONFIG = REPO / "deploy" / "local" / "nameko.yaml"
 # Where ``make run`` leaves the URI the CLI on this machine connects to the broker with.
 CLIENT_AMQP_URI_FILE = "client-amqp-uri"
 # The broker administrators' passwords of the virtual hosts this machine made (its owner's only).
+# RabbitMQ's management API on this machine (the dashboard's queues page reads it).
+MANAGEMENT_URL = os.environ.get("CRM_RABBITMQ_API_URL", "http://127.0.0.1:15672")
 ADMIN_SECRETS = Path(os.environ.get("CRM_BROKER_ADMIN_SECRETS", Path.home() / ".config" / "crm" / "broker"))
 SERVICES = {
     "identity": "services.identity.service:IdentityService",
@@ -96,6 +98,20 @@ def wait_for_port(port: int, timeout: float) -> None:
         except OSError:
             time.sleep(0.1)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def management_api_answers(url: str) -> bool:
+    """Whether RabbitMQ's management API answers at ``url`` (any HTTP answer: it is there)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(url.rstrip("/") + "/api/overview", timeout=3).close()
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+    return True
 
 
 def rabbitmqctl(*args: str) -> None:
@@ -229,11 +245,13 @@ def prepare_topology(amqp_uri: str, services: Iterable[str] = ()) -> None:
     instead of being dropped as unroutable."""
     from kombu import Connection, Exchange
 
+    from crm_shared.heartbeat import HEARTBEATS
     from crm_shared.messaging import declare_topology
     from services.topology import CONSUMER_QUEUES
 
     with Connection(amqp_uri, connect_timeout=5) as conn:
         declare_topology(conn, CONSUMER_QUEUES)
+        HEARTBEATS.declare(channel=conn.default_channel)
         rpc = Exchange("nameko-rpc", type="topic", durable=True)
         rpc.declare(channel=conn.default_channel)
         for service in services:
@@ -305,6 +323,8 @@ class System:
     # Each process connects to RabbitMQ as a user of its own, allowed only its job (needs the
     # machine's rabbitmqctl); off, every process uses ``amqp_uri``.
     broker_users: bool = True
+    # Where the dashboard listens on loopback (0: a free port, chosen at start).
+    dashboard_port: int = 0
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -323,10 +343,28 @@ class System:
         self.client_amqp_uri = self.amqp_uri
         # The key that protects personal data at rest; a deployment keeps it in its secret store.
         self.data_key_file = ensure_secret(self.run_dir / "data_key", new_data_key_text)
+        self.dashboard_port = self.dashboard_port or free_port()
         for name, argv in self._commands().items():
+            own_env = {"CRM_PROCESS_NAME": name, **self.own_account_env(name)}
             self.processes[name] = ManagedProcess(
-                name, argv, self.run_dir / "logs" / f"{name}.log", own_env=self.own_account_env(name)
+                name, argv, self.run_dir / "logs" / f"{name}.log", own_env=own_env
             )
+        self.processes["dashboard"].own_env.update(self.dashboard_env())
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://127.0.0.1:{self.dashboard_port}"
+
+    def dashboard_env(self) -> dict[str, str]:
+        from crm_cli import broker
+        from services.topology import CONSUMER_QUEUES
+
+        return {
+            "CRM_DASHBOARD_HOST": "127.0.0.1",
+            "CRM_DASHBOARD_PORT": str(self.dashboard_port),
+            "CRM_DEAD_LETTER_QUEUES": ",".join(CONSUMER_QUEUES),
+            "CRM_RABBITMQ_VHOST": broker.vhost_of(self.amqp_uri),
+        }
 
     @property
     def mongo_uri(self) -> str:
@@ -386,6 +424,14 @@ class System:
             if user is not None:
                 managed.own_env["AMQP_URI"] = uris[user]
         self.client_amqp_uri = uris["client"]
+        if "dashboard" in self.processes and management_api_answers(MANAGEMENT_URL):
+            self.processes["dashboard"].own_env.update(
+                {
+                    "CRM_RABBITMQ_API_URL": MANAGEMENT_URL,
+                    "CRM_RABBITMQ_API_USER": f"{prefix}.monitor",
+                    "CRM_RABBITMQ_API_PASSWORD_FILE": str(self.secrets_dir / "broker" / "monitor.password"),
+                }
+            )
 
     def secrets_missing(self, names: list[str]) -> bool:
         """Whether a process among ``names`` has a service account whose secret is not made yet."""
@@ -437,6 +483,7 @@ class System:
         commands["identity-reactions"] = [bin_path("crm-identity-reactions")]
         commands["segments"] = [bin_path("crm-segments")]
         commands["campaigns"] = [bin_path("crm-campaigns")]
+        commands["dashboard"] = [bin_path("crm-dashboard")]
         return commands
 
     def replica_names(self, service: str) -> list[str]:
@@ -544,6 +591,8 @@ class System:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"the {name} process did not start consuming in {timeout}s")
                 time.sleep(0.2)
+        if self.processes["dashboard"].alive():
+            wait_for_port(self.dashboard_port, max(1.0, deadline - time.monotonic()))
 
     def dead(self) -> list[str]:
         return [name for name, p in self.processes.items() if not p.alive()]
@@ -558,12 +607,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--amqp-uri", default=os.environ.get("AMQP_URI", DEFAULT_AMQP_URI))
     parser.add_argument("--mongo-port", type=int, default=27117)
     parser.add_argument("--event-store", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument(
+        "--dashboard-port", type=int, default=int(os.environ.get("CRM_DASHBOARD_PORT", "8400"))
+    )
     args = parser.parse_args(argv)
     amqp_uri = args.amqp_uri
     if amqp_uri == DEFAULT_AMQP_URI and shutil.which("rabbitmqctl"):
         # The machine's own broker: a virtual host of the CRM's, which guest may not touch.
         amqp_uri = administered_vhost("crm")
-    system = System(args.run_dir, amqp_uri, args.mongo_port, args.event_store)
+    system = System(
+        args.run_dir, amqp_uri, args.mongo_port, args.event_store, dashboard_port=args.dashboard_port
+    )
     system.start()
     print("starting the services...", flush=True)
     try:
@@ -587,6 +641,8 @@ The first administrator is 'admin', with the password (shown this once, keep it 
     print(
         f"""
 CRM is running (logs in {args.run_dir}/logs, data in {args.run_dir}/data and {args.run_dir}/mongo).
+
+The dashboard:  {system.dashboard_url}/   (its JSON API: {system.dashboard_url}/api/docs)
 {admin}
 Sign in, then add people (see the README, "Accounts and signing in"):
   .venv/bin/crm login --user admin

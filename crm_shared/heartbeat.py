@@ -73,7 +73,8 @@ class HeartbeatSender:
         try:
             if self._connection is None:
                 self._connection = Connection(self.amqp_uri, connect_timeout=3)
-            producer = self._connection.Producer(exchange=HEARTBEATS)
+            # Declared by the installation: a process may publish to it, not configure it.
+            producer = self._connection.Producer(exchange=HEARTBEATS, auto_declare=False)
             producer.publish(
                 json.dumps(asdict(beat)), content_type="application/json", retry=False, expiration=60
             )

@@ -32,7 +32,9 @@ from crm_shared.errors import (
     ValidationFailed,
 )
 from crm_shared.eventstore import CrmApplication
+from crm_shared.heartbeat import HeartbeatSender
 from crm_shared.local_tables import yield_between_batches
+from crm_shared.process import process_name
 from crm_shared.rpc import RequestContext
 from crm_shared.tokens import PublicKeys, Revocations, TokenVerifier
 
@@ -96,6 +98,23 @@ class OwnToken:
             provider.token = reply["result"]["access_token"]
             provider.expires = time.time() + float(reply["result"]["expires_in"])
         self.worker_ctx.data["auth_token"] = provider.token
+
+
+class Heartbeat(DependencyProvider):
+    """The service process beats on ``crm.heartbeats`` while it runs (``crm_shared.heartbeat``)."""
+
+    sender: HeartbeatSender | None = None
+
+    def start(self) -> None:
+        amqp_uri = Settings.from_env().amqp_uri
+        self.sender = HeartbeatSender(amqp_uri, process_name(self.container.service_name)).start()
+
+    def stop(self) -> None:
+        if self.sender is not None:
+            self.sender.stop()
+
+    def kill(self) -> None:
+        self.stop()
 
 
 class Application(DependencyProvider):
@@ -263,6 +282,7 @@ class CrmService:
 
     request: RequestContext = Request()
     own_token: OwnToken = OwnCredentials()
+    heartbeat = Heartbeat()
     identity_rpc = RpcProxy("identity")
 
     @rpc

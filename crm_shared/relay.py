@@ -9,7 +9,6 @@ import argparse
 import contextlib
 import importlib
 import logging
-import signal
 import threading
 import time
 from typing import Any
@@ -27,6 +26,7 @@ from crm_shared.messaging import (
     encode,
     events_exchange,
 )
+from crm_shared.process import run_process
 
 log = logging.getLogger("crm.relay")
 
@@ -157,21 +157,28 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("context", choices=sorted(APPLICATIONS), help="which event store to relay")
     parser.add_argument("--batch-size", type=int, default=500)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    settings = Settings.from_env()
-    relay = Relay(
-        load_application(args.context, settings),
-        settings.amqp_uri,
-        args.batch_size,
-        consumers=consumer_queues(),
-    )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    started = time.monotonic()
-    relay.run(stop)
-    log.info("relay %s stopped after %.0fs", args.context, time.monotonic() - started)
+
+    def build(args: argparse.Namespace, settings: Settings) -> RelayProcess:
+        app = load_application(args.context, settings)
+        return RelayProcess(Relay(app, settings.amqp_uri, args.batch_size, consumers=consumer_queues()))
+
+    run_process(parser, build, argv)
+
+
+class RelayProcess:
+    """A relay run until stopped (``run_process``)."""
+
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        started = time.monotonic()
+        self.relay.run(self.stopping)
+        log.info("relay %s stopped after %.0fs", self.relay.app.CONTEXT, time.monotonic() - started)
+
+    def stop(self) -> None:
+        self.stopping.set()
 
 
 if __name__ == "__main__":

@@ -16,6 +16,12 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then
   fi
 fi
 
+# The dashboard's queues page reads RabbitMQ's management API (depth, rates, consumers).
+if command -v rabbitmq-plugins >/dev/null && ! (exec 3<>/dev/tcp/127.0.0.1/15672) 2>/dev/null; then
+  echo "enabling RabbitMQ's management API (rabbitmq-plugins enable rabbitmq_management)"
+  rabbitmq-plugins enable rabbitmq_management >/dev/null || echo "could not enable it: the dashboard's queues page will say so" >&2
+fi
+
 if ! (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
   if command -v pg_ctlcluster >/dev/null; then
     echo "PostgreSQL is not running; starting it"

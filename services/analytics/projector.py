@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import threading
 from collections.abc import Iterable
 
@@ -16,6 +15,7 @@ from pymongo.database import Database
 from pymongo.errors import AutoReconnect, ConnectionFailure, ServerSelectionTimeoutError
 
 from crm_shared.config import Settings
+from crm_shared.process import run_process
 from crm_shared.projector import ProjectorRunner
 from services.analytics.catalog import ReadModelCatalog, mongo_client
 from services.analytics.projections import AfterBatch, Projection, ProjectionStatus, ProjectionWriter
@@ -89,18 +89,22 @@ def main(argv: list[str] | None = None) -> None:
         default=[],
         help="a read model to keep (repeatable; default: every one)",
     )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    runners = build_runners(Settings.from_env(), args.model)
+    run_process(parser, lambda args, settings: Projectors(build_runners(settings, args.model)), argv)
 
-    def stop(*_: object) -> None:
-        for runner in runners:
+
+class Projectors:
+    """Every projection's runner, each in a thread of its own, until stopped (``run_process``)."""
+
+    def __init__(self, runners: list[ProjectorRunner]) -> None:
+        self.runners = runners
+
+    def run(self) -> None:
+        log.info("projecting %s", ", ".join(r.queue.name for r in self.runners))
+        run_all(self.runners)
+
+    def stop(self) -> None:
+        for runner in self.runners:
             runner.stop()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    log.info("projecting %s", ", ".join(r.queue.name for r in runners))
-    run_all(runners)
 
 
 if __name__ == "__main__":

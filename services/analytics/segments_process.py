@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import threading
 import uuid
 from zoneinfo import ZoneInfo
 
 from crm_shared.config import Settings
+from crm_shared.process import run_process
 from services.analytics.catalog import mongo_client
 from services.analytics.scoring.config import ScoringConfig
 from services.analytics.scoring.recompute import SegmentRecompute
@@ -87,18 +87,14 @@ class SegmentsProcess:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argparse.ArgumentParser(
+    parser = argparse.ArgumentParser(
         prog="crm-segments",
         description="Recompute the segment tables (value tiers, RFM and the watch list, lifecycle, "
         "value x churn) over the whole book once a day at recompute_at (CRM_SCORING_CONFIG, the "
         "deployment's zone CRM_TIMEZONE), and at once where it never ran. 'crm segments recompute' "
         "runs one by hand.",
-    ).parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    process = SegmentsProcess(Settings.from_env(), ScoringConfig.from_env())
-    signal.signal(signal.SIGTERM, lambda *_: process.stop())
-    signal.signal(signal.SIGINT, lambda *_: process.stop())
-    process.run()
+    )
+    run_process(parser, lambda _, settings: SegmentsProcess(settings, ScoringConfig.from_env()), argv)
 
 
 if __name__ == "__main__":

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import threading
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError
 
-from crm_shared.config import Settings
 from crm_shared.domain import CommandMeta
 from crm_shared.errors import ConcurrencyConflict
+from crm_shared.process import by_event_type, run_process
 from crm_shared.projector import ProjectorRunner
 from services.customer.application import CustomerApplication
 from services.customer.handover import HANDOVER
@@ -37,24 +36,19 @@ class HandoverProcess:
         self.app = app
         self.poll_seconds = poll_seconds
         self.stop_event = threading.Event()
-        self.reactions = ProjectorRunner(amqp_uri, QUEUE, self.react, binding_key=BINDINGS)
+        react = by_event_type({BINDING: self.hand_over_book, OPTED_OUT: self.withdraw_consent})
+        self.reactions = ProjectorRunner(amqp_uri, QUEUE, react, binding_key=BINDINGS)
 
-    def react(self, envelopes: list[dict[str, Any]]) -> list[BaseException | None]:
-        outcomes: list[BaseException | None] = []
-        for envelope in envelopes:
-            try:
-                if envelope["event_type"] == BINDING:
-                    self.app.hand_over_departed_agents_book(
-                        envelope, CommandMeta.for_reaction(envelope, REACTION, HANDOVER)
-                    )
-                elif envelope["event_type"] == OPTED_OUT and envelope["payload"]["response"] == "opted_out":
-                    self.app.withdraw_consent_on_opt_out(
-                        envelope, CommandMeta.for_reaction(envelope, OPT_OUT_REACTION, HANDOVER)
-                    )
-                outcomes.append(None)
-            except Exception as e:  # retried alone, then dead-lettered with the reason
-                outcomes.append(e)
-        return outcomes
+    def hand_over_book(self, envelope: dict[str, Any]) -> None:
+        self.app.hand_over_departed_agents_book(
+            envelope, CommandMeta.for_reaction(envelope, REACTION, HANDOVER)
+        )
+
+    def withdraw_consent(self, envelope: dict[str, Any]) -> None:
+        if envelope["payload"]["response"] == "opted_out":
+            self.app.withdraw_consent_on_opt_out(
+                envelope, CommandMeta.for_reaction(envelope, OPT_OUT_REACTION, HANDOVER)
+            )
 
     def run(self) -> None:
         consumer = threading.Thread(target=self.reactions.run, name="reactions", daemon=True)
@@ -80,21 +74,19 @@ class HandoverProcess:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argparse.ArgumentParser(
+    parser = argparse.ArgumentParser(
         prog="crm-handover",
         description=(
             f"Hand over departed agents' books (reacting to sales.agent_departed on the queue {QUEUE}) "
             "and move every book transfer under way until it is done; withdraw the marketing consent "
             f"of customers who opt out of a campaign ({OPTED_OUT})."
         ),
-    ).parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    settings = Settings.from_env()
-    app = CustomerApplication.from_settings(settings)
-    process = HandoverProcess(app, settings.amqp_uri)
-    signal.signal(signal.SIGTERM, lambda *_: process.stop())
-    signal.signal(signal.SIGINT, lambda *_: process.stop())
-    process.run()
+    )
+    run_process(
+        parser,
+        lambda _, settings: HandoverProcess(CustomerApplication.from_settings(settings), settings.amqp_uri),
+        argv,
+    )
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from waitress.server import create_server
 
 from crm_shared.config import Settings
 from crm_shared.heartbeat import HeartbeatSender
+from crm_shared.process import process_name
 from services.dashboard.app import create_app
 from services.dashboard.gateway import Gateway
 from services.dashboard.ops import DeadLetters, Heartbeats, ManagementApi
@@ -40,7 +41,9 @@ def management_api(env: Mapping[str, str]) -> ManagementApi | None:
     return ManagementApi(url, env["CRM_RABBITMQ_API_USER"], password, env.get("CRM_RABBITMQ_VHOST", "/"))
 
 
-def build(settings: Settings, env: Mapping[str, str]) -> tuple[Flask, Gateway, Heartbeats]:
+def build(
+    settings: Settings, env: Mapping[str, str], secure_cookies: bool = True
+) -> tuple[Flask, Gateway, Heartbeats]:
     gateway = Gateway(settings.amqp_uri)
 
     def renew(refresh_token: str) -> dict[str, Any] | None:
@@ -61,7 +64,7 @@ def build(settings: Settings, env: Mapping[str, str]) -> tuple[Flask, Gateway, H
         management_api(env),
         DeadLetters(settings.amqp_uri, queues) if queues else None,
     )
-    app = create_app(views, Sessions(renew), sign_in, sign_out)
+    app = create_app(views, Sessions(renew), sign_in, sign_out, secure_cookies)
     return app, gateway, heartbeats
 
 
@@ -78,8 +81,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = Settings.from_env()
-    app, gateway, heartbeats = build(settings, os.environ)
-    beat = HeartbeatSender(settings.amqp_uri, os.environ.get("CRM_PROCESS_NAME", "dashboard")).start()
+    # Over plain HTTP on loopback (``make run``) a Secure cookie would not come back from every
+    # browser; anywhere else the dashboard is behind TLS and its cookie is Secure.
+    loopback = args.host in ("127.0.0.1", "localhost", "::1")
+    app, gateway, heartbeats = build(settings, os.environ, secure_cookies=not loopback)
+    beat = HeartbeatSender(settings.amqp_uri, process_name("dashboard")).start()
     server = create_server(app, host=args.host, port=args.port, threads=args.threads)
     log.info("dashboard at http://%s:%s/", args.host, args.port)
 

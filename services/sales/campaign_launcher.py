@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import threading
 
 from eventsourcing.persistence import IntegrityError
 
 from crm_shared.config import Settings
 from crm_shared.errors import ConcurrencyConflict
+from crm_shared.process import run_process
 from crm_shared.rpc_client import CrmClient
 from services.sales.application import SalesApplication
 from services.sales.targets import RpcSegmentTargets
@@ -57,17 +57,14 @@ class CampaignLauncher:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argparse.ArgumentParser(
+    parser = argparse.ArgumentParser(
         prog="crm-campaigns",
         description="Freeze the targets of the campaigns being launched, a page at a time, and create "
         "their work: calls and opportunities in the owning agents' days, messages for the gateways.",
-    ).parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    settings = Settings.from_env()
-    launcher = CampaignLauncher(SalesApplication.from_settings(settings), settings)
-    signal.signal(signal.SIGTERM, lambda *_: launcher.stop())
-    signal.signal(signal.SIGINT, lambda *_: launcher.stop())
-    launcher.run()
+    )
+    run_process(
+        parser, lambda _, settings: CampaignLauncher(SalesApplication.from_settings(settings), settings), argv
+    )
 
 
 if __name__ == "__main__":

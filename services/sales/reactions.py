@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 from typing import Any
 
 from crm_shared.auth import Caller, Role
-from crm_shared.config import Settings
 from crm_shared.domain import CommandMeta
+from crm_shared.process import by_event_type, run_process
 from crm_shared.projector import ProjectorRunner
 from services.sales.application import SalesApplication
 
@@ -37,25 +36,24 @@ log = logging.getLogger("crm.sales.reactions")
 class SalesReactions:
     def __init__(self, app: SalesApplication, amqp_uri: str) -> None:
         self.app = app
-        self.runner = ProjectorRunner(amqp_uri, QUEUE, self.react, binding_key=BINDINGS)
+        react = by_event_type(
+            {BINDING: self.follow_owner, COMPLAINED: self.follow_up_complaint, AT_RISK: self.follow_up_risk}
+        )
+        self.runner = ProjectorRunner(amqp_uri, QUEUE, react, binding_key=BINDINGS)
 
-    def react(self, envelopes: list[dict[str, Any]]) -> list[BaseException | None]:
-        outcomes: list[BaseException | None] = []
-        for envelope in envelopes:
-            try:
-                if envelope["event_type"] == BINDING:
-                    meta = CommandMeta.for_reaction(envelope, REACTION, SALES_REACTIONS)
-                    self.app.follow_customer_owner(envelope, meta)
-                elif envelope["event_type"] == COMPLAINED and envelope["payload"]["kind"] == "complaint":
-                    meta = CommandMeta.for_reaction(envelope, COMPLAINT_REACTION, SALES_REACTIONS)
-                    self.app.follow_up_complaint(envelope, meta)
-                elif envelope["event_type"] == AT_RISK:
-                    meta = CommandMeta.for_reaction(envelope, CHURN_REACTION, SALES_REACTIONS)
-                    self.app.follow_up_churn_risk(envelope, meta)
-                outcomes.append(None)
-            except Exception as e:  # retried alone, then dead-lettered with the reason
-                outcomes.append(e)
-        return outcomes
+    def follow_owner(self, envelope: dict[str, Any]) -> None:
+        self.app.follow_customer_owner(
+            envelope, CommandMeta.for_reaction(envelope, REACTION, SALES_REACTIONS)
+        )
+
+    def follow_up_complaint(self, envelope: dict[str, Any]) -> None:
+        if envelope["payload"]["kind"] == "complaint":
+            meta = CommandMeta.for_reaction(envelope, COMPLAINT_REACTION, SALES_REACTIONS)
+            self.app.follow_up_complaint(envelope, meta)
+
+    def follow_up_risk(self, envelope: dict[str, Any]) -> None:
+        meta = CommandMeta.for_reaction(envelope, CHURN_REACTION, SALES_REACTIONS)
+        self.app.follow_up_churn_risk(envelope, meta)
 
     def run(self) -> None:
         self.runner.run()
@@ -65,20 +63,19 @@ class SalesReactions:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argparse.ArgumentParser(
+    parser = argparse.ArgumentParser(
         prog="crm-sales-reactions",
         description=(
             f"Move customers' open opportunities and planned activities with them when their owner "
             f"changes ({BINDING}), and put a call in the owning agent's day when their customer "
             f"complains ({COMPLAINED}) or may be leaving ({AT_RISK}), from the queue {QUEUE}."
         ),
-    ).parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    settings = Settings.from_env()
-    process = SalesReactions(SalesApplication.from_settings(settings), settings.amqp_uri)
-    signal.signal(signal.SIGTERM, lambda *_: process.stop())
-    signal.signal(signal.SIGINT, lambda *_: process.stop())
-    process.run()
+    )
+    run_process(
+        parser,
+        lambda _, settings: SalesReactions(SalesApplication.from_settings(settings), settings.amqp_uri),
+        argv,
+    )
 
 
 if __name__ == "__main__":

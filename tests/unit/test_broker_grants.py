@@ -54,3 +54,27 @@ def test_the_deployments_script_is_the_one_the_declarations_make() -> None:
     assert "clear_permissions -p crm guest" in committed
     users = [line for line in committed.splitlines() if line.startswith("rabbitmqctl add_user")]
     assert users and all('"$CRM_BROKER_PASSWORD_' in line for line in users)
+
+
+def test_every_part_beats_and_only_the_dashboard_follows_the_beats() -> None:
+    for name in ("relay", "client", "projector", "handover", "customer", "dashboard"):
+        assert allows(GRANTS[name].write, broker.HEARTBEATS), name
+    readers = {name for name, grant in GRANTS.items() if allows(grant.read, broker.HEARTBEATS)}
+    assert readers == {"dashboard"}
+    assert not any(allows(grant.configure, broker.HEARTBEATS) for grant in GRANTS.values())
+
+
+def test_the_dashboard_handles_dead_letters_but_publishes_no_event() -> None:
+    dashboard = GRANTS["dashboard"]
+    assert allows(dashboard.read, "analytics.customer_360.dead")
+    assert allows(dashboard.write, broker.DEFAULT_EXCHANGE)  # a requeue, straight to its queue
+    assert not allows(dashboard.read, "analytics.customer_360")  # never a live consumer's queue
+    assert not allows(dashboard.write, broker.EVENTS)
+    assert allows(dashboard.configure, "dashboard.heartbeats.1a2b") and not allows(
+        dashboard.configure, "analytics.customer_360.dead"
+    )
+    monitor = GRANTS["monitor"]
+    assert monitor.tags == "monitoring"
+    assert not any(
+        allows(p, "analytics.customer_360") for p in (monitor.configure, monitor.write, monitor.read)
+    )
