@@ -24,6 +24,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
+	@bash deploy/local/ensure-services.sh
 	$(BIN)/python -m crm_cli.system
 
 test: $(STAMP)

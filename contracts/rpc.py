@@ -476,6 +476,20 @@ class GetProjections(Strict):
     pass
 
 
+# The analytics read models a rebuild can replay (``services.analytics.read_models.PROJECTIONS``).
+READ_MODELS = ("audit_log", "business_facts", "customer_360", "customer_search", "customer_timeline")
+
+
+class StartRebuild(Strict):
+    """Rebuild a read model (or ``all`` of them) from every store's history, while live events keep
+    flowing; ``crm-rebuilds`` runs it and ``get_projections`` shows its progress."""
+
+    model = fields.String(
+        required=True,
+        validate=validate.OneOf((*READ_MODELS, "all"), error="one_of: a read model's name, or all"),
+    )
+
+
 class ReadHistory(Strict):
     """The context's public events stored after position ``after`` (0: from the start), as
     published; ask again from ``next_after`` until ``events`` is empty and it stops moving."""

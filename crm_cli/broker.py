@@ -106,7 +106,7 @@ def user_of(process: str, services: Iterable[str], consumers: Mapping[str, Itera
         return "relay"
     if name in services or name in consumers:
         return name
-    if name == "campaigns":
+    if name in ("campaigns", "rebuilds"):
         return "client"
     if name == "dashboard":
         return "dashboard"

@@ -287,13 +287,12 @@ def request_for(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]:
 
 
 def rebuild_command(args: argparse.Namespace) -> None:
-    from crm_cli.history import RpcHistory
     from crm_cli.progress import ProgressBar
     from crm_shared.config import Settings
     from crm_shared.relay import APPLICATIONS
     from services.analytics.catalog import mongo_client
     from services.analytics.read_models import PROJECTIONS
-    from services.analytics.rebuild import Rebuilder
+    from services.analytics.rebuild import Rebuilder, RpcHistory
 
     if not 1 <= args.batch_size <= 5000:
         raise SystemExit("--batch-size: from 1 to 5000 events a page")
@@ -304,7 +303,7 @@ def rebuild_command(args: argparse.Namespace) -> None:
     chosen = list(PROJECTIONS.values()) if everything else [PROJECTIONS[args.model]]
     database = mongo_client(args.mongo_uri)[Settings.from_env().mongo_database]
     with signed_client(args, timeout=60) as client:
-        sources = [RpcHistory(client, service) for service in APPLICATIONS]
+        sources = [RpcHistory(client.call, service) for service in APPLICATIONS]
         rebuilder = Rebuilder(database, sources, batch_size=args.batch_size)
         bar = ProgressBar(rebuilder.total_events(), f"rebuilding {', '.join(p.name for p in chosen)}")
         try:

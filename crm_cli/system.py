@@ -52,6 +52,8 @@ SERVICE_ACCOUNTS: dict[str, tuple[str, tuple[str, ...]]] = {
         for service in ("customer", "sales", "service_desk", "analytics")
     },
     "campaigns": ("service:campaigns", ("analytics.list_segment_targets",)),
+    # The rebuilds asked for on the dashboard replay every store's public history.
+    "rebuilds": ("service:rebuilds", tuple(f"{context}.read_history" for context in RELAYS)),
 }
 
 
@@ -483,6 +485,7 @@ class System:
         commands["identity-reactions"] = [bin_path("crm-identity-reactions")]
         commands["segments"] = [bin_path("crm-segments")]
         commands["campaigns"] = [bin_path("crm-campaigns")]
+        commands["rebuilds"] = [bin_path("crm-rebuilds")]
         commands["dashboard"] = [bin_path("crm-dashboard")]
         return commands
 

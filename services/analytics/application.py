@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -26,6 +27,7 @@ from services.analytics.customer_360 import fold, public_view, with_duplicates
 from services.analytics.performance import BusinessFigures
 from services.analytics.projections import Lag, ProjectionStatus, lag_of
 from services.analytics.read_models import PROJECTIONS
+from services.analytics.rebuild_jobs import RebuildJobs
 from services.analytics.scoring.queries import SegmentQueries
 from services.analytics.search import CUSTOMER_SEARCH, find_page
 from services.analytics.store import Customer360Store
@@ -39,6 +41,7 @@ class QueueDepths(Protocol):
         ...
 
 
+log = logging.getLogger("crm.analytics")
 # Roles that see every customer's 360 view (beside operators and admins).
 READS_EVERY_CUSTOMER = (Role.SERVICE_DESK,)
 
@@ -61,6 +64,7 @@ class AnalyticsQueries:
         self.segments = SegmentQueries(database, clock)
         self.figures = BusinessFigures(database, self.segments, self.catalog)
         self.targets = SegmentTargets(database, self.catalog)
+        self.rebuilds = RebuildJobs(database, utc_now)
 
     def _collection(self, model: str) -> Collection:
         return self.database[self.catalog.targets(model).active]
@@ -144,7 +148,18 @@ class AnalyticsQueries:
     def get_projections(self, _data: dict[str, Any], meta: CommandMeta) -> dict[str, Any]:
         if not meta.actor.sees_everything:
             raise PermissionDenied("only operators and admins see the projections")
-        return {"projections": [lag.as_dict() for lag in self.lags()]}
+        return {"projections": [lag.as_dict() for lag in self.lags()], "rebuilds": self.rebuilds.recent()}
+
+    def start_rebuild(self, data: dict[str, Any], meta: CommandMeta) -> dict[str, Any]:
+        """A rebuild for ``crm-rebuilds`` to run; refused while one of the same model waits or runs."""
+        if not meta.actor.sees_everything:
+            raise PermissionDenied("only operators and admins rebuild read models")
+        models = sorted(PROJECTIONS) if data["model"] == "all" else [data["model"]]
+        job = self.rebuilds.request(models, meta.actor.user_id)
+        log.info(
+            "rebuild of %s asked for by %s [correlation %s]", models, meta.actor.user_id, meta.correlation_id
+        )
+        return job
 
     def lags(self) -> list[Lag]:
         now = self.clock()

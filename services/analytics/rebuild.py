@@ -69,6 +69,28 @@ class RebuildSummary:
         return next(m for m in self.models if m.model == name)
 
 
+class RpcHistory:
+    """A write side's public history over its ``read_history`` RPC, page by page (``call`` sends
+    one request as whoever may read it: an operator, or the rebuild process's service account)."""
+
+    def __init__(self, call: Callable[[str, str, dict[str, Any]], dict[str, Any]], service: str) -> None:
+        self.call = call
+        self.service = service
+
+    def public_history(self, after: int, limit: int) -> dict[str, Any]:
+        reply = self.call(self.service, "read_history", {"after": after, "limit": limit})
+        if not reply.get("ok"):
+            error = reply.get("error", {})
+            raise RuntimeError(
+                f"the {self.service} service refused to read its history: {error.get('message', reply)}"
+            )
+        result: dict[str, Any] = reply["result"]
+        return result
+
+    def max_position(self) -> int:
+        return int(self.public_history(0, 1)["max_position"])
+
+
 def peak_rss_mb(pid: int | str = "self") -> float:
     """A process's own peak resident memory (this one's by default). ``ru_maxrss`` would not do:
     Linux carries it across exec, so a process started by a larger one reports its parent's

@@ -124,3 +124,7 @@ class AnalyticsService(EventSourcedService):
         return self.request.run(
             "get_projections", schemas.GetProjections, payload, self.queries.get_projections
         )
+
+    @rpc
+    def start_rebuild(self, payload: Any) -> dict:
+        return self.request.run("start_rebuild", schemas.StartRebuild, payload, self.queries.start_rebuild)

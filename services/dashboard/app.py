@@ -79,13 +79,6 @@ class DeadLetterQuery(contract.Strict):
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 200, error="range: 1 to 200"))
 
 
-class RebuildModel(contract.Strict):
-    model = fields.String(
-        required=True,
-        validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,63}$", error="format: a read model's name"),
-    )
-
-
 class CustomerPath(contract.Strict):
     customer_id = fields.UUID(required=True)
 
@@ -284,7 +277,7 @@ def create_app(
         return jsonify(views.projections(session_or_refuse()))
 
     @ops.route("/projections/rebuild", methods=["POST"])
-    @ops.arguments(RebuildModel, location="json")
+    @ops.arguments(contract.StartRebuild, location="json")
     def rebuild(body: dict[str, Any]) -> Response:
         return jsonify(views.rebuild(session_or_refuse(), body["model"]))
 
