@@ -15,12 +15,14 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
+from pymongo.database import Database
+
 from crm_shared.clock import utc_now
 from crm_shared.config import Settings
 from crm_shared.process import run_process
 from crm_shared.relay import APPLICATIONS
 from crm_shared.rpc_client import CrmClient
-from services.analytics.catalog import mongo_client
+from services.analytics.catalog import ReadModelCatalog, mongo_client
 from services.analytics.read_models import PROJECTIONS
 from services.analytics.rebuild import HistorySource, Rebuilder, RpcHistory
 from services.analytics.rebuild_jobs import RebuildJobs
@@ -34,10 +36,10 @@ PROGRESS_SECONDS = 0.5
 
 
 class RebuildProcess:
-    def __init__(self, settings: Settings, sources: Sources) -> None:
-        self.client = mongo_client(settings.mongo_uri)
-        self.database = self.client[settings.mongo_database]
-        self.jobs = RebuildJobs(self.database, utc_now)
+    def __init__(self, database: Database, sources: Sources, catalog: ReadModelCatalog | None = None) -> None:
+        self.database = database
+        self.catalog = catalog
+        self.jobs = RebuildJobs(database, utc_now)
         self.jobs.ensure_indexes()
         self.sources = sources
         self.worker = f"rebuilds-{uuid.uuid4().hex[:8]}"
@@ -54,14 +56,13 @@ class RebuildProcess:
                 self.stopping.wait(POLL_SECONDS)
                 continue
             self.run_job(job)
-        self.client.close()
 
     def run_job(self, job: dict[str, Any]) -> None:
         taken_over = job.get("events_read", 0) > 0 or job.get("events_total") is not None
         log.info("rebuilding %s (job %s)", ", ".join(job["models"]), job["_id"])
         try:
             with self.sources() as sources:
-                rebuilder = Rebuilder(self.database, sources)
+                rebuilder = Rebuilder(self.database, sources, catalog=self.catalog)
                 total = rebuilder.total_events()
                 self.jobs.progress(job["_id"], self.worker, 0, total)
                 read, written = 0, time.monotonic()
@@ -111,7 +112,12 @@ def main(argv: list[str] | None = None) -> None:
         "the start_rebuild RPC, one at a time, writing their progress as they go ('crm rebuild' runs "
         "one from a terminal instead).",
     )
-    run_process(parser, lambda _, settings: RebuildProcess(settings, rpc_sources(settings)), argv)
+
+    def build(_: argparse.Namespace, settings: Settings) -> RebuildProcess:
+        database = mongo_client(settings.mongo_uri)[settings.mongo_database]
+        return RebuildProcess(database, rpc_sources(settings))
+
+    run_process(parser, build, argv)
 
 
 if __name__ == "__main__":

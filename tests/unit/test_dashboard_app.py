@@ -188,3 +188,9 @@ def test_a_sign_in_form_posted_from_another_site_is_refused(client: FlaskClient)
         headers={"Origin": "https://elsewhere.example"},
     )
     assert answer.status_code == 403 and "Set-Cookie" not in answer.headers
+
+
+def test_the_rebuild_contract_names_every_read_model() -> None:
+    from services.analytics.read_models import PROJECTIONS
+
+    assert tuple(sorted(PROJECTIONS)) == contract.READ_MODELS
