@@ -191,6 +191,7 @@ def test_a_sign_in_form_posted_from_another_site_is_refused(client: FlaskClient)
 
 
 def test_the_rebuild_contract_names_every_read_model() -> None:
+    from contracts.rpc import READ_MODELS
     from services.analytics.read_models import PROJECTIONS
 
-    assert tuple(sorted(PROJECTIONS)) == contract.READ_MODELS
+    assert tuple(sorted(PROJECTIONS)) == READ_MODELS
