@@ -29,6 +29,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	@bash deploy/local/ensure-services.sh
+	@bash deploy/local/ensure-browser.sh
 	$(BIN)/python -m pytest -q tests
 
 unit: $(STAMP)
@@ -38,6 +39,8 @@ integration: $(STAMP)
 	$(BIN)/python -m pytest -q tests/integration
 
 e2e: $(STAMP)
+	@bash deploy/local/ensure-services.sh
+	@bash deploy/local/ensure-browser.sh
 	$(BIN)/python -m pytest -q tests/e2e
 
 bench: $(STAMP)

@@ -13,6 +13,7 @@ validate with) and the security every answer carries.
 
 from __future__ import annotations
 
+import copy
 import hmac
 import logging
 import uuid
@@ -67,6 +68,19 @@ def error_response(error: dict[str, Any]) -> Response:
 
 
 OPERATORS_PAGES = frozenset({"health", "queues", "projections", "deadLetters"})
+
+
+def in_query(schema: type[contract.Strict]) -> type[contract.Strict]:
+    """The contract's schema for a query string, where every value comes as text: its whole
+    numbers are read from text (the RPCs take them as JSON numbers only); every other rule holds."""
+    numbers = {
+        name: copy.copy(field)
+        for name, field in schema._declared_fields.items()
+        if isinstance(field, fields.Integer) and field.strict
+    }
+    for field in numbers.values():
+        field.strict = False
+    return type(schema.__name__, (schema,), numbers) if numbers else schema
 
 
 class DeadLetterAction(contract.Strict):
@@ -231,7 +245,7 @@ def create_app(
         return jsonify(views.summary(session_or_refuse()))
 
     @business.route("/customers")
-    @business.arguments(contract.FindCustomers, location="query")
+    @business.arguments(in_query(contract.FindCustomers), location="query")
     def find_customers(query: dict[str, Any]) -> Response:
         wanted = {k: v for k, v in contract.FindCustomers().dump(query).items() if v is not None}
         return jsonify(views.ask(session_or_refuse(), "analytics", "find_customers", wanted))
@@ -243,7 +257,7 @@ def create_app(
         return jsonify(views.ask(session, "analytics", "get_customer_360", {"customer_id": customer_id}))
 
     @business.route("/customers/<customer_id>/timeline")
-    @business.arguments(contract.GetCustomerTimeline(exclude=("customer_id",)), location="query")
+    @business.arguments(in_query(contract.GetCustomerTimeline)(exclude=("customer_id",)), location="query")
     def customer_timeline(query: dict[str, Any], customer_id: str) -> Response:
         CustomerPath().load({"customer_id": customer_id})
         wanted = {k: v for k, v in query.items() if v is not None}
@@ -256,11 +270,57 @@ def create_app(
             )
         )
 
-    @business.route("/segments")
-    @business.arguments(contract.GetSegmentCounts, location="query")
-    def segment_counts(query: dict[str, Any]) -> Response:
-        wanted = {k: v for k, v in contract.GetSegmentCounts().dump(query).items() if v is not None}
-        return jsonify(views.ask(session_or_refuse(), "analytics", "get_segment_counts", wanted))
+    def asked(path: str, schema: type[contract.Strict], service: str, method: str, summary: str) -> None:
+        """A page's JSON twin: the query's arguments validated with the contract's schema (and so
+        documented by it), then asked of the service as the person signed in."""
+
+        def answer(query: dict[str, Any]) -> Response:
+            wanted = {k: v for k, v in schema().dump(query).items() if v is not None}
+            return jsonify(views.ask(session_or_refuse(), service, method, wanted))
+
+        answer.__name__ = method
+        answer.__doc__ = summary
+        business.route(path, endpoint=method)(business.arguments(in_query(schema), location="query")(answer))
+
+    asked(
+        "/segments",
+        contract.GetSegmentCounts,
+        "analytics",
+        "get_segment_counts",
+        "Customers per segment of a scheme, beside last month and the same month last year",
+    )
+    asked(
+        "/segments/members",
+        contract.ListSegmentMembers,
+        "analytics",
+        "list_segment_members",
+        "A segment's customers, a page at a time (the churn watch: value_churn's at-risk segments)",
+    )
+    asked("/sla-board", contract.GetSlaBoard, "service_desk", "get_sla_board", "The desk's SLA clocks, now")
+    asked("/plans/agent", contract.GetDailyPlan, "sales", "get_daily_plan", "An agent's day")
+    asked("/plans/team", contract.GetTeamDay, "sales", "get_team_day", "A team's day, agent by agent")
+    asked(
+        "/performance/agent",
+        contract.GetAgentPerformance,
+        "analytics",
+        "get_agent_performance",
+        "An agent's month: activities, opportunities, premium, complaints, contact",
+    )
+    asked(
+        "/performance/team",
+        contract.GetTeamPerformance,
+        "analytics",
+        "get_team_performance",
+        "A team's month, agent by agent",
+    )
+    asked("/funnel", contract.GetFunnel, "analytics", "get_funnel", "The funnel and forecast of a month")
+    asked(
+        "/complaints/statistics",
+        contract.GetComplaintStatistics,
+        "analytics",
+        "get_complaint_statistics",
+        "Complaints by category, channel and priority, SLA compliance, month on month and year on year",
+    )
 
     ops = Blueprint("ops", "ops", url_prefix="/api/ops", description="The operators' pages")
 
@@ -334,6 +394,30 @@ def create_app(
     @app.get("/segments")
     def segments_page() -> Any:
         return page("segments", "Segments")
+
+    @app.get("/churn")
+    def churn_page() -> Any:
+        return page("churn", "Churn watch")
+
+    @app.get("/sla")
+    def sla_page() -> Any:
+        return page("sla", "SLA board")
+
+    @app.get("/plans")
+    def plans_page() -> Any:
+        return page("plans", "Daily plans")
+
+    @app.get("/performance")
+    def performance_page() -> Any:
+        return page("performance", "Performance")
+
+    @app.get("/funnel")
+    def funnel_page() -> Any:
+        return page("funnel", "Funnel and forecast")
+
+    @app.get("/complaints")
+    def complaints_page() -> Any:
+        return page("complaints", "Complaint statistics")
 
     @app.get("/ops/health")
     def health_page() -> Any:

@@ -13,6 +13,8 @@ from crm_shared.errors import PermissionDenied
 from services.dashboard.ops import DeadLetters, Heartbeats, ManagementApi
 from services.dashboard.sessions import Session
 
+# A manager's first page shows the day of this many of their teams (the plans page shows any).
+MANAGERS_TEAMS_SHOWN = 5
 Call = Callable[[str, str, dict[str, Any], str], dict[str, Any]]
 
 
@@ -63,6 +65,10 @@ class Views:
             plan = self.ask(session, "sales", "get_daily_plan", {})
             cards.append({"title": "Your day", "kind": "plan", "data": plan})
         if session.role == "manager":
+            managed = self.ask(session, "sales", "scope_of", {"manager_user_id": session.user_id})
+            for team_id in managed["managed_team_ids"][:MANAGERS_TEAMS_SHOWN]:
+                day = self.ask(session, "sales", "get_team_day", {"team_id": team_id})
+                cards.append({"title": f"Team {team_id}'s day", "kind": "team_day", "data": day})
             teams = self.ask(session, "analytics", "get_segment_counts", {"scheme": "value_tier"})
             cards.append({"title": "Your teams' customers by value", "kind": "segments", "data": teams})
         if session.role in ("service_desk", "operator", "admin"):
