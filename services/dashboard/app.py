@@ -24,7 +24,8 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, g, jsonify, redirect, render_template, request
 from flask_smorest import Api, Blueprint
-from marshmallow import ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
+from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
 from contracts import rpc as contract
@@ -68,6 +69,42 @@ def error_response(error: dict[str, Any]) -> Response:
 
 
 OPERATORS_PAGES = frozenset({"health", "queues", "projections", "deadLetters"})
+
+
+class FieldProblem(Schema):
+    field = fields.String(required=True)
+    rule = fields.String(required=True)
+    message = fields.String(required=True)
+
+
+class Problem(Schema):
+    code = fields.String(required=True, metadata={"description": "validation_failed, permission_denied..."})
+    message = fields.String(required=True)
+    correlation_id = fields.String(metadata={"description": "the id to quote to the operators"})
+    # Named "fields" in the answer (the attribute name is the schema's own).
+    field_problems = fields.List(fields.Nested(FieldProblem), data_key="fields")
+
+
+class ErrorAnswer(Schema):
+    """Every refusal: a code, a message saying what to do, and the fields at fault."""
+
+    error = fields.Nested(Problem, required=True)
+
+
+class DashboardApi(Api):
+    ERROR_SCHEMA = ErrorAnswer
+
+
+class BadRequests(FlaskParser):
+    # A request the contract refuses is a bad request (400), as the services' validation_failed.
+    DEFAULT_VALIDATION_STATUS = 400
+    # Wherever they come from, fields the contract does not name are refused (its schemas say
+    # so), not dropped: a misspelt filter must not silently widen a search.
+    DEFAULT_UNKNOWN_BY_LOCATION: dict[str, str | None] = {}
+
+
+class Documented(Blueprint):
+    ARGUMENTS_PARSER = BadRequests()
 
 
 def in_query(schema: type[contract.Strict]) -> type[contract.Strict]:
@@ -118,7 +155,7 @@ def create_app(
         OPENAPI_JSON_PATH="openapi.json",
         MAX_CONTENT_LENGTH=64 * 1024,
     )
-    api = Api(app)
+    api = DashboardApi(app)
     api.spec.components.security_scheme("session", {"type": "apiKey", "in": "cookie", "name": COOKIE})
 
     def session_or_refuse() -> Session:
@@ -178,7 +215,7 @@ def create_app(
     def http_error(e: HTTPException) -> Response:
         data = getattr(e, "data", None) or {}
         messages = data.get("messages") if isinstance(data, dict) else None
-        if e.code == 422 and messages:
+        if e.code == 400 and messages:
             # flask-smorest's refusal of arguments: one location's messages, said as ours.
             located = next(iter(messages.values()))
             failed = [f.as_dict() for f in flatten_marshmallow_errors(located)]
@@ -209,9 +246,10 @@ def create_app(
         )
         return response
 
-    sessions_api = Blueprint("session", "session", url_prefix="/api", description="Signing in and out")
+    sessions_api = Documented("session", "session", url_prefix="/api", description="Signing in and out")
 
     @sessions_api.route("/session", methods=["POST"])
+    @sessions_api.response(200, description="the answer")
     @sessions_api.arguments(contract.SignIn, location="json")
     def open_session(credentials: dict[str, Any]) -> Response:
         reply = sign_in(credentials)
@@ -225,11 +263,13 @@ def create_app(
         return response
 
     @sessions_api.route("/session", methods=["GET"])
+    @sessions_api.response(200, description="the answer")
     def current_session() -> Response:
         session = session_or_refuse()
         return jsonify({"user": me(session), "csrf_token": session.csrf_token})
 
     @sessions_api.route("/session", methods=["DELETE"])
+    @sessions_api.response(200, description="the answer")
     def close_session() -> Response:
         session = session_or_refuse()
         sessions.close(session.session_id)
@@ -238,25 +278,29 @@ def create_app(
         response.delete_cookie(COOKIE, path="/")
         return response
 
-    business = Blueprint("business", "business", url_prefix="/api", description="The business's pages")
+    business = Documented("business", "business", url_prefix="/api", description="The business's pages")
 
     @business.route("/summary")
+    @business.response(200, description="the answer")
     def summary() -> Response:
         return jsonify(views.summary(session_or_refuse()))
 
     @business.route("/customers")
+    @business.response(200, description="the answer")
     @business.arguments(in_query(contract.FindCustomers), location="query")
     def find_customers(query: dict[str, Any]) -> Response:
         wanted = {k: v for k, v in contract.FindCustomers().dump(query).items() if v is not None}
         return jsonify(views.ask(session_or_refuse(), "analytics", "find_customers", wanted))
 
     @business.route("/customers/<customer_id>")
+    @business.response(200, description="the answer")
     def customer_360(customer_id: str) -> Response:
         CustomerPath().load({"customer_id": customer_id})
         session = session_or_refuse()
         return jsonify(views.ask(session, "analytics", "get_customer_360", {"customer_id": customer_id}))
 
     @business.route("/customers/<customer_id>/timeline")
+    @business.response(200, description="the answer")
     @business.arguments(in_query(contract.GetCustomerTimeline)(exclude=("customer_id",)), location="query")
     def customer_timeline(query: dict[str, Any], customer_id: str) -> Response:
         CustomerPath().load({"customer_id": customer_id})
@@ -280,7 +324,10 @@ def create_app(
 
         answer.__name__ = method
         answer.__doc__ = summary
-        business.route(path, endpoint=method)(business.arguments(in_query(schema), location="query")(answer))
+        documented = business.response(200, description=summary)(answer)
+        business.route(path, endpoint=method)(
+            business.arguments(in_query(schema), location="query")(documented)
+        )
 
     asked(
         "/segments",
@@ -322,31 +369,37 @@ def create_app(
         "Complaints by category, channel and priority, SLA compliance, month on month and year on year",
     )
 
-    ops = Blueprint("ops", "ops", url_prefix="/api/ops", description="The operators' pages")
+    ops = Documented("ops", "ops", url_prefix="/api/ops", description="The operators' pages")
 
     @ops.route("/health")
+    @ops.response(200, description="the answer")
     def health() -> Response:
         return jsonify(views.health(session_or_refuse()))
 
     @ops.route("/queues")
+    @ops.response(200, description="the answer")
     def queues() -> Response:
         return jsonify(views.queues(session_or_refuse()))
 
     @ops.route("/projections")
+    @ops.response(200, description="the answer")
     def projections() -> Response:
         return jsonify(views.projections(session_or_refuse()))
 
     @ops.route("/projections/rebuild", methods=["POST"])
+    @ops.response(200, description="the answer")
     @ops.arguments(contract.StartRebuild, location="json")
     def rebuild(body: dict[str, Any]) -> Response:
         return jsonify(views.rebuild(session_or_refuse(), body["model"]))
 
     @ops.route("/dead-letters")
+    @ops.response(200, description="the answer")
     @ops.arguments(DeadLetterQuery, location="query")
     def dead_letters(query: dict[str, Any]) -> Response:
         return jsonify(views.dead_letter_list(session_or_refuse(), query["queue"], query["limit"]))
 
     @ops.route("/dead-letters/requeue", methods=["POST"])
+    @ops.response(200, description="the answer")
     @ops.arguments(DeadLetterAction, location="json")
     def requeue(body: dict[str, Any]) -> Response:
         return jsonify(
@@ -354,6 +407,7 @@ def create_app(
         )
 
     @ops.route("/dead-letters/discard", methods=["POST"])
+    @ops.response(200, description="the answer")
     @ops.arguments(DeadLetterAction, location="json")
     def discard(body: dict[str, Any]) -> Response:
         return jsonify(
