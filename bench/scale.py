@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.dashboard import dashboard_latencies, report_dashboard
 from bench.run import (
     OPERATOR,
     SURNAMES,
@@ -55,7 +56,7 @@ def criteria(n: int, sample: list[dict[str, Any]]) -> dict[str, Any]:
     return {"owning_agent_id": known["owning_agent_id"]}
 
 
-def find_latencies(system: System) -> dict[str, list[float]]:
+def find_latencies(system: System) -> tuple[dict[str, list[float]], list[dict[str, Any]]]:
     with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.signer, timeout=30) as client:
         sample = []
         for surname in SURNAMES:
@@ -74,7 +75,45 @@ def find_latencies(system: System) -> dict[str, list[float]]:
     by_kind["ping"] = latencies(
         system, 4, QUERY_SECONDS / 2, lambda c, _n: c.call("analytics", "ping", {}), OPERATOR
     )
-    return by_kind
+    return by_kind, sample
+
+
+def dashboard_only(args: argparse.Namespace) -> None:
+    from bench.run import register, segment_recompute, staff
+
+    report = Report()
+    started = time.monotonic()
+    with (
+        fresh_vhost() as amqp_uri,
+        tempfile.TemporaryDirectory(prefix="crm-bench-dashboard-") as tmp,
+        System(Path(tmp), amqp_uri, mongo_port=free_port()).running() as system,
+    ):
+        staff(system)
+        print(f"registering {args.dashboard_at:,} customers", file=sys.stderr, flush=True)
+        with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.signer, timeout=60) as client:
+            for _ in range(args.dashboard_at):
+                register(client)
+        wait_settled(system)
+        segment_recompute(system)
+        _, sample = find_latencies(system)
+        report_dashboard(
+            report, dashboard_latencies(system, sample, criteria, QUERY_SECONDS), args.dashboard_at
+        )
+    print(report.table())
+    document = {"results": report.rows, "minutes": round((time.monotonic() - started) / 60, 1)}
+    print(json.dumps(document))
+    args.json_out.parent.mkdir(parents=True, exist_ok=True)
+    args.json_out.write_text(json.dumps(document, indent=2))
+
+
+def wait_settled(system: System) -> None:
+    """Until no read model has events waiting."""
+    with CrmClient.for_caller(system.amqp_uri, OPERATOR, system.signer, timeout=60) as client:
+        while any(
+            p["waiting_events"]
+            for p in client.call("analytics", "get_projections", {})["result"]["projections"]
+        ):
+            time.sleep(0.5)
 
 
 def recompute_only(args: argparse.Namespace) -> None:
@@ -135,10 +174,19 @@ def main(argv: list[str] | None = None) -> None:
         "into the 360 read model (bench/seeded_book.py: the documents a rebuild would make), once "
         "each; minutes, not an hour, to make a million",
     )
+    parser.add_argument(
+        "--dashboard-at",
+        type=int,
+        help="only the dashboard's pages, over a book of this many customers registered through the "
+        "services (minutes at a few thousand; the full run measures them at --customers)",
+    )
     parser.add_argument("--json-out", type=Path, default=REPO / ".run" / "bench-scale.json")
     args = parser.parse_args(argv)
     if args.recompute_only:
         recompute_only(args)
+        return
+    if args.dashboard_at:
+        dashboard_only(args)
         return
     report = Report()
     started = time.monotonic()
@@ -159,8 +207,8 @@ def main(argv: list[str] | None = None) -> None:
                 report_recompute(system, report, customers)
             system.stop(writers)
         print(f"find_customers at {args.customers:,} customers", file=sys.stderr, flush=True)
-        serve(system, ["analytics"])
-        found = find_latencies(system)
+        serve(system, ["identity", "analytics"])
+        found, sample = find_latencies(system)
         for kind in ("name", "mobile", "id_last4", "agent"):
             for p in (50, 99):
                 report.add(
@@ -171,6 +219,9 @@ def main(argv: list[str] | None = None) -> None:
                     f"analytics ping p{p}, same 4 clients",
                     samples=len(found[kind]),
                 )
+        print(f"dashboard pages at {args.customers:,} customers", file=sys.stderr, flush=True)
+        system.start(["dashboard"])
+        report_dashboard(report, dashboard_latencies(system, sample, criteria, QUERY_SECONDS), args.customers)
     print(report.table())
     document = {"results": report.rows, "minutes": round((time.monotonic() - started) / 60, 1)}
     print(json.dumps(document))
