@@ -4,6 +4,7 @@ asks and arranges. An operators' view also requires an operator or an administra
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from datetime import date
@@ -15,6 +16,7 @@ from services.dashboard.sessions import Session
 
 # A manager's first page shows the day of this many of their teams (the plans page shows any).
 MANAGERS_TEAMS_SHOWN = 5
+log = logging.getLogger("crm.dashboard.actions")
 Call = Callable[[str, str, dict[str, Any], str], dict[str, Any]]
 
 
@@ -124,7 +126,9 @@ class Views:
 
     def rebuild(self, session: Session, model: str) -> dict[str, Any]:
         self.operators_only(session)
-        return self.ask(session, "analytics", "start_rebuild", {"model": model})
+        job = self.ask(session, "analytics", "start_rebuild", {"model": model})
+        log.info("rebuild of %s asked for by %s (job %s)", model, session.user_id, job.get("job_id"))
+        return job
 
     def dead_letter_list(self, session: Session, queue: str | None, limit: int) -> dict[str, Any]:
         self.operators_only(session)
@@ -146,6 +150,8 @@ class Views:
         done = (self.dead_letters.requeue if action == "requeue" else self.dead_letters.discard)(
             queue, message_id
         )
+        # Who moved or dropped which message: the operators' record of it (the broker keeps none).
+        log.info("dead letter %s %s from %s by %s: %d", message_id, action, queue, session.user_id, done)
         if not done:
             raise ServiceError(
                 {
