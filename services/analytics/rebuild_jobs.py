@@ -20,8 +20,9 @@ from pymongo.database import Database
 from crm_shared.errors import InvalidState
 
 REBUILD_JOBS = "rebuild_jobs"
-# A running job whose worker has not written for this long is taken over.
-STALE_SECONDS = 60.0
+# A running job whose worker has not written for this long is taken over (its worker writes at
+# least once a page of history; a page may take a minute on a loaded store).
+STALE_SECONDS = 300.0
 ACTIVE = ("requested", "running")
 
 
@@ -70,10 +71,19 @@ class RebuildJobs:
             return_document=ReturnDocument.AFTER,
         )
 
-    def progress(self, job_id: str, worker: str, read: int, total: int) -> None:
-        self.collection.update_one(
-            {"_id": job_id, "worker": worker},
+    def progress(self, job_id: str, worker: str, read: int, total: int) -> bool:
+        """False when the job is no longer this worker's (taken over)."""
+        written = self.collection.update_one(
+            {"_id": job_id, "worker": worker, "state": "running"},
             {"$set": {"events_read": read, "events_total": total, "beat_at": self.clock()}},
+        )
+        return written.matched_count == 1
+
+    def release(self, job_id: str, worker: str) -> None:
+        """Back to waiting (its worker is stopping): the next worker starts it again."""
+        self.collection.update_one(
+            {"_id": job_id, "worker": worker, "state": "running"},
+            {"$set": {"state": "requested", "events_read": 0}, "$unset": {"worker": ""}},
         )
 
     def finish(self, job_id: str, worker: str, summary: dict[str, Any]) -> None:

@@ -35,6 +35,10 @@ POLL_SECONDS = 1.0
 PROGRESS_SECONDS = 0.5
 
 
+class JobLeft(Exception):
+    """The job stops here: its worker is stopping, or another one took it over."""
+
+
 class RebuildProcess:
     def __init__(self, database: Database, sources: Sources, catalog: ReadModelCatalog | None = None) -> None:
         self.database = database
@@ -70,12 +74,21 @@ class RebuildProcess:
                 def advance(n: int) -> None:
                     nonlocal read, written
                     read += n
+                    if self.stopping.is_set():
+                        raise JobLeft("this worker is stopping")
                     if time.monotonic() - written >= PROGRESS_SECONDS:
                         written = time.monotonic()
-                        self.jobs.progress(job["_id"], self.worker, read, max(total, read))
+                        if not self.jobs.progress(job["_id"], self.worker, read, max(total, read)):
+                            raise JobLeft("another worker took the job over")
 
                 projections = [PROJECTIONS[name] for name in job["models"]]
                 summary = rebuilder.rebuild(projections, advance, force=taken_over)
+        except JobLeft as e:
+            # The rebuilder dropped its half-built collections on the way out.
+            log.info("the rebuild of %s stopped: %s (job %s)", ", ".join(job["models"]), e, job["_id"])
+            if self.stopping.is_set():
+                self.jobs.release(job["_id"], self.worker)
+            return
         except Exception as e:
             log.exception("the rebuild of %s failed (job %s)", ", ".join(job["models"]), job["_id"])
             self.jobs.fail(job["_id"], self.worker, f"{type(e).__name__}: {e}")

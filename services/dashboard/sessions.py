@@ -30,6 +30,9 @@ class Session:
     access_expires: float
     csrf_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     last_seen: float = field(default_factory=time.time)
+    # One renewal at a time: identity rotates the refresh token and ends the whole session when
+    # an old one comes back, so two requests renewing at once would sign the person out.
+    renewing: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def sees_everything(self) -> bool:
@@ -78,13 +81,16 @@ class Sessions:
             self.close(session_id)
             return None
         if session.access_expires - RENEW_MARGIN_SECONDS < now:
-            renewed = self.renew(session.refresh_token)
-            if renewed is None:
-                self.close(session_id)
-                return None
-            session.access_token = renewed["access_token"]
-            session.refresh_token = renewed["refresh_token"]
-            session.access_expires = access_expiry(renewed["access_token"])
+            with session.renewing:
+                # Another request may have renewed it while this one waited.
+                if session.access_expires - RENEW_MARGIN_SECONDS < self.clock():
+                    renewed = self.renew(session.refresh_token)
+                    if renewed is None:
+                        self.close(session_id)
+                        return None
+                    session.access_token = renewed["access_token"]
+                    session.refresh_token = renewed["refresh_token"]
+                    session.access_expires = access_expiry(renewed["access_token"])
         session.last_seen = now
         return session
 

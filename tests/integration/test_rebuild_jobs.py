@@ -110,3 +110,22 @@ def test_a_failed_rebuild_says_why(database, customers) -> None:
     process.run_job(claimed)
     failed = jobs.recent()[0]
     assert failed["state"] == "failed" and "permission_denied" in failed["problem"]
+
+
+def test_a_stopping_worker_leaves_the_job_to_the_next_and_no_half_built_model(database, customers) -> None:
+    jobs = RebuildJobs(database, utc_now)
+    job = jobs.request([CUSTOMER_360], "op-1")
+    process = process_of(database, customers)
+    claimed = jobs.claim(process.worker)
+    assert claimed is not None
+    process.stop()  # SIGTERM while it replays
+    process.run_job(claimed)
+    left = jobs.recent()[0]
+    assert (left["job_id"], left["state"], left["events_read"]) == (job["job_id"], "requested", 0)
+    assert ReadModelCatalog(database).targets_uncached(CUSTOMER_360).building is None
+    # The next worker runs it to the end.
+    again = process_of(database, customers)
+    taken = jobs.claim(again.worker)
+    assert taken is not None and taken["_id"] == job["job_id"]
+    again.run_job(taken)
+    assert jobs.recent()[0]["state"] == "finished"

@@ -126,10 +126,13 @@ function params(names, defaults = {}) {
   return new URLSearchParams(found);
 }
 
-// Redraws every few seconds while the page is open (live boards).
+// Redraws every few seconds while the page is open (live boards); the next draw is asked for only
+// once the last one is done, so draws never overlap.
 function every(seconds, draw) {
-  const timer = setInterval(() => draw().catch((e) => problem(e.message)), seconds * 1000);
-  window.addEventListener("pagehide", () => clearInterval(timer));
+  let timer = null;
+  const next = () => { timer = setTimeout(() => draw().catch((e) => problem(e.message)).finally(next), seconds * 1000); };
+  next();
+  window.addEventListener("pagehide", () => clearTimeout(timer));
 }
 
 const cardsByKind = {
@@ -214,7 +217,7 @@ const pages = {
       el("p", {}, `${counts.scheme}, ${counts.month || "no recompute yet"}: ${shown(counts.total)} customers`),
       chartOf(counts.segments, "segment", `Customers per segment of ${counts.scheme}: this month, the month before, a year before`, ["count", "last_month", "same_month_last_year"]),
       table([
-        { key: "segment", title: "Segment", cell: (s) => el("a", { href: `/churn?scheme=${counts.scheme}&segment=${s.segment}` }, human(s.segment)) },
+        { key: "segment", title: "Segment", cell: (s) => el("a", { href: `/churn?${new URLSearchParams({ scheme: counts.scheme, segment: s.segment })}` }, human(s.segment)) },
         { key: "count", title: "Customers" }, { key: "last_month", title: "Month before" },
         { key: "same_month_last_year", title: "A year before" },
       ], counts.segments));
@@ -271,7 +274,8 @@ const pages = {
     const form = queryForm([{ name: "agent_id", label: "Agent" }, { name: "team_id", label: "Team" }, { name: "month", label: "Month", value: thisMonth() }], "Whose month");
     const which = q.get("team_id") ? "team" : q.get("agent_id") || body.dataset.agent ? "agent" : null;
     if (!which) { content().replaceChildren(form, el("p", {}, "Name an agent or a team.")); return; }
-    const found = await api(`/api/performance/${which}?${params(["agent_id", "team_id", "month"], { month: thisMonth(), agent_id: body.dataset.agent })}`);
+    const asked = which === "team" ? params(["team_id", "month"], { month: thisMonth() }) : params(["agent_id", "month"], { month: thisMonth(), agent_id: body.dataset.agent });
+    const found = await api(`/api/performance/${which}?${asked}`);
     content().replaceChildren(form, found.agents ? chartOf(found.agents, "agent_id", "Activities planned and done per agent", ["activities_planned", "activities_done"]) : "", render(found));
   },
 
