@@ -73,6 +73,8 @@ def grants(services: Iterable[str], consumers: Mapping[str, Iterable[str]]) -> d
             any_of([RPC_EXCHANGE, HEARTBEATS, DEFAULT_EXCHANGE], [REPLIES, DASHBOARD_BEATS]),
             any_of([RPC_EXCHANGE, HEARTBEATS, *dead], [REPLIES, DASHBOARD_BEATS]),
         ),
+        # The segment recompute works on the read models alone: it only beats.
+        "segments": Grant(NOTHING, any_of([HEARTBEATS]), NOTHING),
         # The dashboard's reader of the management API: sees the queues, touches no message.
         "monitor": Grant(NOTHING, NOTHING, NOTHING, tags="monitoring"),
     }
@@ -108,8 +110,8 @@ def user_of(process: str, services: Iterable[str], consumers: Mapping[str, Itera
         return name
     if name in ("campaigns", "rebuilds"):
         return "client"
-    if name == "dashboard":
-        return "dashboard"
+    if name in ("dashboard", "segments"):
+        return name
     return None
 
 

@@ -15,6 +15,10 @@ rabbitmqctl set_user_tags crm.client
 rabbitmqctl add_user crm.dashboard "$CRM_BROKER_PASSWORD_DASHBOARD" || rabbitmqctl change_password crm.dashboard "$CRM_BROKER_PASSWORD_DASHBOARD"
 rabbitmqctl set_permissions -p crm crm.dashboard '^(nameko\-rpc|rpc\.reply-standalone_rpc_proxy-.*|dashboard\.heartbeats\..*)$' '^(nameko\-rpc|crm\.heartbeats|amq\.default|rpc\.reply-standalone_rpc_proxy-.*|dashboard\.heartbeats\..*)$' '^(nameko\-rpc|crm\.heartbeats|analytics\.customer_360\.dead|analytics\.customer_timeline\.dead|analytics\.customer_search\.dead|analytics\.business_facts\.dead|analytics\.audit_log\.dead|customer\.handover\.dead|sales\.work_follows_customer\.dead|identity\.departures\.dead|rpc\.reply-standalone_rpc_proxy-.*|dashboard\.heartbeats\..*)$'
 rabbitmqctl set_user_tags crm.dashboard
+: "${CRM_BROKER_PASSWORD_SEGMENTS:?set CRM_BROKER_PASSWORD_SEGMENTS from the secret store}"
+rabbitmqctl add_user crm.segments "$CRM_BROKER_PASSWORD_SEGMENTS" || rabbitmqctl change_password crm.segments "$CRM_BROKER_PASSWORD_SEGMENTS"
+rabbitmqctl set_permissions -p crm crm.segments '^$' '^(crm\.heartbeats)$' '^$'
+rabbitmqctl set_user_tags crm.segments
 : "${CRM_BROKER_PASSWORD_MONITOR:?set CRM_BROKER_PASSWORD_MONITOR from the secret store}"
 rabbitmqctl add_user crm.monitor "$CRM_BROKER_PASSWORD_MONITOR" || rabbitmqctl change_password crm.monitor "$CRM_BROKER_PASSWORD_MONITOR"
 rabbitmqctl set_permissions -p crm crm.monitor '^$' '^$' '^$'
