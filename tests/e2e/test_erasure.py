@@ -96,13 +96,15 @@ def scan_read_models(mongo_uri: str, needles: dict[str, str]) -> list[str]:
 def scan_queues(amqp_uri: str, needles: dict[str, str]) -> tuple[list[str], int]:
     """Every message of every queue of the vhost, read and put back (not acknowledged)."""
     vhost = amqp_uri.rsplit("/", 1)[1]
-    listed = subprocess.run(
-        ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "--no-table-headers"],
+    rows = subprocess.run(
+        ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "exclusive", "--no-table-headers"],
         check=True,
         capture_output=True,
         text=True,
         timeout=60,
-    ).stdout.split()
+    ).stdout.splitlines()
+    # An exclusive queue is its connection's alone (the dashboard's heartbeats: no customer data).
+    listed = [row.split()[0] for row in rows if row.split() and row.split()[-1] != "true"]
     found: list[str] = []
     read = 0
     with Connection(amqp_uri) as conn:
