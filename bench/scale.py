@@ -78,6 +78,15 @@ def find_latencies(system: System) -> tuple[dict[str, list[float]], list[dict[st
     return by_kind, sample
 
 
+def publish(report: Report, started: float, json_out: Path) -> None:
+    """The table on the terminal, and the figures as JSON (printed, and kept in ``json_out``)."""
+    print(report.table())
+    document = {"results": report.rows, "minutes": round((time.monotonic() - started) / 60, 1)}
+    print(json.dumps(document))
+    json_out.parent.mkdir(parents=True, exist_ok=True)
+    json_out.write_text(json.dumps(document, indent=2))
+
+
 def dashboard_only(args: argparse.Namespace) -> None:
     from bench.run import register, segment_recompute, staff
 
@@ -99,11 +108,7 @@ def dashboard_only(args: argparse.Namespace) -> None:
         report_dashboard(
             report, dashboard_latencies(system, sample, criteria, QUERY_SECONDS), args.dashboard_at
         )
-    print(report.table())
-    document = {"results": report.rows, "minutes": round((time.monotonic() - started) / 60, 1)}
-    print(json.dumps(document))
-    args.json_out.parent.mkdir(parents=True, exist_ok=True)
-    args.json_out.write_text(json.dumps(document, indent=2))
+    publish(report, started, args.json_out)
 
 
 def wait_settled(system: System) -> None:
@@ -146,11 +151,7 @@ def recompute_only(args: argparse.Namespace) -> None:
             )
             report.add(f"segment recompute seconds, {customers:,}", summary["seconds"], None, "s", "-")
             report.add(f"segment recompute peak RSS, {customers:,}", summary["peak_rss_mb"], None, "MB", "-")
-    print(report.table())
-    document = {"results": report.rows, "minutes": round((time.monotonic() - started) / 60, 1)}
-    print(json.dumps(document))
-    args.json_out.parent.mkdir(parents=True, exist_ok=True)
-    args.json_out.write_text(json.dumps(document, indent=2))
+    publish(report, started, args.json_out)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -222,11 +223,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"dashboard pages at {args.customers:,} customers", file=sys.stderr, flush=True)
         system.start(["dashboard"])
         report_dashboard(report, dashboard_latencies(system, sample, criteria, QUERY_SECONDS), args.customers)
-    print(report.table())
-    document = {"results": report.rows, "minutes": round((time.monotonic() - started) / 60, 1)}
-    print(json.dumps(document))
-    args.json_out.parent.mkdir(parents=True, exist_ok=True)
-    args.json_out.write_text(json.dumps(document, indent=2))
+    publish(report, started, args.json_out)
 
 
 if __name__ == "__main__":
