@@ -16,10 +16,13 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
 
 from crm_shared.errors import InvalidState
 
 REBUILD_JOBS = "rebuild_jobs"
+# A document per model being rebuilt (its id the model's name), held by the job.
+REBUILD_LOCKS = "rebuild_locks"
 # A running job whose worker has not written for this long is taken over (its worker writes at
 # least once a page of history; a page may take a minute on a loaded store).
 STALE_SECONDS = 300.0
@@ -29,6 +32,7 @@ ACTIVE = ("requested", "running")
 class RebuildJobs:
     def __init__(self, database: Database, clock: Callable[[], datetime]) -> None:
         self.collection = database[REBUILD_JOBS]
+        self.locks = database[REBUILD_LOCKS]
         self.clock = clock
 
     def ensure_indexes(self) -> None:
@@ -36,24 +40,44 @@ class RebuildJobs:
         self.collection.create_index([("requested_at", DESCENDING)])
 
     def request(self, models: Sequence[str], requested_by: str) -> dict[str, Any]:
-        """A new job, refused while another one of the same models is waiting or running."""
-        busy = self.collection.find_one({"state": {"$in": list(ACTIVE)}, "models": {"$in": list(models)}})
-        if busy is not None:
-            raise InvalidState(
-                f"a rebuild of {', '.join(busy['models'])} is already {busy['state']} "
-                f"(job {busy['_id']}): watch it on the projections page"
-            )
-        job = {
-            "_id": str(uuid.uuid4()),
+        """A new job, refused while another one of the same models is waiting or running. Each
+        model's lock is a document whose id is the model's name, so two requests at once cannot
+        both hold it; the job is stored first (pending, which no worker claims), so a lock's job
+        is always there to ask whether it still holds it."""
+        job_id = str(uuid.uuid4())
+        job: dict[str, Any] = {
+            "_id": job_id,
             "models": list(models),
-            "state": "requested",
+            "state": "pending",
             "requested_by": requested_by,
             "requested_at": self.clock(),
             "events_read": 0,
             "events_total": None,
         }
         self.collection.insert_one(job)
-        return public(job)
+        for model in models:
+            if not self._lock(model, job_id):
+                self.locks.delete_many({"job_id": job_id})
+                self.collection.delete_one({"_id": job_id})
+                raise InvalidState(
+                    f"a rebuild of {model} is already requested or running: watch it on the projections page"
+                )
+        self.collection.update_one({"_id": job_id}, {"$set": {"state": "requested"}})
+        return public({**job, "state": "requested"})
+
+    def _lock(self, model: str, job_id: str) -> bool:
+        for _ in range(2):
+            try:
+                self.locks.insert_one({"_id": model, "job_id": job_id})
+                return True
+            except DuplicateKeyError:
+                held = self.locks.find_one({"_id": model}) or {}
+                holder = self.collection.find_one({"_id": held.get("job_id")}, {"state": 1})
+                if holder is not None and holder["state"] in (*ACTIVE, "pending"):
+                    return False
+                # Its job ended, or was refused and is going: the lock is free.
+                self.locks.delete_one({"_id": model, "job_id": held.get("job_id")})
+        return False
 
     def claim(self, worker: str) -> dict[str, Any] | None:
         """The oldest waiting job, or a running one whose worker died; None when there is none."""
@@ -99,12 +123,14 @@ class RebuildJobs:
                 }
             },
         )
+        self.locks.delete_many({"job_id": job_id})
 
     def fail(self, job_id: str, worker: str, reason: str) -> None:
         self.collection.update_one(
             {"_id": job_id, "worker": worker},
             {"$set": {"state": "failed", "finished_at": self.clock(), "problem": reason[:500]}},
         )
+        self.locks.delete_many({"job_id": job_id})
 
     def recent(self, limit: int = 10) -> list[dict[str, Any]]:
         cursor = self.collection.find({}).sort("requested_at", DESCENDING).limit(limit)

@@ -129,3 +129,22 @@ def test_a_stopping_worker_leaves_the_job_to_the_next_and_no_half_built_model(da
     assert taken is not None and taken["_id"] == job["job_id"]
     again.run_job(taken)
     assert jobs.recent()[0]["state"] == "finished"
+
+
+def test_two_requests_at_the_same_moment_make_one_job(database) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = RebuildJobs(database, utc_now)
+
+    def ask(who: str) -> str:
+        try:
+            return str(jobs.request([CUSTOMER_360], who)["job_id"])
+        except InvalidState:
+            return "refused"
+
+    for _ in range(5):
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(ask, ["a", "b", "c", "d"]))
+        assert len([a for a in answers if a != "refused"]) == 1, answers
+        assert database[REBUILD_JOBS].count_documents({"state": "requested"}) == 1
+        database[REBUILD_JOBS].delete_many({})
