@@ -68,6 +68,22 @@ def error_response(error: dict[str, Any]) -> Response:
     return response
 
 
+# Each page's path, its name for the script that draws it, and its title.
+PAGES: dict[str, tuple[str, str]] = {
+    "/": ("summary", "Your day"),
+    "/customers": ("customers", "Find a customer"),
+    "/segments": ("segments", "Segments"),
+    "/churn": ("churn", "Churn watch"),
+    "/sla": ("sla", "SLA board"),
+    "/plans": ("plans", "Daily plans"),
+    "/performance": ("performance", "Performance"),
+    "/funnel": ("funnel", "Funnel and forecast"),
+    "/complaints": ("complaints", "Complaint statistics"),
+    "/ops/health": ("health", "Health"),
+    "/ops/queues": ("queues", "Queues"),
+    "/ops/projections": ("projections", "Projections"),
+    "/ops/dead-letters": ("deadLetters", "Dead letters"),
+}
 OPERATORS_PAGES = frozenset({"health", "queues", "projections", "deadLetters"})
 
 
@@ -285,13 +301,6 @@ def create_app(
     def summary() -> Response:
         return jsonify(views.summary(session_or_refuse()))
 
-    @business.route("/customers")
-    @business.response(200, description="the answer")
-    @business.arguments(in_query(contract.FindCustomers), location="query")
-    def find_customers(query: dict[str, Any]) -> Response:
-        wanted = {k: v for k, v in contract.FindCustomers().dump(query).items() if v is not None}
-        return jsonify(views.ask(session_or_refuse(), "analytics", "find_customers", wanted))
-
     @business.route("/customers/<customer_id>")
     @business.response(200, description="the answer")
     def customer_360(customer_id: str) -> Response:
@@ -329,6 +338,13 @@ def create_app(
             business.arguments(in_query(schema), location="query")(documented)
         )
 
+    asked(
+        "/customers",
+        contract.FindCustomers,
+        "analytics",
+        "find_customers",
+        "Customers by name prefix, mobile, the last four of the national id or owning agent, by name",
+    )
     asked(
         "/segments",
         contract.GetSegmentCounts,
@@ -432,62 +448,14 @@ def create_app(
             "base.html", page=name, title=title, user=me(session), csrf=session.csrf_token, data=data
         )
 
-    @app.get("/")
-    def summary_page() -> Any:
-        return page("summary", "Your day")
-
-    @app.get("/customers")
-    def customers_page() -> Any:
-        return page("customers", "Find a customer")
+    for path, (name, title) in PAGES.items():
+        # Each page is the same shell; its script draws it from the JSON API.
+        app.add_url_rule(path, f"{name}_page", lambda name=name, title=title: page(name, title))
 
     @app.get("/customers/<customer_id>")
     def customer_page(customer_id: str) -> Any:
         CustomerPath().load({"customer_id": customer_id})
         return page("customer", "Customer", customer=customer_id)
-
-    @app.get("/segments")
-    def segments_page() -> Any:
-        return page("segments", "Segments")
-
-    @app.get("/churn")
-    def churn_page() -> Any:
-        return page("churn", "Churn watch")
-
-    @app.get("/sla")
-    def sla_page() -> Any:
-        return page("sla", "SLA board")
-
-    @app.get("/plans")
-    def plans_page() -> Any:
-        return page("plans", "Daily plans")
-
-    @app.get("/performance")
-    def performance_page() -> Any:
-        return page("performance", "Performance")
-
-    @app.get("/funnel")
-    def funnel_page() -> Any:
-        return page("funnel", "Funnel and forecast")
-
-    @app.get("/complaints")
-    def complaints_page() -> Any:
-        return page("complaints", "Complaint statistics")
-
-    @app.get("/ops/health")
-    def health_page() -> Any:
-        return page("health", "Health")
-
-    @app.get("/ops/queues")
-    def queues_page() -> Any:
-        return page("queues", "Queues")
-
-    @app.get("/ops/projections")
-    def projections_page() -> Any:
-        return page("projections", "Projections")
-
-    @app.get("/ops/dead-letters")
-    def dead_letters_page() -> Any:
-        return page("deadLetters", "Dead letters")
 
     @app.get("/sign-in")
     def sign_in_page() -> Any:
