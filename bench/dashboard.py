@@ -5,14 +5,13 @@ in the same run, by the same number of clients."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 import requests
 
-from bench.run import OPERATOR, percentile
+from bench.run import OPERATOR, back_to_back, percentile
 from crm_cli.system import System, wait_for_port
 from crm_shared.config import Settings
 from crm_shared.domain import CommandMeta
@@ -22,35 +21,8 @@ CLIENTS = 4
 
 def timed(clients: int, seconds: float, make: Callable[[], Callable[[int], object]]) -> list[float]:
     """Each call's latency from ``clients`` threads calling back to back for ``seconds`` (each
-    thread's caller made by ``make``; the n-th call of all gets ``n``)."""
-    samples: list[list[float]] = [[] for _ in range(clients)]
-    failures: list[BaseException] = []
-    stop = threading.Event()
-
-    def work(i: int) -> None:
-        try:
-            call = make()
-            call(i)  # warm
-            n = i
-            while not stop.is_set():
-                began = time.perf_counter()
-                call(n)
-                samples[i].append(time.perf_counter() - began)
-                n += clients
-        except BaseException as e:
-            failures.append(e)
-            stop.set()
-
-    threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    time.sleep(seconds)
-    stop.set()
-    for thread in threads:
-        thread.join()
-    if failures:
-        raise failures[0]
-    return [s for per_client in samples for s in per_client]
+    thread's caller made by ``make``)."""
+    return back_to_back(clients, seconds, lambda: nullcontext(make()))[0]
 
 
 def dashboard_latencies(

@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -146,6 +147,21 @@ def clients_calling(
     """``clients`` threads, each with its own client, calling back to back for ``seconds`` (the
     n-th call of all gets ``n``): each call's latency (seconds), and the time from the start until
     the last call came back."""
+
+    @contextmanager
+    def rpc() -> Iterator[Callable[[int], object]]:
+        with CrmClient.for_caller(system.amqp_uri, caller, system.signer, timeout=30) as client:
+            yield lambda n: call(client, n)
+
+    return back_to_back(clients, seconds, rpc)
+
+
+def back_to_back(
+    clients: int, seconds: float, open_caller: Callable[[], AbstractContextManager[Callable[[int], object]]]
+) -> tuple[list[float], float]:
+    """``clients`` threads, each calling through a caller of its own (``open_caller``) back to back
+    for ``seconds``, once all have made a first call (the n-th call of all gets ``n``): each call's
+    latency (seconds), and the time from the start until the last call came back."""
     samples: list[list[float]] = [[] for _ in range(clients)]
     failures: list[BaseException] = []
     start = threading.Barrier(clients + 1)
@@ -153,15 +169,15 @@ def clients_calling(
 
     def work(i: int) -> None:
         try:
-            with CrmClient.for_caller(system.amqp_uri, caller, system.signer, timeout=30) as client:
+            with open_caller() as call:
                 try:
-                    call(client, i)  # warm the connection
+                    call(i)  # warm the connection
                 finally:
                     start.wait()  # whatever happened, so that the run does not wait for ever
                 n = 0
                 while not stop.is_set():
                     began = time.perf_counter()
-                    call(client, i + n)
+                    call(i + n)
                     samples[i].append(time.perf_counter() - began)
                     n += clients
         except BaseException as e:
@@ -173,7 +189,7 @@ def clients_calling(
         t.start()
     start.wait()
     began = time.monotonic()
-    time.sleep(seconds)
+    stop.wait(seconds)
     stop.set()
     for t in threads:
         t.join()
