@@ -1,8 +1,9 @@
-"""A book of customers straight into the 360 read model, for the segment recompute at scale: each
-customer's history made by the real aggregates (a registration and two policies, as the rebuild's
-``grow_history`` stores them), published as the relays would (``build_envelope``) and folded by the
-360's own ``fold``, then inserted in batches. The same documents a rebuild would make, in minutes
-instead of an hour: the recompute's figures are about the recompute."""
+"""A book of customers straight into the 360 and search read models, for the segment recompute and
+the dashboard's pages at scale: each customer's history made by the real aggregates (a registration
+and two policies, as the rebuild's ``grow_history`` stores them), published as the relays would
+(``build_envelope``) and folded by the 360's own ``fold`` and the search's ``search_document``, then
+inserted in batches. The same documents a rebuild would make, in minutes instead of an hour: the
+figures are about the recompute and the queries."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from crm_shared.domain import CommandMeta
 from crm_shared.eventstore import build_envelope
 from services.analytics.catalog import ReadModelCatalog, mongo_client
 from services.analytics.customer_360 import fold
+from services.analytics.search import CUSTOMER_SEARCH, SEARCH_PROJECTION, search_document
 from services.analytics.store import CUSTOMER_360, ensure_indexes
 from services.customer.domain import Customer
 from services.sales.domain import Policy, policy_number_for
@@ -59,26 +61,39 @@ def history(n: int, operator: Any) -> list[dict[str, Any]]:
     return [e for e in events if e is not None]
 
 
-def documents(customers: int, operator: Any) -> Iterator[list[dict[str, Any]]]:
-    batch = []
+def documents(customers: int, operator: Any) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+    """Batches of (360 documents, search documents)."""
+    batch: list[dict[str, Any]] = []
+    found: list[dict[str, Any]] = []
     for n in range(customers):
-        doc = fold(iter(history(n, operator)))
+        events = history(n, operator)
+        doc = fold(iter(events))
         assert doc is not None
         batch.append(doc)
+        search: dict[str, Any] | None = None
+        for event in events:
+            if event["event_type"] in SEARCH_PROJECTION.event_types:
+                search = search_document(search, event)
+        assert search is not None
+        found.append(search)
         if len(batch) == BATCH:
-            yield batch
-            batch = []
+            yield batch, found
+            batch, found = [], []
     if batch:
-        yield batch
+        yield batch, found
 
 
 def seed(mongo_uri: str, customers: int, operator: Any) -> None:
-    """A fresh read-model database holding ``customers`` 360 documents."""
+    """A fresh read-model database holding ``customers`` 360 and search documents."""
     client = mongo_client(mongo_uri)
     client.drop_database("crm")
     database = client["crm"]
-    collection = database[ReadModelCatalog(database).targets_uncached(CUSTOMER_360).active]
+    catalog = ReadModelCatalog(database)
+    collection = database[catalog.targets_uncached(CUSTOMER_360).active]
     ensure_indexes(collection)
-    for batch in documents(customers, operator):
+    search = database[catalog.targets_uncached(CUSTOMER_SEARCH).active]
+    SEARCH_PROJECTION.ensure_indexes(search)
+    for batch, found in documents(customers, operator):
         collection.insert_many(batch, ordered=False)
+        search.insert_many(found, ordered=False)
     client.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING
 from pymongo.database import Database
 
 from contracts.fields import SEGMENTS
@@ -18,6 +18,9 @@ from services.analytics.paging import decode_cursor, encode_cursor
 from services.analytics.scoring.definitions import DefinedSegments
 from services.analytics.scoring.recompute import ALL_OWNERS, COUNTS, MEMBERS, SCORES, month_of
 from services.analytics.search import CUSTOMER_SEARCH
+
+# How far back a count is looked for when no month is asked.
+LATEST_LOOKBACK_MONTHS = 36
 
 # What the 360 view shows of a customer's scores.
 SHOWN_SCORES = ("segments", "rfm", "risk", "churn", "lifecycle", "watch", "features", "at")
@@ -74,14 +77,14 @@ class SegmentQueries:
             "last_month": month_before(month, 1),
             "same_month_last_year": month_before(month, 12),
         }
-        owner_filter: Any = ALL_OWNERS if owners is None else {"$in": owners}
         totals: dict[str, dict[str, int]] = {}
-        for row in counts.find(
-            {"month": {"$in": list(months.values())}, "scheme": scheme, "owner": owner_filter},
-            {"month": 1, "segment": 1, "count": 1},
-        ):
-            for name, wanted in months.items():
-                if row["month"] == wanted:
+        # One equality per month and owner, each an index range of (month, scheme, owner): a filter
+        # with $in is a scan of the whole table on SecantusDB, a row per owner and segment.
+        for name, wanted in months.items():
+            for owner in [ALL_OWNERS] if owners is None else dict.fromkeys(owners):
+                for row in counts.find(
+                    {"month": wanted, "scheme": scheme, "owner": owner}, {"segment": 1, "count": 1}
+                ):
                     totals.setdefault(row["segment"], {}).setdefault(name, 0)
                     totals[row["segment"]][name] += row["count"]
         # Every segment of a scheme, empty ones too; of the 125 RFM codes, those with customers.
@@ -107,10 +110,16 @@ class SegmentQueries:
         }
 
     def _latest_month(self, scheme: str) -> str:
-        latest = self.database[COUNTS].find_one(
-            {"scheme": scheme, "owner": ALL_OWNERS}, {"month": 1}, sort=[("month", DESCENDING)]
-        )
-        return str(latest["month"]) if latest else month_of(self.clock())
+        """The last month a recompute counted, looked for month by month back from this one (an
+        equality each; the nightly run makes it this month); this month if none in the lookback."""
+        this_month = month_of(self.clock())
+        for back in range(LATEST_LOOKBACK_MONTHS):
+            month = month_before(this_month, back)
+            if self.database[COUNTS].find_one(
+                {"month": month, "scheme": scheme, "owner": ALL_OWNERS}, {"_id": 1}
+            ):
+                return month
+        return this_month
 
     def list_segment_members(
         self, data: dict[str, Any], meta: CommandMeta, scope: SalesForceScope

@@ -204,12 +204,11 @@ class SegmentRecompute:
             ranking[name].choose(band_ends(rated, QUINTILE_SHARES))
         # The second pass: the exact values where the ranks fall (the first was the facts pass).
         refined = 0
-        with self.scores.find({}, {"facts": 1}, batch_size=1000) as cursor:
-            for doc in cursor:
+        for page in scan(self.scores, {}, {"facts": 1}, self.page_size):
+            for doc in page:
                 _rank(ranking, doc["facts"], RankSelection.refine)
-                refined += 1
-                if refined % self.page_size == 0:
-                    report("lines", refined, customers)
+            refined += len(page)
+            report("lines", refined, customers)
         report("lines", refined, customers)
         lines = tier_thresholds(valued, ranking["premium"].chosen, self.config.value)
         thresholds = {name: quintile_thresholds(rated, ranking[name].value_at) for name in RFM_RANKED}
@@ -309,7 +308,9 @@ class SegmentRecompute:
         at a time: the lease; a second one would take the first one's rows for stale.)"""
         gone = 0
         report("forget", gone, gone)
-        for page in scan(self.scores, {"run": {"$ne": run}}, {"_id": 1}, self.page_size):
+        for page in scan(
+            self.scores, {"run": {"$ne": run}}, {"_id": 1}, self.page_size, removes_what_it_reads=True
+        ):
             ids = [d["_id"] for d in page]
             self.members.delete_many({"customer_id": {"$in": ids}})
             self.scores.delete_many({"_id": {"$in": ids}})
