@@ -770,7 +770,10 @@ class SignInFailedV1(Schema):
 
 
 class SignInRefusedV1(Schema):
-    """A sign-in for a user id no account has, the id keyed-hashed (it may be a mistyped password)."""
+    """A sign-in no account could be charged with, the id keyed-hashed (it may be a mistyped
+    password): ``reason`` is ``unknown_account`` (a person's user id no account has) or
+    ``client_credentials_refused`` (an internal system's client id or secret wrong, or its account
+    disabled)."""
 
     attempted_user_hash = fields.String(required=True)
     reason = fields.String(required=True)

@@ -353,6 +353,8 @@ class IdentityApplication(CrmApplication):
             or account.disabled
             or not hmac.compare_digest(given, account.secret_hash or "")
         ):
+            attempted = self._attempted(data["client_id"])
+            self.save(RefusedSignIn.record(attempted, meta, "client_credentials_refused"))
             raise refused()
         caller = Caller(account.user_id, Role.SYSTEM, kind="service", scopes=tuple(account.scopes))
         return {

@@ -7,15 +7,21 @@ neither the answers nor the logs tell an existing user id from an unknown one.""
 
 from __future__ import annotations
 
+import json
+import os
+import stat
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
 import jwt
+import pytest
 
 from crm_cli.client import CrmClient
-from crm_cli.system import System
+from crm_cli.system import REPO, System
 from tests.e2e.conftest import ok
 from tests.e2e.test_sales_force import new_team, register_for
 from tests.support import customer_payload, wait_until
@@ -51,6 +57,7 @@ def payload_for(service: str, method: str, user_id: str, customer_id: str) -> di
         "get_daily_plan": {},
         "list_ticket_categories": {},
         "get_customer_360": {"customer_id": customer_id},
+        "ping": {},
     }[method]
 
 
@@ -142,6 +149,21 @@ def test_people_sign_in_and_work_and_a_departed_agents_token_is_refused_everywhe
 
     wait_until(refused_everywhere, timeout=10, interval=0.2, what="the departed agent's token to be refused")
     assert time.monotonic() - left_at < 5.0
+    # Every process, not one per service: the service desk runs two, which take turns at its queue;
+    # each refusal is in the log of the process that refused it, under its correlation id.
+    refusals: dict[str, set[str]] = {}
+
+    def every_replica_refused() -> bool:
+        with signed(system, agent["access_token"]) as client:
+            reply = client.call("service_desk", "list_ticket_categories", {})
+        assert reply["error"]["code"] == "unauthenticated", reply
+        asked = reply["error"]["correlation_id"]
+        for name in system.replica_names("service_desk"):
+            if asked in (system.run_dir / "logs" / f"{name}.log").read_text():
+                refusals.setdefault(name, set()).add(asked)
+        return len(refusals) == len(system.replica_names("service_desk")) > 1
+
+    wait_until(every_replica_refused, timeout=10, interval=0, what="both service desk processes to refuse")
     with signed(system, admin["access_token"]) as client:
         assert ok(client.call("identity", "get_account", {"user_id": agent_user}))["disabled"] is True
     assert sign_in(system, agent_user, "zhang min's pass phrase")["error"]["code"] == "unauthenticated"
@@ -231,6 +253,22 @@ def test_twenty_wrong_passwords_lock_the_account_and_nothing_tells_whether_it_ex
     logs = "".join(p.read_text(errors="replace") for p in (system.run_dir / "logs").glob("*.log"))
     assert user_id not in logs and unknown not in logs
     with signed(system, admin["access_token"]) as client:
+        # The audit, for administrators alone, keeps every try: the account's failures by name,
+        # the unknown id's refusals with the id hashed.
+        def audited(**query: str) -> list[dict]:
+            return ok(client.call("analytics", "get_audit_log", {**query, "limit": 100}))["entries"]
+
+        wait_until(
+            lambda: sum(e["event_type"] == "identity.sign_in_failed" for e in audited(account=user_id)) == 21,
+            timeout=30,
+            what="the audit to show each failed sign-in",
+        )
+        refused = wait_until(
+            lambda: [e for e in audited() if e["event_type"] == "identity.sign_in_refused"],
+            timeout=30,
+            what="the audit to show the unknown id's refusals",
+        )
+        assert not any(unknown in str(e) for e in refused)
         account = ok(client.call("identity", "get_account", {"user_id": user_id}))
         assert account["disabled"] is False  # locked for a while, not disabled
         reset = ok(client.call("identity", "reset_password", {"user_id": user_id}))
@@ -238,3 +276,107 @@ def test_twenty_wrong_passwords_lock_the_account_and_nothing_tells_whether_it_ex
     assert (
         sign_in(system, user_id, reset["temporary_password"])["error"]["code"] == "password_change_required"
     )
+
+
+def test_crm_login_keeps_a_private_session_that_renews_itself_until_logout(system: System, tmp_path) -> None:
+    """``crm login`` as a newcomer does it: the temporary password changed at the prompt, the
+    session in a file its owner alone may read, an expired access token renewed by itself on the
+    next command, and ``crm logout`` ending the session at identity too."""
+    admin = ok(sign_in(system, "admin", system.first_admin_password or ""))
+    user_id = f"admin-{uuid.uuid4().hex[:6]}"
+    with signed(system, admin["access_token"]) as client:
+        ok(
+            client.call(
+                "identity",
+                "create_account",
+                {
+                    "user_id": user_id,
+                    "display_name": "Wang Fang",
+                    "role": "admin",
+                    "password": "first pass phrase",
+                },
+            )
+        )
+        # What a newcomer is handed: a temporary password, changed at the first sign-in.
+        temporary = ok(client.call("identity", "reset_password", {"user_id": user_id}))["temporary_password"]
+    session_file = tmp_path / "config" / "session.json"
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "CRM_TOKEN"},
+        "CRM_CONFIG_DIR": str(tmp_path / "config"),
+        "CRM_SESSION_FILE": str(session_file),
+        "PYTHONWARNINGS": "ignore",
+    }
+
+    def crm(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "crm_cli.main", "--amqp-uri", system.amqp_uri, *args],
+            cwd=REPO,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+
+    login = crm(
+        "login", "--user", user_id, "--password-stdin", stdin=f"{temporary}\nwang fang's own phrase\n"
+    )
+    assert login.returncode == 0, login.stderr
+    assert "temporary" in login.stderr and f"signed in as {user_id} (admin)" in login.stdout
+    assert stat.S_IMODE(session_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(session_file.parent.stat().st_mode) == 0o700
+    shown = crm("account", "show", user_id)
+    assert shown.returncode == 0 and "Wang Fang" in shown.stdout, shown.stderr
+
+    # The access token has expired: the next command renews it with the refresh token by itself.
+    kept = json.loads(session_file.read_text())
+    expired = jwt.encode(
+        {"sub": user_id, "exp": int(time.time()) - 1},
+        "not checked here: the CLI reads exp only",
+        algorithm="HS256",
+    )
+    session_file.write_text(json.dumps({**kept, "access_token": expired}))
+    shown = crm("account", "show", user_id)
+    assert shown.returncode == 0 and "Wang Fang" in shown.stdout, shown.stderr
+    renewed = json.loads(session_file.read_text())
+    assert renewed["access_token"] != expired and renewed["refresh_token"] != kept["refresh_token"]
+    assert stat.S_IMODE(session_file.stat().st_mode) == 0o600
+
+    out = crm("logout")
+    assert out.returncode == 0 and not session_file.exists(), out.stderr
+    with anonymous(system) as client:
+        refresh = client.call("identity", "refresh_session", {"refresh_token": renewed["refresh_token"]})
+    assert refresh["error"]["code"] == "unauthenticated"
+    after = crm("account", "show", user_id)
+    assert after.returncode != 0 and "crm login" in after.stderr
+
+
+def test_a_service_account_calls_only_the_operations_of_its_scopes(system: System) -> None:
+    """An internal system signs in with its client credentials and may call what its scopes name
+    and nothing else, in every service; a wrong secret is refused."""
+    admin = ok(sign_in(system, "admin", system.first_admin_password or ""))
+    client_id = f"service:billing-{uuid.uuid4().hex[:6]}"
+    with signed(system, admin["access_token"]) as client:
+        made = ok(
+            client.call(
+                "identity",
+                "create_service_account",
+                {
+                    "user_id": client_id,
+                    "display_name": "Billing",
+                    "scopes": ["identity.list_revocations"],
+                },
+            )
+        )
+    with CrmClient.for_service(system.amqp_uri, client_id, made["client_secret"], timeout=30) as billing:
+        allowed = billing.call("identity", "list_revocations", {"since": None})
+        assert allowed["ok"] is True, allowed
+        for service, method in [*EVERY_SERVICE, *((s, "ping") for s, _ in EVERY_SERVICE)]:
+            reply = billing.call(service, method, payload_for(service, method, client_id, str(uuid.uuid4())))
+            assert reply["error"]["code"] == "permission_denied", (service, reply)
+            assert f"may not call {service}.{method}" in reply["error"]["message"]
+    with (
+        CrmClient.for_service(system.amqp_uri, client_id, "a guessed secret", timeout=30) as intruder,
+        pytest.raises(PermissionError, match="refused the credentials"),
+    ):
+        intruder.call("service_desk", "list_ticket_categories", {})

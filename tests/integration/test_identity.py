@@ -25,6 +25,7 @@ from crm_shared.tokens import (
 )
 from services.identity.application import IdentityApplication, PasswordChangeRequired
 from services.identity.domain.account import LOCKED_FOR
+from services.identity.domain.session import RefusedSignIn
 from services.identity.passwords import Passwords
 
 ADMIN = Caller("admin-1", Role.ADMIN)
@@ -162,6 +163,17 @@ def test_service_accounts_sign_in_with_client_credentials_for_their_scopes(
     )
     with pytest.raises(Unauthenticated):
         identity.sign_in_service({"client_id": "service:billing", "client_secret": "guess"}, anonymous())
+    # The refusal is audited, the client id keyed-hashed, and locks nothing (billing signs in on).
+    refusals = [
+        event
+        for notification in identity.recorder.select_notifications(start=1, limit=1000)
+        if isinstance(event := identity.mapper.to_domain_event(notification), RefusedSignIn.Recorded)
+    ]
+    assert [r.reason for r in refusals] == ["client_credentials_refused"]
+    assert "billing" not in refusals[0].attempted_user_hash
+    assert identity.sign_in_service(
+        {"client_id": "service:billing", "client_secret": made["client_secret"]}, anonymous()
+    )
     with pytest.raises(PermissionDenied):
         identity.list_revocations({"since": None}, CommandMeta.new(caller))
 

@@ -116,11 +116,16 @@ class RefusedSignIn(CrmAggregate):
         self.reason = reason
 
     @classmethod
-    def record(cls, attempted_user_hash: str, meta: CommandMeta) -> RefusedSignIn:
+    def record(
+        cls, attempted_user_hash: str, meta: CommandMeta, reason: str = "unknown_account"
+    ) -> RefusedSignIn:
+        """``reason``: ``unknown_account``, or ``client_credentials_refused`` (an internal system's
+        client id or secret wrong, or its account disabled: no lock, which would let anyone who
+        knows a client id stop that system)."""
         return cls._create(
             cls.Recorded,
             id=uuid.uuid4(),
             meta=meta.as_event_meta(),
             attempted_user_hash=attempted_user_hash,
-            reason="unknown_account",
+            reason=reason,
         )
