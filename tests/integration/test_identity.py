@@ -190,3 +190,63 @@ def test_only_admins_manage_accounts(identity: IdentityApplication) -> None:
     with pytest.raises(ValidationFailed) as twice:
         person(identity, user_id="LI.WEI")
     assert twice.value.fields[0].rule == "already_exists"
+
+
+def test_the_account_life_role_enable_sign_out_rotate_and_list(
+    identity: IdentityApplication, verifier: TokenVerifier, wall: Wall
+) -> None:
+    """The administrators' commands at work: a new role revokes the tokens of the old one; a
+    disabled account enabled again signs in; signing out ends the session; a rotated client secret
+    replaces the old one at once; the accounts list in pages."""
+    person(identity, password="a long pass phrase")
+    signed = identity.sign_in({"user_id": "li.wei", "password": "a long pass phrase"}, anonymous())
+    wall.now += 1
+    changed = identity.change_role(
+        {"user_id": "li.wei", "role": "service_desk", "agent_id": None, "reason": "moved to the desk"}, meta()
+    )
+    assert changed["role"] == "service_desk" and changed["agent_id"] is None
+    revocations = Revocations()
+    feed = identity.list_revocations({"since": None}, meta(Caller("op", Role.OPERATOR)))
+    revocations.apply(feed["revocations"], None, wall())
+    assert revocations.refuses(verifier.verify(signed["access_token"]))  # an agent's token no more
+    wall.now += 1
+    desk = identity.sign_in({"user_id": "li.wei", "password": "a long pass phrase"}, anonymous())
+    assert verifier.verify(desk["access_token"]).role == Role.SERVICE_DESK
+
+    identity.disable_account({"user_id": "li.wei", "reason": "on leave"}, meta())
+    with pytest.raises(Unauthenticated):
+        identity.sign_in({"user_id": "li.wei", "password": "a long pass phrase"}, anonymous())
+    identity.enable_account({"user_id": "li.wei", "reason": "back from leave"}, meta())
+    back = identity.sign_in({"user_id": "li.wei", "password": "a long pass phrase"}, anonymous())
+    assert identity.sign_out({"refresh_token": back["refresh_token"]}, anonymous()) == {"signed_out": True}
+    with pytest.raises(Unauthenticated):
+        identity.refresh_session({"refresh_token": back["refresh_token"]}, anonymous())
+
+    made = identity.create_service_account(
+        {"user_id": "service:claims", "display_name": "Claims", "scopes": ["sales.record_claim"]}, meta()
+    )
+    rotated = identity.rotate_client_secret({"user_id": "service:claims"}, meta())
+    assert rotated["client_secret"] != made["client_secret"]
+    with pytest.raises(Unauthenticated):
+        identity.sign_in_service(
+            {"client_id": "service:claims", "client_secret": made["client_secret"]}, anonymous()
+        )
+    assert identity.sign_in_service(
+        {"client_id": "service:claims", "client_secret": rotated["client_secret"]}, anonymous()
+    )
+
+    for n in range(5):
+        person(identity, user_id=f"agent.{n}", agent_id=f"A-{n}")
+    listed, cursor = [], None
+    while True:
+        page = identity.list_accounts({"limit": 3, "cursor": cursor}, meta())
+        listed += [a["user_id"] for a in page["accounts"]]
+        if not (cursor := page["next_cursor"]):
+            break
+    assert sorted(listed) == listed and set(listed) == {
+        "li.wei",
+        "service:claims",
+        *(f"agent.{n}" for n in range(5)),
+    }
+    with pytest.raises(PermissionDenied):
+        identity.list_accounts({"limit": 3, "cursor": None}, meta(Caller("op", Role.OPERATOR)))
