@@ -779,6 +779,15 @@ class SignInRefusedV1(Schema):
     reason = fields.String(required=True)
 
 
+class OperatorActionRecordedV1(Schema):
+    """An operator's action on the platform (from the ops dashboard): a read model's rebuild
+    started, a dead letter requeued or discarded; who took it is the event's actor."""
+
+    action = fields.String(required=True, validate=validate.OneOf(f.OPERATOR_ACTIONS))
+    target = fields.String(required=True)
+    outcome = fields.String(required=True)
+
+
 class SessionEndedV1(_RevokesTokensV1):
     session_id = fields.String(required=True)
     reason = fields.String(required=True)
@@ -900,6 +909,7 @@ PAYLOAD_SCHEMAS: dict[tuple[str, int], type[Schema]] = {
     ("identity.sign_in_failed", 1): SignInFailedV1,
     ("identity.sign_in_refused", 1): SignInRefusedV1,
     ("identity.session_ended", 1): SessionEndedV1,
+    ("identity.operator_action_recorded", 1): OperatorActionRecordedV1,
 }
 
 

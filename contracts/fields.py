@@ -105,6 +105,10 @@ CONSENT_SOURCES = ("form", "call_recording", "web", "campaign")
 PHONE_PATTERN = r"^(\+86)?1[3-9][0-9]{9}$|^0[1-9][0-9]{1,2}-?[0-9]{7,8}$|^\+(?!86)[1-9][0-9]{6,14}$"
 
 
+# What an operator does to the platform from the ops dashboard (identity records it for the audit).
+OPERATOR_ACTIONS = ("rebuild_started", "dead_letter_requeued", "dead_letter_discarded")
+
+
 def text(max_length: int, **kwargs: Any) -> fields.String:
     return fields.String(
         validate=[

@@ -1209,6 +1209,14 @@ class EnableAccount(_OnAccount):
     reason = f.text(1000, required=True)
 
 
+class RecordOperatorAction(Strict):
+    """What an operator did to the platform from a page, for the audit (the dashboard records it)."""
+
+    action = f.one_of(f.OPERATOR_ACTIONS, required=True)
+    target = f.text(300, required=True)
+    outcome = f.text(300, required=True)
+
+
 class ResetPassword(_OnAccount):
     pass
 

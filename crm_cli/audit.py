@@ -36,7 +36,7 @@ def add_commands(commands: Any) -> None:
 
 def print_page(page: dict[str, Any]) -> None:
     for e in page["entries"]:
-        subject = e["customer_id"] or e["account"] or e["aggregate_id"]
+        subject = e["customer_id"] or e["account"] or e.get("detail") or e["aggregate_id"]
         reason = f"  ({e['reason']})" if e.get("reason") else ""
         print(f"  {e['at'][:19]}  {e['user_id']:<28} {e['event_type']:<34} {subject}{reason}")
     if page["next_cursor"]:

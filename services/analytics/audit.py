@@ -23,6 +23,7 @@ from services.analytics.projections import Outcome, Projection
 AUDIT = "audit_log"
 EVERY_EVENT = frozenset(event_type for event_type, _ in PAYLOAD_SCHEMAS)
 ERASED = "customer.erased"
+OPERATOR_ACTION = "identity.operator_action_recorded"
 
 
 def entry_of(message: Message) -> dict[str, Any]:
@@ -44,8 +45,17 @@ def entry_of(message: Message) -> dict[str, Any]:
         # The account an identity event is about (an account created, disabled, signed in).
         "account": payload.get("user_id") if message["context"] == "identity" else None,
         "reason": payload.get("reason") if isinstance(payload.get("reason"), str) else None,
+        "detail": detail_of(message),
         "correlation_id": message["correlation_id"],
     }
+
+
+def detail_of(message: Message) -> str | None:
+    """What an event that names no record did, in words: an operator's action on the platform."""
+    if message["event_type"] != OPERATOR_ACTION:
+        return None
+    payload = message["payload"]
+    return f"{payload['action']} {payload['target']}: {payload['outcome']}"
 
 
 def _erased_among(collection: Collection, customers: set[str]) -> set[str]:

@@ -51,6 +51,26 @@ class Views:
             raise ServiceError(reply.get("error") or {"code": "internal_error", "message": "no answer"})
         return reply["result"]
 
+    def audited(self, session: Session, action: str, target: str, outcome: str) -> None:
+        """A page's action on the platform, recorded by identity under the person's own name for the
+        audit log, as an RPC's event is. The action is done by then: a record that fails is logged
+        in full (the record of last resort) and does not undo it."""
+        try:
+            self.ask(
+                session,
+                "identity",
+                "record_operator_action",
+                {"action": action, "target": target, "outcome": outcome},
+            )
+        except Exception:
+            log.exception(
+                "%s of %s by %s (%s) is done but not in the audit log",
+                action,
+                target,
+                session.user_id,
+                outcome,
+            )
+
     @staticmethod
     def operators_only(session: Session) -> None:
         if not session.sees_everything:
@@ -128,6 +148,7 @@ class Views:
         self.operators_only(session)
         job = self.ask(session, "analytics", "start_rebuild", {"model": model})
         log.info("rebuild of %s asked for by %s (job %s)", model, session.user_id, job.get("job_id"))
+        self.audited(session, "rebuild_started", model, f"job {job.get('job_id')}")
         return job
 
     def dead_letter_list(self, session: Session, queue: str | None, limit: int) -> dict[str, Any]:
@@ -150,9 +171,12 @@ class Views:
         done = (self.dead_letters.requeue if action == "requeue" else self.dead_letters.discard)(
             queue, message_id
         )
-        # Who moved or dropped which message: the operators' record of it (the broker keeps none).
         log.info("dead letter %s %s from %s by %s: %d", message_id, action, queue, session.user_id, done)
-        if not done:
+        if done:
+            # Who moved or dropped which message (the broker keeps no record of it).
+            recorded = "dead_letter_requeued" if action == "requeue" else "dead_letter_discarded"
+            self.audited(session, recorded, f"{queue} {message_id}", f"{done} message(s)")
+        else:
             raise ServiceError(
                 {
                     "code": "not_found",

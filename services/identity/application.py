@@ -39,11 +39,20 @@ from crm_shared.errors import (
 from crm_shared.eventstore import CrmApplication, event_store_env
 from crm_shared.secret_files import ensure_secret
 from crm_shared.tokens import ACCESS_TOKEN_SECONDS, KeyRing
-from services.identity.domain import Account, RefusedSignIn, Session, require_good_password, secret_hash
+from services.identity.domain import (
+    Account,
+    OperatorAction,
+    RefusedSignIn,
+    Session,
+    require_good_password,
+    secret_hash,
+)
 from services.identity.passwords import Passwords, client_secret, temporary_password
 from services.identity.tables import IdentityTables
 
 ADMINS = (Role.ADMIN,)
+# Who runs the platform: their actions on it from the ops dashboard are recorded for the audit.
+OPERATORS = (Role.OPERATOR, Role.ADMIN)
 # Who may follow the revocations: every service (its scope says so), operators and admins.
 FOLLOWS_REVOCATIONS = "identity.list_revocations"
 REFUSED = (
@@ -225,6 +234,14 @@ class IdentityApplication(CrmApplication):
         secret = client_secret()
         account.rotate_secret(secret_hash(secret), self.wall(), meta)
         return Decision(account.view() | {"client_secret": secret}, (account,))
+
+    @command
+    def record_operator_action(self, data: dict[str, Any], meta: CommandMeta) -> Decision:
+        """An operator's action on the platform, recorded under the operator's own name (the
+        caller) for the audit: a rebuild started, a dead letter requeued or discarded."""
+        meta.actor.require_role(*OPERATORS)
+        action = OperatorAction.record(data["action"], data["target"], data["outcome"], meta)
+        return Decision({"action_id": str(action.id)}, (action,))
 
     @command
     def disable_departed(self, data: dict[str, Any], meta: CommandMeta) -> Decision:

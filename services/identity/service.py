@@ -63,6 +63,12 @@ class IdentityService(EventSourcedService):
         )
 
     @rpc
+    def record_operator_action(self, payload: Any) -> dict:
+        return self._command(
+            "record_operator_action", schemas.RecordOperatorAction, payload, self.app.record_operator_action
+        )
+
+    @rpc
     def get_account(self, payload: Any) -> dict:
         return self.request.run("get_account", schemas.GetAccount, payload, self.app.get_account)
 

@@ -1464,6 +1464,27 @@ CASES: list[tuple[str, str, Any, str, str, str]] = [
             ),
             ("sign_out", lambda k: {}, "validation_failed", "refresh_token", "required"),
             (
+                "record_operator_action",
+                lambda k: {"action": "cluster_deleted", "target": "everything", "outcome": "gone"},
+                "validation_failed",
+                "action",
+                "one_of",
+            ),
+            (
+                "record_operator_action",
+                lambda k: {"action": "rebuild_started", "target": " ", "outcome": "job 1"},
+                "validation_failed",
+                "target",
+                "not_blank",
+            ),
+            (
+                "record_operator_action",
+                lambda k: {"action": "rebuild_started", "target": "audit_log"},
+                "validation_failed",
+                "outcome",
+                "required",
+            ),
+            (
                 "sign_in_service",
                 lambda k: {"client_id": "service:x"},
                 "validation_failed",

@@ -161,6 +161,23 @@ def test_an_operator_sees_health_a_chart_requeues_a_dead_letter_and_watches_a_re
     page.get_by_text("CRM dashboard").first.wait_for()
     screenshot(page, "api-docs")
 
+    # Each action taken on a page is in the audit log, under the operator's own name.
+    with CrmClient(system.amqp_uri, timeout=30) as anonymous:
+        credentials = {"user_id": "admin", "password": system.first_admin_password}
+        admin = ok(anonymous.call("identity", "sign_in", credentials))
+    with CrmClient(system.amqp_uri, admin["access_token"], timeout=30) as client:
+
+        def actions() -> set[str]:
+            asked = {"user_id": people.operator, "limit": 50}
+            entries = ok(client.call("analytics", "get_audit_log", asked))["entries"]
+            return {e["detail"] for e in entries if e["event_type"] == "identity.operator_action_recorded"}
+
+        seen = wait_until(
+            lambda: len(found := actions()) >= 2 and found, timeout=30, what="the actions audited"
+        )
+    assert f"dead_letter_requeued {queue} {message_id}: 1 message(s)" in seen
+    assert any(action.startswith("rebuild_started customer_search: job ") for action in seen), seen
+
 
 def test_an_agent_finds_their_own_customer_and_is_refused_anothers_and_the_operators_pages(
     system: System, people: People, chromium: Any

@@ -25,6 +25,7 @@ from crm_shared.tokens import (
 )
 from services.identity.application import IdentityApplication, PasswordChangeRequired
 from services.identity.domain.account import LOCKED_FOR
+from services.identity.domain.operator_action import OperatorAction
 from services.identity.domain.session import RefusedSignIn
 from services.identity.passwords import Passwords
 
@@ -250,3 +251,24 @@ def test_the_account_life_role_enable_sign_out_rotate_and_list(
     }
     with pytest.raises(PermissionDenied):
         identity.list_accounts({"limit": 3, "cursor": None}, meta(Caller("op", Role.OPERATOR)))
+
+
+def test_an_operators_action_on_the_platform_is_recorded_under_their_name(
+    identity: IdentityApplication,
+) -> None:
+    operator = Caller("op-1", Role.OPERATOR)
+    asked = {"action": "dead_letter_requeued", "target": "sales.complaints dead-1", "outcome": "1 message(s)"}
+    recorded = identity.record_operator_action(asked, meta(operator))
+    events = [
+        identity.mapper.to_domain_event(n) for n in identity.recorder.select_notifications(start=1, limit=100)
+    ]
+    (action,) = [e for e in events if isinstance(e, OperatorAction.Recorded)]
+    assert str(action.originator_id) == recorded["action_id"]
+    assert (action.action, action.target, action.outcome) == (
+        "dead_letter_requeued",
+        "sales.complaints dead-1",
+        "1 message(s)",
+    )
+    assert action.meta["actor"]["user_id"] == "op-1"
+    with pytest.raises(PermissionDenied):
+        identity.record_operator_action(asked, meta(Caller("li.wei", Role.AGENT, agent_id="A-7")))

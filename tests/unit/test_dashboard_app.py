@@ -125,7 +125,18 @@ def test_a_change_needs_the_sessions_csrf_token_and_a_same_site_origin(
     assert other_site.json["error"]["code"] == "csrf_refused"
     assert services.calls == []
     done = client.post("/api/ops/projections/rebuild", json=body, headers={"X-CSRF-Token": csrf})
-    assert done.status_code == 200 and services.calls[-1][1] == "start_rebuild"
+    assert done.status_code == 200 and [c[1] for c in services.calls] == [
+        "start_rebuild",
+        "record_operator_action",
+    ]
+    # The page's action is recorded for the audit under the operator's own token.
+    service, _, recorded, token = services.calls[-1]
+    assert (service, recorded["action"], recorded["target"], token) == (
+        "identity",
+        "rebuild_started",
+        "customer_360",
+        token_for("operator"),
+    )
 
 
 def test_signing_out_ends_the_session(client: FlaskClient) -> None:
