@@ -4,6 +4,8 @@ to the owners the caller may see (the shared access rule)."""
 
 from __future__ import annotations
 
+import heapq
+from itertools import islice
 from typing import Any
 
 from pymongo import ASCENDING
@@ -126,13 +128,22 @@ class SegmentQueries:
     ) -> dict[str, Any]:
         owners = self.owners(data, meta, scope)
         query: dict[str, Any] = {"scheme": data["scheme"], "segment": data["segment"]}
-        if owners is not None:
-            query["owning_agent_id"] = owners[0] if len(owners) == 1 else {"$in": owners}
         if data.get("cursor"):
             (after,) = decode_cursor(data["cursor"], 1)
             query["customer_id"] = {"$gt": after}
         limit = data["limit"]
-        found = list(self.database[MEMBERS].find(query).sort("customer_id", ASCENDING).limit(limit + 1))
+        # One index range per owner, merged in customer order: equalities and one range is the shape
+        # SecantusDB walks an index for (the owners' $in beside the cursor's range would read every
+        # row of the segment).
+        walks = [
+            self.database[MEMBERS].find(q).sort("customer_id", ASCENDING).limit(limit + 1)
+            for q in (
+                [query]
+                if owners is None
+                else [{**query, "owning_agent_id": o} for o in dict.fromkeys(owners)]
+            )
+        ]
+        found = list(islice(heapq.merge(*walks, key=lambda m: m["customer_id"]), limit + 1))
         page = found[:limit]
         ids = [m["customer_id"] for m in page]
         scores = {
