@@ -7,8 +7,12 @@ neither the answers nor the logs tell an existing user id from an unknown one.""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import os
+import secrets
 import stat
 import subprocess
 import sys
@@ -204,10 +208,26 @@ def test_people_sign_in_and_work_and_a_departed_agents_token_is_refused_everywhe
     )
 
 
+def old_style_token(claims: dict, secret: bytes) -> str:
+    """A token as every process could make one before identity: the claims' JSON and its
+    HMAC-SHA256 under the shared secret (``.run/auth_secret``), both base64url."""
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+    body = b64(json.dumps(claims, sort_keys=True, separators=(",", ":")).encode())
+    return f"{body}.{b64(hmac.new(secret, body.encode('ascii'), hashlib.sha256).digest())}"
+
+
 def test_a_token_made_with_the_old_shared_secret_is_refused_everywhere(system: System) -> None:
+    # No process keeps or is given a shared secret any more.
+    assert not (system.run_dir / "auth_secret").exists()
+    assert not {"CRM_AUTH_SECRET", "CRM_AUTH_SECRET_FILE"} & set(system.env)
     now = time.time()
     claims = {"user_id": "intruder", "sub": "intruder", "role": "admin", "iat": now, "exp": now + 600}
+    old = {"user_id": "intruder", "role": "admin", "agent_id": None, "exp": int(now) + 600}
     for forged in (
+        old_style_token(old, secrets.token_bytes(32)),
         jwt.encode(
             claims | {"iss": "crm-identity", "aud": "crm"}, "the old shared secret, 48 chars long........"
         ),
