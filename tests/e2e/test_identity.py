@@ -54,6 +54,15 @@ def sign_in(system: System, user_id: str, password: str) -> dict:
         return client.call("identity", "sign_in", {"user_id": user_id, "password": password})
 
 
+def create_account(client: CrmClient, user_id: str, name: str, role: str, **given: str) -> dict:
+    """An administrator's ``client`` opens an account (a temporary password unless one is given)."""
+    return ok(
+        client.call(
+            "identity", "create_account", {"user_id": user_id, "display_name": name, "role": role, **given}
+        )
+    )
+
+
 def payload_for(service: str, method: str, user_id: str, customer_id: str) -> dict:
     return {
         "get_account": {"user_id": user_id},
@@ -74,25 +83,8 @@ def test_people_sign_in_and_work_and_a_departed_agents_token_is_refused_everywhe
     manager_id, agent_user = f"mgr-{suffix}", f"agent-{suffix}"
     team, (leaving, successor) = new_team(operator_rpc, manager_id, 2)
     with signed(system, admin["access_token"]) as client:
-        made = ok(
-            client.call(
-                "identity",
-                "create_account",
-                {"user_id": agent_user, "display_name": "Zhang Min", "role": "agent", "agent_id": leaving},
-            )
-        )
-        ok(
-            client.call(
-                "identity",
-                "create_account",
-                {
-                    "user_id": manager_id,
-                    "display_name": "Wang Li",
-                    "role": "manager",
-                    "password": "the manager's own pass phrase",
-                },
-            )
-        )
+        made = create_account(client, agent_user, "Zhang Min", "agent", agent_id=leaving)
+        create_account(client, manager_id, "Wang Li", "manager", password="the manager's own pass phrase")
     # The agent's temporary password works only to choose their own.
     temporary = made["temporary_password"]
     assert sign_in(system, agent_user, temporary)["error"]["code"] == "password_change_required"
@@ -248,18 +240,7 @@ def test_twenty_wrong_passwords_lock_the_account_and_nothing_tells_whether_it_ex
     user_id = f"desk-{uuid.uuid4().hex[:6]}"
     unknown = f"nobody-{uuid.uuid4().hex[:6]}"
     with signed(system, admin["access_token"]) as client:
-        ok(
-            client.call(
-                "identity",
-                "create_account",
-                {
-                    "user_id": user_id,
-                    "display_name": "Li Na",
-                    "role": "service_desk",
-                    "password": "li na's pass phrase",
-                },
-            )
-        )
+        create_account(client, user_id, "Li Na", "service_desk", password="li na's pass phrase")
     answers = set()
     for attempt in range(20):
         for who in (user_id, unknown):
@@ -305,18 +286,7 @@ def test_crm_login_keeps_a_private_session_that_renews_itself_until_logout(syste
     admin = ok(sign_in(system, "admin", system.first_admin_password or ""))
     user_id = f"admin-{uuid.uuid4().hex[:6]}"
     with signed(system, admin["access_token"]) as client:
-        ok(
-            client.call(
-                "identity",
-                "create_account",
-                {
-                    "user_id": user_id,
-                    "display_name": "Wang Fang",
-                    "role": "admin",
-                    "password": "first pass phrase",
-                },
-            )
-        )
+        create_account(client, user_id, "Wang Fang", "admin", password="first pass phrase")
         # What a newcomer is handed: a temporary password, changed at the first sign-in.
         temporary = ok(client.call("identity", "reset_password", {"user_id": user_id}))["temporary_password"]
     session_file = tmp_path / "config" / "session.json"

@@ -8,7 +8,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from pymongo import MongoClient, WriteConcern
+from pymongo.collection import Collection
 
 from crm_cli.system import free_port, secantus_argv, wait_for_port
 from services.analytics import paging
@@ -28,7 +30,13 @@ def server(storage: Path, port: int) -> Iterator[None]:
         process.wait(30)
 
 
-def test_a_scan_reads_on_after_the_server_restarts_every_document_once(tmp_path: Path, monkeypatch) -> None:
+Book = tuple[int, Collection]
+
+
+@pytest.fixture
+def book(monkeypatch: pytest.MonkeyPatch) -> Iterator[Book]:
+    """A port for the server the test starts and stops, and a collection on it whose client
+    notices a restart within half a second (no waits between resumes)."""
     monkeypatch.setattr(paging.time, "sleep", lambda _seconds: None)
     port = free_port()
     client: MongoClient = MongoClient(
@@ -36,7 +44,12 @@ def test_a_scan_reads_on_after_the_server_restarts_every_document_once(tmp_path:
         serverSelectionTimeoutMS=30_000,
         heartbeatFrequencyMS=500,
     )
-    collection = client["crm"].get_collection("book", write_concern=WriteConcern(j=True))
+    yield port, client["crm"].get_collection("book", write_concern=WriteConcern(j=True))
+    client.close()
+
+
+def test_a_scan_reads_on_after_the_server_restarts_every_document_once(tmp_path: Path, book: Book) -> None:
+    port, collection = book
     seen: list[int] = []
     with server(tmp_path, port):
         collection.insert_many([{"_id": n, "n": n} for n in range(250)])
@@ -45,21 +58,13 @@ def test_a_scan_reads_on_after_the_server_restarts_every_document_once(tmp_path:
             seen += [d["_id"] for d in next(pages)]
     with server(tmp_path, port):  # the cursor is gone, and its connection with it
         seen += [d["_id"] for page in pages for d in page]
-    client.close()
     assert sorted(seen) == list(range(250))
 
 
 def test_a_scan_that_deletes_what_it_reads_starts_again_from_the_first_match(
-    tmp_path: Path, monkeypatch
+    tmp_path: Path, book: Book
 ) -> None:
-    monkeypatch.setattr(paging.time, "sleep", lambda _seconds: None)
-    port = free_port()
-    client: MongoClient = MongoClient(
-        f"mongodb://127.0.0.1:{port}/?retryWrites=false",
-        serverSelectionTimeoutMS=30_000,
-        heartbeatFrequencyMS=500,
-    )
-    collection = client["crm"].get_collection("book", write_concern=WriteConcern(j=True))
+    port, collection = book
     deleted: list[int] = []
     with server(tmp_path, port):
         collection.insert_many([{"_id": n, "stale": n % 2 == 0} for n in range(200)])
@@ -75,5 +80,4 @@ def test_a_scan_that_deletes_what_it_reads_starts_again_from_the_first_match(
             deleted += ids
         assert collection.count_documents({"stale": True}) == 0
         assert collection.count_documents({}) == 100
-    client.close()
     assert sorted(deleted) == list(range(0, 200, 2))
