@@ -1209,12 +1209,19 @@ class EnableAccount(_OnAccount):
     reason = f.text(1000, required=True)
 
 
+PLATFORM_TEXT = r"^[A-Za-z0-9_.:()-][A-Za-z0-9_.:() -]{0,299}$"
+PLATFORM_TEXT_RULE = (
+    "format: up to 300 ASCII letters, digits, spaces and _ . : ( ) -, not starting with a space"
+)
+
+
 class RecordOperatorAction(Strict):
     """What an operator did to the platform from a page, for the audit (the dashboard records it)."""
 
     action = f.one_of(f.OPERATOR_ACTIONS, required=True)
-    target = f.text(300, required=True)
-    outcome = f.text(300, required=True)
+    # Names of the platform's parts and ids, never a person's words: the audit keeps these for good.
+    target = fields.String(required=True, validate=validate.Regexp(PLATFORM_TEXT, error=PLATFORM_TEXT_RULE))
+    outcome = fields.String(required=True, validate=validate.Regexp(PLATFORM_TEXT, error=PLATFORM_TEXT_RULE))
 
 
 class ResetPassword(_OnAccount):

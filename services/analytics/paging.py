@@ -17,6 +17,11 @@ from crm_shared.errors import ValidationFailed
 
 log = logging.getLogger("crm.paging")
 RESUMES = 5
+pause = time.sleep  # between tries; a test makes it instant
+
+
+class ScanInterrupted(RuntimeError):
+    """A long pass lost its collection: what it read so far is not the whole of it."""
 
 
 def encode_cursor(values: list[Any]) -> str:
@@ -51,8 +56,9 @@ def scan(
     A pass over a million documents lasts an hour: a connection lost on the way (a busy server
     that missed the driver's heartbeat, a restart) or a cursor the server forgot is opened again
     past the documents already read (natural order stands under updates and appends), up to
-    ``RESUMES`` times. A pass that deletes what it reads (``removes_what_it_reads``) starts again
-    from the first match instead: what it read no longer matches."""
+    ``RESUMES`` times; a collection dropped meanwhile ends the pass with ``ScanInterrupted``. A
+    pass that deletes what it reads (``removes_what_it_reads``) starts again from the first match
+    instead: what it read no longer matches."""
     batch: list[dict[str, Any]] = []
     read = resumes = 0
     while True:
@@ -76,7 +82,11 @@ def scan(
                 read,
                 lost,
             )
-            time.sleep(min(30.0, 2.0**resumes))
+            pause(min(30.0, 2.0**resumes))
+            if collection.name not in collection.database.list_collection_names():
+                # Dropped meanwhile (a rebuild swapped it out): reading on would find nothing and
+                # end the pass as if it were whole.
+                raise ScanInterrupted(f"{collection.name} is gone; the pass must start again") from lost
             if removes_what_it_reads:
                 # What was yielded is deleted and matches no more; the pending batch comes again.
                 read, batch = 0, []

@@ -49,6 +49,7 @@ from services.identity.domain import (
 )
 from services.identity.passwords import Passwords, client_secret, temporary_password
 from services.identity.tables import IdentityTables
+from services.identity.throttle import RefusalThrottle
 
 ADMINS = (Role.ADMIN,)
 # Who runs the platform: their actions on it from the ops dashboard are recorded for the audit.
@@ -105,6 +106,7 @@ class IdentityApplication(CrmApplication):
         self._audit_key = audit_key
         self._passwords = passwords
         self.wall = wall
+        self.refusals = RefusalThrottle()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
@@ -371,7 +373,8 @@ class IdentityApplication(CrmApplication):
             or not hmac.compare_digest(given, account.secret_hash or "")
         ):
             attempted = self._attempted(data["client_id"])
-            self.save(RefusedSignIn.record(attempted, meta, "client_credentials_refused"))
+            if self.refusals.admits(attempted, self.wall()):
+                self.save(RefusedSignIn.record(attempted, meta, "client_credentials_refused"))
             raise refused()
         caller = Caller(account.user_id, Role.SYSTEM, kind="service", scopes=tuple(account.scopes))
         return {

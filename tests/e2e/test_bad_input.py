@@ -1472,10 +1472,10 @@ CASES: list[tuple[str, str, Any, str, str, str]] = [
             ),
             (
                 "record_operator_action",
-                lambda k: {"action": "rebuild_started", "target": " ", "outcome": "job 1"},
+                lambda k: {"action": "rebuild_started", "target": "Wang Wei's file ✓", "outcome": "job 1"},
                 "validation_failed",
                 "target",
-                "not_blank",
+                "format",
             ),
             (
                 "record_operator_action",

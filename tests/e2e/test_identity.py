@@ -159,7 +159,8 @@ def test_people_sign_in_and_work_and_a_departed_agents_token_is_refused_everywhe
                 refusals.setdefault(name, set()).add(asked)
         return len(refusals) == len(system.replica_names("service_desk")) > 1
 
-    wait_until(every_replica_refused, timeout=10, interval=0, what="both service desk processes to refuse")
+    assert len(system.replica_names("service_desk")) == 2, "the test asks two service desk processes"
+    wait_until(every_replica_refused, timeout=10, interval=0.1, what="both service desk processes to refuse")
     with signed(system, admin["access_token"]) as client:
         assert ok(client.call("identity", "get_account", {"user_id": agent_user}))["disabled"] is True
     assert sign_in(system, agent_user, "zhang min's pass phrase")["error"]["code"] == "unauthenticated"
@@ -242,12 +243,15 @@ def test_twenty_wrong_passwords_lock_the_account_and_nothing_tells_whether_it_ex
     with signed(system, admin["access_token"]) as client:
         create_account(client, user_id, "Li Na", "service_desk", password="li na's pass phrase")
     answers = set()
+    unknowns_tries: set[str] = set()  # the correlation ids of the tries with the unknown id
     for attempt in range(20):
         for who in (user_id, unknown):
             reply = sign_in(system, who, f"wrong guess {attempt}")
             answers.add(
                 (reply["error"]["code"], reply["error"]["message"], str(reply["error"].get("fields")))
             )
+            if who == unknown:
+                unknowns_tries.add(reply["error"]["correlation_id"])
     locked = sign_in(system, user_id, "li na's pass phrase")
     answers.add((locked["error"]["code"], locked["error"]["message"], str(locked["error"].get("fields"))))
     assert len(answers) == 1 and next(iter(answers))[0] == "unauthenticated"
@@ -264,10 +268,18 @@ def test_twenty_wrong_passwords_lock_the_account_and_nothing_tells_whether_it_ex
             timeout=30,
             what="the audit to show each failed sign-in",
         )
+
+        def refusals() -> list[dict]:
+            return [
+                e
+                for e in audited()
+                if e["event_type"] == "identity.sign_in_refused" and e["correlation_id"] in unknowns_tries
+            ]
+
         refused = wait_until(
-            lambda: [e for e in audited() if e["event_type"] == "identity.sign_in_refused"],
+            lambda: len(found := refusals()) == 20 and found,
             timeout=30,
-            what="the audit to show the unknown id's refusals",
+            what="the audit to show each of the unknown id's refusals",
         )
         assert not any(unknown in str(e) for e in refused)
         account = ok(client.call("identity", "get_account", {"user_id": user_id}))

@@ -171,7 +171,8 @@ def test_service_accounts_sign_in_with_client_credentials_for_their_scopes(
         if isinstance(event := identity.mapper.to_domain_event(notification), RefusedSignIn.Recorded)
     ]
     assert [r.reason for r in refusals] == ["client_credentials_refused"]
-    assert "billing" not in refusals[0].attempted_user_hash
+    assert refusals[0].attempted_user_hash == identity._attempted("service:billing")
+    assert "service:billing" not in repr(vars(refusals[0]))
     assert identity.sign_in_service(
         {"client_id": "service:billing", "client_secret": made["client_secret"]}, anonymous()
     )

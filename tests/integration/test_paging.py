@@ -14,7 +14,7 @@ from pymongo.collection import Collection
 
 from crm_cli.system import free_port, secantus_argv, wait_for_port
 from services.analytics import paging
-from services.analytics.paging import scan
+from services.analytics.paging import ScanInterrupted, scan
 
 
 @contextmanager
@@ -37,18 +37,20 @@ Book = tuple[int, Collection]
 def book(monkeypatch: pytest.MonkeyPatch) -> Iterator[Book]:
     """A port for the server the test starts and stops, and a collection on it whose client
     notices a restart within half a second (no waits between resumes)."""
-    monkeypatch.setattr(paging.time, "sleep", lambda _seconds: None)
+    monkeypatch.setattr(paging, "pause", lambda _seconds: None)
     port = free_port()
     client: MongoClient = MongoClient(
         f"mongodb://127.0.0.1:{port}/?retryWrites=false",
-        serverSelectionTimeoutMS=30_000,
+        serverSelectionTimeoutMS=3_000,  # also what closing, with the server gone, waits
         heartbeatFrequencyMS=500,
     )
     yield port, client["crm"].get_collection("book", write_concern=WriteConcern(j=True))
     client.close()
 
 
-def test_a_scan_reads_on_after_the_server_restarts_every_document_once(tmp_path: Path, book: Book) -> None:
+def test_a_scan_reads_on_after_the_server_restarts_every_document_once(
+    tmp_path: Path, book: Book, caplog: pytest.LogCaptureFixture
+) -> None:
     port, collection = book
     seen: list[int] = []
     with server(tmp_path, port):
@@ -58,6 +60,7 @@ def test_a_scan_reads_on_after_the_server_restarts_every_document_once(tmp_path:
             seen += [d["_id"] for d in next(pages)]
     with server(tmp_path, port):  # the cursor is gone, and its connection with it
         seen += [d["_id"] for page in pages for d in page]
+    assert "lost its cursor after 30 documents" in caplog.text
     assert sorted(seen) == list(range(250))
 
 
@@ -81,3 +84,17 @@ def test_a_scan_that_deletes_what_it_reads_starts_again_from_the_first_match(
         assert collection.count_documents({"stale": True}) == 0
         assert collection.count_documents({}) == 100
     assert sorted(deleted) == list(range(0, 200, 2))
+
+
+def test_a_scan_whose_collection_was_dropped_meanwhile_ends_with_an_error_not_short(
+    tmp_path: Path, book: Book
+) -> None:
+    port, collection = book
+    with server(tmp_path, port):
+        collection.insert_many([{"_id": n} for n in range(100)])
+        pages = scan(collection, {}, None, 10)
+        next(pages)
+    with server(tmp_path, port):
+        collection.drop()  # a rebuild swapped the collection out while the server was away
+        with pytest.raises(ScanInterrupted):
+            next(pages)

@@ -176,3 +176,13 @@ def test_expired_and_revoked_tokens_are_refused(ring: KeyRing, wall: Wall) -> No
         verifier.verify(other)
     wall.now = time.time() + 1  # a new sign-in after the revocation is accepted
     assert verifier.verify(ring.issue(Caller("li.wei", Role.AGENT, "A-7"))).user_id == "li.wei"
+
+
+def test_refused_client_sign_ins_are_recorded_once_per_client_a_minute_and_boundedly_in_all() -> None:
+    from services.identity.throttle import RefusalThrottle
+
+    throttle = RefusalThrottle(window=60, per_window=3)
+    assert throttle.admits("billing", 0.0) and not throttle.admits("billing", 1.0)
+    assert throttle.admits("claims", 2.0) and throttle.admits("policy", 3.0)
+    assert not throttle.admits("a fourth id", 4.0)  # the minute's bound reached
+    assert throttle.admits("billing", 60.0) and throttle.admits("a fourth id", 61.0)

@@ -16,6 +16,7 @@ from crm_shared.access import SalesForceScope, owners_in_scope
 from crm_shared.clock import Clock, utc_now
 from crm_shared.domain import CommandMeta
 from crm_shared.errors import FieldError, PermissionDenied
+from services.analytics.facts import ZONE
 from services.analytics.paging import decode_cursor, encode_cursor
 from services.analytics.scoring.definitions import DefinedSegments
 from services.analytics.scoring.recompute import ALL_OWNERS, COUNTS, MEMBERS, SCORES, month_of
@@ -23,6 +24,9 @@ from services.analytics.search import CUSTOMER_SEARCH
 
 # How far back a count is looked for when no month is asked.
 LATEST_LOOKBACK_MONTHS = 36
+
+# The first batch read of each owner's rows when a team's members are merged (most pages need few).
+OWNER_BATCH = 20
 
 # What the 360 view shows of a customer's scores.
 SHOWN_SCORES = ("segments", "rfm", "risk", "churn", "lifecycle", "watch", "features", "at")
@@ -114,7 +118,8 @@ class SegmentQueries:
     def _latest_month(self, scheme: str) -> str:
         """The last month a recompute counted, looked for month by month back from this one (an
         equality each; the nightly run makes it this month); this month if none in the lookback."""
-        this_month = month_of(self.clock())
+        # The business's month, as the recompute counts it (early on the 1st it is not UTC's).
+        this_month = month_of(self.clock().astimezone(ZONE))
         for back in range(LATEST_LOOKBACK_MONTHS):
             month = month_before(this_month, back)
             if self.database[COUNTS].find_one(
@@ -136,7 +141,11 @@ class SegmentQueries:
         # SecantusDB walks an index for (the owners' $in beside the cursor's range would read every
         # row of the segment).
         walks = [
-            self.database[MEMBERS].find(q).sort("customer_id", ASCENDING).limit(limit + 1)
+            self.database[MEMBERS]
+            .find(q)
+            .sort("customer_id", ASCENDING)
+            .limit(limit + 1)
+            .batch_size(min(limit + 1, OWNER_BATCH))
             for q in (
                 [query]
                 if owners is None
