@@ -23,6 +23,10 @@ class Role(StrEnum):
     ANONYMOUS = "anonymous"
 
 
+# The people who run the platform: they see every customer and act on the system itself.
+OPERATOR_ROLES = (Role.OPERATOR, Role.ADMIN)
+
+
 @dataclass(frozen=True)
 class Caller:
     user_id: str
@@ -42,7 +46,7 @@ class Caller:
 
     @property
     def sees_everything(self) -> bool:
-        return self.role in (Role.OPERATOR, Role.ADMIN)
+        return self.role in OPERATOR_ROLES
 
     def require_role(self, *roles: Role) -> None:
         if self.role not in roles:

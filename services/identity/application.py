@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Self
 from zoneinfo import ZoneInfo
 
-from crm_shared.auth import Caller, Role
+from crm_shared.auth import OPERATOR_ROLES, Caller, Role
 from crm_shared.clock import Clock, utc_now
 from crm_shared.commands import Decision, command
 from crm_shared.config import Settings
@@ -52,8 +52,6 @@ from services.identity.tables import IdentityTables
 from services.identity.throttle import RefusalThrottle
 
 ADMINS = (Role.ADMIN,)
-# Who runs the platform: their actions on it from the ops dashboard are recorded for the audit.
-OPERATORS = (Role.OPERATOR, Role.ADMIN)
 # Who may follow the revocations: every service (its scope says so), operators and admins.
 FOLLOWS_REVOCATIONS = "identity.list_revocations"
 REFUSED = (
@@ -241,7 +239,7 @@ class IdentityApplication(CrmApplication):
     def record_operator_action(self, data: dict[str, Any], meta: CommandMeta) -> Decision:
         """An operator's action on the platform, recorded under the operator's own name (the
         caller) for the audit: a rebuild started, a dead letter requeued or discarded."""
-        meta.actor.require_role(*OPERATORS)
+        meta.actor.require_role(*OPERATOR_ROLES)
         action = OperatorAction.record(data["action"], data["target"], data["outcome"], meta)
         return Decision({"action_id": str(action.id)}, (action,))
 
