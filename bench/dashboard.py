@@ -11,7 +11,7 @@ from typing import Any
 
 import requests
 
-from bench.run import OPERATOR, back_to_back, percentile
+from bench.run import OPERATOR, Report, back_to_back
 from crm_cli.system import System, wait_for_port
 from crm_shared.config import Settings
 from crm_shared.domain import CommandMeta
@@ -110,14 +110,14 @@ def dashboard_latencies(
     return found
 
 
-def report_dashboard(report: Any, found: dict[str, tuple[list[float], list[float]]], customers: int) -> None:
+def report_dashboard(
+    report: Report, found: dict[str, tuple[list[float], list[float]]], customers: int
+) -> None:
     for name, (dashboard, raw) in found.items():
-        for p in (50, 95):
-            report.add(
-                f"dashboard {name} p{p}, {customers:,} customers",
-                percentile(dashboard, p) * 1000,
-                percentile(raw, p) * 1000,
-                "ms",
-                f"the read-model query in-process p{p}, same {CLIENTS} clients",
-                samples=len(dashboard),
-            )
+        report.add_latencies(
+            f"dashboard {name} p{{p}}, {customers:,} customers",
+            dashboard,
+            raw,
+            f"the read-model query in-process p{{p}}, same {CLIENTS} clients",
+            (50, 95),
+        )

@@ -125,6 +125,28 @@ class Report:
             flush=True,
         )
 
+    def add_latencies(
+        self,
+        name: str,
+        samples: list[float],
+        beside: list[float] | None,
+        beside_is: str,
+        percentiles: tuple[int, ...] = (50, 99),
+        **extra: Any,
+    ) -> None:
+        """A row per percentile of ``samples`` (seconds) in ms, each beside the same percentile of
+        ``beside`` (None: no ceiling); ``{p}`` in ``name`` and ``beside_is`` is the percentile."""
+        for p in percentiles:
+            self.add(
+                name.format(p=p),
+                percentile(samples, p) * 1000,
+                None if beside is None else percentile(beside, p) * 1000,
+                "ms",
+                beside_is.format(p=p),
+                samples=len(samples),
+                **extra,
+            )
+
     def table(self) -> str:
         head = f"{'benchmark':<34}{'figure':>12}  {'unit':<10}{'ceiling':>12}  {'ratio':>6}  ceiling is"
         lines = [head, "-" * len(head)]
@@ -903,15 +925,9 @@ def main(argv: list[str] | None = None) -> None:
 
         print("2. freshness at half the command maximum", file=sys.stderr, flush=True)
         lags = freshness(system, register_rate / 2, sizes.freshness_commands)
-        for p in (50, 95, 99):
-            report.add(
-                f"freshness p{p}",
-                percentile(lags, p) * 1000,
-                None,
-                "ms",
-                f"at {register_rate / 2:,.0f} commands/s",
-                samples=len(lags),
-            )
+        report.add_latencies(
+            "freshness p{p}", lags, None, f"at {register_rate / 2:,.0f} commands/s", (50, 95, 99)
+        )
 
         print("2b. book transfer", file=sys.stderr, flush=True)
         moved, handover_mb = book_transfer(system, sizes.book)
@@ -942,17 +958,14 @@ def main(argv: list[str] | None = None) -> None:
         print("2d. the agent's day", file=sys.stderr, flush=True)
         day_latencies = agents_day(system, sizes.plan_days, sizes.plan_seconds)
         for name in ("get_daily_plan", "get_team_day"):
-            for p in (50, 99):
-                report.add(
-                    f"{name} p{p}",
-                    percentile(day_latencies[name], p) * 1000,
-                    percentile(day_latencies["ping"], p) * 1000,
-                    "ms",
-                    f"sales ping p{p}, same 4 clients",
-                    samples=len(day_latencies[name]),
-                    note=f"team of {len(DAY_AGENTS)} agents, {ACTIVITIES_A_DAY} activities each a day, "
-                    f"{sizes.plan_days} days; the ratio is how many pings one read costs",
-                )
+            report.add_latencies(
+                f"{name} p{{p}}",
+                day_latencies[name],
+                day_latencies["ping"],
+                "sales ping p{p}, same 4 clients",
+                note=f"team of {len(DAY_AGENTS)} agents, {ACTIVITIES_A_DAY} activities each a day, "
+                f"{sizes.plan_days} days; the ratio is how many pings one read costs",
+            )
 
         print("2e. the SLA clock", file=sys.stderr, flush=True)
         jumps, once = sla_clock(amqp_uri, sizes.sla_tickets)
